@@ -1,0 +1,35 @@
+# HarmoSE: two commands set everything up on a fresh Debian machine.
+#   make run   — install missing system packages, build release, run pipeline.json on data/
+#   make test  — install missing system packages, run the test suite
+#   make bench — benchmarks (results go in BENCHMARKS.md by hand, with the command)
+SHELL := /bin/bash
+DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT_BUILD_FLAGS ?=
+HARMOSE := .build/release/harmose
+
+.PHONY: deps build run test bench clean
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build -c release $(SWIFT_BUILD_FLAGS)
+
+run: build
+	$(HARMOSE) run --pipeline pipeline.json
+
+test: deps
+	swift test $(SWIFT_BUILD_FLAGS)
+
+bench: build
+	@echo "see BENCHMARKS.md for the benchmark commands"
+
+clean:
+	rm -rf .build

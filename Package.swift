@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Hot numeric kernels are compiled for AVX2+FMA (Haswell and newer, every AMD Zen) in release
+// builds; without it Swift's SIMD types fall back to libcalls. See README "Build notes".
+let hotKernel: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
+]
+
+let package = Package(
+    name: "HarmoSE",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "harmose", targets: ["harmose"]),
+        .library(name: "HarmoSE", targets: ["HarmoSECLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libhdf5-dev, libarchive-dev).
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5"),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
+
+        // Cores with no knowledge of chemistry.
+        .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
+        .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
+        .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
+        .target(name: "SO3", dependencies: ["Linalg", "Autograd"], swiftSettings: hotKernel),
+
+        // Domain.
+        .target(name: "Structures", dependencies: ["Linalg"]),
+        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive"]),
+        .target(name: "Graphs", dependencies: ["Structures"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats"]),
+
+        // Orchestration.
+        .target(name: "Pipeline", dependencies: ["Structures", "Formats"]),
+        .target(name: "HarmoSECLI", dependencies: [
+            "Structures", "Formats", "Graphs", "Bands", "Pipeline", "SO3", "Autograd",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI"]),
+
+        // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LinalgTests", dependencies: ["Linalg", "TestSupport"]),
+        .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
+        .testTarget(name: "SO3Tests", dependencies: ["SO3", "Formats", "TestSupport"]),
+        .testTarget(name: "StructuresTests", dependencies: ["Structures", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
+        .testTarget(name: "GraphsTests", dependencies: ["Graphs", "Formats", "TestSupport"]),
+        .testTarget(name: "BandsTests", dependencies: ["Bands", "Formats", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

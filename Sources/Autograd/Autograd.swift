@@ -1,0 +1,1 @@
+// Autograd: placeholder until its module lands.

@@ -1,0 +1,1 @@
+// Bands: placeholder until its module lands.

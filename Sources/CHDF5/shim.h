@@ -1,0 +1,21 @@
+// HDF5's native type ids and access flags are macros that Swift cannot import; expose them as
+// functions. Headers: /usr/include/hdf5/serial (pkg-config hdf5).
+#pragma once
+#include <hdf5.h>
+
+static inline hid_t harmose_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t harmose_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t harmose_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t harmose_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t harmose_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
+static inline hid_t harmose_h5t_c_s1(void) { return H5T_C_S1; }
+static inline unsigned harmose_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+static inline unsigned harmose_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+static inline unsigned harmose_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
+static inline hid_t harmose_h5p_default(void) { return H5P_DEFAULT; }
+static inline hid_t harmose_h5s_all(void) { return H5S_ALL; }
+static inline hid_t harmose_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline hid_t harmose_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline size_t harmose_h5t_variable(void) { return H5T_VARIABLE; }
+static inline hid_t harmose_h5e_default(void) { return H5E_DEFAULT; }
+static inline hid_t harmose_h5p_link_create(void) { return H5P_LINK_CREATE; }

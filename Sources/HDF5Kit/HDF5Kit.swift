@@ -1,0 +1,425 @@
+// HDF5Kit: a small, typed, thread-safe Swift face on the HDF5 C library — open (from disk or from
+// an in-memory image, for archive members), list, read and write n-dimensional numeric datasets,
+// strings and attributes. Every error names the file and the object. The serial HDF5 library is
+// not thread-safe, so every call goes through one process-wide lock.
+import CHDF5
+import Foundation
+
+public struct HDF5Error: Error, CustomStringConvertible, Equatable {
+    public var file: String
+    public var object: String?
+    public var message: String
+    public init(file: String, object: String? = nil, message: String) {
+        self.file = file; self.object = object; self.message = message
+    }
+    public var description: String {
+        if let object { return "\(file): \(object): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// Element type stored on disk.
+public enum HDF5ScalarKind: Sendable { case float64, float32, int64, int32 }
+
+/// A numeric array read from a dataset: values in row-major (C) order plus the shape.
+public struct HDF5Array<T>: Sendable where T: Sendable {
+    public var values: [T]
+    public var shape: [Int]
+    public init(values: [T], shape: [Int]) { self.values = values; self.shape = shape }
+}
+
+let hdf5Lock: NSRecursiveLock = {
+    let lock = NSRecursiveLock()
+    // Silence HDF5's own error-stack printing: we report errors ourselves, naming file and key.
+    _ = H5Eset_auto2(harmose_h5e_default(), nil, nil)
+    return lock
+}()
+
+@inline(__always) func withHDF5<R>(_ body: () throws -> R) rethrows -> R {
+    hdf5Lock.lock(); defer { hdf5Lock.unlock() }
+    return try body()
+}
+
+public final class HDF5File {
+    public let path: String
+    let id: hid_t
+    private var image: UnsafeMutableRawBufferPointer?
+
+    /// Opens an existing file read-only.
+    public init(readingAt path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HDF5Error(file: path, message: "file not found")
+        }
+        id = try withHDF5 {
+            guard H5Fis_hdf5(path) > 0 else { throw HDF5Error(file: path, message: "not an HDF5 file (or truncated)") }
+            let f = H5Fopen(path, harmose_h5f_acc_rdonly(), harmose_h5p_default())
+            guard f >= 0 else { throw HDF5Error(file: path, message: "cannot open (corrupt or truncated HDF5)") }
+            return f
+        }
+    }
+
+    /// Opens a file held in memory (an archive member); `name` is used in messages.
+    public init(image bytes: [UInt8], name: String) throws {
+        self.path = name
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        image = buffer
+        id = try withHDF5 {
+            let fapl = H5Pcreate(harmose_h5p_file_access())
+            defer { H5Pclose(fapl) }
+            H5Pset_fapl_core(fapl, 1 << 16, false)
+            guard H5Pset_file_image(fapl, buffer.baseAddress, bytes.count) >= 0 else {
+                throw HDF5Error(file: name, message: "cannot load in-memory image")
+            }
+            let f = H5Fopen(name, harmose_h5f_acc_rdonly(), fapl)
+            guard f >= 0 else { throw HDF5Error(file: name, message: "not an HDF5 file (corrupt or truncated)") }
+            return f
+        }
+    }
+
+    /// Creates (truncating) a file for writing.
+    public init(creatingAt path: String) throws {
+        self.path = path
+        id = try withHDF5 {
+            let f = H5Fcreate(path, harmose_h5f_acc_trunc(), harmose_h5p_default(), harmose_h5p_default())
+            guard f >= 0 else { throw HDF5Error(file: path, message: "cannot create file") }
+            return f
+        }
+    }
+
+    deinit {
+        withHDF5 { _ = H5Fclose(id) }
+        image?.deallocate()
+    }
+
+    /// Closes the file now (flushing writes); further use is a programming error.
+    public func flush() throws {
+        try withHDF5 {
+            guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error(file: path, message: "flush failed") }
+        }
+    }
+
+    // MARK: Listing
+
+    /// Names of the objects directly inside a group ("/" for the root).
+    public func memberNames(of group: String = "/") throws -> [String] {
+        try withHDF5 {
+            let g = H5Gopen2(id, group, harmose_h5p_default())
+            guard g >= 0 else { throw HDF5Error(file: path, object: group, message: "no such group") }
+            defer { H5Gclose(g) }
+            var info = H5G_info_t()
+            guard H5Gget_info(g, &info) >= 0 else { throw HDF5Error(file: path, object: group, message: "cannot list") }
+            var names: [String] = []
+            names.reserveCapacity(Int(info.nlinks))
+            for k in 0 ..< info.nlinks {
+                let n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, nil, 0, harmose_h5p_default())
+                guard n >= 0 else { throw HDF5Error(file: path, object: group, message: "cannot read member name") }
+                var buf = [CChar](repeating: 0, count: Int(n) + 1)
+                H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, &buf, Int(n) + 1, harmose_h5p_default())
+                names.append(String(cString: buf))
+            }
+            return names
+        }
+    }
+
+    public func exists(_ name: String) -> Bool {
+        withHDF5 { H5Lexists(id, name, harmose_h5p_default()) > 0 }
+    }
+
+    /// Shape and stored element kind of a dataset.
+    public func datasetInfo(_ name: String) throws -> (shape: [Int], kind: HDF5ScalarKind) {
+        try withDataset(name) { d in
+            (try shapeOf(d, name), try kindOf(d, name))
+        }
+    }
+
+    // MARK: Reading
+
+    /// Reads any integer or floating dataset as Double (float32 and integers are converted exactly).
+    public func readDoubles(_ name: String) throws -> HDF5Array<Double> {
+        try read(name, memType: harmose_h5t_native_double(), zero: 0.0)
+    }
+
+    public func readFloats(_ name: String) throws -> HDF5Array<Float> {
+        try read(name, memType: harmose_h5t_native_float(), zero: Float(0))
+    }
+
+    /// Reads an integer dataset as Int64; a floating dataset is an error (no silent truncation).
+    public func readInt64s(_ name: String) throws -> HDF5Array<Int64> {
+        let kind = try datasetInfo(name).kind
+        guard kind == .int64 || kind == .int32 else {
+            throw HDF5Error(file: path, object: name, message: "expected an integer dataset, found \(kind)")
+        }
+        return try read(name, memType: harmose_h5t_native_int64(), zero: Int64(0))
+    }
+
+    /// Reads a scalar or 1-element string dataset.
+    public func readString(_ name: String) throws -> String {
+        try withDataset(name) { d in
+            let t = H5Dget_type(d)
+            defer { H5Tclose(t) }
+            guard H5Tget_class(t) == H5T_STRING else {
+                throw HDF5Error(file: path, object: name, message: "expected a string dataset")
+            }
+            return try readStringValue(t, name: name) { mem, buf in H5Dread(d, mem, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), buf) }
+        }
+    }
+
+    // MARK: Writing
+
+    public func write(_ name: String, doubles: [Double], shape: [Int], compressed: Bool = false) throws {
+        try write(name, values: doubles, shape: shape, fileType: harmose_h5t_native_double(), compressed: compressed)
+    }
+
+    public func write(_ name: String, floats: [Float], shape: [Int], compressed: Bool = false) throws {
+        try write(name, values: floats, shape: shape, fileType: harmose_h5t_native_float(), compressed: compressed)
+    }
+
+    public func write(_ name: String, int64s: [Int64], shape: [Int], compressed: Bool = false) throws {
+        try write(name, values: int64s, shape: shape, fileType: harmose_h5t_native_int64(), compressed: compressed)
+    }
+
+    /// Writes a scalar variable-length UTF-8 string dataset.
+    public func write(_ name: String, string: String) throws {
+        try withHDF5 {
+            let t = H5Tcopy(harmose_h5t_c_s1())
+            defer { H5Tclose(t) }
+            H5Tset_size(t, harmose_h5t_variable())
+            H5Tset_cset(t, H5T_CSET_UTF8)
+            let s = H5Screate(H5S_SCALAR)
+            defer { H5Sclose(s) }
+            let lcpl = try linkCreationProperties()
+            defer { H5Pclose(lcpl) }
+            let d = H5Dcreate2(id, name, t, s, lcpl, harmose_h5p_default(), harmose_h5p_default())
+            guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create dataset") }
+            defer { H5Dclose(d) }
+            let status: herr_t = string.withCString { c in
+                var ptr: UnsafePointer<CChar>? = c
+                return H5Dwrite(d, t, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &ptr)
+            }
+            guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "write failed") }
+        }
+    }
+
+    /// Creates a group (and missing parents).
+    public func createGroup(_ name: String) throws {
+        try withHDF5 {
+            let lcpl = try linkCreationProperties()
+            defer { H5Pclose(lcpl) }
+            let g = H5Gcreate2(id, name, lcpl, harmose_h5p_default(), harmose_h5p_default())
+            guard g >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create group") }
+            H5Gclose(g)
+        }
+    }
+
+    // MARK: Attributes (on the root group or any object)
+
+    public func setAttribute(_ attribute: String, string value: String, on object: String = "/") throws {
+        try withObject(object) { o in
+            let t = H5Tcopy(harmose_h5t_c_s1())
+            defer { H5Tclose(t) }
+            H5Tset_size(t, harmose_h5t_variable())
+            H5Tset_cset(t, H5T_CSET_UTF8)
+            let s = H5Screate(H5S_SCALAR)
+            defer { H5Sclose(s) }
+            if H5Aexists(o, attribute) > 0 { H5Adelete(o, attribute) }
+            let a = H5Acreate2(o, attribute, t, s, harmose_h5p_default(), harmose_h5p_default())
+            guard a >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "cannot create attribute") }
+            defer { H5Aclose(a) }
+            let status: herr_t = value.withCString { c in
+                var ptr: UnsafePointer<CChar>? = c
+                return H5Awrite(a, t, &ptr)
+            }
+            guard status >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "write failed") }
+        }
+    }
+
+    public func setAttribute(_ attribute: String, doubles value: [Double], on object: String = "/") throws {
+        try withObject(object) { o in
+            var dims = [hsize_t(value.count)]
+            let s = value.count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dims, nil)
+            defer { H5Sclose(s) }
+            if H5Aexists(o, attribute) > 0 { H5Adelete(o, attribute) }
+            let a = H5Acreate2(o, attribute, harmose_h5t_native_double(), s, harmose_h5p_default(), harmose_h5p_default())
+            guard a >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "cannot create attribute") }
+            defer { H5Aclose(a) }
+            guard value.withUnsafeBytes({ H5Awrite(a, harmose_h5t_native_double(), $0.baseAddress) }) >= 0 else {
+                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "write failed")
+            }
+        }
+    }
+
+    public func attributeNames(of object: String = "/") throws -> [String] {
+        try withObject(object) { o in
+            var info = H5O_info_t()
+            guard H5Oget_info2(o, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
+                throw HDF5Error(file: path, object: object, message: "cannot read attributes")
+            }
+            return (0 ..< info.num_attrs).map { k -> String in
+                let n = H5Aget_name_by_idx(o, ".", H5_INDEX_NAME, H5_ITER_INC, k, nil, 0, harmose_h5p_default())
+                var buf = [CChar](repeating: 0, count: max(Int(n), 0) + 1)
+                H5Aget_name_by_idx(o, ".", H5_INDEX_NAME, H5_ITER_INC, k, &buf, buf.count, harmose_h5p_default())
+                return String(cString: buf)
+            }
+        }
+    }
+
+    public func stringAttribute(_ attribute: String, of object: String = "/") throws -> String {
+        try withAttribute(attribute, of: object) { a in
+            let t = H5Aget_type(a)
+            defer { H5Tclose(t) }
+            guard H5Tget_class(t) == H5T_STRING else {
+                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "expected a string attribute")
+            }
+            return try readStringValue(t, name: "\(object)@\(attribute)") { mem, buf in H5Aread(a, mem, buf) }
+        }
+    }
+
+    public func doubleAttribute(_ attribute: String, of object: String = "/") throws -> [Double] {
+        try withAttribute(attribute, of: object) { a in
+            let s = H5Aget_space(a)
+            defer { H5Sclose(s) }
+            let n = Int(H5Sget_simple_extent_npoints(s))
+            var out = [Double](repeating: 0, count: n)
+            guard out.withUnsafeMutableBytes({ H5Aread(a, harmose_h5t_native_double(), $0.baseAddress) }) >= 0 else {
+                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "not numeric")
+            }
+            return out
+        }
+    }
+
+    // MARK: Internals
+
+    private func linkCreationProperties() throws -> hid_t {
+        let lcpl = H5Pcreate(harmose_h5p_link_create())
+        H5Pset_create_intermediate_group(lcpl, 1)
+        return lcpl
+    }
+
+    private func withDataset<R>(_ name: String, _ body: (hid_t) throws -> R) throws -> R {
+        try withHDF5 {
+            guard H5Lexists(id, name, harmose_h5p_default()) > 0 else {
+                throw HDF5Error(file: path, object: name, message: "dataset not found")
+            }
+            let d = H5Dopen2(id, name, harmose_h5p_default())
+            guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "not a dataset") }
+            defer { H5Dclose(d) }
+            return try body(d)
+        }
+    }
+
+    private func withObject<R>(_ name: String, _ body: (hid_t) throws -> R) throws -> R {
+        try withHDF5 {
+            let o = H5Oopen(id, name, harmose_h5p_default())
+            guard o >= 0 else { throw HDF5Error(file: path, object: name, message: "object not found") }
+            defer { H5Oclose(o) }
+            return try body(o)
+        }
+    }
+
+    private func withAttribute<R>(_ attribute: String, of object: String, _ body: (hid_t) throws -> R) throws -> R {
+        try withObject(object) { o in
+            guard H5Aexists(o, attribute) > 0 else {
+                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "attribute not found")
+            }
+            let a = H5Aopen(o, attribute, harmose_h5p_default())
+            guard a >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "cannot open attribute") }
+            defer { H5Aclose(a) }
+            return try body(a)
+        }
+    }
+
+    private func shapeOf(_ d: hid_t, _ name: String) throws -> [Int] {
+        let s = H5Dget_space(d)
+        defer { H5Sclose(s) }
+        let rank = Int(H5Sget_simple_extent_ndims(s))
+        guard rank >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot read shape") }
+        var dims = [hsize_t](repeating: 0, count: rank)
+        H5Sget_simple_extent_dims(s, &dims, nil)
+        return dims.map { Int($0) }
+    }
+
+    private func kindOf(_ d: hid_t, _ name: String) throws -> HDF5ScalarKind {
+        let t = H5Dget_type(d)
+        defer { H5Tclose(t) }
+        let size = H5Tget_size(t)
+        switch H5Tget_class(t) {
+        case H5T_FLOAT: return size == 4 ? .float32 : .float64
+        case H5T_INTEGER: return size <= 4 ? .int32 : .int64
+        default: throw HDF5Error(file: path, object: name, message: "not a numeric dataset")
+        }
+    }
+
+    private func read<T>(_ name: String, memType: hid_t, zero: T) throws -> HDF5Array<T> {
+        try withDataset(name) { d in
+            let shape = try shapeOf(d, name)
+            _ = try kindOf(d, name)
+            let count = shape.reduce(1, *)
+            var values = [T](repeating: zero, count: count)
+            if count > 0 {
+                let status = values.withUnsafeMutableBytes {
+                    H5Dread(d, memType, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), $0.baseAddress)
+                }
+                guard status >= 0 else {
+                    throw HDF5Error(file: path, object: name, message: "read failed (truncated or corrupt data)")
+                }
+            }
+            return HDF5Array(values: values, shape: shape)
+        }
+    }
+
+    private func readStringValue(_ t: hid_t, name: String, read: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> String {
+        if H5Tis_variable_str(t) > 0 {
+            let mem = H5Tcopy(harmose_h5t_c_s1())
+            defer { H5Tclose(mem) }
+            H5Tset_size(mem, harmose_h5t_variable())
+            H5Tset_cset(mem, H5Tget_cset(t))
+            var ptr: UnsafeMutablePointer<CChar>? = nil
+            guard read(mem, &ptr) >= 0, let p = ptr else {
+                throw HDF5Error(file: path, object: name, message: "cannot read string")
+            }
+            defer { free(p) }
+            return String(cString: p)
+        }
+        let size = H5Tget_size(t)
+        var buf = [CChar](repeating: 0, count: size + 1)
+        guard buf.withUnsafeMutableBytes({ read(t, $0.baseAddress!) }) >= 0 else {
+            throw HDF5Error(file: path, object: name, message: "cannot read string")
+        }
+        return String(cString: buf)
+    }
+
+    private func write<T>(_ name: String, values: [T], shape: [Int], fileType: hid_t, compressed: Bool) throws {
+        guard shape.reduce(1, *) == values.count else {
+            throw HDF5Error(file: path, object: name, message: "shape \(shape) does not hold \(values.count) values")
+        }
+        try withHDF5 {
+            var dims = shape.map { hsize_t($0) }
+            let s = H5Screate_simple(Int32(dims.count), &dims, nil)
+            defer { H5Sclose(s) }
+            let dcpl = H5Pcreate(harmose_h5p_dataset_create())
+            defer { H5Pclose(dcpl) }
+            if compressed && values.count > 0 {
+                var chunk = dims
+                // Chunk along the first axis, about 64 KiB per chunk.
+                let rowSize = max(1, dims.dropFirst().reduce(1, *))
+                chunk[0] = max(1, min(dims[0], hsize_t(max(1, 16384 / Int(rowSize)))))
+                H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
+                H5Pset_shuffle(dcpl)
+                H5Pset_deflate(dcpl, 4)
+            }
+            let lcpl = try linkCreationProperties()
+            defer { H5Pclose(lcpl) }
+            let d = H5Dcreate2(id, name, fileType, s, lcpl, dcpl, harmose_h5p_default())
+            guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create dataset (exists?)") }
+            defer { H5Dclose(d) }
+            if values.count > 0 {
+                let status = values.withUnsafeBytes {
+                    H5Dwrite(d, fileType, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), $0.baseAddress)
+                }
+                guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "write failed") }
+            }
+        }
+    }
+}

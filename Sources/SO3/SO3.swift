@@ -1,0 +1,1 @@
+// SO3: placeholder until its module lands.

@@ -1,0 +1,3 @@
+import HarmoSECLI
+
+HarmoSECommand.main()

@@ -1,0 +1,5 @@
+import XCTest
+
+final class BandsPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}

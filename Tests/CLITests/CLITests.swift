@@ -1,0 +1,5 @@
+import XCTest
+
+final class CLIPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}

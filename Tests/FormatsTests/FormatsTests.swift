@@ -1,0 +1,5 @@
+import XCTest
+
+final class FormatsPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}

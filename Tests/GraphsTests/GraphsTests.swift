@@ -1,0 +1,5 @@
+import XCTest
+
+final class GraphsPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class LinalgPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class SO3PlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}
