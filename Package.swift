@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats"]),
 
         // Orchestration.
-        .target(name: "Pipeline", dependencies: ["Structures", "Formats"]),
+        .target(name: "Pipeline", dependencies: ["Structures"]),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "Pipeline", "SO3", "Autograd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
