@@ -132,3 +132,112 @@ final class LegacyConversionTests: XCTestCase {
                                            legacy.structure.positions.flatMap { [$0.x, $0.y, $0.z] }), 1e-12)
     }
 }
+
+final class RoundTripTests: XCTestCase {
+    func testDockWriteReadIsExact() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        for name in ["MoTe2", "molecules/25000", "Si"] {
+            var original = try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/\(name)"))
+            original.name = "x"
+            let out = tmp.appendingPathComponent(name)
+            try FormatWriter.write(original, to: out, format: .deephDock)
+            var back = try FormatReader.readRecord(at: out)
+            back.name = "x"
+            XCTAssertEqual(back, original, name)
+            // Float64 on disk and exactly the keys DeepH-dock writes.
+            let h5 = try HDF5File(readingAt: out.appendingPathComponent("hamiltonian.h5").path)
+            XCTAssertEqual(Set(try h5.memberNames()), ["atom_pairs", "chunk_boundaries", "chunk_shapes", "entries"])
+            XCTAssertEqual(try h5.datasetInfo("entries").kind, .float64)
+            XCTAssertEqual(try h5.datasetInfo("atom_pairs").kind, .int64)
+            let info = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("info.json"))) as! [String: Any]
+            XCTAssertEqual(Set(info.keys), ["atoms_quantity", "orbits_quantity", "orthogonal_basis", "spinful",
+                                            "fermi_energy_eV", "elements_orbital_map"])
+        }
+    }
+
+    func testFloat32DatasetWritesAsFloat64Exactly() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let original = try FormatReader.readRecord(at: Fixtures.url("datasets/mos2-2x2-0000"))
+        try FormatWriter.write(original, to: tmp.appendingPathComponent("m"), format: .deephDock)
+        var back = try FormatReader.readRecord(at: tmp.appendingPathComponent("m"))
+        back.name = original.name
+        XCTAssertEqual(back, original)
+    }
+
+    func testLegacyWriteReadIsExact() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        for name in ["MoTe2", "molecules/25000", "H2O-pyscf"] {
+            let original = try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/\(name)"))
+            let out = tmp.appendingPathComponent(name)
+            try FormatWriter.write(original, to: out, format: .deephLegacy)
+            let back = try FormatReader.readRecord(at: out)
+            XCTAssertEqual(back.structure, original.structure, name)
+            XCTAssertEqual(back.fermiEnergy, original.fermiEnergy)
+            XCTAssertEqual(blockDifference(back.hamiltonian!, original.hamiltonian!), 0)
+            XCTAssertEqual(blockDifference(back.overlap!, original.overlap!), 0)
+        }
+    }
+
+    /// Legacy atoms may come in any order; dock groups them by element. The mapping is
+    /// `DeepHDock.atomOrder`, and blocks follow their atoms.
+    func testDockWriterGroupsAtomsByElement() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let dock = try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/MoTe2"))
+        // Te, Mo, Te: not grouped.
+        let shuffled = dock.permutingAtoms([0, 2, 1])
+        XCTAssertEqual(shuffled.structure.atomicNumbers, [52, 42, 52])
+        XCTAssertEqual(DeepHDock.atomOrder(for: shuffled.structure), [0, 2, 1])
+        try FormatWriter.write(shuffled, to: tmp.appendingPathComponent("legacy"), format: .deephLegacy)
+        let legacy = try FormatReader.readRecord(at: tmp.appendingPathComponent("legacy"))
+        XCTAssertEqual(legacy.structure.atomicNumbers, [52, 42, 52], "legacy keeps the atom order")
+        try FormatWriter.write(legacy, to: tmp.appendingPathComponent("dock"), format: .deephDock)
+        let regrouped = try FormatReader.readRecord(at: tmp.appendingPathComponent("dock"))
+        XCTAssertEqual(regrouped.structure.atomicNumbers, [52, 52, 42])
+        XCTAssertEqual(regrouped.structure.positions, dock.structure.positions)
+        XCTAssertEqual(blockDifference(regrouped.hamiltonian!, dock.hamiltonian!), 0)
+    }
+
+    func testOpenMXTableMatchesTheManual() {
+        XCTAssertEqual(OrbitalOrder.openMXIndex(l: 1), [1, 2, 0])           // y, z, x from x, y, z
+        XCTAssertEqual(OrbitalOrder.openMXIndex(l: 2), [2, 4, 0, 3, 1])     // xy, yz, z², xz, x²−y²
+        XCTAssertEqual(OrbitalOrder.openMXIndex(l: 3), [6, 4, 2, 0, 1, 3, 5])
+        XCTAssertEqual(OrbitalOrder.openMXIndex(shells: OrbitalShells([0, 1])), [0, 2, 3, 1])
+    }
+}
+
+final class ArchiveTests: XCTestCase {
+    func testArchivesStreamEveryStructure() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let root = Fixtures.url("peer/deeph-dock")
+        let folders = ["MoTe2", "molecules/1000", "single-atoms/Bi"]
+        var expected: [String: DFTRecord] = [:]
+        for f in folders { expected[f] = try FormatReader.readRecord(at: root.appendingPathComponent(f)) }
+        for (kind, ext) in [(TestArchive.Kind.tar, "tar"), (.tarGz, "tar.gz"), (.tarXz, "tar.xz"), (.zip, "zip")] {
+            let url = tmp.appendingPathComponent("set.\(ext)")
+            try TestArchive.write(url, kind: kind, root: root, folders: folders)
+            let source = try DatasetSource(url: url)
+            XCTAssertEqual(source.kind, .archive)
+            XCTAssertEqual(try source.structureNames(), folders, ext)
+            XCTAssertEqual(try FormatReader.detect(at: url), .deephDock)
+            var names: [String] = []
+            try source.forEachRecord { record in
+                names.append(record.name)
+                var want = expected[record.name]!
+                want.name = record.name
+                XCTAssertEqual(record, want, "\(ext) \(record.name)")
+            }
+            XCTAssertEqual(names, folders, ext)
+        }
+    }
+
+    func testLegacyInsideArchive() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let url = tmp.appendingPathComponent("legacy.tgz")
+        try TestArchive.write(url, kind: .tarGz, root: Fixtures.url("peer/deeph-legacy"), folders: ["MoTe2"])
+        var records: [DFTRecord] = []
+        try DatasetSource(url: url).forEachRecord { records.append($0) }
+        XCTAssertEqual(records.count, 1)
+        let dock = try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/MoTe2"))
+        XCTAssertLessThanOrEqual(blockDifference(records[0].hamiltonian!, dock.hamiltonian!), 1e-12)
+    }
+}
