@@ -13,7 +13,11 @@ public struct HarmoSECommand: ParsableCommand {
         new structures. Batch work runs through `harmose run`, driven by pipeline.json.
         """,
         version: version,
-        subcommands: []
+        subcommands: [
+            RunCommand.self,
+            StatusCommand.self,
+            GCCommand.self,
+        ]
     )
     public init() {}
 }

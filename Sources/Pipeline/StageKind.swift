@@ -155,7 +155,8 @@ public final class StageContext: @unchecked Sendable {
     /// Input name → resolved locations: data files/directories, or other stages' artifact
     /// directories. Single inputs have one URL; absent optional inputs are missing from the map.
     public let inputs: [String: [URL]]
-    /// Fresh, empty directory; everything the stage produces goes here.
+    /// Fresh, empty directory; everything the stage produces goes here. The runner adds
+    /// manifest.json, log.txt and inputs-index.tsv beside it: kinds must not use those names.
     public let outputDirectory: URL
     public let partition: Partition
     private let reporter: StageReporter
