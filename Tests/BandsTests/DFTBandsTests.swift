@@ -113,4 +113,23 @@ final class DFTBandsTests: XCTestCase {
         XCTAssertEqual(try f.readDoubles("dos").values.count, dos.energies.count)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("dos.svg").path))
     }
+
+    /// Supercell bands at K are the primitive bands at every k folding onto K.
+    func testSupercellFoldsPrimitiveBands() throws {
+        let record = try FormatReader.readRecord(at: mote2)
+        let primitive = try BlochSystem(record: record)
+        let n = SIMD3(2, 3, 1)
+        let big = Supercell.make(record.structure, operators: [record.hamiltonian, record.overlap], repeats: n)
+        let sc = try BlochSystem(structure: big.structure, hamiltonian: big.operators[0]!, overlap: big.operators[1])
+        XCTAssertEqual(sc.orbitalCount, 57 * 6)
+        XCTAssertEqual(big.operators[0]!.hermiticityDeviation().unpaired, [])
+        let K = Vec3(0.1, 0.2, 0)
+        var folded: [Double] = []
+        for m1 in 0 ..< n.x { for m2 in 0 ..< n.y {
+            let k = Vec3((K.x + Double(m1)) / Double(n.x), (K.y + Double(m2)) / Double(n.y), 0)
+            folded += try primitive.eigenvalues(at: k).values
+        } }
+        let got = try sc.eigenvalues(at: K).values
+        XCTAssertLessThan(maxAbsDifference(got, folded.sorted()), 1e-8)
+    }
 }
