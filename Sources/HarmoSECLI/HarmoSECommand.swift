@@ -19,6 +19,9 @@ public struct HarmoSECommand: ParsableCommand {
             GCCommand.self,
             ConvertCommand.self,
             InspectCommand.self,
+            BandsCommand.self,
+            DOSCommand.self,
+            BenchBandsCommand.self,
         ]
     )
     public init() {}
