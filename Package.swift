@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Structures", dependencies: ["Linalg"]),
         .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive"]),
         .target(name: "Graphs", dependencies: ["Structures"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Plots"]),
         .target(name: "Plots"),
 
         // Learning.
