@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
     ],

@@ -55,7 +55,8 @@ public enum Evaluator {
     /// (H + H†)/2 in real space: each block and its partner replaced by their mean. Models
     /// predict (R,i,j) and (−R,j,i) separately, so a prediction is slightly non-Hermitian and a
     /// Hermitian eigensolver would read only one triangle of H(k) — which one is the solver's
-    /// business. The mean makes predicted bands independent of that choice.
+    /// business. The mean makes bands independent of that choice; DFT data get the same
+    /// treatment (they are Hermitian to round-off, ~1e-8 eV).
     public static func hermitianPart(_ op: BlockOperator) -> BlockOperator {
         var out = op
         for (b, key) in op.keys.enumerated() {
@@ -84,7 +85,9 @@ public enum Evaluator {
                                                name: reference.name, sample: &sample)
         var bands: BandComparison?
         if options.computeBands {
-            let refSystem = try BlochSystem(record: reference, hamiltonianSource: referencePath.map { "\($0)/hamiltonian" })
+            // Both sides symmetrized the same way, so identical inputs give identical bands.
+            let refSystem = try BlochSystem(record: reference, hamiltonian: hermitianPart(h),
+                                            hamiltonianSource: referencePath.map { "\($0)/hamiltonian" })
             let predSystem = try BlochSystem(record: reference, hamiltonian: hermitianPart(prediction),
                                              hamiltonianSource: predictionPath ?? "prediction")
             bands = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: kpath,

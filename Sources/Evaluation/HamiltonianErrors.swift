@@ -41,6 +41,7 @@ public struct ShellLabel: Hashable, Comparable, Sendable, CustomStringConvertibl
     public var atomicNumber: Int
     public var shell: Int
     public var l: Int
+    public init(atomicNumber: Int, shell: Int, l: Int) { self.atomicNumber = atomicNumber; self.shell = shell; self.l = l }
     public static func < (a: ShellLabel, b: ShellLabel) -> Bool { (a.atomicNumber, a.shell) < (b.atomicNumber, b.shell) }
     /// "O#3(p)": shell 3 (0-based) of oxygen's basis, a p shell.
     public var description: String { "\(Elements.symbol(of: atomicNumber) ?? "Z\(atomicNumber)")#\(shell)(\(lLetter(l)))" }
