@@ -321,6 +321,15 @@ final class EvaluationFileTests: XCTestCase {
             XCTAssertEqual(root, pred.path)
             XCTAssertTrue(expected.hasPrefix(pred.appendingPathComponent("ethanol-0046/hamiltonian_pred.h5").path))
         }
+        // A reference without its DFT Hamiltonian.
+        let noH = try makeTemporaryDirectory(self).appendingPathComponent("water-0020")
+        try FileManager.default.createDirectory(at: noH, withIntermediateDirectories: true)
+        for name in ["POSCAR", "info.json", "overlap.h5"] {
+            try FileManager.default.copyItem(at: datasets.appendingPathComponent("water-0020/\(name)"), to: noH.appendingPathComponent(name))
+        }
+        XCTAssertThrowsError(try Evaluator.evaluate(predictions: pred, reference: noH)) { error in
+            XCTAssertEqual("\(error)", "\(noH.path)/hamiltonian.h5: missing file: the reference structure has no DFT Hamiltonian to compare with")
+        }
         let empty = try makeTemporaryDirectory(self)
         XCTAssertThrowsError(try Evaluator.evaluate(predictions: empty, reference: datasets)) { error in
             XCTAssertTrue("\(error)".hasPrefix("\(empty.path): no predicted Hamiltonians found"), "\(error)")
