@@ -127,7 +127,8 @@ public enum DeepHDock {
     // MARK: Writing
 
     static func write(_ original: DFTRecord, to dir: URL) throws {
-        let record = original.permutingAtoms(atomOrder(for: original.structure))
+        let order = atomOrder(for: original.structure)
+        let record = order == Array(order.indices) ? original : original.permutingAtoms(order)
         let s = record.structure
         try POSCAR.text(lattice: s.lattice, atomicNumbers: s.atomicNumbers, positions: s.positions,
                         comment: "POSCAR written by HarmoSE")
