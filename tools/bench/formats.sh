@@ -11,6 +11,9 @@ HARMOSE=${HARMOSE:-.build/release/harmose}
 REPEATS=${REPEATS:-7}
 COPIES=${COPIES:-8}   # the sets are small: read COPIES copies of each so a run lasts ~1 s
 [ -x "$HARMOSE" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+for tool in /usr/bin/time bc xz python3; do
+  command -v "$tool" > /dev/null || { echo "formats.sh needs $tool (Debian: apt-get install time bc xz-utils)" >&2; exit 1; }
+done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
