@@ -42,8 +42,13 @@ public enum DeepHDock {
             guard let z = Elements.atomicNumber(of: symbol) else {
                 throw FormatError(file: info.file, field: field, message: "unknown element '\(symbol)'")
             }
-            guard let ls = (value as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), ls.count == (value as? [Any])?.count,
-                  ls.allSatisfy({ (0 ... 6).contains($0) }) else {
+            let items = value as? [Any] ?? []
+            let ls = items.compactMap { item -> Int? in
+                guard let n = item as? NSNumber, !String(describing: type(of: n)).contains("Boolean"),
+                      n.doubleValue == n.doubleValue.rounded(), (0 ... 6).contains(n.intValue) else { return nil }
+                return n.intValue
+            }
+            guard value is [Any], ls.count == items.count else {
                 throw FormatError(file: info.file, field: field, message: "expected a list of angular momenta 0…6, found \(value)")
             }
             basis[z] = OrbitalShells(ls)
