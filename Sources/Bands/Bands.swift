@@ -130,19 +130,31 @@ public struct BlochSystem: Sendable {
                     let c = cos(phase), s = sin(phase)
                     let shape = op.shape(at: b)
                     let (r0, c0, addConjugate) = placement[b]
-                    var p = op.offsets[b]
-                    for r in 0 ..< shape.x {
-                        for col in 0 ..< shape.y {
-                            let v = e[p]; p += 1
-                            // Column-major: element (row, col) at 2·(row + col·n).
-                            let o = 2 * ((r0 + r) + (c0 + col) * n)
+                    let base = op.offsets[b], rows = shape.x, cols = shape.y
+                    // Column-major output: walk each block column so writes are contiguous.
+                    for col in 0 ..< cols {
+                        var o = 2 * (r0 + (c0 + col) * n)
+                        var p = base + col
+                        for _ in 0 ..< rows {
+                            let v = e[p]
                             out[o] += v * c
                             out[o + 1] += v * s
-                            if addConjugate {
-                                // Partner block (−R, j, i) = this blockᵀ, phase e^{−i2πk·R}.
-                                let t = 2 * ((c0 + col) + (r0 + r) * n)
-                                out[t] += v * c
-                                out[t + 1] -= v * s
+                            o += 2
+                            p += cols
+                        }
+                    }
+                    if addConjugate {
+                        // Partner block (−R, j, i) = this blockᵀ with phase e^{−i2πk·R}: its
+                        // column r is this block's row r, contiguous in the row-major input.
+                        for r in 0 ..< rows {
+                            var o = 2 * (c0 + (r0 + r) * n)
+                            var p = base + r * cols
+                            for _ in 0 ..< cols {
+                                let v = e[p]
+                                out[o] += v * c
+                                out[o + 1] -= v * s
+                                o += 2
+                                p += 1
                             }
                         }
                     }
