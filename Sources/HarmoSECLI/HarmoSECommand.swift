@@ -13,7 +13,16 @@ public struct HarmoSECommand: ParsableCommand {
         new structures. Batch work runs through `harmose run`, driven by pipeline.json.
         """,
         version: version,
-        subcommands: [BandsCommand.self, DOSCommand.self, BenchBandsCommand.self]
+        subcommands: [
+            RunCommand.self,
+            StatusCommand.self,
+            GCCommand.self,
+            ConvertCommand.self,
+            InspectCommand.self,
+            BandsCommand.self,
+            DOSCommand.self,
+            BenchBandsCommand.self,
+        ]
     )
     public init() {}
 }

@@ -99,6 +99,7 @@ final class LegacyConversionTests: XCTestCase {
                                            dock.structure.lattice.vectors.flatMap { [$0.x, $0.y, $0.z] }), 1e-12)
         XCTAssertEqual(legacy.fermiEnergy, dock.fermiEnergy)
         XCTAssertLessThanOrEqual(blockDifference(legacy.hamiltonian!, dock.hamiltonian!), 1e-12)
+        XCTAssertEqual(blockDifference(legacy.hamiltonian!, dock.hamiltonian!), 0, "a permutation copies values exactly")
         XCTAssertLessThanOrEqual(blockDifference(legacy.overlap!, dock.overlap!), 1e-12)
     }
 
