@@ -183,7 +183,10 @@ public struct BlochSystem: Sendable {
     /// Eigenvalues at many k-points, solved in parallel with OpenBLAS at one thread. Returns
     /// band-major energies [band][k], truncated to the band count every k-point has (filtering
     /// may drop different numbers of directions at different k), and the largest drop.
-    public func eigenvalues(at kpoints: [Vec3], overlapThreshold: Double? = nil) throws -> (bands: [[Double]], maxDropped: Int) {
+    /// `workers` bounds how many k-points are solved at once (default: the active cores); 1 solves
+    /// them in order on the calling thread.
+    public func eigenvalues(at kpoints: [Vec3], overlapThreshold: Double? = nil,
+                            workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> (bands: [[Double]], maxDropped: Int) {
         let nk = kpoints.count
         var perK = [[Double]](repeating: [], count: nk)
         var dropped = [Int](repeating: 0, count: nk)
@@ -195,15 +198,20 @@ public struct BlochSystem: Sendable {
         perK.withUnsafeMutableBufferPointer { values in
             dropped.withUnsafeMutableBufferPointer { drops in
                 let values = values, drops = drops
-                DispatchQueue.concurrentPerform(iterations: nk) { q in
-                    do {
-                        let r = try eigenvalues(at: kpoints[q], overlapThreshold: overlapThreshold)
-                        values[q] = r.values
-                        drops[q] = r.dropped
-                    } catch {
-                        lock.lock()
-                        if firstError == nil || firstError!.0 > q { firstError = (q, error) }
-                        lock.unlock()
+                // Worker w takes k-points w, w + width, …: an even spread, since cost per k is flat.
+                let width = max(1, min(workers, nk))
+                DispatchQueue.concurrentPerform(iterations: width) { w in
+                    for q in stride(from: w, to: nk, by: width) {
+                        do {
+                            let r = try eigenvalues(at: kpoints[q], overlapThreshold: overlapThreshold)
+                            values[q] = r.values
+                            drops[q] = r.dropped
+                        } catch {
+                            lock.lock()
+                            if firstError == nil || firstError!.0 > q { firstError = (q, error) }
+                            lock.unlock()
+                            return
+                        }
                     }
                 }
             }
