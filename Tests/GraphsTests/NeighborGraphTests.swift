@@ -120,11 +120,16 @@ final class NeighborGraphTests: XCTestCase {
         let b = try NeighborGraphBuilder.withinCutoff(s, cutoff: 5)
         XCTAssertEqual(a, b)
         // Every edge i→(j,R) has its reverse j→(i,−R) with the opposite vector.
-        let index = Dictionary(uniqueKeysWithValues: a.edges.map { ($0.key, $0) })
-        for e in a.edges {
-            let r = try XCTUnwrap(index[e.key.transposed])
+        let reverse = a.reverseEdgeIndex
+        for (n, e) in a.edges.enumerated() {
+            let r = a.edges[try XCTUnwrap(reverse[n])]
+            XCTAssertEqual(r.key, e.key.transposed)
             XCTAssertLessThan(norm(r.vector + e.vector), 1e-12)
         }
+        XCTAssertEqual(a.sources.count, a.edgeCount)
+        XCTAssertEqual(a.flatVectors.count, 3 * a.edgeCount)
+        XCTAssertEqual(a.flatShifts[3 * 5 + 2], a.edges[5].shift.z)
+        XCTAssertEqual(a.distances[7], a.edges[7].distance)
     }
 
     func testBlockGraphFollowsKeys() throws {
