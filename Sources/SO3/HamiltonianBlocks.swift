@@ -221,6 +221,11 @@ public enum OrbitalRotation {
             throw SO3Error.shapeMismatch(context: "block for shells [\(rows)] × [\(cols)]", expected: nr * nc, got: block.count)
         }
         let di = try matrix(for: rows, rotation: rotation), dj = rows == cols ? di : try matrix(for: cols, rotation: rotation)
+        return sandwich(di, block, dj, nr, nc)
+    }
+
+    /// Dᵢ B Dⱼᵀ for row-major Dᵢ (nr×nr), B (nr×nc), Dⱼ (nc×nc); Dᵢ is block-sparse.
+    static func sandwich(_ di: [Double], _ block: [Double], _ dj: [Double], _ nr: Int, _ nc: Int) -> [Double] {
         var tmp = [Double](repeating: 0, count: nr * nc)
         for i in 0 ..< nr { for k in 0 ..< nr where di[i * nr + k] != 0 {
             let a = di[i * nr + k]
@@ -232,6 +237,31 @@ public enum OrbitalRotation {
             for k in 0 ..< nc { s += tmp[i * nc + k] * dj[j * nc + k] }
             out[i * nc + j] = s
         } }
+        return out
+    }
+}
+
+extension OrbitalRotation {
+    /// Every block of a real-space operator rotated as D(i) O D(j)ᵀ (internal order); keys and
+    /// lattice shifts are unchanged, so positions must be rotated by the caller.
+    public static func rotate(operator op: BlockOperator, structure: Structure, rotation: Rotation) throws -> BlockOperator {
+        var cache: [OrbitalShells: [Double]] = [:]
+        func d(_ s: OrbitalShells) throws -> [Double] {
+            if let m = cache[s] { return m }
+            let m = try matrix(for: s, rotation: rotation)
+            cache[s] = m
+            return m
+        }
+        var out = BlockOperator()
+        for (b, key) in op.keys.enumerated() {
+            let si = structure.shells(ofAtom: key.i), sj = structure.shells(ofAtom: key.j)
+            let ni = si.orbitalCount, nj = sj.orbitalCount
+            let shape = op.shape(at: b)
+            guard shape.x == ni, shape.y == nj else {
+                throw SO3Error.shapeMismatch(context: "operator block \(key) for shells [\(si)] × [\(sj)]", expected: ni * nj, got: shape.x * shape.y)
+            }
+            out.append(key, rows: ni, cols: nj, values: sandwich(try d(si), Array(op.values(at: b)), try d(sj), ni, nj))
+        }
         return out
     }
 }

@@ -67,6 +67,11 @@ final class RotatedWaterTests: XCTestCase {
             XCTAssertGreaterThan(hNone, 100 * max(hResidual, 1e-6))
         }
         print(report.joined(separator: "\n"))
+        // The whole-operator rotation agrees block by block with the per-block one.
+        let copy3 = try record(3), e = try eulerAngles(3)
+        let rotated = try OrbitalRotation.rotate(operator: h0, structure: reference.structure, rotation: Rotation(eulerZYZ: e[0], e[1], e[2]))
+        XCTAssertEqual(rotated.keys, h0.keys)
+        XCTAssertLessThan(maxAbsDifference(rotated.entries, try XCTUnwrap(copy3.hamiltonian).entries), 1e-3)
     }
 
     func testOrbitalTableAgreesWithFormats() {

@@ -90,3 +90,22 @@ final class SphericalHarmonicsTests: XCTestCase {
         for g in sh.valuesAndGradients(r).gradients { XCTAssertEqual(dot(g, r), 0, accuracy: 1e-12) }
     }
 }
+
+final class E3nnRelationTests: XCTestCase {
+    /// e3nn uses y as polar axis: its l = 2 harmonics ("norm" normalisation, transcribed from its
+    /// documented polynomials) are (√3 xz, √3 xy, y² − (x²+z²)/2, √3 yz, √3/2 (z²−x²)). They equal
+    /// ours evaluated at P r = (z, x, y), the relation stated in docs/so3.md.
+    func testE3nnHarmonicsAreOursOnCyclicallyPermutedAxes() throws {
+        let sh = try SphericalHarmonics(lmax: 3, normalization: .norm)
+        var rng = SeededGenerator(seed: 4)
+        for _ in 0 ..< 10 {
+            let r = rng.vector(), u = r / norm(r)
+            let (x, y, z) = (u.x, u.y, u.z)
+            let s3 = 3.0.squareRoot()
+            let e3nn2 = [s3 * x * z, s3 * x * y, y * y - 0.5 * (x * x + z * z), s3 * y * z, s3 / 2 * (z * z - x * x)]
+            let ours = sh.values(Vec3(r.z, r.x, r.y))
+            XCTAssertLessThan(maxAbsDifference(ours[4 ..< 9], e3nn2), 1e-14)
+            XCTAssertLessThan(maxAbsDifference(ours[1 ..< 4], [x, y, z]), 1e-14)
+        }
+    }
+}
