@@ -217,3 +217,44 @@ public struct Gate<T: Scalar> {
         return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 1)
     }
 }
+
+/// Equivariant layer norm over each row's channels, per irreps entry: 0e channels are centred and
+/// scaled to unit variance (then γ, β); every other entry is divided by the root mean square of
+/// its components, √(mean over channels and m of x² + ε), then scaled by a per-channel γ. Norms
+/// are rotation invariant and there is no shift on non-scalars, so the map is equivariant.
+public struct EquivariantLayerNorm<T: Scalar> {
+    public let irreps: Irreps
+    public let gammas: [Tensor<T>]
+    public let betas: [Int: Tensor<T>]
+    public let epsilon: T
+
+    public init(_ params: ParameterSet<T>, name: String, irreps: Irreps, epsilon: T = 1e-5) throws {
+        self.irreps = irreps; self.epsilon = epsilon
+        var g: [Tensor<T>] = [], b: [Int: Tensor<T>] = [:]
+        for (i, e) in irreps.entries.enumerated() {
+            g.append(try params.create("\(name).gamma\(i)", shape: [max(e.mul, 0)], initializer: .ones))
+            if e.irrep == Irrep(unchecked: 0, 1) { b[i] = try params.create("\(name).beta\(i)", shape: [e.mul], initializer: .zeros) }
+        }
+        gammas = g; betas = b
+    }
+
+    public func callAsFunction(_ x: Tensor<T>) throws -> Tensor<T> {
+        try checkFeatures(x, irreps, "EquivariantLayerNorm")
+        let rows = x.shape[0]
+        var parts: [Tensor<T>] = []
+        for (i, (e, range)) in zip(irreps.entries, irreps.slices).enumerated() where e.mul > 0 {
+            var v = try x.slice(axis: 1, range).reshaped([rows, e.mul, e.irrep.dim])
+            if let beta = betas[i] {
+                v = try v - v.mean(axes: [1, 2], keepDims: true)
+                let scale = (try v.square().mean(axes: [1, 2], keepDims: true) + epsilon).sqrt()
+                v = try (try v / scale) * gammas[i].reshaped([1, e.mul, 1]) + beta.reshaped([1, e.mul, 1])
+            } else {
+                let scale = (try v.square().mean(axes: [1, 2], keepDims: true) + epsilon).sqrt()
+                v = try (try v / scale) * gammas[i].reshaped([1, e.mul, 1])
+            }
+            parts.append(try v.reshaped([rows, e.dim]))
+        }
+        if parts.isEmpty { return Tensor<T>(zeros: [rows, 0]) }
+        return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 1)
+    }
+}

@@ -13,6 +13,7 @@ struct TinyNetwork<T: Scalar> {
     let radial: MLP<T>
     let mix: EquivariantLinear<T>
     let gate: Gate<T>
+    let layerNorm: EquivariantLayerNorm<T>
     let out: EquivariantLinear<T>
 
     init(_ params: ParameterSet<T>) throws {
@@ -20,6 +21,7 @@ struct TinyNetwork<T: Scalar> {
         radial = try MLP(params, name: "radial", widths: [8, 16, tp.weightCount])
         gate = try Gate(scalars: try Irreps("4x0e+1x0o"), gated: try Irreps("2x1o+2x1e+2x2e"))
         mix = try EquivariantLinear(params, name: "mix", irrepsIn: tp.irrepsOut, irrepsOut: gate.irrepsIn)
+        layerNorm = try EquivariantLayerNorm(params, name: "norm", irreps: gate.irrepsOut)
         out = try EquivariantLinear(params, name: "out", irrepsIn: gate.irrepsOut, irrepsOut: try Irreps("2x0e+1x1o+1x1e+1x2e"))
     }
 
@@ -43,7 +45,7 @@ struct TinyNetwork<T: Scalar> {
         let w = try radial(basis)
         let messages = try tp(try features.gatherRows(src), y, weights: w)
         let summed = try messages.segmentSum(try RowIndex(dst, rowCount: n))
-        return try out(try gate(try mix(summed)))
+        return try out(try layerNorm(try gate(try mix(summed))))
     }
 }
 
@@ -79,12 +81,16 @@ final class EquivariantLayerTests: XCTestCase {
         let gate = try Gate<T>(scalars: try Irreps("3x0e+1x0o"), gated: try Irreps("2x1o+1x1e+2x2e+1x3o"))
         let gateInput = gate.irrepsIn
         var rng = SeededGenerator(seed: 40)
-        var worst = [0.0, 0.0, 0.0]
+        let norm = try EquivariantLayerNorm(params, name: "norm", irreps: irrepsIn)
+        // Non-trivial γ, β so the test sees them.
+        for t in params.tensors where t.name.hasPrefix("norm") { for i in 0 ..< t.count { t.data[i] = T(0.5 + 0.1 * Double(i)) } }
+        var worst = [0.0, 0.0, 0.0, 0.0]
         for trial in 0 ..< 100 {
             let r = trial % 10 == 9 ? Rotation(rows: Vec3(-1, 0, 0), Vec3(0, -1, 0), Vec3(0, 0, -1)) * rng.rotation() : rng.rotation()
             let x: Tensor<T> = randomTensor([3, irrepsIn.dim], seed: UInt64(trial))
             let xr = try rotated(x, irrepsIn, r)
             worst[0] = max(worst[0], relativeError(try linear(xr), try rotated(try linear(x), irrepsOut, r)))
+            worst[3] = max(worst[3], relativeError(try norm(xr), try rotated(try norm(x), irrepsIn, r)))
             // Edge harmonics of rotated vectors are the rotated harmonics.
             let vectors = (0 ..< 3).map { _ in rng.vector() }
             let y = try Tensor<T>(vectors.flatMap { sh.values($0).map { T($0) } }, shape: [3, sh.dim])
@@ -94,10 +100,11 @@ final class EquivariantLayerTests: XCTestCase {
             let g: Tensor<T> = randomTensor([3, gateInput.dim], seed: UInt64(2000 + trial))
             worst[2] = max(worst[2], relativeError(try gate(try rotated(g, gateInput, r)), try rotated(try gate(g), gate.irrepsOut, r)))
         }
-        print("equivariance \(T.typeName): linear \(worst[0]), tensor product \(worst[1]), gate \(worst[2])")
+        print("equivariance \(T.typeName): linear \(worst[0]), tensor product \(worst[1]), gate \(worst[2]), layer norm \(worst[3])")
         XCTAssertLessThan(worst[0], tolerance, "linear \(T.typeName)")
         XCTAssertLessThan(worst[1], tolerance, "tensor product \(T.typeName)")
         XCTAssertLessThan(worst[2], tolerance, "gate \(T.typeName)")
+        XCTAssertLessThan(worst[3], tolerance, "layer norm \(T.typeName)")
     }
 
     func testStackedNetworkIsEquivariant() throws {
