@@ -158,6 +158,38 @@ final class EquivariantLayerTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-7)
     }
 
+    func testTensorProductMatchesTheDefiningSum() throws {
+        let irreps1 = try Irreps("2x0e+3x1o+2x2e"), irreps2 = try Irreps("1x0e+1x1o+1x2e")
+        let tp = try ChannelwiseTensorProduct<Double>(irreps1: irreps1, irreps2: irreps2, lmaxOut: 3)
+        let edges = 4
+        let x1: Tensor<Double> = randomTensor([edges, irreps1.dim], seed: 1)
+        let x2: Tensor<Double> = randomTensor([edges, irreps2.dim], seed: 2)
+        let w: Tensor<Double> = randomTensor([edges, tp.weightCount], seed: 3)
+        let out = try tp(x1, x2, weights: w)
+        var fan: [Irrep: Int] = [:]
+        for p in tp.paths { fan[p.output, default: 0] += 1 }
+        var expected: [Double] = []
+        let s1 = irreps1.slices, s2 = irreps2.slices
+        for e in 0 ..< edges {
+            var w0 = 0
+            for p in tp.paths {
+                let l1 = irreps1.entries[p.input1].irrep.l, l2 = irreps2.entries[p.input2].irrep.l, L = p.output.l
+                let c = try ClebschGordan.real(l1, l2, L)
+                for u in 0 ..< p.mul { for M in 0 ... 2 * L {
+                    var sum = 0.0
+                    for m1 in 0 ... 2 * l1 { for m2 in 0 ... 2 * l2 {
+                        sum += c[M, m1, m2] * x1.data[e * irreps1.dim + s1[p.input1].lowerBound + u * (2 * l1 + 1) + m1]
+                            * x2.data[e * irreps2.dim + s2[p.input2].lowerBound + m2]
+                    } }
+                    expected.append(sum * w.data[e * tp.weightCount + w0 + u] / Double(fan[p.output]!).squareRoot())
+                } }
+                w0 += p.mul
+            }
+        }
+        XCTAssertEqual(out.shape, [edges, tp.irrepsOut.dim])
+        XCTAssertLessThan(maxAbsDifference(out.data, expected), 1e-14)
+    }
+
     func testBadShapesAndIrrepsThrow() throws {
         let params = ParameterSet<Double>(seed: 1)
         let linear = try EquivariantLinear(params, name: "l", irrepsIn: try Irreps("2x1o"), irrepsOut: try Irreps("1x1o+1x2e"))
