@@ -26,6 +26,7 @@ public enum SO3Error: Error, CustomStringConvertible, Equatable {
     case angularMomentumOutOfRange(l: Int, max: Int, context: String)
     case shapeMismatch(context: String, expected: Int, got: Int)
     case notARotation(String)
+    case missingShells(atomicNumber: Int)
 
     public var description: String {
         switch self {
@@ -35,6 +36,7 @@ public enum SO3Error: Error, CustomStringConvertible, Equatable {
         case let .shapeMismatch(context, expected, got):
             return "\(context): expected \(expected) values, got \(got)"
         case let .notARotation(reason): return "not an orthogonal 3×3 matrix: \(reason)"
+        case let .missingShells(z): return "orbital basis has no shells for atomic number \(z)"
         }
     }
 }
