@@ -94,8 +94,8 @@ public struct Rotation: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Active rotation R = Rz(alpha) Ry(beta) Rz(gamma) (intrinsic z-y'-z'' Euler angles in
-    /// radians, the convention of e3nn's and DeepH's `euler_angle`; see docs/so3.md for how it was
-    /// pinned on DFT data).
+    /// radians), the convention of DeepH-dock's `euler_angle` files, pinned on the positions of the
+    /// rotated-water DFT data (docs/so3.md). e3nn's (α, β, γ) are Y-X-Y instead.
     public init(eulerZYZ alpha: Double, _ beta: Double, _ gamma: Double) {
         let z = Vec3(0, 0, 1), y = Vec3(0, 1, 0)
         self = Rotation(axis: z, angle: alpha) * Rotation(axis: y, angle: beta) * Rotation(axis: z, angle: gamma)
