@@ -36,13 +36,8 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
         let allowed = Set(irreps1.entries.map(\.irrep))
         let tp = try ChannelwiseTensorProduct<Float>(irreps1: irreps1, irreps2: sh.irreps, lmaxOut: 4, allowedOutputs: allowed)
         let x1 = Tensor<Float>.randomNormal([edges, irreps1.dim], seed: seed, requiresGrad: true)
-        var y = [Float](repeating: 0, count: edges * sh.dim)
         var rng = SplitMix64(seed: seed)
-        for e in 0 ..< edges {
-            let v = sh.values(Vec3(rng.nextNormal(), rng.nextNormal(), rng.nextNormal()))
-            for i in 0 ..< sh.dim { y[e * sh.dim + i] = Float(v[i]) }
-        }
-        let x2 = try Tensor<Float>(y, shape: [edges, sh.dim])
+        let x2: Tensor<Float> = try sh.tensor((0 ..< edges).map { _ in Vec3(rng.nextNormal(), rng.nextNormal(), rng.nextNormal()) })
         let w = Tensor<Float>.randomNormal([edges, tp.weightCount], seed: seed + 1, requiresGrad: true)
         let probe = [Float](repeating: 1, count: edges * tp.irrepsOut.dim)
         var forward: [Double] = [], backward: [Double] = []

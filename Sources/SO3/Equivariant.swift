@@ -258,3 +258,17 @@ public struct EquivariantLayerNorm<T: Scalar> {
         return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 1)
     }
 }
+
+extension SphericalHarmonics {
+    /// Harmonics of many vectors as a constant tensor [vectors.count, dim] (edge attributes of an
+    /// equivariant network), evaluated in Double and rounded once to T.
+    public func tensor<T: Scalar>(_ vectors: [Vec3], normalizeInput: Bool = true) throws -> Tensor<T> {
+        var values = [Double](repeating: 0, count: vectors.count * dim)
+        values.withUnsafeMutableBufferPointer { buf in
+            for (k, v) in vectors.enumerated() {
+                evaluate(v, normalizeInput: normalizeInput, values: buf.baseAddress! + k * dim, gradients: nil)
+            }
+        }
+        return try Tensor<T>(values.map { T($0) }, shape: [vectors.count, dim])
+    }
+}

@@ -3,8 +3,10 @@
 // spherical harmonics and their gradients (`SphericalHarmonics`), real Wigner D matrices
 // (`WignerD`), real Clebsch–Gordan coefficients (`ClebschGordan`, exact and cached), the
 // decomposition of orbital-pair Hamiltonian blocks into irreps (`ShellPairDecomposition`,
-// `AtomPairDecomposition`) and the orbital-order tables between the internal (m = −l…l) and the
-// DeepH legacy (OpenMX) conventions (`OrbitalConvention`).
+// `AtomPairDecomposition`, `OperatorDecomposition`, `OrbitalRotation`), the orbital-order tables
+// between the internal (m = −l…l) and the DeepH legacy (OpenMX) conventions
+// (`OrbitalConvention`), and the differentiable equivariant layers on Autograd
+// (`EquivariantLinear`, `ChannelwiseTensorProduct`, `Gate`, `EquivariantLayerNorm`).
 //
 // Conventions (docs/so3.md has the full statement):
 // - Real spherical harmonics follow Structures' internal order m = −l…l with no Condon–Shortley

@@ -34,13 +34,9 @@ struct TinyNetwork<T: Scalar> {
     func callAsFunction(positions: [Vec3], features: Tensor<T>) throws -> Tensor<T> {
         let n = positions.count
         let (src, dst) = edges(n)
-        var shValues: [T] = [], lengths: [T] = []
-        for (i, j) in zip(src, dst) {
-            let r = positions[j] - positions[i]
-            shValues += sh.values(r).map { T($0) }
-            lengths.append(T(norm(r)))
-        }
-        let y = try Tensor<T>(shValues, shape: [src.count, sh.dim])
+        let vectors = zip(src, dst).map { positions[$1] - positions[$0] }
+        let lengths = vectors.map { T(norm($0)) }
+        let y: Tensor<T> = try sh.tensor(vectors)
         let basis = try RadialBasis.gaussian(try Tensor<T>(lengths, shape: [src.count]), count: 8, stop: 4)
         let w = try radial(basis)
         let messages = try tp(try features.gatherRows(src), y, weights: w)
