@@ -29,6 +29,7 @@ public enum SO3Error: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(context: String, expected: Int, got: Int)
     case notARotation(String)
     case missingShells(atomicNumber: Int)
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -39,6 +40,7 @@ public enum SO3Error: Error, CustomStringConvertible, Equatable {
             return "\(context): expected \(expected) values, got \(got)"
         case let .notARotation(reason): return "not an orthogonal 3×3 matrix: \(reason)"
         case let .missingShells(z): return "orbital basis has no shells for atomic number \(z)"
+        case let .unsupported(what): return "not supported: \(what)"
         }
     }
 }
