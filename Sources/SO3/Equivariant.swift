@@ -18,7 +18,7 @@ extension Irreps {
         let n = dim
         guard n > 0 else { return }
         guard data.count % n == 0 else {
-            throw SO3Error.shapeMismatch(context: "features for irreps \(self) (a multiple of \(n))", expected: (data.count / n + 1) * n, got: data.count)
+            throw SO3Error.shapeMismatch(context: "features for irreps \(self) (whole rows of \(n))", expected: (data.count / n) * n, got: data.count)
         }
         let improper = rotation.determinant < 0
         let proper = improper ? Rotation(rows: -rotation.rows.0, -rotation.rows.1, -rotation.rows.2) : rotation

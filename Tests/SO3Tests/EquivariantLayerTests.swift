@@ -194,6 +194,10 @@ final class EquivariantLayerTests: XCTestCase {
         let y = try linear(Tensor<Double>(repeating: 1, shape: [2, 6]))
         XCTAssertEqual(Array(y.data[3 ..< 8]), [0, 0, 0, 0, 0])
         XCTAssertThrowsError(try ChannelwiseTensorProduct<Double>(irreps1: try Irreps("1x0e"), irreps2: try Irreps("2x1o"), lmaxOut: 1))
+        var bad: [Double] = [1, 2, 3, 4]
+        XCTAssertThrowsError(try Irreps("1x1o").rotate(&bad, rotation: .identity)) {
+            XCTAssertEqual("\($0)", "features for irreps 1x1o (whole rows of 3): expected 3 values, got 4")
+        }
         XCTAssertThrowsError(try Gate<Double>(scalars: try Irreps("1x1o"), gated: try Irreps("1x1o")))
         let tp = try ChannelwiseTensorProduct<Double>(irreps1: try Irreps("2x1o"), irreps2: try Irreps("1x0e+1x1o"), lmaxOut: 2)
         XCTAssertEqual(tp.irrepsOut.description, "2x1o+2x0e+2x1e+2x2e")
