@@ -100,7 +100,12 @@ public struct RunCommand: ParsableCommand {
         options.wait = !noWait
         let summary: RunSummary
         do { summary = try runner.run(options) } catch { throw fail(error) }
-        if !summary.succeeded { throw ExitCode(1) }
+        if !summary.succeeded {
+            for (stage, reason) in summary.failed.sorted(by: { $0.key < $1.key }) {
+                FileHandle.standardError.write(Data("error: \(PipelineError.stageFailed(stage: stage, reason: reason))\n".utf8))
+            }
+            throw ExitCode(1)
+        }
     }
 }
 

@@ -364,7 +364,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 .split(separator: "\n", omittingEmptySubsequences: false).suffix(logTailLines + 1)
                 .map { "    " + $0 }.joined(separator: "\n")
             console.message("\(name): FAILED after \(formatDuration(elapsed)): \(error)\n  last lines of \(logPath.path):\n\(tail)")
-            throw PipelineError.stageFailed(stage: name, reason: "\(error)")
+            throw error
         }
         let end = Date()
         console.stageFinished(name)
