@@ -313,7 +313,9 @@ public final class PipelineRunner: @unchecked Sendable {
                 i += 1
             }
             if pending.isEmpty && shared.running == 0 && shared.results.isEmpty { break }
-            if shared.results.isEmpty { condition.wait() }
+            // Wake twice a second so the live display's elapsed times and ETAs keep moving even
+            // for stages that report progress rarely.
+            if shared.results.isEmpty, !condition.wait(until: Date().addingTimeInterval(0.5)) { console.tick() }
         }
         condition.unlock()
     }
