@@ -1,1 +1,123 @@
-// Autograd: placeholder until its module lands.
+// Autograd: HarmoSE's tensor and reverse-mode automatic-differentiation engine. It owns dense
+// row-major tensors over Float (training) and Double (gradient checks), the operations with their
+// hand-written backward kernels, the graph walk that runs them in reverse (Tensor.backward),
+// no-grad mode, named and seeded parameters, optimisers and learning-rate schedules, and
+// checkpoints in HDF5. Matrix products go to OpenBLAS through Linalg; everything else is a plain
+// loop over unsafe buffers, parallelised with DispatchQueue.concurrentPerform.
+//
+// Conventions (see docs/autograd.md):
+// - Shape errors throw `TensorError` naming the operation and the shapes; every op that can see a
+//   bad shape or index is `throws`. Ops that cannot fail (unary maths) do not throw.
+// - Every op is written once, generic over `Scalar`; hot kernels carry @_specialize for Float and
+//   Double so that calls from other modules run specialised code.
+// - Results never depend on the number of threads: reductions give each output element to one
+//   worker, which sums in a fixed order.
+import Foundation
+import HDF5Kit
+import Linalg
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The element type of a tensor: Float for training, Double for finite-difference checks.
+public protocol Scalar: BLASScalar, CustomStringConvertible {
+    static func exp(_ x: Self) -> Self
+    static func log(_ x: Self) -> Self
+    static func log1p(_ x: Self) -> Self
+    static func tanh(_ x: Self) -> Self
+    static func sin(_ x: Self) -> Self
+    static func cos(_ x: Self) -> Self
+    static func readArray(_ file: HDF5File, _ name: String) throws -> HDF5Array<Self>
+    static func writeArray(_ file: HDF5File, _ name: String, _ values: [Self], shape: [Int]) throws
+    /// Name used in error messages and checkpoints ("float32"/"float64").
+    static var typeName: String { get }
+}
+
+extension Float: Scalar {
+    public static func exp(_ x: Float) -> Float { expf(x) }
+    public static func log(_ x: Float) -> Float { logf(x) }
+    public static func log1p(_ x: Float) -> Float { log1pf(x) }
+    public static func tanh(_ x: Float) -> Float { tanhf(x) }
+    public static func sin(_ x: Float) -> Float { sinf(x) }
+    public static func cos(_ x: Float) -> Float { cosf(x) }
+    public static func readArray(_ file: HDF5File, _ name: String) throws -> HDF5Array<Float> { try file.readFloats(name) }
+    public static func writeArray(_ file: HDF5File, _ name: String, _ values: [Float], shape: [Int]) throws {
+        try file.write(name, floats: values, shape: shape)
+    }
+    public static var typeName: String { "float32" }
+}
+
+extension Double: Scalar {
+    #if canImport(Glibc)
+    public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
+    public static func log(_ x: Double) -> Double { Glibc.log(x) }
+    public static func log1p(_ x: Double) -> Double { Glibc.log1p(x) }
+    public static func tanh(_ x: Double) -> Double { Glibc.tanh(x) }
+    public static func sin(_ x: Double) -> Double { Glibc.sin(x) }
+    public static func cos(_ x: Double) -> Double { Glibc.cos(x) }
+    #else
+    public static func exp(_ x: Double) -> Double { Darwin.exp(x) }
+    public static func log(_ x: Double) -> Double { Darwin.log(x) }
+    public static func log1p(_ x: Double) -> Double { Darwin.log1p(x) }
+    public static func tanh(_ x: Double) -> Double { Darwin.tanh(x) }
+    public static func sin(_ x: Double) -> Double { Darwin.sin(x) }
+    public static func cos(_ x: Double) -> Double { Darwin.cos(x) }
+    #endif
+    public static func readArray(_ file: HDF5File, _ name: String) throws -> HDF5Array<Double> { try file.readDoubles(name) }
+    public static func writeArray(_ file: HDF5File, _ name: String, _ values: [Double], shape: [Int]) throws {
+        try file.write(name, doubles: values, shape: shape)
+    }
+    public static var typeName: String { "float64" }
+}
+
+/// A bad shape, index or argument given to a tensor operation.
+public struct TensorError: Error, CustomStringConvertible, Equatable {
+    public var op: String
+    public var message: String
+    public init(_ op: String, _ message: String) { self.op = op; self.message = message }
+    public var description: String { "\(op): \(message)" }
+}
+
+/// Whether operations record the graph for backward. Process-wide: set it from the thread that
+/// drives training/inference (kernels' worker threads never read it).
+public enum GradMode {
+    nonisolated(unsafe) public static var isEnabled = true
+
+    /// Runs `body` without recording the graph (inference, EMA updates, evaluation).
+    public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = isEnabled
+        isEnabled = false
+        defer { isEnabled = saved }
+        return try body()
+    }
+}
+
+/// Parallel loops for kernels. `workers` defaults to the OpenBLAS thread count at start-up, so
+/// OPENBLAS_NUM_THREADS governs both; set it to 1 for strictly serial runs.
+public enum Parallel {
+    nonisolated(unsafe) public static var workers: Int = BLASThreads.parallelWorkers
+
+    /// Splits 0..<count into contiguous ranges of at least `grain` items and runs them on up to
+    /// `workers` threads. Callers must only write disjoint outputs per range.
+    @inline(__always)
+    static func forRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = min(workers, count / max(grain, 1))
+        if chunks <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            body(lo..<hi)
+        }
+    }
+}
+
+/// A raw pointer that may cross into concurrentPerform closures (Swift 5 mode does not check
+/// Sendable, but this keeps the intent visible: workers write disjoint ranges).
+struct SharedPointer<T>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<T>
+    init(_ base: UnsafeMutablePointer<T>) { self.base = base }
+}

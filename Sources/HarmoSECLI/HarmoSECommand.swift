@@ -17,6 +17,11 @@ public struct HarmoSECommand: ParsableCommand {
             RunCommand.self,
             StatusCommand.self,
             GCCommand.self,
+            ConvertCommand.self,
+            InspectCommand.self,
+            BandsCommand.self,
+            DOSCommand.self,
+            BenchBandsCommand.self,
         ]
     )
     public init() {}

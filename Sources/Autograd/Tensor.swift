@@ -1,0 +1,186 @@
+// Tensor.swift: the tensor type and the reverse-mode graph walk. A tensor produced by an op while
+// GradMode is on and some input requires a gradient remembers its inputs and a backward closure
+// (its `Node`). `backward()` orders the graph topologically from the loss — that order is the tape
+// — and runs the closures in reverse, accumulating into `grad`.
+import Foundation
+
+final class Node<T: Scalar> {
+    let op: String
+    let inputs: [Tensor<T>]
+    /// Receives the output's gradient and accumulates into the inputs' gradients.
+    let backward: (UnsafeBufferPointer<T>) -> Void
+    init(op: String, inputs: [Tensor<T>], backward: @escaping (UnsafeBufferPointer<T>) -> Void) {
+        self.op = op; self.inputs = inputs; self.backward = backward
+    }
+}
+
+/// A dense row-major tensor with an optional gradient.
+public final class Tensor<T: Scalar> {
+    public let shape: [Int]
+    /// Values in row-major order.
+    public var data: [T]
+    /// Accumulated gradient (same layout as `data`), allocated on first use; nil until then.
+    public var grad: [T]?
+    /// Leaves: whether backward should compute `grad` (false = frozen). Results: set by the op.
+    public var requiresGrad: Bool
+    /// Parameter name or a label for error messages.
+    public var name: String
+    /// Keep `grad` of a non-leaf after backward (for inspection and gradient checks).
+    public var retainsGrad = false
+    var node: Node<T>?
+
+    /// A tensor from values; throws if their count does not match the shape.
+    public init(_ data: [T], shape: [Int], requiresGrad: Bool = false, name: String = "") throws {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw TensorError("Tensor", "negative dimension in shape \(shape)\(name.isEmpty ? "" : " of \(name)")")
+        }
+        let count = shape.reduce(1, *)
+        guard data.count == count else {
+            throw TensorError("Tensor", "\(data.count) values do not fill shape \(shape) (needs \(count))\(name.isEmpty ? "" : " for \(name)")")
+        }
+        self.data = data; self.shape = shape; self.requiresGrad = requiresGrad; self.name = name
+    }
+
+    /// Internal constructor for op results whose shape is already known to match.
+    init(unchecked data: [T], shape: [Int], name: String = "") {
+        self.data = data; self.shape = shape; self.requiresGrad = false; self.name = name
+    }
+
+    public convenience init(zeros shape: [Int], requiresGrad: Bool = false, name: String = "") {
+        self.init(repeating: 0, shape: shape, requiresGrad: requiresGrad, name: name)
+    }
+
+    public init(repeating value: T, shape: [Int], requiresGrad: Bool = false, name: String = "") {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor(repeating:): negative dimension in \(shape)")
+        self.data = [T](repeating: value, count: shape.reduce(1, *))
+        self.shape = shape; self.requiresGrad = requiresGrad; self.name = name
+    }
+
+    /// A rank-0 tensor.
+    public convenience init(scalar: T, requiresGrad: Bool = false) {
+        self.init(repeating: scalar, shape: [], requiresGrad: requiresGrad)
+    }
+
+    /// Values drawn from N(0, std²) with the engine's seeded generator (see RNG.swift).
+    public static func randomNormal(_ shape: [Int], std: Double = 1, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
+        for i in 0..<t.count { t.data[i] = T(rng.nextNormal() * std) }
+        return t
+    }
+
+    /// Values drawn uniformly from [low, high) with the engine's seeded generator.
+    public static func randomUniform(_ shape: [Int], low: Double = 0, high: Double = 1, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
+        for i in 0..<t.count { t.data[i] = T(low + (high - low) * rng.nextUnit()) }
+        return t
+    }
+
+    public var count: Int { data.count }
+    public var rank: Int { shape.count }
+    /// The single value of a one-element tensor.
+    public var item: T {
+        precondition(data.count == 1, "item: tensor of shape \(shape) has \(data.count) values, not 1")
+        return data[0]
+    }
+    /// Whether this tensor was produced by a recorded op (not a leaf).
+    public var isLeaf: Bool { node == nil }
+
+    /// A new leaf with the same values, cut from the graph.
+    public func detached() -> Tensor { Tensor(unchecked: data, shape: shape, name: name) }
+
+    public func zeroGrad() { grad = nil }
+
+    /// Runs `body` on the gradient buffer, allocating it as zeros first if needed.
+    @inline(__always)
+    func withGrad(_ body: (UnsafeMutableBufferPointer<T>) -> Void) {
+        if grad == nil { grad = [T](repeating: 0, count: data.count) }
+        grad!.withUnsafeMutableBufferPointer { body($0) }
+    }
+
+    /// Reverse-mode sweep from this tensor. With no `seed` the tensor must hold one value and its
+    /// gradient starts at 1. Gradients accumulate into leaves that require them (call zeroGrad
+    /// between steps). The graph is released afterwards: intermediate results drop their nodes and,
+    /// unless `retainsGrad`, their gradients.
+    public func backward(seed: [T]? = nil) throws {
+        if let seed {
+            guard seed.count == count else {
+                throw TensorError("backward", "seed has \(seed.count) values, tensor shape \(shape) has \(count)")
+            }
+        } else if count != 1 {
+            throw TensorError("backward", "tensor of shape \(shape) is not a scalar; pass a seed gradient")
+        }
+        guard requiresGrad else {
+            throw TensorError("backward", "tensor does not require grad (no parameter requires it, or it was computed in no-grad mode)")
+        }
+        let order = topologicalOrder()
+        withGrad { g in
+            if let seed { for i in 0..<g.count { g[i] += seed[i] } } else { g[0] += 1 }
+        }
+        for t in order.reversed() {
+            guard let node = t.node else { continue }
+            if let g = t.grad {
+                g.withUnsafeBufferPointer { node.backward($0) }
+            }
+            t.node = nil
+            if !t.retainsGrad { t.grad = nil }
+        }
+    }
+
+    /// Graph nodes reachable from self that require grad, inputs before outputs (iterative DFS so
+    /// deep graphs do not exhaust the stack).
+    func topologicalOrder() -> [Tensor] {
+        var order: [Tensor] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Tensor, Int)] = [(self, 0)]
+        visited.insert(ObjectIdentifier(self))
+        while let (t, next) = stack.popLast() {
+            let inputs = t.node?.inputs ?? []
+            if next < inputs.count {
+                stack.append((t, next + 1))
+                let child = inputs[next]
+                if child.requiresGrad && visited.insert(ObjectIdentifier(child)).inserted {
+                    stack.append((child, 0))
+                }
+            } else {
+                order.append(t)
+            }
+        }
+        return order
+    }
+
+    /// Wraps an op result: records the node when grad mode is on and an input requires grad.
+    static func result(_ data: [T], shape: [Int], op: String, inputs: [Tensor],
+                       backward: @escaping (UnsafeBufferPointer<T>) -> Void) -> Tensor {
+        let out = Tensor(unchecked: data, shape: shape)
+        if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+            out.requiresGrad = true
+            out.node = Node(op: op, inputs: inputs, backward: backward)
+        }
+        return out
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let shown = data.prefix(8).map { "\($0)" }.joined(separator: ", ")
+        return "Tensor<\(T.typeName)>\(shape)[\(shown)\(count > 8 ? ", …" : "")]\(name.isEmpty ? "" : " \(name)")"
+    }
+}
+
+/// Row-major strides of a shape.
+@inline(__always)
+func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: shape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) { strides[i] = s; s *= shape[i] }
+    return strides
+}
+
+/// Resolves a possibly negative axis against a rank.
+func normalizeAxis(_ axis: Int, rank: Int, op: String) throws -> Int {
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0 && a < rank else { throw TensorError(op, "axis \(axis) out of range for rank \(rank)") }
+    return a
+}

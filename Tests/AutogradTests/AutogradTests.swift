@@ -1,5 +1,0 @@
-import XCTest
-
-final class AutogradPlaceholderTests: XCTestCase {
-    func testPlaceholder() {}
-}
