@@ -3,7 +3,8 @@
 # Target (issue 3): < 0.5 s. Builds a synthetic dataset in a temporary folder — 1,000 structure
 # folders with 4 small files each, the DeepH-dock shape — runs a 3-stage pipeline once to fill
 # outputs/, then times repeated no-op runs (hyperfine when installed, otherwise a timed loop) and,
-# for scale, `harmose --version` (process start-up alone). Medians in milliseconds.
+# for scale, `harmose --version` (process start-up alone). Then the cold-cache cost: hashing a
+# 256 MiB input (SHA-256 written in Swift) against coreutils `sha256sum`. Medians in milliseconds.
 # Usage: tools/bench/pipeline.sh [path/to/harmose]   (default .build/release/harmose)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,3 +66,11 @@ else
     awk -v a="$NOOP" -v b="$START" 'BEGIN { printf "ratio no-op run / start-up: %.2f\n", a / b }'
     awk -v a="$NOOP" 'BEGIN { exit !(a < 500) }' || { echo "FAIL: no-op run is not under 0.5 s" >&2; exit 1; }
 fi
+
+# Cold cache: content hashing throughput on one 256 MiB file.
+mkdir -p big && head -c $((256 << 20)) /dev/urandom > big/blob.bin
+echo '{"stages": {"big": {"kind": "diagnostic-copy", "inputs": {"source": "big"}}}}' > big.json
+RUNS=3
+HASH=$(median_ms bash -c "rm -rf big-outputs; '$HARMOSE' status --pipeline big.json --outputs big-outputs")
+SUM=$(median_ms sha256sum big/blob.bin)
+echo "cold hash of 256 MiB: harmose status median $HASH ms ($(awk -v t="$HASH" 'BEGIN { printf "%.0f", 256 / (t / 1000) }') MiB/s), sha256sum median $SUM ms; ratio $(awk -v a="$HASH" -v b="$SUM" 'BEGIN { printf "%.2f", a / b }')"
