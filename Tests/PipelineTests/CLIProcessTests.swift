@@ -100,7 +100,7 @@ final class CLIProcessTests: XCTestCase {
     }
 
     func testKillDuringAStageThenRerunEqualsAnUninterruptedRun() throws {
-        let project = try makeProject(delayMs: 60)
+        let project = try makeProject(delayMs: 100)
         let outputs = project.appendingPathComponent("outputs")
         let slowDir = outputs.appendingPathComponent("slow")
 
@@ -116,6 +116,7 @@ final class CLIProcessTests: XCTestCase {
             usleep(5000)
         }
         XCTAssertGreaterThanOrEqual(copied, 3, "stage never got going: \((try? String(contentsOf: logURL, encoding: .utf8)) ?? "")")
+        XCTAssertTrue(first.isRunning, "the run finished before it could be killed (machine too slow?)")
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         XCTAssertEqual(first.terminationReason, .uncaughtSignal)
