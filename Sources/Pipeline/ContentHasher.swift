@@ -83,10 +83,15 @@ public final class ContentHasher: @unchecked Sendable {
 
     private static let header = "harmose-content-hash-cache 1"
 
+    /// Folders never descended into (the artifact store: an input folder that contains outputs/
+    /// would otherwise change with every run).
+    private let excluded: Set<String>
+
     /// `cacheURL`: where the cache lives (nil: in memory only). A missing or unreadable cache is
     /// treated as empty: it only saves time, never decides correctness of a hash.
-    public init(cacheURL: URL?) {
+    public init(cacheURL: URL?, excluding excludedFolders: [URL] = []) {
         self.cacheURL = cacheURL
+        excluded = Set(excludedFolders.map { $0.standardizedFileURL.path })
         guard let cacheURL, let data = try? Data(contentsOf: cacheURL) else { return }
         // Parsed on raw bytes: this runs on every no-op check, over one line per input file.
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
@@ -180,6 +185,7 @@ public final class ContentHasher: @unchecked Sendable {
             case let .file(stamp):
                 files.append(.init(relativePath: rel, size: stamp.size, hash: try hashFile(atPath: path, stamp: stamp)))
             case .directory:
+                if excluded.contains(path) { continue }
                 try walk(path, relative: rel, into: &files)
             case .missing, .other:
                 continue  // dangling links, sockets: not data

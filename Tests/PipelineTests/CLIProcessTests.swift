@@ -100,7 +100,7 @@ final class CLIProcessTests: XCTestCase {
     }
 
     func testKillDuringAStageThenRerunEqualsAnUninterruptedRun() throws {
-        let project = try makeProject(delayMs: 100)
+        let project = try makeProject(delayMs: 150)
         let outputs = project.appendingPathComponent("outputs")
         let slowDir = outputs.appendingPathComponent("slow")
 
@@ -116,6 +116,11 @@ final class CLIProcessTests: XCTestCase {
             usleep(5000)
         }
         XCTAssertGreaterThanOrEqual(copied, 3, "stage never got going: \((try? String(contentsOf: logURL, encoding: .utf8)) ?? "")")
+        // While it runs, status names the process building the stage.
+        let during = try harmose(["status", "--json"], in: project)
+        let building = try JSONValue.parse(during.output)["stages"]?.arrayValue?.first
+        XCTAssertEqual(building?["state"], "running", during.output)
+        XCTAssertEqual(building?["reasons"]?.arrayValue?.first?.stringValue, "being built by harmose process \(first.processIdentifier)")
         XCTAssertTrue(first.isRunning, "the run finished before it could be killed (machine too slow?)")
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
