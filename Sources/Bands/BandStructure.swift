@@ -172,6 +172,7 @@ public struct BandStructure: Sendable {
         return out
     }
 
+<<<<<<< HEAD
     /// Band plot: every band as a polyline, high-symmetry ticks and lines, dashed E_F line, in a
     /// window of ±6 eV around E_F (narrowed to the bands' range when it is smaller).
     public var svg: String {
@@ -195,6 +196,9 @@ public struct BandStructure: Sendable {
     }
 
     private var bandTitle: String {
+=======
+    var bandTitle: String {
+>>>>>>> eval
         var t = "\(bandCount) bands, \(kpoints.count) k-points"
         if let gap = analysis.bandGap, analysis.isMetal == false { t += String(format: ", gap %.3f eV", gap) }
         if analysis.isMetal == true { t += ", metallic" }

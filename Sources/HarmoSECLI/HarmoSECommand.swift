@@ -22,7 +22,10 @@ public struct HarmoSECommand: ParsableCommand {
             BandsCommand.self,
             DOSCommand.self,
             BenchBandsCommand.self,
+        subcommands: [
             BenchSO3Command.self,
+            EvalCommand.self,
+        ]
         ]
     )
     public init() {}
