@@ -22,10 +22,8 @@ public struct HarmoSECommand: ParsableCommand {
             BandsCommand.self,
             DOSCommand.self,
             BenchBandsCommand.self,
-        subcommands: [
             BenchSO3Command.self,
             EvalCommand.self,
-        ]
         ]
     )
     public init() {}

@@ -4,23 +4,17 @@
 import Bands
 import Formats
 import Foundation
-<<<<<<< HEAD
 import Graphs
-=======
 import Evaluation
->>>>>>> eval
 import Pipeline
 
 public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
     public static let production: [any StageKind] = [
-<<<<<<< HEAD
         IngestStage(),
         GraphStage(),
         BandsStage(),
-=======
         EvaluateStageKind(),
->>>>>>> eval
     ]
 
     /// Every kind this process registers. The diagnostic kinds (DiagnosticStageKinds.swift) join
