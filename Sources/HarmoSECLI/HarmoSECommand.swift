@@ -22,6 +22,7 @@ public struct HarmoSECommand: ParsableCommand {
             BandsCommand.self,
             DOSCommand.self,
             BenchBandsCommand.self,
+            BenchSO3Command.self,
             EvalCommand.self,
         ]
     )
