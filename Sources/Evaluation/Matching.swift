@@ -120,16 +120,19 @@ public enum Matching {
         let referenceLayout = try FormatReader.detect(at: pair.referenceFolder)
         let predictionLayout = PredictionFiles.layout(of: pair.predictionFile.lastPathComponent)
         if predictionLayout == referenceLayout {
-            let loaded = try BandInput.load(structure: pair.referenceFolder, hamiltonian: pair.predictionFile)
-            return (reference, loaded.record.hamiltonian!)
+            // The reference's own structure files with the prediction as H (and no S: it is the
+            // reference's), so nothing is read twice.
+            let own = try readOwnStructure(folder: pair.referenceFolder, file: pair.predictionFile, layout: referenceLayout)
+            return (reference, own.hamiltonian ?? BlockOperator())
         }
         let folder = pair.predictionFile.deletingLastPathComponent()
         let own = try readOwnStructure(folder: folder, file: pair.predictionFile, layout: predictionLayout)
         return (reference, try align(own, to: reference.record, file: pair.predictionFile.path))
     }
 
-    /// Reads a prediction folder with its own structure files (prediction file under the
-    /// layout's normal name via a staging folder of links).
+    /// Reads `file` as the Hamiltonian of the structure whose files are in `folder` (the
+    /// reference's, or the prediction's own), through a staging folder of links holding only the
+    /// structure files and `file` under the layout's normal name.
     static func readOwnStructure(folder: URL, file: URL, layout: DFTFormat) throws -> DFTRecord {
         let fm = FileManager.default
         let entries = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
