@@ -321,6 +321,15 @@ final class EvaluationFileTests: XCTestCase {
             XCTAssertEqual(root, pred.path)
             XCTAssertTrue(expected.hasPrefix(pred.appendingPathComponent("ethanol-0046/hamiltonian_pred.h5").path))
         }
+        // Skipping them instead (only one split predicted).
+        var options = EvaluationOptions()
+        options.skipMissingPredictions = true
+        options.computeBands = false
+        let partial = try Evaluator.evaluate(predictions: pred, reference: datasets, options: options)
+        XCTAssertEqual(partial.structures.map(\.name), ["water-0020"])
+        XCTAssertEqual(partial.skippedReferences, ["ethanol-0046", "mos2-2x2-0000"])
+        XCTAssertEqual(partial.json["skipped_references"]?.arrayValue?.count, 2)
+        XCTAssertTrue(partial.text.contains("2 reference structure(s) without a prediction were skipped"))
         // A reference without its DFT Hamiltonian.
         let noH = try makeTemporaryDirectory(self).appendingPathComponent("water-0020")
         try FileManager.default.createDirectory(at: noH, withIntermediateDirectories: true)
