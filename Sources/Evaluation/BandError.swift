@@ -47,7 +47,7 @@ public struct BandComparison: Sendable {
     /// (nil: the automatic standard path of Bands at `density` points per 1/Å).
     public static func compute(reference: BlochSystem, predicted: BlochSystem, path: KPath?, fermiEnergy: Double?,
                                electronCount: Double?, bandsAbove: Int, density: Double,
-                               overlapThreshold: Double? = nil) throws -> BandComparison {
+                               overlapThreshold: Double? = nil, minimumKPoints: Int = 60) throws -> BandComparison {
         let molecule = !reference.dispersiveDirections.contains(true)
         var kpath: KPath?
         let kpoints: [Vec3]
@@ -55,7 +55,8 @@ public struct BandComparison: Sendable {
         if molecule {
             kpoints = [.zero]
         } else {
-            let p = path ?? KPath.standard(for: reference.structure.lattice, periodic: reference.dispersiveDirections, density: density).path
+            let p = path ?? KPath.standard(for: reference.structure.lattice, periodic: reference.dispersiveDirections,
+                                             density: density, minimumPoints: minimumKPoints).path
             kpath = p
             kpoints = p.kpoints
             distances = p.distances(reference.structure.lattice)

@@ -41,6 +41,10 @@ public struct EvaluationOptions: Sendable, Equatable {
     public var bandsAbove: Int = 4
     /// k-points per 1/Å on automatic k-paths (a K_PATH file in the reference folder wins).
     public var kpointDensity: Double = 30
+    /// At least this many k-points on an automatic path (small Brillouin zones of supercells).
+    /// Lower than `harmose bands`' 150: an error average needs fewer points than a picture, and
+    /// the band comparison is most of an evaluation's time.
+    public var minimumKPoints = 60
     /// Compute band errors at all (they cost one eigenproblem per k-point and structure, twice).
     public var computeBands = true
     /// How many (reference, predicted) entry pairs the parity plot keeps (reservoir sample,

@@ -93,7 +93,7 @@ public enum Evaluator {
             bands = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: kpath,
                                                fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
                                                bandsAbove: options.bandsAbove, density: options.kpointDensity,
-                                               overlapThreshold: options.overlapThreshold)
+                                               overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints)
         }
         let deviation = prediction.hermiticityDeviation().maxDeviation
         return StructureEvaluation(name: reference.name, referencePath: referencePath ?? reference.name,

@@ -141,6 +141,7 @@ public struct EvaluationReport: Sendable {
             "structure_count": .int(structures.count),
             "options": [
                 "bands_above": .int(options.bandsAbove), "kpoint_density": .double(options.kpointDensity),
+                "minimum_kpoints": .int(options.minimumKPoints),
                 "bands": .bool(options.computeBands), "parity_sample": .int(options.paritySample),
                 "overlap_threshold": options.overlapThreshold.map { .double($0) } ?? .null,
                 "skip_missing_predictions": .bool(options.skipMissingPredictions),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `harmose eval` on the shared DFT datasets: synthetic predictions (DFT H + 1 meV
 # Gaussian noise, tools/noisy_predictions.py), full evaluation (H errors + band errors + plots)
-# vs H errors only, median of 3 runs each. Needs ../shared/datasets (skipped otherwise) and a
+# vs H errors only, median of RUNS (default 3) runs each. Needs ../shared/datasets (skipped otherwise) and a
 # release build (make bench builds it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,17 +12,18 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-# Prints "WALL CPU": medians over 3 runs of "$@" of wall time and of user+system CPU time (s).
+RUNS=${RUNS:-3}
+# Prints "WALL CPU": medians over $RUNS runs of "$@" of wall time and of user+system CPU time (s).
 # CPU time is reported because the 2-core machines are shared: wall time includes waiting.
 time_runs() {
   local runs=() TIMEFORMAT='%R %U %S' wall cpu
-  for _ in 1 2 3; do runs+=("$( { time "$@" > /dev/null 2>&1; } 2>&1 )"); done
+  for _ in $(seq "$RUNS"); do runs+=("$( { time "$@" > /dev/null 2>&1; } 2>&1 )"); done
   wall=$(printf '%s\n' "${runs[@]}" | awk '{print $1}' | median)
   cpu=$(printf '%s\n' "${runs[@]}" | awk '{print $2 + $3}' | median)
   echo "$wall $cpu"
 }
 
-for set in molecules-pbe-def2svp periodic-gpaw-pbe-dzp; do
+for set in ${SETS:-molecules-pbe-def2svp periodic-gpaw-pbe-dzp}; do
   ref="$DATA/$set/dft"
   [ -d "$ref" ] || continue
   python3 tools/noisy_predictions.py "$ref" "$WORK/$set" --sigma 0.001 > /dev/null
