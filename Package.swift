@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
-        .target(name: "SO3", dependencies: ["Linalg", "Autograd"], swiftSettings: hotKernel),
+        .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
 
         // Domain.
         .target(name: "Structures", dependencies: ["Linalg"]),
