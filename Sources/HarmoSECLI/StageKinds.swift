@@ -3,10 +3,14 @@
 // it here and nowhere else.
 import Foundation
 import Pipeline
+import Training
 
 public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
-    public static let production: [any StageKind] = []
+    public static let production: [any StageKind] = [
+        TrainStageKind(),
+        PredictStageKind(),
+    ]
 
     /// Every kind this process registers. The diagnostic kinds (DiagnosticStageKinds.swift) join
     /// only when HARMOSE_DIAGNOSTIC_KINDS=1, for the CLI's own tests and benchmarks.

@@ -142,8 +142,12 @@ public final class HamiltonianModel<T: Scalar> {
             let scale = try params.create("stats.\(tag).scale", shape: [1], initializer: .ones)
             let shift = try params.create("stats.\(tag).shift", shape: [d.dim], initializer: .zeros)
             scale.requiresGrad = false; shift.requiresGrad = false
+            // Heads start small so the untrained model predicts about the per-group mean
+            // (the statistics' shift) instead of noise of size σ.
+            let head = try EquivariantLinear<T>(params, name: "head.\(tag)", irrepsIn: hidden, irrepsOut: relabelled)
+            for w in head.weights { w.weight.data = w.weight.data.map { $0 * T(config.headInitScale) } }
             heads[g] = BlockHead(group: g, decomposition: d, irreps: relabelled,
-                                 linear: try EquivariantLinear(params, name: "head.\(tag)", irrepsIn: hidden, irrepsOut: relabelled),
+                                 linear: head,
                                  compose: try Tensor(c, shape: [d.dim, d.dim]), scale: scale, shift: shift,
                                  scalarComponents: scalarComponents)
         }

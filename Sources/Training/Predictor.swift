@@ -61,16 +61,18 @@ public final class Predictor {
     /// Predicts every structure under the inputs and writes one folder per structure under
     /// `outputDirectory` (named like the record). Returns what was written.
     @discardableResult
-    public func predict(inputs: [URL], outputDirectory: URL, log: (String) -> Void = { _ in },
-                        progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
+    public func predict(inputs: [URL], outputDirectory: URL, owns: (Int) -> Bool = { _ in true },
+                        log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         var results: [PredictionResult] = []
-        var total = 0
+        var total = 0, index = 0
         for input in inputs { total += try DatasetSource(url: input).structureNames().count }
         for input in inputs {
             let source = try DatasetSource(url: input)
             let format = try FormatReader.detect(at: input)
             try source.forEachRecord { record in
+                defer { index += 1 }
+                guard owns(index) else { return }
                 let start = Date()
                 let h = try predict(record)
                 let seconds = Date().timeIntervalSince(start)
