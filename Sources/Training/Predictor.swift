@@ -61,16 +61,17 @@ public final class Predictor {
     /// Predicts every structure under the inputs and writes one folder per structure under
     /// `outputDirectory` (named like the record). Returns what was written.
     @discardableResult
-    public func predict(inputs: [URL], outputDirectory: URL, owns: (Int) -> Bool = { _ in true },
+    public func predict(inputs: [URL], outputDirectory: URL, only names: Set<String>? = nil, owns: (Int) -> Bool = { _ in true },
                         log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         var results: [PredictionResult] = []
         var total = 0, index = 0
-        for input in inputs { total += try DatasetSource(url: input).structureNames().count }
+        for input in inputs { total += try DatasetSource(url: input).structureNames().filter { names?.contains($0) ?? true }.count }
         for input in inputs {
             let source = try DatasetSource(url: input)
             let format = try FormatReader.detect(at: input)
             try source.forEachRecord { record in
+                guard names?.contains(record.name) ?? true else { return }
                 defer { index += 1 }
                 guard owns(index) else { return }
                 let start = Date()

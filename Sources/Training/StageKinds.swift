@@ -59,6 +59,8 @@ public struct PredictStageKind: StageKind {
     public let artifactVersion = 1
     public let parameters: [ParameterSpec] = [
         ParameterSpec("checkpoint", .choice(["best", "last"]), default: .string("best"), help: "which checkpoint of a train stage to use"),
+        ParameterSpec("split", .choice(["all", "train", "validation", "test"]), default: .string("all"),
+                      help: "predict only the structures of this split of the train stage's splits.json (all: every input structure)"),
     ]
     public let inputs: [InputSpec] = [
         InputSpec("model", .pathOrStage, help: "a train stage, a training folder or a checkpoint file"),
@@ -71,9 +73,20 @@ public struct PredictStageKind: StageKind {
         if FileManager.default.fileExists(atPath: model.path, isDirectory: &isDir), isDir.boolValue {
             model = model.appendingPathComponent(context.parameters.string("checkpoint") + ".h5")
         }
+        var only: Set<String>? = nil
+        let split = context.parameters.string("split")
+        if split != "all" {
+            let file = context.input("model").appendingPathComponent("splits.json")
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw TrainingError(file: file.path, field: "params.split", message: "split \"\(split)\" needs the train stage's splits.json")
+            }
+            let s = try Splits.read(file)
+            only = Set(split == "train" ? s.train : split == "validation" ? s.validation : s.test)
+            guard !(only!.isEmpty) else { throw TrainingError(file: file.path, field: split, message: "the \(split) split is empty") }
+        }
         let predictor = try Predictor(checkpoint: model)
         let results = try predictor.predict(inputs: (context.inputs["data"] ?? []).map(resolveDataInput), outputDirectory: context.outputDirectory,
-                                            owns: { context.partition.owns($0) }, log: { context.log($0) },
+                                            only: only, owns: { context.partition.owns($0) }, log: { context.log($0) },
                                             progress: { context.progress(done: $0, total: $1) })
         let seconds = results.reduce(0) { $0 + $1.seconds }
         return ["structures": .int(results.count), "blocks": .int(results.reduce(0) { $0 + $1.blocks }),
