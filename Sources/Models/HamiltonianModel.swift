@@ -235,7 +235,7 @@ public final class HamiltonianModel<T: Scalar> {
     /// Predicted real-space Hamiltonians, one per structure of the batch (internal order, eV):
     /// on-site blocks first, then off-site edges, in each structure's graph order.
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
-        let out = try GradMode.withoutGrad { try self(batch) }
+        let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
         var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: batch.graphs.count)
         for (g, t) in out.blocks {
             let rows = batch.groupBlocks[g]!

@@ -150,3 +150,17 @@ public struct BlockGroup: Hashable, Comparable, Sendable, CustomStringConvertibl
             + elements.flatMap { a in elements.map { BlockGroup(onsite: false, zi: a, zj: $0) } }
     }
 }
+
+/// Autograd's grad mode is process-wide, so two trainings (or a training and an inference in
+/// no-grad mode) on different threads — e.g. two pipeline stages run in parallel — would corrupt
+/// each other's graphs. Everything that runs a model goes through this lock; the kernels use both
+/// cores already, so serialising costs little.
+public enum ModelExecution {
+    private static let lock = NSRecursiveLock()
+
+    public static func exclusive<R>(_ body: () throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+}

@@ -48,6 +48,10 @@ public final class Predictor {
 
     /// Predicted H (internal order, eV) for one structure.
     public func predict(_ record: DFTRecord) throws -> BlockOperator {
+        try ModelExecution.exclusive { try predictExclusive(record) }
+    }
+
+    func predictExclusive(_ record: DFTRecord) throws -> BlockOperator {
         let config = model.config
         let graph: StructureGraph
         if let keys = record.overlap?.keys ?? record.hamiltonian?.keys {

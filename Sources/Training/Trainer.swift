@@ -122,6 +122,10 @@ public final class Trainer {
     /// output directory.
     @discardableResult
     public func run(data: [URL], resume: Bool = false) throws -> TrainingSummary {
+        try ModelExecution.exclusive { try runExclusive(data: data, resume: resume) }
+    }
+
+    func runExclusive(data: [URL], resume: Bool) throws -> TrainingSummary {
         try config.validate(file: "training configuration")
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
