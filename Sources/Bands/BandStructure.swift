@@ -86,10 +86,11 @@ public struct BandStructure: Sendable {
     public var droppedOverlapDirections: Int
 
     public static func compute(_ system: BlochSystem, path: KPath, fermiEnergy: Double?, electronCount: Double?,
-                               overlapThreshold: Double? = nil) throws -> BandStructure {
+                               overlapThreshold: Double? = nil,
+                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandStructure {
         let lattice = system.structure.lattice
         let kpoints = path.kpoints
-        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
+        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
         return BandStructure(path: path, kpoints: kpoints, distances: path.distances(lattice),
                              boundaryDistances: path.boundaryDistances(lattice), energies: bands,
                              analysis: .analyze(bands: bands, fermiEnergy: fermiEnergy, electronCount: electronCount),
@@ -179,13 +180,17 @@ public struct BandStructure: Sendable {
         let lo = all.min() ?? -1, hi = all.max() ?? 1
         var yMin = max(-6, lo - 0.5), yMax = min(6, hi + 0.5)
         if analysis.fermiEnergy == nil || yMax <= yMin { yMin = lo - 0.5; yMax = hi + 0.5 }
-        var plot = SVGPlot(xRange: (0, max(distances.last ?? 1, 1e-9)), yRange: (yMin, yMax),
+        // A Γ-only path (molecule) has zero length: draw the levels across the plot instead.
+        let flat = (distances.last ?? 0) <= 0
+        let xs = flat ? distances.indices.map { Double($0) / Double(max(1, distances.count - 1)) } : distances
+        var plot = SVGPlot(xRange: (0, flat ? 1 : distances.last!), yRange: (yMin, yMax),
                            xLabel: "k-path", yLabel: analysis.fermiEnergy == nil ? "Energy (eV)" : "E − E_F (eV)")
         plot.title = bandTitle
-        plot.xTicks = zip(boundaryDistances, path.boundaryLabels).map { ($0, prettyLabel($1)) }
-        plot.verticalLines = boundaryDistances
+        plot.xTicks = flat ? [(0.5, prettyLabel(path.boundaryLabels[0]))]
+            : zip(boundaryDistances, path.boundaryLabels).map { ($0, prettyLabel($1)) }
+        plot.verticalLines = flat ? [] : boundaryDistances
         if analysis.fermiEnergy != nil { plot.dashedHorizontal = 0 }
-        plot.series = shifted.map { band in Array(zip(distances, band)) }
+        plot.series = shifted.map { band in Array(zip(xs, band)) }
         return plot.render()
     }
 
