@@ -18,13 +18,18 @@ struct FileStamp: Equatable {
     var inode: UInt64
 }
 
-enum FileKind { case file(FileStamp), directory, other, missing }
+enum FileKind {
+    case file(FileStamp)
+    /// (device, inode) identifies a folder reached through several symlinks.
+    case directory(device: UInt64, inode: UInt64)
+    case other, missing
+}
 
 func fileKind(atPath path: String) -> FileKind {
     var st = stat()
     guard stat(path, &st) == 0 else { return .missing }
     switch st.st_mode & S_IFMT {
-    case S_IFDIR: return .directory
+    case S_IFDIR: return .directory(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     case S_IFREG:
         #if os(Linux)
         let mtime = st.st_mtim
@@ -157,9 +162,10 @@ public final class ContentHasher: @unchecked Sendable {
         case let .file(stamp):
             let h = try hashFile(atPath: path, stamp: stamp)
             digest = InputDigest(hash: h, files: [.init(relativePath: "", size: stamp.size, hash: h)])
-        case .directory:
+        case let .directory(device, inode):
             var files: [InputDigest.Entry] = []
-            try walk(path, relative: "", into: &files)
+            var visited: Set<[UInt64]> = [[device, inode]]
+            try walk(path, relative: "", into: &files, visited: &visited)
             var h = SHA256()
             for f in files {
                 h.update(f.relativePath)
@@ -177,16 +183,17 @@ public final class ContentHasher: @unchecked Sendable {
         return digest
     }
 
-    private func walk(_ dir: String, relative: String, into files: inout [InputDigest.Entry]) throws {
+    private func walk(_ dir: String, relative: String, into files: inout [InputDigest.Entry], visited: inout Set<[UInt64]>) throws {
         for name in try directoryEntries(atPath: dir) {
             let path = dir + "/" + name
             let rel = relative.isEmpty ? name : relative + "/" + name
             switch fileKind(atPath: path) {
             case let .file(stamp):
                 files.append(.init(relativePath: rel, size: stamp.size, hash: try hashFile(atPath: path, stamp: stamp)))
-            case .directory:
-                if excluded.contains(path) { continue }
-                try walk(path, relative: rel, into: &files)
+            case let .directory(device, inode):
+                // Symlinked folders are followed once: a link loop must not recurse forever.
+                if excluded.contains(path) || !visited.insert([device, inode]).inserted { continue }
+                try walk(path, relative: rel, into: &files, visited: &visited)
             case .missing, .other:
                 continue  // dangling links, sockets: not data
             }
