@@ -248,8 +248,9 @@ public final class PipelineRunner: @unchecked Sendable {
             }
         }
         let toRun = summary.plan.filter { if case .run = $0.action { return true }; return false }
-        guard !toRun.isEmpty else { return summary }
-        execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs), summary: &summary)
+        if !toRun.isEmpty {
+            execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs), summary: &summary)
+        }
 
         let parts = [("ran", summary.executed.count), ("relinked", summary.relinked.count),
                      ("up to date", summary.upToDate.count), ("failed", summary.failed.count),
