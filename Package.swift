@@ -27,13 +27,13 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
-        .target(name: "SO3", dependencies: ["Linalg", "Autograd"], swiftSettings: hotKernel),
+        .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
 
         // Domain.
         .target(name: "Structures", dependencies: ["Linalg"]),
         .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "Pipeline"]),
         .target(name: "Graphs", dependencies: ["Structures", "Formats", "HDF5Kit", "Pipeline"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Pipeline"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Pipeline", "Plots"]),
         .target(name: "Plots"),
 
         // Learning.
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
     ],

@@ -172,29 +172,7 @@ public struct BandStructure: Sendable {
         return out
     }
 
-    /// Band plot: every band as a polyline, high-symmetry ticks and lines, dashed E_F line, in a
-    /// window of ±6 eV around E_F (narrowed to the bands' range when it is smaller).
-    public var svg: String {
-        let shifted = shiftedEnergies
-        let all = shifted.flatMap { $0 }
-        let lo = all.min() ?? -1, hi = all.max() ?? 1
-        var yMin = max(-6, lo - 0.5), yMax = min(6, hi + 0.5)
-        if analysis.fermiEnergy == nil || yMax <= yMin { yMin = lo - 0.5; yMax = hi + 0.5 }
-        // A Γ-only path (molecule) has zero length: draw the levels across the plot instead.
-        let flat = (distances.last ?? 0) <= 0
-        let xs = flat ? distances.indices.map { Double($0) / Double(max(1, distances.count - 1)) } : distances
-        var plot = SVGPlot(xRange: (0, flat ? 1 : distances.last!), yRange: (yMin, yMax),
-                           xLabel: "k-path", yLabel: analysis.fermiEnergy == nil ? "Energy (eV)" : "E − E_F (eV)")
-        plot.title = bandTitle
-        plot.xTicks = flat ? [(0.5, prettyLabel(path.boundaryLabels[0]))]
-            : zip(boundaryDistances, path.boundaryLabels).map { ($0, prettyLabel($1)) }
-        plot.verticalLines = flat ? [] : boundaryDistances
-        if analysis.fermiEnergy != nil { plot.dashedHorizontal = 0 }
-        plot.series = shifted.map { band in Array(zip(xs, band)) }
-        return plot.render()
-    }
-
-    private var bandTitle: String {
+    var bandTitle: String {
         var t = "\(bandCount) bands, \(kpoints.count) k-points"
         if let gap = analysis.bandGap, analysis.isMetal == false { t += String(format: ", gap %.3f eV", gap) }
         if analysis.isMetal == true { t += ", metallic" }

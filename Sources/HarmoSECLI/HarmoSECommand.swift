@@ -22,6 +22,8 @@ public struct HarmoSECommand: ParsableCommand {
             BandsCommand.self,
             DOSCommand.self,
             BenchBandsCommand.self,
+            BenchSO3Command.self,
+            EvalCommand.self,
         ]
     )
     public init() {}

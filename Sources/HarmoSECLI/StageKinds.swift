@@ -5,6 +5,7 @@ import Bands
 import Formats
 import Foundation
 import Graphs
+import Evaluation
 import Pipeline
 
 public enum StageKinds {
@@ -13,6 +14,7 @@ public enum StageKinds {
         IngestStage(),
         GraphStage(),
         BandsStage(),
+        EvaluateStageKind(),
     ]
 
     /// Every kind this process registers. The diagnostic kinds (DiagnosticStageKinds.swift) join
