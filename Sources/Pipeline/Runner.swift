@@ -393,7 +393,7 @@ public final class PipelineRunner: @unchecked Sendable {
             ("endTime", .string(isoTimestamp(end))),
             ("durationSeconds", .double((end.timeIntervalSince(start) * 1000).rounded() / 1000)),
             ("harmoseVersion", .string(toolVersion)),
-            ("host", .string(ProcessInfo.processInfo.hostName)),
+            ("host", .string(hostName())),
             ("pipeline", .string(spec.file.path)),
             ("partition", ["rank": .int(partition.rank), "size": .int(partition.size)]),
         ])
