@@ -34,11 +34,20 @@ let package = Package(
         .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive"]),
         .target(name: "Graphs", dependencies: ["Structures"]),
         .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats"]),
+        .target(name: "Plots"),
+
+        // Learning.
+        .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
+        .target(name: "Training", dependencies: [
+            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "Pipeline", "Plots", "HDF5Kit",
+        ], swiftSettings: hotKernel),
+        .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "Pipeline", "Plots", "HDF5Kit"]),
 
         // Orchestration.
         .target(name: "Pipeline", dependencies: ["Structures"]),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "Pipeline", "SO3", "Autograd",
+            "Plots", "Models", "Training", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI"]),
@@ -53,6 +62,10 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "GraphsTests", dependencies: ["Graphs", "Formats", "TestSupport"]),
         .testTarget(name: "BandsTests", dependencies: ["Bands", "Formats", "TestSupport"]),
+        .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
     ],

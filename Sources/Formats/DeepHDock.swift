@@ -42,8 +42,13 @@ public enum DeepHDock {
             guard let z = Elements.atomicNumber(of: symbol) else {
                 throw FormatError(file: info.file, field: field, message: "unknown element '\(symbol)'")
             }
-            guard let ls = (value as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), ls.count == (value as? [Any])?.count,
-                  ls.allSatisfy({ (0 ... 6).contains($0) }) else {
+            let items = value as? [Any] ?? []
+            let ls = items.compactMap { item -> Int? in
+                guard let n = item as? NSNumber, !String(describing: type(of: n)).contains("Boolean"),
+                      n.doubleValue == n.doubleValue.rounded(), (0 ... 6).contains(n.intValue) else { return nil }
+                return n.intValue
+            }
+            guard value is [Any], ls.count == items.count else {
                 throw FormatError(file: info.file, field: field, message: "expected a list of angular momenta 0…6, found \(value)")
             }
             basis[z] = OrbitalShells(ls)
@@ -126,14 +131,12 @@ public enum DeepHDock {
 
     // MARK: Writing
 
-    static func write(_ record: DFTRecord, to dir: URL) throws {
-        let order = atomOrder(for: record.structure)
+    static func write(_ original: DFTRecord, to dir: URL) throws {
+        let order = atomOrder(for: original.structure)
+        let record = order == Array(order.indices) ? original : original.permutingAtoms(order)
         let s = record.structure
-        var newIndex = [Int](repeating: 0, count: s.atomCount)
-        for (k, old) in order.enumerated() { newIndex[old] = k }
-
-        try POSCAR.text(lattice: s.lattice, atomicNumbers: order.map { s.atomicNumbers[$0] },
-                        positions: order.map { s.positions[$0] }, comment: "POSCAR written by HarmoSE")
+        try POSCAR.text(lattice: s.lattice, atomicNumbers: s.atomicNumbers, positions: s.positions,
+                        comment: "POSCAR written by HarmoSE")
             .write(to: dir.appendingPathComponent(poscarFile), atomically: false, encoding: .utf8)
 
         let orbitalMap: [(String, JSONValue)] = s.species.map { z in
@@ -149,11 +152,11 @@ public enum DeepHDock {
         ])
         try info.text.write(to: dir.appendingPathComponent(infoFile), atomically: false, encoding: .utf8)
 
-        if let h = record.hamiltonian { try writeOperator(h, newIndex: newIndex, to: dir.appendingPathComponent(hamiltonianFile)) }
-        if let o = record.overlap { try writeOperator(o, newIndex: newIndex, to: dir.appendingPathComponent(overlapFile)) }
+        if let h = record.hamiltonian { try writeOperator(h, to: dir.appendingPathComponent(hamiltonianFile)) }
+        if let o = record.overlap { try writeOperator(o, to: dir.appendingPathComponent(overlapFile)) }
     }
 
-    static func writeOperator(_ op: BlockOperator, newIndex: [Int], to url: URL) throws {
+    static func writeOperator(_ op: BlockOperator, to url: URL) throws {
         let n = op.blockCount
         var pairs: [Int64] = []
         pairs.reserveCapacity(5 * n)
@@ -162,7 +165,7 @@ public enum DeepHDock {
         var bounds: [Int64] = [0]
         bounds.reserveCapacity(n + 1)
         for (b, key) in op.keys.enumerated() {
-            pairs += [key.shift.x, key.shift.y, key.shift.z, newIndex[key.i], newIndex[key.j]].map { Int64($0) }
+            pairs += [key.shift.x, key.shift.y, key.shift.z, key.i, key.j].map { Int64($0) }
             let shape = op.shape(at: b)
             shapes += [Int64(shape.x), Int64(shape.y)]
             bounds.append(Int64(op.offsets[b + 1]))

@@ -27,7 +27,7 @@ public enum DeepHLegacy {
         var atomicNumbers: [Int] = []
         for (k, v) in elementValues.enumerated() {
             guard v == v.rounded(), let z = Elements.symbol(of: Int(v)).map({ _ in Int(v) }) else {
-                throw FormatError(file: files.displayPath("element.dat"), field: "atom \(k + 1)", message: "unknown element (atomic number \(v))")
+                throw FormatError(file: files.displayPath("element.dat"), field: "atom \(k + 1)", message: "unknown element (atomic number \(v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : String(v)))")
             }
             atomicNumbers.append(z)
         }
@@ -148,7 +148,8 @@ public enum DeepHLegacy {
 
     static func write(_ record: DFTRecord, to dir: URL) throws {
         let s = record.structure
-        func fixed(_ x: Double) -> String { String(format: "%.16f", x) }
+        // Shortest round-trip decimal: exact on re-reading, unlike numpy's "%.16f" for small values.
+        func fixed(_ x: Double) -> String { "\(x == 0 ? 0 : x)" }
         func write(_ text: String, _ name: String) throws {
             try text.write(to: dir.appendingPathComponent(name), atomically: false, encoding: .utf8)
         }

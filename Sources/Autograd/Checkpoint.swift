@@ -1,0 +1,166 @@
+// Checkpoint.swift: saving and restoring training state in HDF5 — parameters, Adam moments and
+// step counts, schedule state, EMA shadows and caller metadata — so a resumed run continues
+// bit-for-bit. Values are stored in their own precision (float32 stays float32), counters and
+// learning rates as float64 attributes (exact for integers below 2⁵³). Files are written to a
+// temporary path and renamed, so a crash never leaves a half-written checkpoint.
+//
+// Layout: /<part>/... per part; parameters as datasets named by parameter name;
+//         /adam/m/<name>, /adam/v/<name>, attribute "steps" on /adam/m/<name> … (see below).
+import Foundation
+import HDF5Kit
+
+/// Something whose state can go into a checkpoint group.
+public protocol Checkpointable {
+    func save(to file: HDF5File, group: String) throws
+    func load(from file: HDF5File, group: String) throws
+}
+
+/// A checkpoint or parameter file that does not match what the program expects.
+public struct CheckpointError: Error, CustomStringConvertible, Equatable {
+    public var file: String, field: String, message: String
+    public init(file: String, field: String, message: String) { self.file = file; self.field = field; self.message = message }
+    public var description: String { "\(file): \(field): \(message)" }
+}
+
+func readTensorValues<T: Scalar>(_ file: HDF5File, _ path: String, expecting shape: [Int]) throws -> [T] {
+    guard file.exists(path) else { throw CheckpointError(file: file.path, field: path, message: "missing") }
+    let kind = try file.datasetInfo(path).kind
+    let expected: HDF5ScalarKind = T.self == Float.self ? .float32 : .float64
+    guard kind == expected else {
+        throw CheckpointError(file: file.path, field: path, message: "stored as \(kind), expected \(T.typeName)")
+    }
+    let a = try T.readArray(file, path)
+    guard a.shape.reduce(1, *) == shape.reduce(1, *), a.shape == shape || (shape.isEmpty && a.shape == [1]) else {
+        throw CheckpointError(file: file.path, field: path, message: "shape \(a.shape), expected \(shape)")
+    }
+    return a.values
+}
+
+func writeTensorValues<T: Scalar>(_ file: HDF5File, _ path: String, _ values: [T], shape: [Int]) throws {
+    try T.writeArray(file, path, values, shape: shape.isEmpty ? [1] : shape)
+}
+
+func scalarAttribute(_ file: HDF5File, _ name: String, of object: String) throws -> [Double] {
+    guard (try? file.attributeNames(of: object))?.contains(name) == true else {
+        throw CheckpointError(file: file.path, field: "\(object)@\(name)", message: "missing attribute")
+    }
+    return try file.doubleAttribute(name, of: object)
+}
+
+extension ParameterSet: Checkpointable {
+    public func save(to file: HDF5File, group: String) throws {
+        try file.createGroup(group)
+        try file.setAttribute("names", string: names.joined(separator: "\n"), on: group)
+        try file.setAttribute("dtype", string: T.typeName, on: group)
+        for t in tensors { try writeTensorValues(file, "\(group)/\(t.name)", t.data, shape: t.shape) }
+    }
+
+    /// Loads every parameter of this set by name; extra datasets in the file are ignored so a
+    /// stage-2 model can load its frozen stage-1 parameters from a stage-1 checkpoint.
+    public func load(from file: HDF5File, group: String) throws {
+        for t in tensors { t.data = try readTensorValues(file, "\(group)/\(t.name)", expecting: t.shape) }
+    }
+}
+
+extension Adam: Checkpointable {
+    public func save(to file: HDF5File, group: String) throws {
+        try file.createGroup(group)
+        try file.setAttribute("hyperparameters", doubles: [learningRate, beta1, beta2, epsilon, weightDecay, decoupledWeightDecay ? 1 : 0], on: group)
+        for name in states.keys.sorted() {
+            let s = states[name]!
+            try writeTensorValues(file, "\(group)/m/\(name)", s.m, shape: [s.m.count])
+            try writeTensorValues(file, "\(group)/v/\(name)", s.v, shape: [s.v.count])
+            try file.setAttribute("step", doubles: [Double(s.step)], on: "\(group)/m/\(name)")
+        }
+    }
+
+    /// Restores moments, step counts and the current learning rate; the other hyper-parameters
+    /// must match the ones this optimiser was built with.
+    public func load(from file: HDF5File, group: String) throws {
+        let h = try scalarAttribute(file, "hyperparameters", of: group)
+        guard h.count == 6 else { throw CheckpointError(file: file.path, field: "\(group)@hyperparameters", message: "\(h.count) values, expected 6") }
+        let mine = [beta1, beta2, epsilon, weightDecay, decoupledWeightDecay ? 1 : 0]
+        guard Array(h[1...]) == mine else {
+            throw CheckpointError(file: file.path, field: "\(group)@hyperparameters",
+                                  message: "(β₁, β₂, ε, weight decay, decoupled) = \(Array(h[1...])) differ from the optimiser's \(mine)")
+        }
+        learningRate = h[0]
+        states = [:]
+        let names = file.exists("\(group)/m") ? try file.memberNames(of: "\(group)/m") : []
+        for name in names {
+            let count = try file.datasetInfo("\(group)/m/\(name)").shape.reduce(1, *)
+            let m: [T] = try readTensorValues(file, "\(group)/m/\(name)", expecting: [count])
+            let v: [T] = try readTensorValues(file, "\(group)/v/\(name)", expecting: [count])
+            let step = try scalarAttribute(file, "step", of: "\(group)/m/\(name)")
+            states[name] = State(step: Int(step.first ?? 0), m: m, v: v)
+        }
+    }
+}
+
+extension ReduceLROnPlateau: Checkpointable {
+    public func save(to file: HDF5File, group: String) throws {
+        try file.createGroup(group)
+        try file.setAttribute("state", doubles: stateVector, on: group)
+    }
+    public func load(from file: HDF5File, group: String) throws {
+        do { try restore(try scalarAttribute(file, "state", of: group)) } catch let e as TensorError {
+            throw CheckpointError(file: file.path, field: "\(group)@state", message: e.message)
+        }
+    }
+}
+
+extension ExponentialMovingAverage: Checkpointable {
+    public func save(to file: HDF5File, group: String) throws {
+        try file.createGroup(group)
+        try file.setAttribute("decay_updates", doubles: [decay, Double(updates)], on: group)
+        for name in shadow.keys.sorted() { try writeTensorValues(file, "\(group)/\(name)", shadow[name]!, shape: [shadow[name]!.count]) }
+    }
+    public func load(from file: HDF5File, group: String) throws {
+        let du = try scalarAttribute(file, "decay_updates", of: group)
+        guard du.count == 2, du[0] == decay else {
+            throw CheckpointError(file: file.path, field: "\(group)@decay_updates", message: "decay \(du.first ?? .nan) differs from \(decay)")
+        }
+        updates = Int(du[1])
+        for name in shadow.keys {
+            shadow[name] = try readTensorValues(file, "\(group)/\(name)", expecting: [shadow[name]!.count])
+        }
+    }
+}
+
+public enum Checkpoint {
+    /// Writes every part under /<key>, plus `metadata` as float64 attributes of the root (step
+    /// counters, seeds below 2⁵³, the epoch). Atomic: temporary file, then rename.
+    public static func save(to path: String, parts: [String: Checkpointable], metadata: [String: Double] = [:]) throws {
+        let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        do {
+            let file = try HDF5File(creatingAt: temporary)
+            try file.setAttribute("format", string: "harmose-checkpoint-1")
+            for key in parts.keys.sorted() { try parts[key]!.save(to: file, group: key) }
+            for key in metadata.keys.sorted() { try file.setAttribute("meta." + key, doubles: [metadata[key]!]) }
+            try file.flush()
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: temporary, toPath: path)
+    }
+
+    /// Restores every part from /<key> and returns the metadata.
+    @discardableResult
+    public static func load(from path: String, parts: [String: Checkpointable]) throws -> [String: Double] {
+        let file = try HDF5File(readingAt: path)
+        guard (try? file.stringAttribute("format")) == "harmose-checkpoint-1" else {
+            throw CheckpointError(file: path, field: "/@format", message: "not a HarmoSE checkpoint (format attribute missing or unknown)")
+        }
+        for key in parts.keys.sorted() {
+            guard file.exists(key) else { throw CheckpointError(file: path, field: "/\(key)", message: "missing part") }
+            try parts[key]!.load(from: file, group: key)
+        }
+        var metadata: [String: Double] = [:]
+        for name in try file.attributeNames() where name.hasPrefix("meta.") {
+            metadata[String(name.dropFirst(5))] = try file.doubleAttribute(name).first
+        }
+        return metadata
+    }
+}

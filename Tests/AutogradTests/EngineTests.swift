@@ -1,0 +1,122 @@
+// Tape behaviour (accumulation, no-grad, graph release), seeded determinism, thread-count
+// independence of kernels, flat gradient buffers, and shape errors.
+import XCTest
+@testable import Autograd
+
+final class EngineTests: XCTestCase {
+    func testGradientsAccumulateAcrossBackwardCalls() throws {
+        let x = try Tensor<Double>([1, 2, 3], shape: [3], requiresGrad: true)
+        try (x * x).sum().backward()
+        try (x * x).sum().backward()
+        XCTAssertEqual(x.grad, [4, 8, 12])
+        x.zeroGrad()
+        XCTAssertNil(x.grad)
+    }
+
+    func testNoGradModeRecordsNothing() throws {
+        let x = try Tensor<Float>([1, 2], shape: [2], requiresGrad: true)
+        let y = try GradMode.withoutGrad { try (x * x).sum() }
+        XCTAssertFalse(y.requiresGrad)
+        XCTAssertTrue(y.isLeaf)
+        XCTAssertTrue(GradMode.isEnabled)
+        XCTAssertThrowsError(try y.backward())
+    }
+
+    func testGraphIsReleasedAfterBackward() throws {
+        let x = try Tensor<Double>([1, 2], shape: [2], requiresGrad: true)
+        let h = x.exp()
+        let loss = try h.sum()
+        try loss.backward()
+        XCTAssertTrue(h.isLeaf)     // node dropped
+        XCTAssertNil(h.grad)        // intermediate gradient freed
+        XCTAssertEqual(x.grad!, x.data.map { Foundation.exp($0) })
+    }
+
+    func testParameterInitIsSeededPerName() throws {
+        let a = ParameterSet<Float>(seed: 7), b = ParameterSet<Float>(seed: 7), c = ParameterSet<Float>(seed: 8)
+        try a.create("w", shape: [4, 4], initializer: .fanInUniform)
+        try b.create("other", shape: [3], initializer: .normal(std: 1))   // extra parameter first
+        try b.create("w", shape: [4, 4], initializer: .fanInUniform)
+        try c.create("w", shape: [4, 4], initializer: .fanInUniform)
+        XCTAssertEqual(a["w"]!.data, b["w"]!.data)
+        XCTAssertNotEqual(a["w"]!.data, c["w"]!.data)
+        XCTAssertTrue(a["w"]!.data.allSatisfy { Swift.abs($0) <= 0.5 })
+        XCTAssertThrowsError(try a.create("w", shape: [1], initializer: .zeros))
+        // SplitMix64 reference values (seed 1234567: first outputs of the published algorithm).
+        var rng = SplitMix64(seed: 1_234_567)
+        XCTAssertEqual(rng.next(), 6_457_827_717_110_365_317)
+        XCTAssertEqual(rng.next(), 3_203_168_211_198_807_973)
+    }
+
+    func testDropoutIsSeededAndScaled() throws {
+        let x = Tensor<Float>(repeating: 1, shape: [10_000])
+        let a = try x.dropout(probability: 0.25, seed: 3), b = try x.dropout(probability: 0.25, seed: 3)
+        let c = try x.dropout(probability: 0.25, seed: 4)
+        XCTAssertEqual(a.data, b.data)
+        XCTAssertNotEqual(a.data, c.data)
+        let kept = a.data.filter { $0 != 0 }
+        XCTAssertTrue(kept.allSatisfy { $0 == Float(1 / 0.75) })
+        XCTAssertEqual(Double(kept.count) / 10_000, 0.75, accuracy: 0.02)
+        XCTAssertEqual(try x.dropout(probability: 0.5, seed: 1, training: false).data, x.data)
+        XCTAssertThrowsError(try x.dropout(probability: 1, seed: 1))
+    }
+
+    func testFlatGradientsRoundTrip() throws {
+        let ps = ParameterSet<Float>(seed: 1)
+        let w = try ps.create("w", shape: [2, 2], initializer: .ones)
+        let b = try ps.create("b", shape: [2], initializer: .zeros)
+        w.grad = [1, 2, 3, 4]
+        XCTAssertEqual(ps.flattenGradients(), [1, 2, 3, 4, 0, 0])
+        try ps.loadGradients([5, 6, 7, 8, 9, 10])
+        XCTAssertEqual(w.grad, [5, 6, 7, 8])
+        XCTAssertEqual(b.grad, [9, 10])
+        XCTAssertThrowsError(try ps.loadGradients([1])) { XCTAssertTrue("\($0)".contains("6")) }
+    }
+
+    /// Every parallel kernel gives the same numbers with 1 and 4 workers.
+    func testResultsIndependentOfThreadCount() throws {
+        func run() throws -> [[Float]] {
+            let ps = ParameterSet<Float>(seed: 3)
+            let mlp = try MLP(ps, name: "m", widths: [64, 96, 32])
+            let norm = try LayerNorm(ps, name: "n", features: 32)
+            let nodes = Tensor<Float>.randomNormal([300, 64], seed: 5, requiresGrad: true)
+            let src = try RowIndex((0..<3000).map { ($0 * 7) % 300 }, rowCount: 300)
+            let dst = try RowIndex((0..<3000).map { ($0 * 13 + 5) % 300 }, rowCount: 300)
+            let m = try norm(mlp(nodes.gatherRows(src)))
+            let w = try m.segmentSoftmax(dst)
+            let out = try (m * w).scatterAdd(dst).sum(axes: [0]).silu()
+            let loss = try (out.square().sum() + m.mean(axes: [1]).sum())
+            try loss.backward()
+            return [out.data, nodes.grad!] + ps.tensors.map { $0.grad! }
+        }
+        let saved = Parallel.workers
+        defer { Parallel.workers = saved }
+        Parallel.workers = 1
+        let serial = try run()
+        Parallel.workers = 4
+        let parallel = try run()
+        for (s, p) in zip(serial, parallel) {
+            for (x, y) in zip(s, p) { XCTAssertLessThanOrEqual(Swift.abs(x - y), 1e-6 * max(1, Swift.abs(x))) }
+        }
+    }
+
+    func testBadShapesThrowClearErrors() throws {
+        let a = Tensor<Float>(zeros: [2, 3]), b = Tensor<Float>(zeros: [4, 5])
+        func message(_ body: () throws -> Any) -> String {
+            do { _ = try body(); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(message { try a.matmul(b) }, "matmul: inner dimensions differ: [2, 3] · [4, 5] (3 vs 4)")
+        XCTAssertTrue(message { try a + b }.hasPrefix("add: shapes [2, 3] and [4, 5] do not broadcast"))
+        XCTAssertTrue(message { try a.reshaped([4, 2]) }.contains("cannot become [4, 2]"))
+        XCTAssertTrue(message { try a.linear(weight: b, bias: nil) }.contains("does not match weight"))
+        XCTAssertTrue(message { try RowIndex([0, 5], rowCount: 3) }.contains("index 5 at position 1"))
+        XCTAssertTrue(message { try a.gatherRows([0, 1, 2]) }.contains("outside 0..<2"))
+        XCTAssertTrue(message { try a.scatterAdd(RowIndex([0], rowCount: 1)) }.contains("one row per edge"))
+        XCTAssertTrue(message { try a.slice(axis: 1, 2..<5) }.contains("outside 0..<3"))
+        XCTAssertTrue(message { try a.sum(axes: [2]) }.contains("axis 2 out of range"))
+        XCTAssertTrue(message { try Tensor<Float>([1, 2, 3], shape: [2, 2]) }.contains("do not fill shape [2, 2]"))
+        XCTAssertTrue(message { try Tensor<Float>.concat([a, b], axis: 0) }.contains("does not match"))
+        XCTAssertTrue(message { try a.bmm(b) }.contains("3-D"))
+        XCTAssertTrue(message { try RadialBasis.bessel(Tensor<Float>(zeros: [2]), count: 3, cutoff: 5) }.contains("not positive"))
+    }
+}

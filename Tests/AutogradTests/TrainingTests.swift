@@ -1,0 +1,210 @@
+// Optimisers, schedules, EMA, checkpoints and resumption, against hand-computed values and
+// PyTorch trajectories (torch 2.15, float64; the script lines are quoted beside the numbers).
+import XCTest
+import HDF5Kit
+import TestSupport
+@testable import Autograd
+
+final class OptimizerTests: XCTestCase {
+    func makeParam(_ values: [Double], grad: [Double]) throws -> ParameterSet<Double> {
+        let ps = ParameterSet<Double>(seed: 0)
+        let p = try ps.create("p", shape: [values.count], initializer: .zeros)
+        p.data = values
+        p.grad = grad
+        return ps
+    }
+
+    func testAdamFirstStepByHand() throws {
+        let ps = try makeParam([1.0, -2.0], grad: [0.5, -0.1])
+        let adam = Adam<Double>(learningRate: 0.1, beta1: 0.9, beta2: 0.99, epsilon: 1e-8)
+        adam.step(ps)
+        // m = 0.1·g, v = 0.01·g², bias corrections 0.1 and 0.01 ⇒ p −= 0.1·g/(|g| + 1e-8).
+        for (i, (p0, g)) in zip([1.0, -2.0], [0.5, -0.1]).enumerated() {
+            let m = 0.1 * g, v = 0.01 * g * g
+            let want = p0 - (0.1 / 0.1) * m / ((v).squareRoot() / (0.01).squareRoot() + 1e-8)
+            XCTAssertEqual(ps["p"]!.data[i], want, accuracy: 1e-15)
+        }
+        XCTAssertEqual(adam.stepCount("p"), 1)
+    }
+
+    /// torch.optim.Adam/AdamW([p], lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05), three steps
+    /// with grads [0.5,-0.1,0], [0.2,0.3,-1], [-0.4,0,2] from p = [1, -2, 0.5].
+    func testAdamAndAdamWMatchPyTorch() throws {
+        let grads: [[Double]] = [[0.5, -0.1, 0.0], [0.2, 0.3, -1.0], [-0.4, 0.0, 2.0]]
+        let cases: [(Adam<Double>, [Double])] = [
+            (Adam(learningRate: 0.1, beta1: 0.9, beta2: 0.99, weightDecay: 0.05), [0.7803913918784109, -1.8910504559677614, 0.43962665201809575]),
+            (Adam.adamW(learningRate: 0.1, weightDecay: 0.05, beta1: 0.9, beta2: 0.99), [0.7788734979722276, -1.958449279827573, 0.5350967356087998]),
+        ]
+        for (adam, want) in cases {
+            let ps = try makeParam([1.0, -2.0, 0.5], grad: grads[0])
+            for g in grads { ps["p"]!.grad = g; adam.step(ps) }
+            XCTAssertLessThan(maxAbsDifference(ps["p"]!.data, want), 1e-14)
+        }
+    }
+
+    func testFrozenParametersAreSkipped() throws {
+        let ps = ParameterSet<Float>(seed: 1)
+        let a = try ps.create("stage1.w", shape: [2], initializer: .ones)
+        let b = try ps.create("stage2.w", shape: [2], initializer: .ones)
+        ps.freeze(prefix: "stage1.")
+        let loss = try (a * b).sum()
+        try loss.backward()
+        XCTAssertNil(a.grad)
+        XCTAssertEqual(b.grad, [1, 1])
+        Adam<Float>(learningRate: 0.1).step(ps)
+        XCTAssertEqual(a.data, [1, 1])
+        XCTAssertNotEqual(b.data, [1, 1])
+        XCTAssertEqual(ps.flattenGradients().count, 2)
+    }
+
+    func testClipGradientNorm() throws {
+        let ps = ParameterSet<Double>(seed: 0)
+        try ps.create("a", shape: [2], initializer: .zeros).grad = [3, 4]
+        try ps.create("b", shape: [1], initializer: .zeros).grad = [12]
+        XCTAssertEqual(clipGradientNorm(ps, maxNorm: 100), 13)
+        XCTAssertEqual(ps["a"]!.grad!, [3, 4])
+        XCTAssertEqual(clipGradientNorm(ps, maxNorm: 6.5), 13)
+        let f = 6.5 / (13 + 1e-6)
+        XCTAssertEqual(ps["a"]!.grad!, [3 * f, 4 * f])
+        XCTAssertEqual(ps["b"]!.grad!, [12 * f])
+    }
+
+    /// torch.optim.lr_scheduler.ReduceLROnPlateau(opt(lr=1), mode='min', factor=0.5, patience=2,
+    /// threshold=0.1, cooldown=1, min_lr=0.2).
+    func testReduceLROnPlateauMatchesPyTorch() throws {
+        let metrics: [Double] = [10, 9.5, 9.2, 9.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+        let want: [Double] = [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
+        let s = try ReduceLROnPlateau(learningRate: 1, factor: 0.5, patience: 2, threshold: 0.1, cooldown: 1, minLR: 0.2)
+        XCTAssertEqual(try metrics.map { try s.step(metric: $0) }, want)
+        XCTAssertThrowsError(try s.step(metric: .nan))
+        XCTAssertThrowsError(try ReduceLROnPlateau(learningRate: 1, factor: 2))
+    }
+
+    func testCosineWarmup() throws {
+        let s = try CosineWarmupSchedule(baseLR: 1e-3, minLR: 1e-5, warmupSteps: 10, totalSteps: 110)
+        XCTAssertEqual(s.learningRate(atStep: 0), 1e-4, accuracy: 1e-18)
+        XCTAssertEqual(s.learningRate(atStep: 9), 1e-3, accuracy: 1e-18)
+        XCTAssertEqual(s.learningRate(atStep: 10), 1e-3, accuracy: 1e-18)
+        XCTAssertEqual(s.learningRate(atStep: 60), 1e-5 + 0.5 * (1e-3 - 1e-5), accuracy: 1e-15)
+        XCTAssertEqual(s.learningRate(atStep: 110), 1e-5, accuracy: 1e-18)
+        XCTAssertEqual(s.learningRate(atStep: 500), 1e-5, accuracy: 1e-18)
+        XCTAssertThrowsError(try CosineWarmupSchedule(baseLR: 1, warmupSteps: 5, totalSteps: 5))
+    }
+
+    func testEMA() throws {
+        let ps = try makeParam([1, 2], grad: [0, 0])
+        let ema = try ExponentialMovingAverage(ps, decay: 0.9)
+        ps["p"]!.data = [3, 4]
+        ema.update(ps)
+        XCTAssertEqual(ema.average("p")!, [0.9 * 1 + (1 - 0.9) * 3, 0.9 * 2 + (1 - 0.9) * 4])
+        let copy = try makeParam([0, 0], grad: [0, 0])
+        try ema.copy(to: copy)
+        XCTAssertEqual(copy["p"]!.data, ema.average("p")!)
+    }
+}
+
+final class CheckpointTests: XCTestCase {
+    /// A small message-passing regression trained with every piece of state a run carries.
+    final class Run {
+        let params = ParameterSet<Float>(seed: 42)
+        let mlp: MLP<Float>
+        let adam = Adam<Float>.adamW(learningRate: 3e-3)
+        let plateau: ReduceLROnPlateau
+        let ema: ExponentialMovingAverage<Float>
+        let nodes: Tensor<Float>, target: Tensor<Float>
+        let src: RowIndex, dst: RowIndex
+        var step = 0
+
+        init() throws {
+            mlp = try MLP(params, name: "mlp", widths: [8, 16, 4])
+            plateau = try ReduceLROnPlateau(learningRate: 3e-3, factor: 0.5, patience: 0)
+            ema = try ExponentialMovingAverage(params, decay: 0.9)
+            nodes = Tensor.randomNormal([6, 4], seed: 1)
+            target = Tensor.randomNormal([6, 4], seed: 2)
+            src = try RowIndex([0, 1, 2, 3, 4, 5, 0, 2, 4], rowCount: 6)
+            dst = try RowIndex([1, 2, 3, 4, 5, 0, 3, 5, 1], rowCount: 6)
+        }
+
+        func trainStep() throws {
+            params.zeroGrad()
+            let edgeIn = try Tensor.concat([nodes.gatherRows(src), nodes.gatherRows(dst)], axis: 1)
+            let h = try mlp(edgeIn).dropout(probability: 0.2, seed: 1000 + UInt64(step))
+            let out = try h.scatterAdd(dst)
+            let loss = try (out - target).square().mean()
+            try loss.backward()
+            clipGradientNorm(params, maxNorm: 1)
+            adam.step(params)
+            ema.update(params)
+            adam.learningRate = try plateau.step(metric: Double(loss.item))
+            step += 1
+        }
+
+        var parts: [String: Checkpointable] { ["parameters": params, "adam": adam, "plateau": plateau, "ema": ema] }
+    }
+
+    func testRoundTripIsBitExact() throws {
+        let run = try Run()
+        for _ in 0..<3 { try run.trainStep() }
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("ckpt.h5").path
+        try Checkpoint.save(to: path, parts: run.parts, metadata: ["step": Double(run.step)])
+        let other = try Run()
+        let meta = try Checkpoint.load(from: path, parts: other.parts)
+        XCTAssertEqual(meta["step"], 3)
+        for name in run.params.names {
+            XCTAssertEqual(run.params[name]!.data.map(\.bitPattern), other.params[name]!.data.map(\.bitPattern), name)
+            XCTAssertEqual(run.adam.states[name]!.m.map(\.bitPattern), other.adam.states[name]!.m.map(\.bitPattern))
+            XCTAssertEqual(run.adam.states[name]!.v.map(\.bitPattern), other.adam.states[name]!.v.map(\.bitPattern))
+            XCTAssertEqual(run.adam.stepCount(name), other.adam.stepCount(name))
+            XCTAssertEqual(run.ema.average(name)!.map(\.bitPattern), other.ema.average(name)!.map(\.bitPattern))
+        }
+        XCTAssertEqual(run.plateau.stateVector, other.plateau.stateVector)
+        XCTAssertEqual(run.adam.learningRate, other.adam.learningRate)
+    }
+
+    func testResumedTrainingMatchesUninterrupted() throws {
+        let straight = try Run()
+        for _ in 0..<6 { try straight.trainStep() }
+
+        let first = try Run()
+        for _ in 0..<3 { try first.trainStep() }
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("ckpt.h5").path
+        try Checkpoint.save(to: path, parts: first.parts, metadata: ["step": Double(first.step)])
+        let resumed = try Run()
+        resumed.step = Int(try Checkpoint.load(from: path, parts: resumed.parts)["step"]!)
+        for _ in 0..<3 { try resumed.trainStep() }
+
+        for name in straight.params.names {
+            XCTAssertEqual(straight.params[name]!.data.map(\.bitPattern), resumed.params[name]!.data.map(\.bitPattern), name)
+        }
+        XCTAssertEqual(straight.adam.learningRate, resumed.adam.learningRate)
+    }
+
+    func testBadCheckpointsGiveClearErrors() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let path = dir.appendingPathComponent("ckpt.h5").path
+        let small = ParameterSet<Float>(seed: 0)
+        try small.create("w", shape: [2, 3], initializer: .zeros)
+        try Checkpoint.save(to: path, parts: ["parameters": small])
+
+        let wrongShape = ParameterSet<Float>(seed: 0)
+        try wrongShape.create("w", shape: [3, 2], initializer: .zeros)
+        XCTAssertThrowsError(try Checkpoint.load(from: path, parts: ["parameters": wrongShape])) { e in
+            XCTAssertTrue("\(e)".contains("parameters/w") && "\(e)".contains("[2, 3]"), "\(e)")
+        }
+        let missing = ParameterSet<Float>(seed: 0)
+        try missing.create("other", shape: [1], initializer: .zeros)
+        XCTAssertThrowsError(try Checkpoint.load(from: path, parts: ["parameters": missing])) { e in
+            XCTAssertTrue("\(e)".contains("parameters/other") && "\(e)".contains("missing"), "\(e)")
+        }
+        let wrongType = ParameterSet<Double>(seed: 0)
+        try wrongType.create("w", shape: [2, 3], initializer: .zeros)
+        XCTAssertThrowsError(try Checkpoint.load(from: path, parts: ["parameters": wrongType])) { e in
+            XCTAssertTrue("\(e)".contains("float32"), "\(e)")
+        }
+        XCTAssertThrowsError(try Checkpoint.load(from: path, parts: ["adam": Adam<Float>(learningRate: 1)])) { e in
+            XCTAssertTrue("\(e)".contains("/adam") && "\(e)".contains("missing"), "\(e)")
+        }
+        XCTAssertThrowsError(try Checkpoint.load(from: dir.appendingPathComponent("none.h5").path, parts: [:]))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["ckpt.h5"])   // no temporaries left
+    }
+}

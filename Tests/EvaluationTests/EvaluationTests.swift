@@ -1,0 +1,5 @@
+import XCTest
+
+final class EvaluationPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class PlotsPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}
