@@ -23,13 +23,14 @@ public struct DensityOfStates: Sendable {
     /// (info.json) when given; otherwise the level at which the smeared occupation holds
     /// `electronCount` electrons; otherwise unknown (energies stay absolute).
     public static func compute(_ system: BlochSystem, mesh: SIMD3<Int>, sigma: Double, fermiEnergy: Double?,
-                               electronCount: Double?, overlapThreshold: Double? = nil, step: Double? = nil) throws -> DensityOfStates {
+                               electronCount: Double?, overlapThreshold: Double? = nil, step: Double? = nil,
+                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> DensityOfStates {
         guard sigma > 0, sigma.isFinite else { throw BandsError.invalidSigma(sigma) }
         // Directions without dispersion need no sampling.
         var m = mesh
         for d in 0 ..< 3 where !system.dispersiveDirections[d] { m[d] = 1 }
         let kpoints = try monkhorstPack(m)
-        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
+        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
         let levels = bands.flatMap { $0 }
         let weight = 2 / Double(kpoints.count)
 
@@ -87,20 +88,6 @@ public struct DensityOfStates: Sendable {
             try f.flush()
         }
         try AtomicOutput.write(Data(svg.utf8), to: directory.appendingPathComponent("dos.svg"))
-    }
-
-    /// DOS against energy, window ±6 eV around E_F when known.
-    public var svg: String {
-        var xMin = energies.first ?? -1, xMax = energies.last ?? 1
-        if fermiEnergy != nil { xMin = max(xMin, -6); xMax = min(xMax, 6) }
-        if xMax <= xMin { xMin = energies.first ?? -1; xMax = energies.last ?? 1 }
-        let visible = zip(energies, dos).filter { $0.0 >= xMin && $0.0 <= xMax }.map(\.1)
-        var plot = SVGPlot(xRange: (xMin, xMax), yRange: (0, max(visible.max() ?? 1, 1e-9) * 1.08),
-                           xLabel: fermiEnergy == nil ? "Energy (eV)" : "E − E_F (eV)", yLabel: "DOS (states / eV / cell)")
-        plot.title = "DOS, \(mesh.x)×\(mesh.y)×\(mesh.z) k-mesh, σ = \(sigma) eV"
-        plot.series = [zip(energies, dos).filter { $0.0 >= xMin - 1 && $0.0 <= xMax + 1 }.map { ($0.0, $0.1) }]
-        if fermiEnergy != nil { plot.dashedVertical = 0 }
-        return plot.render()
     }
 }
 

@@ -23,6 +23,7 @@ public struct HarmoSECommand: ParsableCommand {
             DOSCommand.self,
             BenchBandsCommand.self,
             BenchSO3Command.self,
+            EvalCommand.self,
         ]
     )
     public init() {}
