@@ -180,6 +180,34 @@ public struct AtomPairDecomposition: Sendable {
         return out
     }
 
+    /// The orthogonal matrix Q (row-major, dim × dim) with block = features · Q (block row-major,
+    /// internal order) and features = block · Qᵀ: the constant a model multiplies its irreps
+    /// output by to get H blocks inside the autodiff graph.
+    public var compositionMatrix: [Double] {
+        var q = [Double](repeating: 0, count: dim * dim)
+        let ro = rows.shellOffsets, co = cols.shellOffsets, nc = cols.orbitalCount
+        q.withUnsafeMutableBufferPointer { qp in
+            var o = 0
+            for p in pairs {
+                let t = p.decomposition
+                let d2 = 2 * t.l2 + 1
+                // Column k of the composed block ← feature f: feed unit features one at a time.
+                var unit = [Double](repeating: 0, count: t.dim)
+                for f in 0 ..< t.dim {
+                    unit[f] = 1
+                    var local = [Double](repeating: 0, count: t.dim)
+                    unit.withUnsafeBufferPointer { u in local.withUnsafeMutableBufferPointer { t.compose(u.baseAddress!, into: $0.baseAddress!, rowStride: d2) } }
+                    for m1 in 0 ..< 2 * t.l1 + 1 { for m2 in 0 ..< d2 where local[m1 * d2 + m2] != 0 {
+                        qp[(o + f) * dim + (ro[p.a] + m1) * nc + co[p.b] + m2] = local[m1 * d2 + m2]
+                    } }
+                    unit[f] = 0
+                }
+                o += t.dim
+            }
+        }
+        return q
+    }
+
     /// The row-major block in `convention` order from irreps features.
     public func compose(_ features: [Double], convention: OrbitalConvention = .dock) throws -> [Double] {
         guard features.count == dim else {
