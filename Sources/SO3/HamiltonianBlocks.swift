@@ -16,6 +16,7 @@ public enum OrbitalConvention: String, Sendable, CaseIterable {
     /// `internalIndex(l)[k]` is the internal index (m + l) of the orbital at position k of a
     /// shell in this convention: orbital_this[k] = sign[k] · orbital_internal[perm[k]].
     public func internalIndex(_ l: Int) -> [Int] {
+        guard l >= 0 else { return [] }
         switch self {
         case .dock: return Array(0 ... 2 * l)
         case .openMX:
@@ -33,7 +34,7 @@ public enum OrbitalConvention: String, Sendable, CaseIterable {
 
     /// Signs in `orbital_this[k] = sign[k] · orbital_internal[perm[k]]` (all +1 for the
     /// conventions supported so far; kept so a convention with sign flips needs no new API).
-    public func signs(_ l: Int) -> [Double] { [Double](repeating: 1, count: 2 * l + 1) }
+    public func signs(_ l: Int) -> [Double] { [Double](repeating: 1, count: max(0, 2 * l + 1)) }
 
     /// Orthogonal matrix P (row-major, n×n, n = orbital count) with v_this = P v_internal over
     /// all shells of an atom.
@@ -94,6 +95,9 @@ public struct ShellPairDecomposition: Sendable {
     private let tensors: [CGTensor]
 
     public init(_ l1: Int, _ l2: Int) throws {
+        for l in [l1, l2] where !(0 ... so3MaxL).contains(l) {
+            throw SO3Error.angularMomentumOutOfRange(l: l, max: so3MaxL, context: "orbital shell pair (\(l1), \(l2))")
+        }
         self.l1 = l1; self.l2 = l2
         let p = (l1 + l2) % 2 == 0 ? 1 : -1
         tensors = try (abs(l1 - l2) ... (l1 + l2)).map { try ClebschGordan.real(l1, l2, $0) }
@@ -232,6 +236,9 @@ public struct AtomPairDecomposition: Sendable {
 public enum OrbitalRotation {
     /// Block-diagonal D(R) over the shells of one atom (n×n row-major, internal order).
     public static func matrix(for shells: OrbitalShells, rotation: Rotation) throws -> [Double] {
+        for l in shells.ls where !(0 ... so3MaxL).contains(l) {
+            throw SO3Error.angularMomentumOutOfRange(l: l, max: so3MaxL, context: "orbital shells [\(shells)]")
+        }
         let ds = try WignerD.matrices(lmax: shells.ls.max() ?? 0, rotation: rotation)
         let n = shells.orbitalCount
         var out = [Double](repeating: 0, count: n * n)
