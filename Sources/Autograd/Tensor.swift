@@ -62,6 +62,8 @@ public final class Tensor<T: Scalar> {
     }
 
     /// Values drawn from N(0, std²) with the engine's seeded generator (see RNG.swift).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func randomNormal(_ shape: [Int], std: Double = 1, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
         var rng = SplitMix64(seed: seed)
         let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
@@ -70,6 +72,8 @@ public final class Tensor<T: Scalar> {
     }
 
     /// Values drawn uniformly from [low, high) with the engine's seeded generator.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func randomUniform(_ shape: [Int], low: Double = 0, high: Double = 1, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
         var rng = SplitMix64(seed: seed)
         let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
@@ -88,12 +92,16 @@ public final class Tensor<T: Scalar> {
     public var isLeaf: Bool { node == nil }
 
     /// A new leaf with the same values, cut from the graph.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func detached() -> Tensor { Tensor(unchecked: data, shape: shape, name: name) }
 
     public func zeroGrad() { grad = nil }
 
     /// Runs `body` on the gradient buffer, allocating it as zeros first if needed.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func withGrad(_ body: (UnsafeMutableBufferPointer<T>) -> Void) {
         if grad == nil { grad = [T](repeating: 0, count: data.count) }
         grad!.withUnsafeMutableBufferPointer { body($0) }
@@ -103,6 +111,8 @@ public final class Tensor<T: Scalar> {
     /// gradient starts at 1. Gradients accumulate into leaves that require them (call zeroGrad
     /// between steps). The graph is released afterwards: intermediate results drop their nodes and,
     /// unless `retainsGrad`, their gradients.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func backward(seed: [T]? = nil) throws {
         if let seed {
             guard seed.count == count else {
@@ -130,6 +140,8 @@ public final class Tensor<T: Scalar> {
 
     /// Graph nodes reachable from self that require grad, inputs before outputs (iterative DFS so
     /// deep graphs do not exhaust the stack).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func topologicalOrder() -> [Tensor] {
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
@@ -151,6 +163,8 @@ public final class Tensor<T: Scalar> {
     }
 
     /// Wraps an op result: records the node when grad mode is on and an input requires grad.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     static func result(_ data: [T], shape: [Int], op: String, inputs: [Tensor],
                        backward: @escaping (UnsafeBufferPointer<T>) -> Void) -> Tensor {
         let out = Tensor(unchecked: data, shape: shape)
@@ -168,6 +182,32 @@ extension Tensor: CustomStringConvertible {
         return "Tensor<\(T.typeName)>\(shape)[\(shown)\(count > 8 ? ", …" : "")]\(name.isEmpty ? "" : " \(name)")"
     }
 }
+
+/// An array whose values the caller overwrites entirely (skips zero-filling large outputs).
+@inline(__always)
+func uninitializedArray<T: Scalar>(count: Int) -> [T] {
+    _ = Allocator.configured
+    return [T](unsafeUninitializedCapacity: count) { _, n in n = count }
+}
+
+/// Large tensors are allocated and freed every step. glibc serves blocks above its mmap threshold
+/// (at most 32 MiB by default) with fresh mmaps, so each step would page-fault and zero them again;
+/// raising the threshold keeps them in the heap for reuse. Process-wide, set once on first use.
+enum Allocator {
+    static let configured: Bool = {
+        #if os(Linux)
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
+        #endif
+        return true
+    }()
+}
+
+#if os(Linux)
+// <malloc.h> is not part of the Glibc module map; mallopt has a plain C signature.
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
 
 /// Row-major strides of a shape.
 @inline(__always)

@@ -13,7 +13,7 @@ public struct HarmoSECommand: ParsableCommand {
         new structures. Batch work runs through `harmose run`, driven by pipeline.json.
         """,
         version: version,
-        subcommands: []
+        subcommands: [BenchAutogradCommand.self]
     )
     public init() {}
 }

@@ -2,6 +2,7 @@
 // interface, so engines above (Autograd) write each operation once and dispatch on the scalar type.
 import COpenBLAS
 import Dispatch
+import Foundation
 
 /// A real scalar OpenBLAS can multiply: Float (sgemm) or Double (dgemm).
 public protocol BLASScalar: BinaryFloatingPoint, Sendable {
@@ -46,6 +47,46 @@ public enum BLAS {
                a: a, lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: beta, c: c, ldc: n)
     }
 
+    /// The same product cut into slabs of C (rows when C is tall, else columns), each computed
+    /// by single-threaded BLAS, the slabs shared among `workers` threads. An engine that runs its
+    /// other kernels with concurrentPerform uses this instead of OpenBLAS's pool, whose idle
+    /// threads spin and steal the cores from the next kernel. The slabs depend on the shape only
+    /// (at most 8, each ≥ 16 rows/columns and ≥ 1 MFLOP), never on `workers`, so the result is
+    /// bit-identical for any thread count.
+    public static func gemmSplit<T: BLASScalar>(transA: Bool = false, transB: Bool = false,
+                                                m: Int, n: Int, k: Int, alpha: T = 1,
+                                                a: UnsafePointer<T>, b: UnsafePointer<T>,
+                                                beta: T = 0, c: UnsafeMutablePointer<T>, workers: Int) {
+        let slabs = min(8, max(1, (2 * m * n * k) >> 20), max(1, max(m, n) / 16))
+        if slabs <= 1 || k == 0 {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c)
+            return
+        }
+        let saved = BLASThreads.count
+        if saved != 1 { BLASThreads.count = 1 }
+        defer { if saved != 1 { BLASThreads.count = saved } }
+        let lda = transA ? m : k, ldb = transB ? k : n
+        let cAddress = Int(bitPattern: c)
+        let splitRows = m >= n
+        let threads = max(1, min(workers, slabs))
+        DispatchQueue.concurrentPerform(iterations: threads) { w in
+            let cc = UnsafeMutablePointer<T>(bitPattern: cAddress)!
+            var p = w
+            while p < slabs {
+                defer { p += threads }
+                if splitRows {
+                    let lo = m * p / slabs, hi = m * (p + 1) / slabs
+                    T.gemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                           a: transA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: cc + lo * n, ldc: n)
+                } else {
+                    let lo = n * p / slabs, hi = n * (p + 1) / slabs
+                    T.gemm(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                           a: a, lda: lda, b: transB ? b + lo * k : b + lo, ldb: ldb, beta: beta, c: cc + lo, ldc: n)
+                }
+            }
+        }
+    }
+
     /// `batch` independent products C[i] = alpha·op(A[i])·op(B[i]) + beta·C[i], each matrix
     /// densely packed and the batch contiguous. Small products run in parallel across the batch
     /// with OpenBLAS held at one thread (it would otherwise oversubscribe the cores); large ones
@@ -78,6 +119,27 @@ public enum BLAS {
                 i += workers
             }
         }
+    }
+}
+
+extension BLAS {
+    /// The kernel family OpenBLAS selected at load time (e.g. "Haswell", "SkylakeX", "Prescott").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// OpenBLAS 0.3.21 (Debian 12) does not recognise some virtualised CPUs and falls back to its
+    /// SSE3 "Prescott" kernels, 4–5× slower. When that happened on a CPU with AVX2, this returns
+    /// the OPENBLAS_CORETYPE value to export before starting the process ("SkylakeX" with AVX-512,
+    /// else "Haswell"); nil when the selection is fine. The choice is made at library load, so it
+    /// can only be fixed by the environment of the next process.
+    public static func suggestedCoreType() -> String? {
+        guard coreName.lowercased() == "prescott",
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return nil }
+        let set = Set(flags.split(separator: " ").map(String.init))
+        if set.contains("avx512f") && set.contains("avx512bw") { return "SkylakeX" }
+        if set.contains("avx2") && set.contains("fma") { return "Haswell" }
+        return nil
     }
 }
 

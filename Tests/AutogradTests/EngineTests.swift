@@ -120,3 +120,21 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(message { try RadialBasis.bessel(Tensor<Float>(zeros: [2]), count: 3, cutoff: 5) }.contains("not positive"))
     }
 }
+
+final class FastExpTests: XCTestCase {
+    /// Float's exp is our own polynomial; compare it with the Double library exp.
+    func testFastExpAccuracy() {
+        var worst = 0.0
+        var x: Float = -87
+        while x <= 88 {
+            let got = Double(Float.exp(x)), want = Foundation.exp(Double(x))
+            worst = max(worst, Swift.abs(got - want) / want)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7)   // ≈ 2.5 ulp of Float
+        XCTAssertTrue(Float.exp(.nan).isNaN)
+        XCTAssertEqual(Float.exp(0), 1)
+        XCTAssertTrue(Float.exp(-1000) >= 0 && Float.exp(-1000) < 1e-37)
+        XCTAssertTrue(Float.exp(1000).isFinite)
+    }
+}

@@ -1,0 +1,122 @@
+// BenchAutogradCommand: `harmose bench-autograd` (hidden) — times forward+backward of the Autograd
+// engine on the two reference workloads and measures the machine's sgemm peak in the same run, so
+// the achieved GFLOP/s can be stated as a fraction of it. Used by tools/bench/autograd.sh, which
+// puts the numbers side by side with PyTorch (tools/bench_autograd_torch.py).
+import ArgumentParser
+import Autograd
+import Foundation
+import Linalg
+
+struct BenchAutogradCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-autograd",
+        abstract: "Benchmark the autodiff engine (MLP and message passing, forward+backward).",
+        discussion: """
+        Prints one JSON object per line: {"bench": name, "median_s": …, "gflops": …, …}.
+        FLOPs count the matrix products only (2·m·n·k each, forward and backward); elementwise work
+        is not counted. OPENBLAS_NUM_THREADS sets the thread count of BLAS and of the engine.
+        """,
+        shouldDisplay: false
+    )
+
+    @Option(help: "Timed repetitions per benchmark (the median is reported).") var repeats = 15
+    @Option(help: "Rows of the MLP input.") var rows = 10_000
+    @Option(help: "MLP width.") var width = 256
+    @Option(help: "Edges of the message-passing graph.") var edges = 100_000
+    @Option(help: "Nodes of the message-passing graph.") var nodes = 10_000
+    @Option(help: "Node feature width of the message-passing benchmark.") var features = 64
+    @Option(help: "Matrix-product threading: split (engine threads, BLAS at 1 thread) or openBLAS.")
+    var gemmThreading: String = "split"
+
+    func run() throws {
+        guard repeats >= 1, rows >= 1, width >= 1, edges >= 1, nodes >= 1, features >= 1 else {
+            throw ValidationError("all sizes and --repeats must be ≥ 1")
+        }
+        guard let mode = Parallel.GemmThreading(rawValue: gemmThreading) else {
+            throw ValidationError("--gemm-threading must be split or openBLAS, got \(gemmThreading)")
+        }
+        Parallel.gemmThreading = mode
+        let peak = sgemmPeak()
+        emit(["bench": "sgemm_peak", "gflops": peak.gflops, "shape": peak.shape, "threads": Double(BLASThreads.count),
+              "blas_core": BLAS.coreName, "suggested_coretype": BLAS.suggestedCoreType() ?? ""])
+        try mlpBench(peak: peak.gflops)
+        try messagePassingBench(peak: peak.gflops)
+    }
+
+    /// Median wall time of `body` over `repeats` runs after one warm-up.
+    func median(_ body: () throws -> Void) rethrows -> Double {
+        try body()
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        times.sort()
+        return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    }
+
+    func emit(_ fields: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Best median sgemm rate over square sizes and the MLP's own product shape.
+    func sgemmPeak() -> (gflops: Double, shape: String) {
+        var best = (0.0, "")
+        for (m, n, k) in [(1024, 1024, 1024), (2048, 2048, 2048), (rows, width, width)] {
+            let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
+            var c = [Float](repeating: 0, count: m * n)
+            let t = median {
+                a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            BLAS.gemm(m: m, n: n, k: k, a: ap.baseAddress!, b: bp.baseAddress!, c: cp.baseAddress!)
+                        }
+                    }
+                }
+            }
+            let g = 2 * Double(m) * Double(n) * Double(k) / t / 1e9
+            if g > best.0 { best = (g, "\(m)x\(n)x\(k)") }
+        }
+        return best
+    }
+
+    func mlpBench(peak: Double) throws {
+        let params = ParameterSet<Float>(seed: 1)
+        let mlp = try MLP(params, name: "mlp", widths: [width, width, width, width], activation: .silu)
+        let x = Tensor<Float>.randomNormal([rows, width], seed: 2)
+        var forward = 0.0
+        let total = try median {
+            params.zeroGrad()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let loss = try mlp(x).square().sum()
+            forward = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            try loss.backward()
+        }
+        // 3 products forward; backward: 3 weight gradients + 2 input gradients (x needs none).
+        let flops = 8 * 2 * Double(rows) * Double(width) * Double(width)
+        emit(["bench": "mlp", "gemm_threading": gemmThreading, "shape": "\(rows)x\(width), 3 layers, SiLU", "median_s": total, "last_forward_s": forward,
+              "gflops": flops / total / 1e9, "percent_of_sgemm_peak": 100 * flops / total / 1e9 / peak])
+    }
+
+    func messagePassingBench(peak: Double) throws {
+        let params = ParameterSet<Float>(seed: 3)
+        let mlp = try MLP(params, name: "msg", widths: [2 * features, 2 * features, features], activation: .silu)
+        let h = Tensor<Float>.randomNormal([nodes, features], seed: 4, requiresGrad: true)
+        var rng = SplitMix64(seed: 5)
+        let src = try RowIndex((0..<edges).map { _ in Int(rng.next() % UInt64(nodes)) }, rowCount: nodes)
+        let dst = try RowIndex((0..<edges).map { _ in Int(rng.next() % UInt64(nodes)) }, rowCount: nodes)
+        let total = try median {
+            params.zeroGrad(); h.zeroGrad()
+            let message = try mlp(Tensor.concat([h.gatherRows(src), h.gatherRows(dst)], axis: 1))
+            let loss = try message.scatterAdd(dst).square().sum()
+            try loss.backward()
+        }
+        // Two layers (2F→2F, 2F→F), each: forward, weight gradient, input gradient.
+        let f = Double(features)
+        let flops = 3 * 2 * Double(edges) * (2 * f * 2 * f + 2 * f * f)
+        emit(["bench": "message_passing", "gemm_threading": gemmThreading, "shape": "E=\(edges), N=\(nodes), F=\(features): gather(src,dst)→MLP[\(2 * features),\(2 * features),\(features)]→scatter-add",
+              "median_s": total, "gflops": flops / total / 1e9, "percent_of_sgemm_peak": 100 * flops / total / 1e9 / peak])
+    }
+}
