@@ -6,21 +6,30 @@ Run from its own venv (tools/.venv-torch); not part of the test suite.
 import argparse
 import json
 import os
+import resource
 import time
 
 import torch
 
 
+def cpu_seconds():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def median(fn, repeats):
+    """Median wall time after one warm-up, and process CPU seconds (all threads) per run."""
     fn()
     times = []
+    c0 = cpu_seconds()
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    cpu = (cpu_seconds() - c0) / repeats
     times.sort()
     n = len(times)
-    return times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
+    return (times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])), cpu
 
 
 def main():
@@ -46,9 +55,9 @@ def main():
         mlp.zero_grad(set_to_none=True)
         mlp(x).square().sum().backward()
 
-    t = median(mlp_step, a.repeats)
+    t, cpu = median(mlp_step, a.repeats)
     flops = 8 * 2 * a.rows * w * w
-    print(json.dumps({"bench": "mlp", "median_s": t, "gflops": flops / t / 1e9, "torch": torch.__version__,
+    print(json.dumps({"bench": "mlp", "median_s": t, "cpu_s_per_run": cpu, "gflops": flops / t / 1e9, "torch": torch.__version__,
                       "threads": threads}), flush=True)
 
     # (b) gather(src, dst) → MLP [2F, 2F, F] → scatter-add (index_add) to dst, loss = Σ out².
@@ -65,9 +74,9 @@ def main():
         out = torch.zeros(a.nodes, f).index_add(0, dst, m)
         out.square().sum().backward()
 
-    t = median(mp_step, a.repeats)
+    t, cpu = median(mp_step, a.repeats)
     flops = 3 * 2 * a.edges * (2 * f * 2 * f + 2 * f * f)
-    print(json.dumps({"bench": "message_passing", "median_s": t, "gflops": flops / t / 1e9, "torch": torch.__version__,
+    print(json.dumps({"bench": "message_passing", "median_s": t, "cpu_s_per_run": cpu, "gflops": flops / t / 1e9, "torch": torch.__version__,
                       "threads": threads}), flush=True)
 
 

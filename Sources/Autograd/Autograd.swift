@@ -43,7 +43,10 @@ extension Float: Scalar {
     @inline(__always)
     public static func exp(_ x: Float) -> Float {
         let c = x.isNaN ? 0 : Swift.min(Swift.max(x, -87), 88)
-        let n = (c * 1.442_695_04).rounded(.toNearestOrEven)
+        // Round to nearest by adding 1.5·2²³: the integer lands in the low mantissa bits, with no
+        // trapping Float→Int conversion in the loop (that check would stop vectorisation).
+        let shifted = c * 1.442_695_04 + 12_582_912
+        let n = shifted - 12_582_912
         let r = (c - n * 0.693_145_75) - n * 1.428_606_8e-6   // ln2 split hi + lo
         var p: Float = 1.0 / 5040
         p = p * r + 1.0 / 720
@@ -53,7 +56,7 @@ extension Float: Scalar {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let scale = Float(bitPattern: UInt32(bitPattern: Int32(n) &+ 127) << 23)
+        let scale = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23)
         return x.isNaN ? x : p * scale
     }
     public static func log(_ x: Float) -> Float { logf(x) }

@@ -37,12 +37,12 @@ func unaryForward<T: Scalar>(_ op: UnaryOp, _ x: UnsafeBufferPointer<T>, _ y: Un
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func unaryBackward<T: Scalar>(_ op: UnaryOp, x: UnsafeBufferPointer<T>, y: UnsafeBufferPointer<T>,
-                              gy: UnsafeBufferPointer<T>, gx: UnsafeMutableBufferPointer<T>) {
+                              gy: UnsafeBufferPointer<T>, gx: UnsafeMutableBufferPointer<T>, accumulate: Bool) {
     let xs = x.baseAddress!, ys = y.baseAddress!, gys = gy.baseAddress!, gxs = SharedPointer(gx.baseAddress!)
     @inline(__always) func apply(_ d: (T, T) -> T) {
         Parallel.forRanges(x.count, grain: 1 << 14) { r in
             let g = gxs.base
-            for i in r { g[i] += gys[i] * d(xs[i], ys[i]) }
+            if accumulate { for i in r { g[i] += gys[i] * d(xs[i], ys[i]) } } else { for i in r { g[i] = gys[i] * d(xs[i], ys[i]) } }
         }
     }
     switch op {
@@ -85,7 +85,7 @@ extension Tensor {
             guard self.requiresGrad else { return }
             self.data.withUnsafeBufferPointer { x in
                 saved.withUnsafeBufferPointer { y in
-                    self.withGrad { unaryBackward(op, x: x, y: y, gy: gy, gx: $0) }
+                    self.withGradForOverwrite { unaryBackward(op, x: x, y: y, gy: gy, gx: $0, accumulate: $1) }
                 }
             }
         }

@@ -108,7 +108,7 @@ extension Tensor {
         }
         return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "scatterAdd", inputs: [self]) { [unowned self] g in
             guard self.requiresGrad else { return }
-            self.withGrad { gatherRowsKernel(g.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: true) }
+            self.withGradForOverwrite { gatherRowsKernel(g.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: $1) }
         }
     }
 

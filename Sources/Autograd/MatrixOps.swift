@@ -57,26 +57,26 @@ extension Tensor {
             // C = op(A)·op(B):  d op(A) = dC·op(B)ᵀ,  d op(B) = op(A)ᵀ·dC.
             if self.requiresGrad {
                 other.data.withUnsafeBufferPointer { b in
-                    self.withGrad { ga in
+                    self.withGradForOverwrite { ga, acc in
                         if !transposeA {   // dA[m,k] += dC[m,n]·op(B)ᵀ
                             BLAS.gemmBatched(batch: batch, transA: false, transB: !transposeB, m: m, n: k, k: n,
-                                             a: gp, b: b.baseAddress!, beta: 1, c: ga.baseAddress!)
+                                             a: gp, b: b.baseAddress!, beta: acc ? 1 : 0, c: ga.baseAddress!)
                         } else {           // dA[k,m] += op(B)·dCᵀ
                             BLAS.gemmBatched(batch: batch, transA: transposeB, transB: true, m: k, n: m, k: n,
-                                             a: b.baseAddress!, b: gp, beta: 1, c: ga.baseAddress!)
+                                             a: b.baseAddress!, b: gp, beta: acc ? 1 : 0, c: ga.baseAddress!)
                         }
                     }
                 }
             }
             if other.requiresGrad {
                 self.data.withUnsafeBufferPointer { a in
-                    other.withGrad { gb in
+                    other.withGradForOverwrite { gb, acc in
                         if !transposeB {   // dB[k,n] += op(A)ᵀ·dC
                             BLAS.gemmBatched(batch: batch, transA: !transposeA, transB: false, m: k, n: n, k: m,
-                                             a: a.baseAddress!, b: gp, beta: 1, c: gb.baseAddress!)
+                                             a: a.baseAddress!, b: gp, beta: acc ? 1 : 0, c: gb.baseAddress!)
                         } else {           // dB[n,k] += dCᵀ·op(A)
                             BLAS.gemmBatched(batch: batch, transA: true, transB: transposeA, m: n, n: k, k: m,
-                                             a: gp, b: a.baseAddress!, beta: 1, c: gb.baseAddress!)
+                                             a: gp, b: a.baseAddress!, beta: acc ? 1 : 0, c: gb.baseAddress!)
                         }
                     }
                 }
@@ -120,15 +120,15 @@ extension Tensor {
             let gp = g.baseAddress!
             if self.requiresGrad {     // dX[rows,in] += dY[rows,out]·Wᵀ
                 weight.data.withUnsafeBufferPointer { w in
-                    self.withGrad { gx in
-                        Parallel.gemm(transB: true, m: rows, n: inF, k: outF, a: gp, b: w.baseAddress!, beta: 1, c: gx.baseAddress!)
+                    self.withGradForOverwrite { gx, acc in
+                        Parallel.gemm(transB: true, m: rows, n: inF, k: outF, a: gp, b: w.baseAddress!, beta: acc ? 1 : 0, c: gx.baseAddress!)
                     }
                 }
             }
             if weight.requiresGrad {   // dW[in,out] += Xᵀ·dY
                 self.data.withUnsafeBufferPointer { x in
-                    weight.withGrad { gw in
-                        Parallel.gemm(transA: true, m: inF, n: outF, k: rows, a: x.baseAddress!, b: gp, beta: 1, c: gw.baseAddress!)
+                    weight.withGradForOverwrite { gw, acc in
+                        Parallel.gemm(transA: true, m: inF, n: outF, k: rows, a: x.baseAddress!, b: gp, beta: acc ? 1 : 0, c: gw.baseAddress!)
                     }
                 }
             }

@@ -22,7 +22,7 @@ extension Tensor {
         }
         return Tensor.result(data, shape: dims, op: "reshape", inputs: [self]) { [unowned self] g in
             guard self.requiresGrad else { return }
-            self.withGrad { gx in for i in 0..<gx.count { gx[i] += g[i] } }
+            if self.grad == nil { self.grad = Array(g) } else { self.withGrad { gx in for i in 0..<gx.count { gx[i] += g[i] } } }
         }
     }
 

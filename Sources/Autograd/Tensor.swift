@@ -107,6 +107,15 @@ public final class Tensor<T: Scalar> {
         grad!.withUnsafeMutableBufferPointer { body($0) }
     }
 
+    /// Like withGrad, but when no gradient exists yet the buffer is left uninitialised and `body`
+    /// is told to overwrite it (accumulate == false): saves zero-filling before BLAS with beta 0.
+    @inline(__always)
+    func withGradForOverwrite(_ body: (UnsafeMutableBufferPointer<T>, _ accumulate: Bool) -> Void) {
+        let accumulate = grad != nil
+        if !accumulate { grad = uninitializedArray(count: data.count) }
+        grad!.withUnsafeMutableBufferPointer { body($0, accumulate) }
+    }
+
     /// Reverse-mode sweep from this tensor. With no `seed` the tensor must hold one value and its
     /// gradient starts at 1. Gradients accumulate into leaves that require them (call zeroGrad
     /// between steps). The graph is released afterwards: intermediate results drop their nodes and,
