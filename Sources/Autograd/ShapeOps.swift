@@ -92,10 +92,10 @@ extension Tensor {
             var offset = 0
             for (p, w) in zip(parts, widths) {
                 if p.requiresGrad {
-                    p.withGrad { gx in
+                    p.withGradForOverwrite { gx, accumulate in
                         for o in 0..<outer {
                             let src = g.baseAddress! + o * total + offset, dst = gx.baseAddress! + o * w
-                            for j in 0..<w { dst[j] += src[j] }
+                            if accumulate { for j in 0..<w { dst[j] += src[j] } } else { dst.update(from: src, count: w) }
                         }
                     }
                 }
