@@ -51,8 +51,8 @@ public enum BLAS {
     /// by single-threaded BLAS, the slabs shared among `workers` threads. An engine that runs its
     /// other kernels with concurrentPerform uses this instead of OpenBLAS's pool, whose idle
     /// threads spin and steal the cores from the next kernel. The slabs depend on the shape only
-    /// (at most 8, each ≥ 16 rows/columns and ≥ 1 MFLOP), never on `workers`, so the result is
-    /// bit-identical for any thread count.
+    /// (at most 8, each ≥ 16 rows/columns and ≥ 1 MFLOP; long reductions are cut along k instead),
+    /// never on `workers`, so the result is bit-identical for any thread count.
     public static func gemmSplit<T: BLASScalar>(transA: Bool = false, transB: Bool = false,
                                                 m: Int, n: Int, k: Int, alpha: T = 1,
                                                 a: UnsafePointer<T>, b: UnsafePointer<T>,
@@ -67,6 +67,35 @@ public enum BLAS {
         defer { if saved != 1 { BLASThreads.count = saved } }
         let lda = transA ? m : k, ldb = transB ? k : n
         let cAddress = Int(bitPattern: c)
+        if k >= 4 * max(m, n) {
+            // A long reduction (weight gradients: Xᵀ·dY over many rows). Slabs of C would each
+            // repack all of the long operands, so split k instead: partial products into scratch,
+            // then C = beta·C + Σ partials summed in slab order.
+            let kSlabs = min(8, max(1, k / 256))
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: kSlabs * m * n)
+            defer { scratch.deallocate() }
+            let threads = max(1, min(workers, kSlabs))
+            DispatchQueue.concurrentPerform(iterations: threads) { w in
+                var p = w
+                while p < kSlabs {
+                    defer { p += threads }
+                    let lo = k * p / kSlabs, hi = k * (p + 1) / kSlabs
+                    T.gemm(transA: transA, transB: transB, m: m, n: n, k: hi - lo, alpha: alpha,
+                           a: transA ? a + lo * m : a + lo, lda: lda, b: transB ? b + lo : b + lo * n, ldb: ldb,
+                           beta: 0, c: scratch + p * m * n, ldc: n)
+                }
+            }
+            let count = m * n
+            DispatchQueue.concurrentPerform(iterations: threads) { w in
+                let cc = UnsafeMutablePointer<T>(bitPattern: cAddress)!
+                for i in (count * w / threads)..<(count * (w + 1) / threads) {
+                    var sum = beta == 0 ? 0 : beta * cc[i]
+                    for p in 0..<kSlabs { sum += scratch[p * count + i] }
+                    cc[i] = sum
+                }
+            }
+            return
+        }
         let splitRows = m >= n
         let threads = max(1, min(workers, slabs))
         DispatchQueue.concurrentPerform(iterations: threads) { w in
