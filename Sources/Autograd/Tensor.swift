@@ -28,6 +28,8 @@ public final class Tensor<T: Scalar> {
     /// Keep `grad` of a non-leaf after backward (for inspection and gradient checks).
     public var retainsGrad = false
     var node: Node<T>?
+    /// Set on results whose graph a backward pass has already consumed.
+    var graphReleased = false
 
     /// A tensor from values; throws if their count does not match the shape.
     public init(_ data: [T], shape: [Int], requiresGrad: Bool = false, name: String = "") throws {
@@ -98,6 +100,14 @@ public final class Tensor<T: Scalar> {
 
     public func zeroGrad() { grad = nil }
 
+    /// Throws if any value is NaN or infinite, naming `label` and the first bad position — call it
+    /// on losses and inputs so a diverging run stops with a clear message.
+    public func checkFinite(_ label: String) throws {
+        if let i = data.firstIndex(where: { !$0.isFinite }) {
+            throw TensorError("checkFinite", "\(label) has value \(data[i]) at flat index \(i) (shape \(shape))")
+        }
+    }
+
     /// Runs `body` on the gradient buffer, allocating it as zeros first if needed.
     @inline(__always)
     @_specialize(where T == Float)
@@ -133,6 +143,9 @@ public final class Tensor<T: Scalar> {
         guard requiresGrad else {
             throw TensorError("backward", "tensor does not require grad (no parameter requires it, or it was computed in no-grad mode)")
         }
+        guard !graphReleased else {
+            throw TensorError("backward", "the graph behind this tensor was released by an earlier backward; recompute the forward pass")
+        }
         let order = topologicalOrder()
         withGrad { g in
             if let seed { for i in 0..<g.count { g[i] += seed[i] } } else { g[0] += 1 }
@@ -143,6 +156,7 @@ public final class Tensor<T: Scalar> {
                 g.withUnsafeBufferPointer { node.backward($0) }
             }
             t.node = nil
+            t.graphReleased = true
             if !t.retainsGrad { t.grad = nil }
         }
     }

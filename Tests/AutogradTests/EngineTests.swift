@@ -30,6 +30,7 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(h.isLeaf)     // node dropped
         XCTAssertNil(h.grad)        // intermediate gradient freed
         XCTAssertEqual(x.grad!, x.data.map { Foundation.exp($0) })
+        XCTAssertThrowsError(try loss.backward()) { XCTAssertTrue("\($0)".contains("released")) }
     }
 
     func testParameterInitIsSeededPerName() throws {
@@ -99,6 +100,12 @@ final class EngineTests: XCTestCase {
         let parallel = try run()
         // Bit-identical (stronger than the 1e-6 relative the engine promises).
         for (s, p) in zip(serial, parallel) { XCTAssertEqual(s.map(\.bitPattern), p.map(\.bitPattern)) }
+    }
+
+    func testCheckFinite() throws {
+        let t = try Tensor<Float>([1, .nan, 3], shape: [3])
+        XCTAssertThrowsError(try t.checkFinite("loss")) { XCTAssertEqual("\($0)", "checkFinite: loss has value nan at flat index 1 (shape [3])") }
+        XCTAssertNoThrow(try Tensor<Float>([1, 2], shape: [2]).checkFinite("x"))
     }
 
     func testBadShapesThrowClearErrors() throws {
