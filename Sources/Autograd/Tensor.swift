@@ -185,6 +185,24 @@ public final class Tensor<T: Scalar> {
         return order
     }
 
+    /// Public entry for operations defined outside this module (e.g. SO(3) tensor products):
+    /// wraps `values` as the result of op `op` on `inputs`. When recorded, `backward` receives the
+    /// output gradient and must add each input's contribution with `accumulateGradient`.
+    public static func recorded(_ values: [T], shape: [Int], op: String, inputs: [Tensor],
+                                backward: @escaping (UnsafeBufferPointer<T>) -> Void) throws -> Tensor {
+        guard shape.allSatisfy({ $0 >= 0 }), values.count == shape.reduce(1, *) else {
+            throw TensorError(op, "\(values.count) values do not fill result shape \(shape)")
+        }
+        return result(values, shape: shape, op: op, inputs: inputs, backward: backward)
+    }
+
+    /// Adds into this tensor's gradient (allocated as zeros on first use); a no-op for tensors that
+    /// do not require a gradient, so custom backward closures can call it unconditionally.
+    public func accumulateGradient(_ body: (UnsafeMutableBufferPointer<T>) -> Void) {
+        guard requiresGrad else { return }
+        withGrad(body)
+    }
+
     /// Wraps an op result: records the node when grad mode is on and an input requires grad.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
