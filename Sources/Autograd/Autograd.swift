@@ -127,6 +127,12 @@ public enum Parallel {
     public enum GemmThreading: String, Sendable { case split, openBLAS }
     nonisolated(unsafe) public static var gemmThreading: GemmThreading = .split
 
+    /// The engine's product path, exposed for benchmarks (Float, dense row-major operands).
+    public static func gemmForBenchmark(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                                        a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c)
+    }
+
     @inline(__always)
     static func gemm<T: Scalar>(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                                 a: UnsafePointer<T>, b: UnsafePointer<T>, beta: T = 0, c: UnsafeMutablePointer<T>) {

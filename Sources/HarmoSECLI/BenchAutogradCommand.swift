@@ -39,6 +39,7 @@ struct BenchAutogradCommand: ParsableCommand {
         let peak = sgemmPeak()
         emit(["bench": "sgemm_peak", "gflops": peak.gflops, "shape": peak.shape, "threads": Double(BLASThreads.count),
               "blas_core": BLAS.coreName, "gflops_per_cpu_s": peak.gflopsPerCPUSecond, "suggested_coretype": BLAS.suggestedCoreType() ?? ""])
+        emitMLPProductRates()
         try mlpBench(peak: peak.gflops)
         try messagePassingBench(peak: peak.gflops)
     }
@@ -96,6 +97,37 @@ struct BenchAutogradCommand: ParsableCommand {
             best.2 = max(best.2, rate(flops, cpu))
         }
         return best
+    }
+
+    /// BLAS alone on the MLP's three product shapes (forward x·W, dX = dY·Wᵀ, dW = Xᵀ·dY), through
+    /// the same path the engine uses: the floor for the MLP benchmark.
+    func emitMLPProductRates() {
+        let x = [Float](repeating: 0.5, count: rows * width), w = [Float](repeating: 0.25, count: width * width)
+        var out = [Float](repeating: 0, count: rows * width), dw = [Float](repeating: 0, count: width * width)
+        var fields: [String: Any] = ["bench": "sgemm_mlp_products", "gemm_threading": gemmThreading]
+        let flops = 2 * Double(rows) * Double(width) * Double(width)
+        for (label, ta, tb, m, n, k) in [("x_w", false, false, rows, width, width), ("dy_wT", false, true, rows, width, width),
+                                         ("xT_dy", true, false, width, width, rows)] {
+            var cpu = 0.0
+            let t = median(cpuPerRun: &cpu) {
+                x.withUnsafeBufferPointer { xp in
+                    w.withUnsafeBufferPointer { wp in
+                        if label == "xT_dy" {
+                            dw.withUnsafeMutableBufferPointer { cp in
+                                Parallel.gemmForBenchmark(transA: ta, transB: tb, m: m, n: n, k: k, a: xp.baseAddress!, b: xp.baseAddress!, c: cp.baseAddress!)
+                            }
+                        } else {
+                            out.withUnsafeMutableBufferPointer { cp in
+                                Parallel.gemmForBenchmark(transA: ta, transB: tb, m: m, n: n, k: k, a: xp.baseAddress!, b: wp.baseAddress!, c: cp.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            fields[label + "_gflops"] = rate(flops, t)
+            fields[label + "_gflops_per_cpu_s"] = rate(flops, cpu)
+        }
+        emit(fields)
     }
 
     func mlpBench(peak: Double) throws {
