@@ -32,6 +32,20 @@ func unaryForward<T: Scalar>(_ op: UnaryOp, _ x: UnsafeBufferPointer<T>, _ y: Un
     }
 }
 
+/// One pass for SiLU: s = σ(x) (kept for backward) and y = x·s.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func siluForward<T: Scalar>(_ x: UnsafeBufferPointer<T>, sigmoid s: UnsafeMutableBufferPointer<T>, output y: UnsafeMutableBufferPointer<T>) {
+    let xp = x.baseAddress!, sp = SharedPointer(s.baseAddress!), yp = SharedPointer(y.baseAddress!)
+    Parallel.forRanges(x.count, grain: 1 << 14) { r in
+        for i in r {
+            let v = sigmoidValue(xp[i])
+            sp.base[i] = v
+            yp.base[i] = xp[i] * v
+        }
+    }
+}
+
 /// gx += gy · f'(x), using the saved buffer y where that is cheaper: the output, except for SiLU
 /// where it is σ(x) (so backward needs no second exponential).
 @_specialize(where T == Float)
@@ -70,10 +84,8 @@ extension Tensor {
             saved = uninitializedArray(count: count)
             data.withUnsafeBufferPointer { x in
                 saved.withUnsafeMutableBufferPointer { s in
-                    unaryForward(.sigmoid, x, s)
                     out.withUnsafeMutableBufferPointer { y in
-                        let xp = x.baseAddress!, sp = s.baseAddress!, yp = SharedPointer(y.baseAddress!)
-                        Parallel.forRanges(x.count, grain: 1 << 15) { r in for i in r { yp.base[i] = xp[i] * sp[i] } }
+                        siluForward(x, sigmoid: s, output: y)
                     }
                 }
             }
