@@ -151,9 +151,13 @@ extension Tensor {
         return Tensor.result(out, shape: outShape, op: "sum", inputs: [self]) { [unowned self] g in
             guard self.requiresGrad else { return }
             let gp = g.baseAddress!
-            self.withGrad { gx in
+            self.withGradForOverwrite { gx, accumulate in
                 let gxp = gx.baseAddress!
-                broadcastWalk(fullShape, strides, strides) { i, j, _ in gxp[i] += gp[j] }
+                if accumulate {
+                    broadcastWalk(fullShape, strides, strides) { i, j, _ in gxp[i] += gp[j] }
+                } else {
+                    broadcastWalk(fullShape, strides, strides) { i, j, _ in gxp[i] = gp[j] }
+                }
             }
         }
     }
