@@ -27,21 +27,30 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
-        .target(name: "SO3", dependencies: ["Linalg", "Autograd"], swiftSettings: hotKernel),
+        .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
 
         // Domain.
         .target(name: "Structures", dependencies: ["Linalg"]),
-        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive"]),
-        .target(name: "Graphs", dependencies: ["Structures"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats"]),
+        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "Pipeline"]),
+        .target(name: "Graphs", dependencies: ["Structures", "Formats", "HDF5Kit", "Pipeline"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Pipeline", "Plots"]),
+        .target(name: "Plots"),
+
+        // Learning.
+        .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
+        .target(name: "Training", dependencies: [
+            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "Pipeline", "Plots", "HDF5Kit",
+        ], swiftSettings: hotKernel),
+        .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "Pipeline", "Plots", "HDF5Kit"]),
 
         // Orchestration.
         .target(name: "Pipeline", dependencies: ["Structures"]),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "Pipeline", "SO3", "Autograd",
+            "Plots", "Models", "Training", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI"]),
+        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -53,7 +62,11 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "GraphsTests", dependencies: ["Graphs", "Formats", "TestSupport"]),
         .testTarget(name: "BandsTests", dependencies: ["Bands", "Formats", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "TestSupport"]),
+        .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -38,7 +38,7 @@ struct BenchAutogradCommand: ParsableCommand {
         Parallel.gemmThreading = mode
         let peak = sgemmPeak()
         emit(["bench": "sgemm_peak", "gflops": peak.gflops, "shape": peak.shape, "threads": Double(BLASThreads.count),
-              "blas_core": BLAS.coreName, "gflops_per_cpu_s": peak.gflopsPerCPUSecond, "suggested_coretype": BLAS.suggestedCoreType() ?? ""])
+              "blas_core": BLASKernels.coreName, "gflops_per_cpu_s": peak.gflopsPerCPUSecond])
         emitMLPProductRates()
         try mlpBench(peak: peak.gflops)
         try messagePassingBench(peak: peak.gflops)

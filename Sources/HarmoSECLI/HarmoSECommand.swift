@@ -13,7 +13,19 @@ public struct HarmoSECommand: ParsableCommand {
         new structures. Batch work runs through `harmose run`, driven by pipeline.json.
         """,
         version: version,
-        subcommands: [BenchAutogradCommand.self]
+        subcommands: [
+            RunCommand.self,
+            StatusCommand.self,
+            GCCommand.self,
+            ConvertCommand.self,
+            InspectCommand.self,
+            BandsCommand.self,
+            DOSCommand.self,
+            BenchBandsCommand.self,
+            BenchSO3Command.self,
+            EvalCommand.self,
+            BenchAutogradCommand.self,
+        ]
     )
     public init() {}
 }

@@ -159,25 +159,6 @@ public enum BLAS {
 extension BLAS {
     /// Cores of this machine (fixed for a machine; used to size k-slabs).
     public static let hardwareCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-
-    /// The kernel family OpenBLAS selected at load time (e.g. "Haswell", "SkylakeX", "Prescott").
-    public static var coreName: String { String(cString: openblas_get_corename()) }
-
-    /// OpenBLAS 0.3.21 (Debian 12) does not recognise some virtualised CPUs and falls back to its
-    /// SSE3 "Prescott" kernels, 4–5× slower. When that happened on a CPU with AVX2, this returns
-    /// the OPENBLAS_CORETYPE value to export before starting the process ("SkylakeX" with AVX-512,
-    /// else "Haswell"); nil when the selection is fine. The choice is made at library load, so it
-    /// can only be fixed by the environment of the next process.
-    public static func suggestedCoreType() -> String? {
-        guard coreName.lowercased() == "prescott",
-              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-        else { return nil }
-        let set = Set(flags.split(separator: " ").map(String.init))
-        if set.contains("avx512f") && set.contains("avx512bw") { return "SkylakeX" }
-        if set.contains("avx2") && set.contains("fma") { return "Haswell" }
-        return nil
-    }
 }
 
 extension BLASThreads {

@@ -1,0 +1,183 @@
+// Streaming reads of .tar, .tar.gz/.tgz, .tar.xz/.txz and .zip datasets through libarchive. One
+// pass over the archive; the member files of one structure folder are held in memory only until
+// that structure has been parsed, so memory stays at about one structure however large the
+// archive. Nothing is extracted to disk.
+import CArchive
+import Foundation
+
+enum ArchiveReader {
+    static let extensions = [".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".zip"]
+
+    static func looksLikeArchive(_ url: URL) -> Bool {
+        let name = url.lastPathComponent.lowercased()
+        return extensions.contains { name.hasSuffix($0) }
+    }
+
+    /// A readable member, delivered in archive order.
+    struct Member {
+        var path: String
+        var isRegularFile: Bool
+        /// Reads the member's bytes; callable once, before the next member.
+        var read: () throws -> [UInt8]
+    }
+
+    static func forEachMember(of archive: URL, _ body: (Member) throws -> Void) throws {
+        let location = archive.path
+        guard FileManager.default.fileExists(atPath: location) else {
+            throw FormatError(file: location, message: "no such archive")
+        }
+        guard let a = archive_read_new() else { throw FormatError(file: location, message: "libarchive: out of memory") }
+        defer { archive_read_free(a) }
+        archive_read_support_filter_all(a)
+        archive_read_support_format_tar(a)
+        archive_read_support_format_gnutar(a)
+        archive_read_support_format_zip(a)
+        func failure(_ what: String, member: String? = nil) -> FormatError {
+            let detail = archive_error_string(a).map { String(cString: $0) } ?? "unknown error"
+            return FormatError(file: location, field: member, message: "\(what): \(detail) (truncated or corrupt archive?)")
+        }
+        guard archive_read_open_filename(a, location, 1 << 16) == ARCHIVE_OK else {
+            throw failure("cannot open archive")
+        }
+        var entry: OpaquePointer?
+        while true {
+            let status = archive_read_next_header(a, &entry)
+            if status == ARCHIVE_EOF { break }
+            guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
+                throw failure("cannot read the next member header")
+            }
+            let path = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+            let isFile = archive_entry_filetype(entry) == 0o100000
+            let declared = archive_entry_size_is_set(entry) != 0 ? Int(archive_entry_size(entry)) : -1
+            var consumed = false
+            let member = Member(path: path, isRegularFile: isFile) {
+                precondition(!consumed, "archive member read twice")
+                consumed = true
+                var bytes: [UInt8] = []
+                if declared > 0 { bytes.reserveCapacity(declared) }
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress, $0.count) }
+                    if n == 0 { break }
+                    guard n > 0 else { throw failure("cannot read member data", member: path) }
+                    bytes.append(contentsOf: chunk[0 ..< n])
+                }
+                if declared >= 0 && bytes.count != declared {
+                    throw FormatError(file: location, field: path, message: "member holds \(bytes.count) bytes, header says \(declared) (truncated archive)")
+                }
+                return bytes
+            }
+            try body(member)
+            if !consumed {
+                guard archive_read_data_skip(a) == ARCHIVE_OK else { throw failure("cannot skip member data", member: path) }
+            }
+        }
+    }
+
+    /// Splits a member path into (structure folder, file name), ignoring files that belong to no
+    /// structure layout and macOS resource forks.
+    static func split(_ path: String) -> (folder: String, file: String)? {
+        var p = path
+        while p.hasPrefix("./") { p.removeFirst(2) }
+        let parts = p.split(separator: "/").map(String.init)
+        guard let file = parts.last, StructureLayout.knownFiles.contains(file),
+              !parts.contains("__MACOSX"), !parts.contains(where: { $0.hasPrefix("._") }) else { return nil }
+        return (parts.dropLast().joined(separator: "/"), file)
+    }
+
+    static func structureName(folder: String, archive: URL) -> String {
+        if !folder.isEmpty { return folder }
+        var name = archive.lastPathComponent
+        for ext in extensions.sorted(by: { $0.count > $1.count }) where name.lowercased().hasSuffix(ext) {
+            name = String(name.dropLast(ext.count)); break
+        }
+        return name
+    }
+
+    /// Names (member folders) of the structures in the archive, in archive order; reads headers only.
+    static func structureNames(archive: URL) throws -> [String] {
+        var files: [String: Set<String>] = [:]
+        var order: [String] = []
+        try forEachMember(of: archive) { m in
+            guard m.isRegularFile, let (folder, file) = split(m.path) else { return }
+            if files[folder] == nil { order.append(folder) }
+            files[folder, default: []].insert(file)
+        }
+        return order.filter { StructureLayout.format(ofFileNames: files[$0]!) != nil }
+            .map { structureName(folder: $0, archive: archive) }
+    }
+
+    /// Thrown by a member visitor to end the pass early.
+    private struct StopReading: Error {}
+
+    /// The layout of the first structure file in the archive; stops reading there.
+    static func detectFormat(archive: URL) throws -> DFTFormat {
+        var found: DFTFormat?
+        do {
+            try forEachMember(of: archive) { m in
+                guard m.isRegularFile, let (_, file) = split(m.path) else { return }
+                if let format = StructureLayout.format(ofFileNames: [file]) {
+                    found = format
+                    throw StopReading()
+                }
+            }
+        } catch is StopReading {}
+        guard let found else {
+            throw FormatError(file: archive.path, message: "no DeepH-dock or DeepH legacy structure found in the archive")
+        }
+        return found
+    }
+
+    /// Reads each structure of the archive in one pass. A structure folder is parsed as soon as
+    /// all its layout's files have arrived, or when the archive moves on to another folder;
+    /// members of a folder that was already parsed are an error (tar and zip keep a folder's
+    /// files together, so this only happens for hand-assembled archives).
+    static func forEachStructure(archive: URL, _ body: (String, MemoryFiles, DFTFormat) throws -> Void) throws {
+        var pending: [String: [String: [UInt8]]] = [:]
+        var pendingOrder: [String] = []
+        var done = Set<String>()
+        var count = 0
+
+        func finish(_ folder: String) throws {
+            guard let members = pending.removeValue(forKey: folder) else { return }
+            pendingOrder.removeAll { $0 == folder }
+            done.insert(folder)
+            let name = structureName(folder: folder, archive: archive)
+            let location = folder.isEmpty ? archive.path : "\(archive.path):\(folder)"
+            guard let format = StructureLayout.format(ofFileNames: members.keys) else { return }
+            count += 1
+            try body(name, MemoryFiles(location: location, members: members), format)
+        }
+
+        try forEachMember(of: archive) { m in
+            guard m.isRegularFile, let (folder, file) = split(m.path) else { return }
+            if done.contains(folder) {
+                throw FormatError(file: archive.path, field: m.path, message: "member of structure '\(folder)', which was already read: the archive must keep each structure's files together")
+            }
+            // The archive moved on: earlier folders that can be read are read now, freeing memory.
+            for other in pendingOrder where other != folder && isReadable(Set(pending[other]!.keys)) {
+                try finish(other)
+            }
+            if pending[folder] == nil { pendingOrder.append(folder); pending[folder] = [:] }
+            guard pending[folder]![file] == nil else {
+                throw FormatError(file: archive.path, field: m.path, message: "duplicate member")
+            }
+            pending[folder]![file] = try m.read()
+            if StructureLayout.isComplete(Set(pending[folder]!.keys)) { try finish(folder) }
+        }
+        for folder in pendingOrder { try finish(folder) }
+        guard count > 0 else {
+            throw FormatError(file: archive.path, message: "no DeepH-dock or DeepH legacy structure found in the archive")
+        }
+    }
+
+    /// Whether a folder has the files without which its layout cannot be read at all; the
+    /// Hamiltonian and overlap files are optional.
+    static func isReadable(_ names: Set<String>) -> Bool {
+        switch StructureLayout.format(ofFileNames: names) {
+        case .deephDock: return names.isSuperset(of: ["POSCAR", "info.json"])
+        case .deephLegacy: return names.isSuperset(of: ["lat.dat", "element.dat", "site_positions.dat", "orbital_types.dat", "info.json"])
+        case nil: return false
+        }
+    }
+}

@@ -1,0 +1,87 @@
+// Where a dataset comes from: one structure folder, a folder holding structure folders (found at
+// any depth, read in name order), or an archive of either, streamed. Record names are the folder
+// name (single structure) or the path relative to the dataset root / inside the archive, so
+// output folders can mirror them.
+import Foundation
+import Structures
+
+public struct DatasetSource {
+    public enum Kind: Equatable, Sendable {
+        case structureFolder
+        case folderOfStructures
+        case archive
+    }
+
+    public let url: URL
+    public let kind: Kind
+
+    public init(url: URL) throws {
+        self.url = url
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw FormatError(file: url.path, message: "no such file or folder")
+        }
+        if isDir.boolValue {
+            if StructureLayout.format(ofFileNames: try FormatReader.directoryFileNames(url)) != nil {
+                kind = .structureFolder
+            } else {
+                guard try !DatasetSource.findStructureFolders(in: url).isEmpty else {
+                    throw FormatError(file: url.path, message: "no structure folders found (expected DeepH-dock folders with POSCAR and info.json, or DeepH legacy folders with element.dat, lat.dat, …)")
+                }
+                kind = .folderOfStructures
+            }
+        } else {
+            kind = .archive
+        }
+    }
+
+    /// Names of the structures, in the order `forEachRecord` delivers them. For an archive this
+    /// reads the member headers (one pass, no decompression of data kept).
+    public func structureNames() throws -> [String] {
+        switch kind {
+        case .structureFolder: return [url.lastPathComponent]
+        case .folderOfStructures: return try DatasetSource.findStructureFolders(in: url)
+        case .archive: return try ArchiveReader.structureNames(archive: url)
+        }
+    }
+
+    /// Reads every structure in turn; stops at the first error (which names the file and field).
+    public func forEachRecord(_ body: (DFTRecord) throws -> Void) throws {
+        switch kind {
+        case .structureFolder:
+            try body(try FormatReader.readRecord(at: url))
+        case .folderOfStructures:
+            for name in try DatasetSource.findStructureFolders(in: url) {
+                var record = try FormatReader.readRecord(at: url.appendingPathComponent(name))
+                record.name = name
+                try body(record)
+            }
+        case .archive:
+            try ArchiveReader.forEachStructure(archive: url) { name, files, format in
+                try body(try FormatReader.read(files, format: format, name: name))
+            }
+        }
+    }
+
+    /// Relative paths of the structure folders under `root`, sorted; hidden folders (including
+    /// our own temporary outputs) are skipped and structure folders are not searched further.
+    static func findStructureFolders(in root: URL) throws -> [String] {
+        var found: [String] = []
+        func visit(_ dir: URL, _ relative: String) throws {
+            let names = try FormatReader.directoryFileNames(dir)
+            if !relative.isEmpty, StructureLayout.format(ofFileNames: names) != nil {
+                found.append(relative)
+                return
+            }
+            for name in names.sorted() where !name.hasPrefix(".") {
+                let child = dir.appendingPathComponent(name)
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: child.path, isDirectory: &isDir), isDir.boolValue {
+                    try visit(child, relative.isEmpty ? name : "\(relative)/\(name)")
+                }
+            }
+        }
+        try visit(root, "")
+        return found.sorted()
+    }
+}

@@ -1,0 +1,185 @@
+// DeepH legacy structure folders (DeepH-pack / DeepH-E3 preprocessing output): lat.dat (3×3,
+// columns are lattice vectors, Å), rlat.dat (columns are reciprocal vectors, with 2π),
+// site_positions.dat (3×N, Å), element.dat (atomic numbers), orbital_types.dat (l of each shell,
+// one line per atom), info.json (fermi_level, isspinful, isorthogonal, nsites), and
+// hamiltonians.h5 / overlaps.h5 with one (n_i, n_j) dataset per block named "[Rx, Ry, Rz, i, j]"
+// with 1-based atoms; orbitals in OpenMX order (converted through `OrbitalOrder`). Atoms may come
+// in any order; it is kept on reading and on writing.
+import Foundation
+import HDF5Kit
+import Structures
+
+public enum DeepHLegacy {
+    public static let hamiltonianFile = "hamiltonians.h5"
+    public static let overlapFile = "overlaps.h5"
+
+    // MARK: Reading
+
+    static func read(_ files: StructureFiles, name: String) throws -> DFTRecord {
+        let lat = try numberRows(files, "lat.dat")
+        guard lat.count == 3, lat.allSatisfy({ $0.count == 3 }) else {
+            throw FormatError(file: files.displayPath("lat.dat"), message: "expected a 3×3 matrix (columns are the lattice vectors)")
+        }
+        let vectors = (0 ..< 3).map { c in Vec3(lat[0][c], lat[1][c], lat[2][c]) }
+
+        let elementRows = try numberRows(files, "element.dat")
+        let elementValues = elementRows.flatMap { $0 }
+        var atomicNumbers: [Int] = []
+        for (k, v) in elementValues.enumerated() {
+            guard v == v.rounded(), let z = Elements.symbol(of: Int(v)).map({ _ in Int(v) }) else {
+                throw FormatError(file: files.displayPath("element.dat"), field: "atom \(k + 1)", message: "unknown element (atomic number \(v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : String(v)))")
+            }
+            atomicNumbers.append(z)
+        }
+        let n = atomicNumbers.count
+
+        let sites = try numberRows(files, "site_positions.dat")
+        // np.savetxt writes a 3×1 matrix as three lines of one number; both shapes read the same.
+        guard sites.count == 3, sites.allSatisfy({ $0.count == n }) else {
+            throw FormatError(file: files.displayPath("site_positions.dat"), message: "expected 3 rows of \(n) numbers (one column per atom), found \(sites.count) rows of \(sites.map(\.count))")
+        }
+        let positions = (0 ..< n).map { a in Vec3(sites[0][a], sites[1][a], sites[2][a]) }
+
+        let orbitalFile = files.displayPath("orbital_types.dat")
+        let orbitalLines = try files.text("orbital_types.dat").split(whereSeparator: \.isNewline)
+            .map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }.filter { !$0.isEmpty }
+        guard orbitalLines.count == n else {
+            throw FormatError(file: orbitalFile, message: "\(orbitalLines.count) lines for \(n) atoms in element.dat")
+        }
+        var basis: [Int: OrbitalShells] = [:]
+        for (a, fields) in orbitalLines.enumerated() {
+            let ls = try fields.map { f -> Int in
+                guard let l = Int(f), (0 ... 6).contains(l) else {
+                    throw FormatError(file: orbitalFile, field: "line \(a + 1)", message: "'\(f)' is not an angular momentum 0…6")
+                }
+                return l
+            }
+            let shells = OrbitalShells(ls)
+            if let known = basis[atomicNumbers[a]], known != shells {
+                throw FormatError(file: orbitalFile, field: "line \(a + 1)", message: "\(Elements.symbol(of: atomicNumbers[a])!) has shells [\(shells)] here but [\(known)] on an earlier atom; one basis per element is required")
+            }
+            basis[atomicNumbers[a]] = shells
+        }
+
+        let info = try JSONFields(data: try files.data("info.json"), file: files.displayPath("info.json"))
+        if try info.bool("isspinful") == true {
+            throw FormatError(file: info.file, field: "isspinful", message: "spinful (2-component) data is not supported")
+        }
+        if let sites = try info.int("nsites"), sites != n {
+            throw FormatError(file: info.file, field: "nsites", message: "\(sites), but element.dat lists \(n) atoms")
+        }
+
+        var structure = Structure(lattice: Lattice(vectors: vectors), atomicNumbers: atomicNumbers,
+                                  positions: positions, basis: basis)
+        let hamiltonian = try files.contains(hamiltonianFile)
+            ? readOperator(try files.hdf5(hamiltonianFile), structure: structure) : nil
+        let overlap = try files.contains(overlapFile)
+            ? readOperator(try files.hdf5(overlapFile), structure: structure) : nil
+        structure.lattice.periodic = inferPeriodicity([hamiltonian, overlap])
+        return DFTRecord(name: name, structure: structure, hamiltonian: hamiltonian, overlap: overlap,
+                         fermiEnergy: try info.double("fermi_level"), spinful: false,
+                         orthogonalBasis: try info.bool("isorthogonal") ?? false)
+    }
+
+    /// Whitespace-separated numbers, one array per non-empty line.
+    static func numberRows(_ files: StructureFiles, _ name: String) throws -> [[Double]] {
+        let text = try files.text(name)
+        var rows: [[Double]] = []
+        for (k, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," })
+            if fields.isEmpty { continue }
+            rows.append(try fields.map { f in
+                guard let v = Double(f), v.isFinite else {
+                    throw FormatError(file: files.displayPath(name), field: "line \(k + 1)", message: "'\(f)' is not a finite number")
+                }
+                return v
+            })
+        }
+        return rows
+    }
+
+    /// Parses "[Rx, Ry, Rz, i, j]" (1-based atoms) into a 0-based key.
+    static func parseKey(_ text: String) -> BlockKey? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard trimmed.hasPrefix("["), trimmed.hasSuffix("]") else { return nil }
+        let parts = trimmed.dropFirst().dropLast().split(separator: ",", omittingEmptySubsequences: false)
+        let v = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 5, v.count == 5 else { return nil }
+        return BlockKey(v[0], v[1], v[2], v[3] - 1, v[4] - 1)
+    }
+
+    static func readOperator(_ file: HDF5File, structure: Structure) throws -> BlockOperator {
+        try mappingHDF5Errors {
+            let counts = structure.orbitalCounts
+            let index = structure.atomicNumbers.map { OrbitalOrder.openMXIndex(shells: structure.basis[$0]!) }
+            var parsed: [(BlockKey, String)] = []
+            for name in try file.memberNames() {
+                guard let key = parseKey(name) else {
+                    throw FormatError(file: file.path, field: name, message: "key does not parse as \"[Rx, Ry, Rz, i, j]\" (integers, 1-based atoms)")
+                }
+                for atom in [key.i, key.j] where !(0 ..< structure.atomCount).contains(atom) {
+                    throw FormatError(file: file.path, field: name, message: "atom index \(atom + 1) out of range 1…\(structure.atomCount) (1-based)")
+                }
+                parsed.append((key, name))
+            }
+            // Sorted keys make the internal block order independent of HDF5's name order.
+            parsed.sort { $0.0 < $1.0 }
+            var op = BlockOperator()
+            for (key, name) in parsed {
+                guard !op.contains(key) else {
+                    throw FormatError(file: file.path, field: name, message: "duplicate block (two keys name \(key) after parsing)")
+                }
+                let block = try file.readDoubles(name)
+                let rows = counts[key.i], cols = counts[key.j]
+                guard block.shape == [rows, cols] else {
+                    throw FormatError(file: file.path, field: name, message: "shape \(block.shape) inconsistent with the orbitals of atoms \(key.i + 1) and \(key.j + 1): expected [\(rows), \(cols)]")
+                }
+                if let bad = block.values.firstIndex(where: { !$0.isFinite }) {
+                    throw FormatError(file: file.path, field: name, message: "non-finite value \(block.values[bad]) at (\(bad / cols), \(bad % cols))")
+                }
+                op.append(key, rows: rows, cols: cols,
+                          values: OrbitalOrder.fromOpenMX(block.values, rowIndex: index[key.i], colIndex: index[key.j]))
+            }
+            return op
+        }
+    }
+
+    // MARK: Writing
+
+    static func write(_ record: DFTRecord, to dir: URL) throws {
+        let s = record.structure
+        // Shortest round-trip decimal: exact on re-reading, unlike numpy's "%.16f" for small values.
+        func fixed(_ x: Double) -> String { "\(x == 0 ? 0 : x)" }
+        func write(_ text: String, _ name: String) throws {
+            try text.write(to: dir.appendingPathComponent(name), atomically: false, encoding: .utf8)
+        }
+        let v = s.lattice.vectors
+        try write((0 ..< 3).map { r in (0 ..< 3).map { c in fixed(v[c][r]) }.joined(separator: " ") + "\n" }.joined(), "lat.dat")
+        let b = s.lattice.reciprocalVectors
+        try write((0 ..< 3).map { r in (0 ..< 3).map { c in fixed(b[c][r]) }.joined(separator: " ") + "\n" }.joined(), "rlat.dat")
+        try write((0 ..< 3).map { r in s.positions.map { fixed($0[r]) }.joined(separator: " ") + "\n" }.joined(), "site_positions.dat")
+        try write(s.atomicNumbers.map { "\($0)\n" }.joined(), "element.dat")
+        try write(s.atomicNumbers.map { s.basis[$0]!.ls.map(String.init).joined(separator: "  ") + "\n" }.joined(), "orbital_types.dat")
+        let info: JSONValue = .object([
+            ("nsites", .int(s.atomCount)),
+            ("isorthogonal", .bool(record.orthogonalBasis)),
+            ("isspinful", .bool(record.spinful)),
+            ("fermi_level", record.fermiEnergy.map { .double($0) } ?? .null),
+        ])
+        try write(info.text, "info.json")
+        if let h = record.hamiltonian { try writeOperator(h, structure: s, to: dir.appendingPathComponent(hamiltonianFile)) }
+        if let o = record.overlap { try writeOperator(o, structure: s, to: dir.appendingPathComponent(overlapFile)) }
+    }
+
+    static func writeOperator(_ op: BlockOperator, structure: Structure, to url: URL) throws {
+        let index = structure.atomicNumbers.map { OrbitalOrder.openMXIndex(shells: structure.basis[$0]!) }
+        let file = try HDF5File(creatingAt: url.path)
+        for (b, key) in op.keys.enumerated() {
+            let shape = op.shape(at: b)
+            let name = "[\(key.shift.x), \(key.shift.y), \(key.shift.z), \(key.i + 1), \(key.j + 1)]"
+            try file.write(name, doubles: OrbitalOrder.toOpenMX(op.values(at: b), rowIndex: index[key.i], colIndex: index[key.j]),
+                           shape: [shape.x, shape.y])
+        }
+        try file.flush()
+    }
+}

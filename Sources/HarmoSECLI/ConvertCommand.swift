@@ -1,0 +1,87 @@
+// `harmose convert`: DeepH-dock ↔ DeepH legacy, for one structure, a folder of them, or an archive.
+// A thin shell over Formats (DatasetSource → FormatWriter).
+import ArgumentParser
+import Formats
+import Foundation
+import Structures
+
+extension DFTFormat: ExpressibleByArgument {}
+
+public struct ConvertCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert DFT Hamiltonian data between the DeepH-dock and DeepH legacy layouts.",
+        discussion: """
+        SRC is one structure folder, a folder of structure folders (found at any depth), or an \
+        archive (.tar, .tar.gz/.tgz, .tar.xz, .zip) of either; the input layout is detected per \
+        structure. Archives are streamed: nothing is extracted to disk.
+
+        For one structure, DST is the output structure folder. Otherwise DST is a folder that \
+        mirrors SRC's names: SRC/molecules/water-0001 → DST/molecules/water-0001.
+
+        Output is written to a temporary folder and renamed into place when every structure has \
+        converted; on any error DST is left untouched. An existing DST is replaced.
+
+        Orbital order is converted (legacy: OpenMX order, 1-based atoms; dock: m = −l…l, 0-based, \
+        atoms grouped by element); entries are written as Float64. Non-Hermitian data is reported \
+        as a warning on stderr. See docs/formats.md for both conversion tables.
+
+        Examples:
+          harmose convert deeph-legacy/MoTe2 out/MoTe2 --to deeph-dock
+          harmose convert data/molecules out/molecules-legacy --to deeph-legacy
+          harmose convert dataset.tar.gz out/dataset --to deeph-dock
+        """
+    )
+
+    @Argument(help: "Structure folder, folder of structure folders, or archive to read.")
+    public var source: String
+
+    @Argument(help: "Output folder (replaced whole if it exists).")
+    public var destination: String
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Output layout.", valueName: "layout"))
+    public var format: DFTFormat
+
+    @Flag(name: .shortAndLong, help: "Print nothing but warnings and errors.")
+    public var quiet = false
+
+    public init() {}
+
+    public func run() throws {
+        let converted = try execute { line in if !quiet { print(line) } }
+        if !quiet { print("converted \(converted.count) structure(s) to \(format.rawValue) in \(destination)") }
+    }
+
+    /// Converts and returns the names written; `log` receives one line per structure.
+    @discardableResult
+    public func execute(log: (String) -> Void = { _ in }) throws -> [String] {
+        let src = URL(fileURLWithPath: source)
+        let dst = URL(fileURLWithPath: destination)
+        let dataset = try DatasetSource(url: src)
+        var names: [String] = []
+        // Folders can be counted up front (cheap); archives would need an extra pass, so no total.
+        let total = dataset.kind == .archive ? nil : try dataset.structureNames().count
+        let start = Date()
+        func convert(_ record: DFTRecord, to url: URL) throws {
+            for warning in RecordValidation.validate(record) {
+                FileHandle.standardError.write(Data((warning.description + "\n").utf8))
+            }
+            try FormatWriter.write(record, to: url, format: format)
+            names.append(record.name)
+            var progress = "[\(names.count)\(total.map { "/\($0)" } ?? "")]"
+            if let total, names.count < total {
+                let eta = Date().timeIntervalSince(start) / Double(names.count) * Double(total - names.count)
+                progress += String(format: " ETA %.0fs", eta)
+            }
+            log("\(progress) \(record.name): \(record.structure.atomCount) atoms, \(record.hamiltonian?.blockCount ?? 0) H blocks")
+        }
+        if dataset.kind == .structureFolder {
+            try dataset.forEachRecord { try convert($0, to: dst) }
+        } else {
+            try AtomicOutput.writeDirectory(at: dst) { tmp in
+                try dataset.forEachRecord { try convert($0, to: tmp.appendingPathComponent($0.name)) }
+            }
+        }
+        return names
+    }
+}

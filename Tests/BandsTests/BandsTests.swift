@@ -1,5 +1,0 @@
-import XCTest
-
-final class BandsPlaceholderTests: XCTestCase {
-    func testPlaceholder() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class GraphsPlaceholderTests: XCTestCase {
-    func testPlaceholder() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SO3PlaceholderTests: XCTestCase {
-    func testPlaceholder() {}
-}

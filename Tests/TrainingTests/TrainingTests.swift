@@ -1,0 +1,5 @@
+import XCTest
+
+final class TrainingPlaceholderTests: XCTestCase {
+    func testPlaceholder() {}
+}
