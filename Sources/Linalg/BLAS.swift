@@ -50,15 +50,15 @@ public enum BLAS {
     /// The same product cut into slabs of C (rows when C is tall, else columns), each computed
     /// by single-threaded BLAS, the slabs shared among `workers` threads. An engine that runs its
     /// other kernels with concurrentPerform uses this instead of OpenBLAS's pool, whose idle
-    /// threads spin and steal the cores from the next kernel. The slabs depend on the shape only
-    /// (at most 8, each ≥ 16 rows/columns and ≥ 1 MFLOP; long reductions are cut along k instead,
-    /// into at most as many slabs as the machine has cores), never on `workers`, so the result is
-    /// bit-identical for any thread count on a given machine.
+    /// threads spin and steal the cores from the next kernel. The slabs depend on the shape
+    /// and the machine (at most one per core and 8, each ≥ 16 rows/columns and ≥ 1 MFLOP; long
+    /// reductions are cut along k instead), never on `workers`, so the result is bit-identical for
+    /// any thread count on a given machine. More slabs than cores only cost per-core efficiency.
     public static func gemmSplit<T: BLASScalar>(transA: Bool = false, transB: Bool = false,
                                                 m: Int, n: Int, k: Int, alpha: T = 1,
                                                 a: UnsafePointer<T>, b: UnsafePointer<T>,
                                                 beta: T = 0, c: UnsafeMutablePointer<T>, workers: Int) {
-        let slabs = min(8, max(1, (2 * m * n * k) >> 20), max(1, max(m, n) / 16))
+        let slabs = min(hardwareCores, 8, max(1, (2 * m * n * k) >> 20), max(1, max(m, n) / 16))
         if slabs <= 1 || k == 0 {
             gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c)
             return
