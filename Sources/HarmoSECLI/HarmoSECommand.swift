@@ -26,6 +26,7 @@ public struct HarmoSECommand: ParsableCommand {
             EvalCommand.self,
             TrainCommand.self,
             PredictCommand.self,
+            BenchAutogradCommand.self,
         ]
     )
     public init() {}
