@@ -22,6 +22,8 @@ public struct HarmoSECommand: ParsableCommand {
             BandsCommand.self,
             DOSCommand.self,
             BenchBandsCommand.self,
+            TrainCommand.self,
+            PredictCommand.self,
         ]
     )
     public init() {}
