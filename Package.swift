@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Structures", dependencies: ["Linalg"]),
         .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive"]),
         .target(name: "Graphs", dependencies: ["Structures"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Plots"]),
         .target(name: "Plots"),
 
         // Learning.
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
     ],

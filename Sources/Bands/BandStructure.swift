@@ -171,25 +171,7 @@ public struct BandStructure: Sendable {
         return out
     }
 
-    /// Band plot: every band as a polyline, high-symmetry ticks and lines, dashed E_F line, in a
-    /// window of ±6 eV around E_F (narrowed to the bands' range when it is smaller).
-    public var svg: String {
-        let shifted = shiftedEnergies
-        let all = shifted.flatMap { $0 }
-        let lo = all.min() ?? -1, hi = all.max() ?? 1
-        var yMin = max(-6, lo - 0.5), yMax = min(6, hi + 0.5)
-        if analysis.fermiEnergy == nil || yMax <= yMin { yMin = lo - 0.5; yMax = hi + 0.5 }
-        var plot = SVGPlot(xRange: (0, max(distances.last ?? 1, 1e-9)), yRange: (yMin, yMax),
-                           xLabel: "k-path", yLabel: analysis.fermiEnergy == nil ? "Energy (eV)" : "E − E_F (eV)")
-        plot.title = bandTitle
-        plot.xTicks = zip(boundaryDistances, path.boundaryLabels).map { ($0, prettyLabel($1)) }
-        plot.verticalLines = boundaryDistances
-        if analysis.fermiEnergy != nil { plot.dashedHorizontal = 0 }
-        plot.series = shifted.map { band in Array(zip(distances, band)) }
-        return plot.render()
-    }
-
-    private var bandTitle: String {
+    var bandTitle: String {
         var t = "\(bandCount) bands, \(kpoints.count) k-points"
         if let gap = analysis.bandGap, analysis.isMetal == false { t += String(format: ", gap %.3f eV", gap) }
         if analysis.isMetal == true { t += ", metallic" }

@@ -88,20 +88,6 @@ public struct DensityOfStates: Sendable {
         }
         try AtomicOutput.write(Data(svg.utf8), to: directory.appendingPathComponent("dos.svg"))
     }
-
-    /// DOS against energy, window ±6 eV around E_F when known.
-    public var svg: String {
-        var xMin = energies.first ?? -1, xMax = energies.last ?? 1
-        if fermiEnergy != nil { xMin = max(xMin, -6); xMax = min(xMax, 6) }
-        if xMax <= xMin { xMin = energies.first ?? -1; xMax = energies.last ?? 1 }
-        let visible = zip(energies, dos).filter { $0.0 >= xMin && $0.0 <= xMax }.map(\.1)
-        var plot = SVGPlot(xRange: (xMin, xMax), yRange: (0, max(visible.max() ?? 1, 1e-9) * 1.08),
-                           xLabel: fermiEnergy == nil ? "Energy (eV)" : "E − E_F (eV)", yLabel: "DOS (states / eV / cell)")
-        plot.title = "DOS, \(mesh.x)×\(mesh.y)×\(mesh.z) k-mesh, σ = \(sigma) eV"
-        plot.series = [zip(energies, dos).filter { $0.0 >= xMin - 1 && $0.0 <= xMax + 1 }.map { ($0.0, $0.1) }]
-        if fermiEnergy != nil { plot.dashedVertical = 0 }
-        return plot.render()
-    }
 }
 
 /// The electron count in a DeepH-dock info.json (`occupation`), or nil when absent or unreadable.

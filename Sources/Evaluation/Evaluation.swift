@@ -1,1 +1,57 @@
-// Evaluation: compares predicted Hamiltonians with DFT references — errors by block kind, element pair and shell pair, band errors, parity plots.
+// Evaluation: compares predicted Hamiltonians with DFT references. Owns the error bookkeeping
+// (MAE/RMSE/max in meV overall, on-site vs off-site, per element pair, per l pair and per
+// orbital-shell pair), band errors (eigenvalues of predicted vs DFT H with the DFT S along the
+// structure's k-path; HOMO/LUMO/gap for molecules), matching prediction folders to reference
+// structures, metrics.json / table / parity.svg reports, the ablation table that compares model
+// variants, and the pipeline stage kind `evaluate`. Definitions are documented in
+// docs/evaluation.md; JSON keys are stable (bump `EvaluationReport.formatVersion` on change).
+import Foundation
+import Structures
+
+/// An evaluation input problem, naming the file (and the field) at fault.
+public enum EvaluationError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    /// No prediction folder for a reference structure.
+    case missingPrediction(reference: String, predictionRoot: String, expected: String)
+    case noReferenceHamiltonian(file: String)
+    case noPredictions(root: String)
+    /// The prediction cannot be laid onto the reference structure (atoms, basis, layout).
+    case incompatible(file: String, field: String, message: String)
+    case invalidInput(file: String, message: String)
+
+    public var description: String {
+        switch self {
+        case let .missingPrediction(reference, root, expected):
+            return "\(reference): no prediction for this reference structure in \(root) (expected \(expected))"
+        case let .noReferenceHamiltonian(file):
+            return "\(file): missing file: the reference structure has no DFT Hamiltonian to compare with"
+        case let .noPredictions(root):
+            return "\(root): no predicted Hamiltonians found (looked for \(PredictionFiles.names.joined(separator: ", ")) in this folder and its sub-folders)"
+        case let .incompatible(file, field, message):
+            return "\(file): \(field): \(message)"
+        case let .invalidInput(file, message):
+            return "\(file): \(message)"
+        }
+    }
+    public var errorDescription: String? { description }
+}
+
+/// Knobs of an evaluation; the defaults are those documented in docs/evaluation.md.
+public struct EvaluationOptions: Sendable, Equatable {
+    /// Bands above the occupied ones included in the band-error window.
+    public var bandsAbove: Int = 4
+    /// k-points per 1/Å on automatic k-paths (a K_PATH file in the reference folder wins).
+    public var kpointDensity: Double = 30
+    /// Compute band errors at all (they cost one eigenproblem per k-point and structure, twice).
+    public var computeBands = true
+    /// How many (reference, predicted) entry pairs the parity plot keeps (reservoir sample,
+    /// seeded, so reruns draw the same picture); metrics always use every entry.
+    public var paritySample = 200_000
+    /// Remove S(k) eigen-directions below this value before solving, for both H_DFT and H_pred
+    /// (same S, so the same directions). Nearly linearly dependent basis sets (S eigenvalues
+    /// ~1e-4, e.g. GPAW dzp) amplify an error δ in H along those directions to δ/s — spurious
+    /// deep states that reorder every band. nil: no filtering.
+    public var overlapThreshold: Double? = 1e-3
+    /// Write a DFT-vs-predicted band overlay for at most this many periodic structures.
+    public var bandPlots = 12
+    public init() {}
+}

@@ -24,6 +24,7 @@ public struct HarmoSECommand: ParsableCommand {
             BenchBandsCommand.self,
             TrainCommand.self,
             PredictCommand.self,
+            EvalCommand.self,
         ]
     )
     public init() {}

@@ -2,11 +2,14 @@
 // Graphs, Bands, and later Models/Training) defines a type conforming to Pipeline.StageKind; add
 // it here and nowhere else.
 import Foundation
+import Evaluation
 import Pipeline
 
 public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
-    public static let production: [any StageKind] = []
+    public static let production: [any StageKind] = [
+        EvaluateStageKind(),
+    ]
 
     /// Every kind this process registers. The diagnostic kinds (DiagnosticStageKinds.swift) join
     /// only when HARMOSE_DIAGNOSTIC_KINDS=1, for the CLI's own tests and benchmarks.

@@ -1,0 +1,49 @@
+// Pipeline stage kind `evaluate`: a predict stage's output (or any folder of predictions) against
+// a reference dataset; writes metrics.json, table.txt, parity.svg and band overlays.
+import Foundation
+import Pipeline
+
+public struct EvaluateStageKind: StageKind {
+    public init() {}
+    public let name = "evaluate"
+    public let summary = "Compares predicted Hamiltonians with the DFT reference: H errors (meV; overall, on/off-site, element, l and shell pairs), band errors, parity plot."
+    public let artifactVersion = 1
+    public let parameters: [ParameterSpec] = [
+        ParameterSpec("bands", .boolean, default: true, help: "compute band (or molecular orbital) energy errors"),
+        ParameterSpec("bands_above", .integer, default: 4, minimum: 0, maximum: 10_000,
+                      help: "bands above the occupied ones in the band-error window"),
+        ParameterSpec("kpoint_density", .number, default: 30, minimum: 1, maximum: 1000,
+                      help: "k-points per 1/Å on automatic k-paths (a K_PATH file in the reference folder wins)"),
+        ParameterSpec("overlap_threshold", .number, default: 1e-3, minimum: 0, maximum: 1,
+                      help: "drop S(k) eigen-directions below this before solving both H_DFT and H_pred (0: keep all)"),
+        ParameterSpec("parity_sample", .integer, default: 200_000, minimum: 0, maximum: 10_000_000,
+                      help: "H entries drawn (seeded) into the parity plot; metrics use all entries"),
+    ]
+    public let inputs: [InputSpec] = [
+        InputSpec("predictions", .pathOrStage, help: "predicted Hamiltonians: a predict stage or a folder of structure folders with hamiltonian_pred.h5 / hamiltonians_pred.h5"),
+        InputSpec("reference", .pathOrStage, help: "the DFT dataset the predictions are compared with (structure folders matched by name)"),
+    ]
+
+    public func run(_ context: StageContext) throws -> [String: JSONValue] {
+        var options = EvaluationOptions()
+        options.computeBands = context.parameters.bool("bands")
+        options.bandsAbove = context.parameters.int("bands_above")
+        options.kpointDensity = context.parameters.double("kpoint_density")
+        options.paritySample = context.parameters.int("parity_sample")
+        let threshold = context.parameters.double("overlap_threshold")
+        options.overlapThreshold = threshold > 0 ? threshold : nil
+        let report = try Evaluator.evaluate(predictions: context.input("predictions"), reference: context.input("reference"),
+                                            options: options) { done, total in context.progress(done: done, total: total) }
+        try report.write(to: context.outputDirectory)
+        for line in report.text.split(separator: "\n") { context.log(String(line)) }
+        let t = report.total, b = report.bandSummary
+        return [
+            "structures": .int(report.structures.count),
+            "h_mae_meV": EvaluationReport.meV(t.overall.mae),
+            "h_rmse_meV": EvaluationReport.meV(t.overall.rmse),
+            "h_onsite_mae_meV": EvaluationReport.meV(t.onsite.mae),
+            "h_offsite_mae_meV": EvaluationReport.meV(t.offsite.mae),
+            "band_mae_meV": b.structures > 0 ? EvaluationReport.meV(b.mae.mae) : .null,
+        ]
+    }
+}
