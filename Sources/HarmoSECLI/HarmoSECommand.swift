@@ -25,6 +25,7 @@ public struct HarmoSECommand: ParsableCommand {
             TrainCommand.self,
             PredictCommand.self,
             EvalCommand.self,
+            RefineCommand.self,
         ]
     )
     public init() {}

@@ -4,11 +4,13 @@
 import Foundation
 import Evaluation
 import Pipeline
+import Training
 
 public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
     public static let production: [any StageKind] = [
         EvaluateStageKind(),
+        RefineStageKind(),
     ]
 
     /// Every kind this process registers. The diagnostic kinds (DiagnosticStageKinds.swift) join
