@@ -26,6 +26,7 @@ public struct HarmoSECommand: ParsableCommand {
             PredictCommand.self,
             EvalCommand.self,
             RefineCommand.self,
+            BenchStage2Command.self,
         ]
     )
     public init() {}

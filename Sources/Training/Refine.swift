@@ -10,6 +10,7 @@
 // re-runs refine and never train. The split is the stage-1 run's splits.json, so the hybrid is
 // validated and tested on exactly the structures stage 1 was.
 import Autograd
+import Formats
 import Foundation
 import HDF5Kit
 import Models
@@ -399,5 +400,58 @@ public struct RefineStageKind: StageKind {
             out["test_stage1_mae_meV"] = .double(t.stage1.mae * 1000)
         }
         return out
+    }
+}
+
+// MARK: - Prediction with either kind of checkpoint
+
+/// Predicts with a stage-1 or a hybrid checkpoint (chosen by the checkpoint's kind) and writes
+/// the same files as `Predictor` (whose writer it uses). `Predictor` itself reads stage-1
+/// checkpoints only until it dispatches on `HybridCheckpoint.kind` the same way.
+public final class AnyKindPredictor {
+    public let kind: ModelKind
+    public let checkpoint: URL
+    let writer: Predictor
+    let hybrid: HybridHamiltonianModel<Float>?
+
+    public init(checkpoint: URL) throws {
+        let path = try HybridCheckpoint.resolve(checkpoint)
+        self.checkpoint = path
+        writer = try Predictor(checkpoint: path)
+        kind = try HybridCheckpoint.kind(path.path)
+        hybrid = kind == .hybrid ? try HybridCheckpoint.loadHybrid(path.path) : nil
+    }
+
+    /// Predicted H (internal order, eV) for one structure, on the same blocks `Predictor` uses.
+    public func predict(_ record: DFTRecord) throws -> BlockOperator {
+        guard let hybrid else { return try writer.predict(record) }
+        let config = hybrid.stage1.config
+        let graph: StructureGraph
+        if let keys = record.overlap?.keys ?? record.hamiltonian?.keys {
+            graph = try StructureGraph(name: record.name, structure: record.structure, keys: keys, config: config)
+        } else {
+            graph = try StructureGraph(name: record.name, structure: record.structure, cutoff: config.cutoff, config: config)
+        }
+        return try hybrid.predictOperators(GraphBatch<Float>([graph], config: config))[0]
+    }
+
+    /// Every structure under the inputs → one folder each under `outputDirectory`.
+    @discardableResult
+    public func predict(inputs: [URL], outputDirectory: URL, log: (String) -> Void = { _ in }) throws -> [PredictionResult] {
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        var results: [PredictionResult] = []
+        for input in inputs {
+            let source = try DatasetSource(url: input)
+            let format = try FormatReader.detect(at: input)
+            try source.forEachRecord { record in
+                let start = Date()
+                let h = try predict(record)
+                let seconds = Date().timeIntervalSince(start)
+                let folder = try writer.write(record, prediction: h, format: format, under: outputDirectory)
+                results.append(PredictionResult(name: record.name, folder: folder, blocks: h.blockCount, seconds: seconds))
+                log(String(format: "%@: %d blocks predicted in %.3f s (%@)", record.name, h.blockCount, seconds, kind.rawValue))
+            }
+        }
+        return results
     }
 }
