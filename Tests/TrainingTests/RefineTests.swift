@@ -1,8 +1,10 @@
 import Autograd
+import Formats
 import Foundation
 import HDF5Kit
 import Models
 import Pipeline
+import Structures
 import TestSupport
 @testable import Training
 import XCTest
@@ -67,5 +69,42 @@ final class RefineTests: XCTestCase {
         XCTAssertThrowsError(try HybridCheckpoint.loadHybrid(dir.appendingPathComponent("missing.h5").path)) {
             XCTAssertTrue("\($0)".contains("missing.h5"), "\($0)")
         }
+    }
+
+    func testPredictionWithEitherKindAndTheStageKind() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let s1 = try stage1(dir)
+        // The pipeline kind, run directly with every parameter given.
+        let kind = RefineStageKind()
+        var values: [String: JSONValue] = [:]
+        for p in kind.parameters { values[p.name] = p.defaultValue! }
+        values["epochs"] = .int(2); values["width"] = .int(8); values["heads"] = .int(2); values["layers"] = .int(1)
+        values["feed_forward"] = .int(8); values["radial_count"] = .int(4); values["sh_lmax"] = .int(3); values["mode"] = .string("empirical")
+        let out = dir.appendingPathComponent("refine-stage")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let context = StageContext(stageName: "refine", parameters: StageParameters(values), inputs: ["model": [s1], "data": Tiny.data],
+                                   outputDirectory: out, reporter: .discard)
+        let metrics = try kind.run(context)
+        XCTAssertEqual(metrics["epochs_run"], .int(2))
+        XCTAssertNotNil(metrics["val_stage1_mae_meV"])
+
+        // Either kind of checkpoint predicts; the hybrid writes H₁ + ΔH, stage 1 its own H.
+        let input = Fixtures.url("training/water-0001")
+        let record = try FormatReader.readRecord(at: input)
+        let hybrid = try AnyKindPredictor(checkpoint: out)
+        let plain = try AnyKindPredictor(checkpoint: s1)
+        XCTAssertEqual(hybrid.kind, .hybrid)
+        XCTAssertEqual(plain.kind, .stage1)
+        let h = try hybrid.predict(record), p = try plain.predict(record)
+        XCTAssertEqual(p, try Predictor(checkpoint: s1).predict(record))
+        XCTAssertEqual(h.keys, p.keys)
+        XCTAssertGreaterThan(maxAbsDifference(h.entries, p.entries), 0, "ΔH is not zero")
+        let model = try HybridCheckpoint.loadHybrid(out.appendingPathComponent("best.h5").path)
+        let graph = try StructureGraph(name: record.name, structure: record.structure, keys: record.overlap?.keys ?? record.hamiltonian!.keys,
+                                       config: model.stage1.config)
+        XCTAssertEqual(h, try model.predictOperators(GraphBatch<Float>([graph], config: model.stage1.config))[0])
+        let written = try hybrid.predict(inputs: [input], outputDirectory: dir.appendingPathComponent("pred"))
+        XCTAssertEqual(written.count, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: written[0].folder.appendingPathComponent("hamiltonian_pred.h5").path))
     }
 }
