@@ -20,10 +20,11 @@ train_config() {  # $1 epochs
  "seed": 42, "model": {"irreps": "16x0e+8x1o+4x2e+4x3o+2x4e", "layers": 2, "radial_count": 8, "radial_hidden": 16}}
 JSON
 }
-refine_config() {  # $1 mode, $2 epochs, $3 max_seconds
+refine_config() {  # $1 mode, $2 epochs, $3 max_seconds, $4 augment_rotations (default false)
   cat <<JSON
 {"epochs": $2, "batch_size": 4, "learning_rate": 0.001, "max_seconds": $3, "seed": 42,
- "stage2": {"mode": "$1", "width": 32, "heads": 4, "layers": 2, "feed_forward": 64, "radial_count": 8, "sh_lmax": 7, "seed": 42}}
+ "stage2": {"mode": "$1", "width": 32, "heads": 4, "layers": 2, "feed_forward": 64, "radial_count": 8, "sh_lmax": 7,
+            "augment_rotations": ${4:-false}, "seed": 42}}
 JSON
 }
 seconds() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds'])" "$1"; }
@@ -42,15 +43,18 @@ for mode in empirical strict; do
   refine_config $mode 100000 "$T_EXTRA" > "$OUT/refine-$mode-clock.json"
   "$H" refine -q --stage1 "$OUT/stage1-base" --config "$OUT/refine-$mode-clock.json" "$DATA" --out "$OUT/hybrid-$mode-clock"
 done
+refine_config empirical "$E2" 0 true > "$OUT/refine-empirical-augmented-epochs.json"
+"$H" refine -q --stage1 "$OUT/stage1-base" --config "$OUT/refine-empirical-augmented-epochs.json" "$DATA" --out "$OUT/hybrid-empirical-augmented-epochs"
 
 "$H" bench-stage2 test-set --splits "$OUT/stage1-base/splits.json" "$DATA" --out "$OUT/test" --rotated-out "$OUT/test-rotated"
 compare=(); rotated=()
-for v in stage1-long stage1-base hybrid-empirical-epochs hybrid-strict-epochs hybrid-empirical-clock hybrid-strict-clock; do
+VARIANTS="stage1-long stage1-base hybrid-empirical-epochs hybrid-empirical-augmented-epochs hybrid-strict-epochs hybrid-empirical-clock hybrid-strict-clock"
+for v in $VARIANTS; do
   "$H" bench-stage2 predict --model "$OUT/$v" "$OUT/test" --out "$OUT/pred/$v"
   "$H" bench-stage2 predict --model "$OUT/$v" "$OUT/test-rotated" --out "$OUT/pred-rotated/$v"
   compare+=(--compare "$v=$OUT/pred/$v"); rotated+=(--compare-rotated "$v=$OUT/pred-rotated/$v")
 done
 "$H" eval --ref "$OUT/test" --rotated-ref "$OUT/test-rotated" "${compare[@]}" "${rotated[@]}" --out "$OUT/ablation"
-for v in hybrid-empirical-epochs hybrid-strict-epochs hybrid-empirical-clock hybrid-strict-clock; do
+for v in ${VARIANTS#stage1-long stage1-base }; do
   python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], 'epochs', m['epochs_run'], 'seconds', m['seconds'], 'stage-2 parameters', m['stage2_parameters'])" "$OUT/$v/metrics.json" "$v"
 done
