@@ -31,9 +31,9 @@ let package = Package(
 
         // Domain.
         .target(name: "Structures", dependencies: ["Linalg"]),
-        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive"]),
-        .target(name: "Graphs", dependencies: ["Structures"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Plots"]),
+        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "Pipeline"]),
+        .target(name: "Graphs", dependencies: ["Structures", "Formats", "HDF5Kit", "Pipeline"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Pipeline", "Plots"]),
         .target(name: "Plots"),
 
         // Learning.
@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

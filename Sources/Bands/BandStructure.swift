@@ -86,10 +86,11 @@ public struct BandStructure: Sendable {
     public var droppedOverlapDirections: Int
 
     public static func compute(_ system: BlochSystem, path: KPath, fermiEnergy: Double?, electronCount: Double?,
-                               overlapThreshold: Double? = nil) throws -> BandStructure {
+                               overlapThreshold: Double? = nil,
+                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandStructure {
         let lattice = system.structure.lattice
         let kpoints = path.kpoints
-        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
+        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
         return BandStructure(path: path, kpoints: kpoints, distances: path.distances(lattice),
                              boundaryDistances: path.boundaryDistances(lattice), energies: bands,
                              analysis: .analyze(bands: bands, fermiEnergy: fermiEnergy, electronCount: electronCount),

@@ -130,19 +130,31 @@ public struct BlochSystem: Sendable {
                     let c = cos(phase), s = sin(phase)
                     let shape = op.shape(at: b)
                     let (r0, c0, addConjugate) = placement[b]
-                    var p = op.offsets[b]
-                    for r in 0 ..< shape.x {
-                        for col in 0 ..< shape.y {
-                            let v = e[p]; p += 1
-                            // Column-major: element (row, col) at 2·(row + col·n).
-                            let o = 2 * ((r0 + r) + (c0 + col) * n)
+                    let base = op.offsets[b], rows = shape.x, cols = shape.y
+                    // Column-major output: walk each block column so writes are contiguous.
+                    for col in 0 ..< cols {
+                        var o = 2 * (r0 + (c0 + col) * n)
+                        var p = base + col
+                        for _ in 0 ..< rows {
+                            let v = e[p]
                             out[o] += v * c
                             out[o + 1] += v * s
-                            if addConjugate {
-                                // Partner block (−R, j, i) = this blockᵀ, phase e^{−i2πk·R}.
-                                let t = 2 * ((c0 + col) + (r0 + r) * n)
-                                out[t] += v * c
-                                out[t + 1] -= v * s
+                            o += 2
+                            p += cols
+                        }
+                    }
+                    if addConjugate {
+                        // Partner block (−R, j, i) = this blockᵀ with phase e^{−i2πk·R}: its
+                        // column r is this block's row r, contiguous in the row-major input.
+                        for r in 0 ..< rows {
+                            var o = 2 * (c0 + (r0 + r) * n)
+                            var p = base + r * cols
+                            for _ in 0 ..< cols {
+                                let v = e[p]
+                                out[o] += v * c
+                                out[o + 1] -= v * s
+                                o += 2
+                                p += 1
                             }
                         }
                     }
@@ -171,7 +183,10 @@ public struct BlochSystem: Sendable {
     /// Eigenvalues at many k-points, solved in parallel with OpenBLAS at one thread. Returns
     /// band-major energies [band][k], truncated to the band count every k-point has (filtering
     /// may drop different numbers of directions at different k), and the largest drop.
-    public func eigenvalues(at kpoints: [Vec3], overlapThreshold: Double? = nil) throws -> (bands: [[Double]], maxDropped: Int) {
+    /// `workers` bounds how many k-points are solved at once (default: the active cores); 1 solves
+    /// them in order on the calling thread.
+    public func eigenvalues(at kpoints: [Vec3], overlapThreshold: Double? = nil,
+                            workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> (bands: [[Double]], maxDropped: Int) {
         let nk = kpoints.count
         var perK = [[Double]](repeating: [], count: nk)
         var dropped = [Int](repeating: 0, count: nk)
@@ -183,15 +198,20 @@ public struct BlochSystem: Sendable {
         perK.withUnsafeMutableBufferPointer { values in
             dropped.withUnsafeMutableBufferPointer { drops in
                 let values = values, drops = drops
-                DispatchQueue.concurrentPerform(iterations: nk) { q in
-                    do {
-                        let r = try eigenvalues(at: kpoints[q], overlapThreshold: overlapThreshold)
-                        values[q] = r.values
-                        drops[q] = r.dropped
-                    } catch {
-                        lock.lock()
-                        if firstError == nil || firstError!.0 > q { firstError = (q, error) }
-                        lock.unlock()
+                // Worker w takes k-points w, w + width, …: an even spread, since cost per k is flat.
+                let width = max(1, min(workers, nk))
+                DispatchQueue.concurrentPerform(iterations: width) { w in
+                    for q in stride(from: w, to: nk, by: width) {
+                        do {
+                            let r = try eigenvalues(at: kpoints[q], overlapThreshold: overlapThreshold)
+                            values[q] = r.values
+                            drops[q] = r.dropped
+                        } catch {
+                            lock.lock()
+                            if firstError == nil || firstError!.0 > q { firstError = (q, error) }
+                            lock.unlock()
+                            return
+                        }
                     }
                 }
             }

@@ -14,8 +14,9 @@ public struct BandsBenchmarkResult: Sendable {
     /// Median seconds per k-point: building H(k) and S(k); solving (values only, 1 BLAS thread).
     public var medianAssembly: Double
     public var medianSolve: Double
-    /// Wall time per k-point of a whole parallel run over all k-points (concurrentPerform).
+    /// Wall time per k-point of a whole run over all k-points with `workers` concurrent solves.
     public var parallelPerK: Double
+    public var workers: Int
 }
 
 public enum BandsBenchmark {
@@ -28,7 +29,8 @@ public enum BandsBenchmark {
 
     /// Times `repeats` passes over `kpoints`; if `export` is given, writes k, H(k), S(k) (as
     /// [nk, n, n, 2] row-major re/im) and our eigenvalues [nk, n] there.
-    public static func run(_ system: BlochSystem, kpoints: [Vec3], repeats: Int, export: URL? = nil) throws -> BandsBenchmarkResult {
+    public static func run(_ system: BlochSystem, kpoints: [Vec3], repeats: Int, export: URL? = nil,
+                           workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandsBenchmarkResult {
         let saved = BLASThreads.count
         BLASThreads.count = 1
         var assembly: [Double] = [], solve: [Double] = []
@@ -50,7 +52,7 @@ public enum BandsBenchmark {
         var parallel: [Double] = []
         for _ in 0 ..< rounds {
             let t0 = now()
-            _ = try system.eigenvalues(at: kpoints)
+            _ = try system.eigenvalues(at: kpoints, workers: workers)
             parallel.append((now() - t0) / Double(kpoints.count))
         }
         if let export {
@@ -74,6 +76,6 @@ public enum BandsBenchmark {
         }
         return BandsBenchmarkResult(orbitals: system.orbitalCount, kpoints: kpoints.count, repeats: repeats,
                                     medianAssembly: median(assembly), medianSolve: median(solve),
-                                    parallelPerK: median(parallel))
+                                    parallelPerK: median(parallel), workers: workers)
     }
 }

@@ -23,13 +23,14 @@ public struct DensityOfStates: Sendable {
     /// (info.json) when given; otherwise the level at which the smeared occupation holds
     /// `electronCount` electrons; otherwise unknown (energies stay absolute).
     public static func compute(_ system: BlochSystem, mesh: SIMD3<Int>, sigma: Double, fermiEnergy: Double?,
-                               electronCount: Double?, overlapThreshold: Double? = nil, step: Double? = nil) throws -> DensityOfStates {
+                               electronCount: Double?, overlapThreshold: Double? = nil, step: Double? = nil,
+                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> DensityOfStates {
         guard sigma > 0, sigma.isFinite else { throw BandsError.invalidSigma(sigma) }
         // Directions without dispersion need no sampling.
         var m = mesh
         for d in 0 ..< 3 where !system.dispersiveDirections[d] { m[d] = 1 }
         let kpoints = try monkhorstPack(m)
-        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
+        let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
         let levels = bands.flatMap { $0 }
         let weight = 2 / Double(kpoints.count)
 

@@ -121,16 +121,20 @@ public enum LatticeKind: String, Sendable {
 }
 
 extension KPath {
-    /// A standard path for the lattice, with about `density` points per 1/Å of path. `periodic`
+    /// A standard path for the lattice, with about `density` points per 1/Å of path (at least
+    /// `minimumPoints` in all, so small Brillouin zones of supercells are not undersampled).
+    /// Lattices are classified with a `tolerance` (relative lengths, cosines) loose enough for
+    /// the few-percent strains of training sets: a strained hexagonal cell still gets Γ–M–K–Γ. `periodic`
     /// says which directions disperse (usually `BlochSystem.dispersiveDirections`). Paths:
     /// 2D hexagonal Γ–M–K–Γ, square Γ–X–M–Γ, rectangular Γ–X–S–Y–Γ; 3D simple cubic
     /// Γ–X–M–Γ–R–X|M–R, fcc Γ–X–W–K–Γ–L–U–W–L–K|U–X, bcc Γ–H–N–Γ–P–H|P–N, hexagonal
     /// Γ–M–K–Γ–A–L–H–A|L–M|K–H (Setyawan–Curtarolo labels). Other cells get a generic path
     /// through the face centres of the reciprocal cell, reported as such.
-    public static func standard(for lattice: Lattice, periodic: [Bool], density: Double = 60) -> (path: KPath, kind: LatticeKind) {
+    public static func standard(for lattice: Lattice, periodic: [Bool], density: Double = 60, minimumPoints: Int = 150,
+                                tolerance: Double = 0.05) -> (path: KPath, kind: LatticeKind) {
         let dims = (0 ..< 3).filter { periodic[$0] }
         let a = lattice.vectors
-        func close(_ x: Double, _ y: Double, _ tol: Double = 1e-3) -> Bool { abs(x - y) <= tol * max(1, abs(x), abs(y)) }
+        func close(_ x: Double, _ y: Double) -> Bool { abs(x - y) <= tolerance * max(1, abs(x), abs(y)) }
         func cosAngle(_ p: Int, _ q: Int) -> Double { dot(a[p], a[q]) / (norm(a[p]) * norm(a[q])) }
         func point(_ values: [Int: Double]) -> Vec3 {
             var v = Vec3.zero
@@ -155,9 +159,10 @@ extension KPath {
                 // is depends on whether the real-space angle is 60° or 120°.
                 let kA = point([p: 1.0 / 3, q: 1.0 / 3]), kB = point([p: 2.0 / 3, q: 1.0 / 3])
                 let bLen = length(point([p: 1]), lattice)
-                let kPoint = close(length(kA, lattice), bLen / 3.0.squareRoot()) ? kA : kB
+                let target = bLen / 3.0.squareRoot()
+                let kPoint = abs(length(kA, lattice) - target) <= abs(length(kB, lattice) - target) ? kA : kB
                 stops = [[("GAMMA", .zero), ("M", point([p: 0.5])), ("K", kPoint), ("GAMMA", .zero)]]
-            } else if abs(c) < 1e-3 {
+            } else if abs(c) < tolerance {
                 kind = sameLength ? .square2D : .rectangular2D
                 stops = sameLength
                     ? [[("GAMMA", .zero), ("X", point([p: 0.5])), ("M", point([p: 0.5, q: 0.5])), ("GAMMA", .zero)]]
@@ -186,7 +191,7 @@ extension KPath {
                 kind = .bcc
                 let h = Vec3(0.5, -0.5, 0.5), p = Vec3(0.25, 0.25, 0.25), n = Vec3(0, 0, 0.5)
                 stops = [[("GAMMA", g), ("H", h), ("N", n), ("GAMMA", g), ("P", p), ("H", h)], [("P", p), ("N", n)]]
-            } else if close(lengths[0], lengths[1]) && close(c01, -0.5) && abs(c02) < 1e-3 && abs(c12) < 1e-3 {
+            } else if close(lengths[0], lengths[1]) && close(c01, -0.5) && abs(c02) < tolerance && abs(c12) < tolerance {
                 kind = .hexagonal3D
                 let m = Vec3(0.5, 0, 0), k = Vec3(1.0 / 3, 1.0 / 3, 0), aPt = Vec3(0, 0, 0.5)
                 let l = Vec3(0.5, 0, 0.5), h = Vec3(1.0 / 3, 1.0 / 3, 0.5)
@@ -198,10 +203,14 @@ extension KPath {
                 stops = [[("GAMMA", g), ("X", x), ("S", s), ("Y", y), ("GAMMA", g), ("Z", z)]]
             }
         }
+        let total = stops.reduce(0.0) { sum, run in
+            sum + zip(run, run.dropFirst()).reduce(0.0) { $0 + length($1.1.1 - $1.0.1, lattice) }
+        }
+        let perLength = total > 0 ? max(density, Double(minimumPoints) / total) : density
         var segments: [KPathSegment] = []
         for run in stops {
             for (from, to) in zip(run, run.dropFirst()) {
-                let count = max(2, Int((length(to.1 - from.1, lattice) * density).rounded()) + 1)
+                let count = max(2, Int((length(to.1 - from.1, lattice) * perLength).rounded()) + 1)
                 segments.append(KPathSegment(count: count, start: from.1, end: to.1, startLabel: from.0, endLabel: to.0))
             }
         }

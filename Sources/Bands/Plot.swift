@@ -16,12 +16,16 @@ extension BandStructure {
         if analysis.fermiEnergy == nil || yMax <= yMin { yMin = lo - 0.5; yMax = hi + 0.5 }
         var chart = LineChart(title: bandTitle, xLabel: "k-path",
                               yLabel: analysis.fermiEnergy == nil ? "Energy (eV)" : "E − E_F (eV)")
-        chart.xRange = 0 ... max(distances.last ?? 1, 1e-9)
+        // A Γ-only path (molecule) has zero length: draw the levels across the plot instead.
+        let flat = (distances.last ?? 0) <= 0
+        let xs = flat ? distances.indices.map { Double($0) / Double(max(1, distances.count - 1)) } : distances
+        chart.xRange = 0 ... (flat ? 1 : max(distances.last ?? 1, 1e-9))
         chart.yRange = yMin ... yMax
-        chart.xTicks = zip(boundaryDistances, path.boundaryLabels).map { ($0, prettyLabel($1)) }
-        chart.verticalMarkers = boundaryDistances.map { VerticalMarker(x: $0, style: .solid, color: "#555", width: 0.7) }
+        chart.xTicks = flat ? [(0.5, prettyLabel(path.boundaryLabels[0]))]
+            : zip(boundaryDistances, path.boundaryLabels).map { ($0, prettyLabel($1)) }
+        chart.verticalMarkers = flat ? [] : boundaryDistances.map { VerticalMarker(x: $0, style: .solid, color: "#555", width: 0.7) }
         if analysis.fermiEnergy != nil { chart.horizontalLines = [HorizontalLine(y: 0, label: "E_F")] }
-        chart.series = shifted.map { Series(x: distances, y: $0, color: bandColor, width: 1.3) }
+        chart.series = shifted.map { Series(x: xs, y: $0, color: bandColor, width: 1.3) }
         return chart
     }
 

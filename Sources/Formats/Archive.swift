@@ -107,14 +107,21 @@ enum ArchiveReader {
             .map { structureName(folder: $0, archive: archive) }
     }
 
+    /// Thrown by a member visitor to end the pass early.
+    private struct StopReading: Error {}
+
+    /// The layout of the first structure file in the archive; stops reading there.
     static func detectFormat(archive: URL) throws -> DFTFormat {
         var found: DFTFormat?
-        var files: [String: Set<String>] = [:]
-        try forEachMember(of: archive) { m in
-            guard found == nil, m.isRegularFile, let (folder, file) = split(m.path) else { return }
-            files[folder, default: []].insert(file)
-            found = StructureLayout.format(ofFileNames: [file])
-        }
+        do {
+            try forEachMember(of: archive) { m in
+                guard m.isRegularFile, let (_, file) = split(m.path) else { return }
+                if let format = StructureLayout.format(ofFileNames: [file]) {
+                    found = format
+                    throw StopReading()
+                }
+            }
+        } catch is StopReading {}
         guard let found else {
             throw FormatError(file: archive.path, message: "no DeepH-dock or DeepH legacy structure found in the archive")
         }

@@ -42,8 +42,13 @@ public enum DeepHDock {
             guard let z = Elements.atomicNumber(of: symbol) else {
                 throw FormatError(file: info.file, field: field, message: "unknown element '\(symbol)'")
             }
-            guard let ls = (value as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), ls.count == (value as? [Any])?.count,
-                  ls.allSatisfy({ (0 ... 6).contains($0) }) else {
+            let items = value as? [Any] ?? []
+            let ls = items.compactMap { item -> Int? in
+                guard let n = item as? NSNumber, !String(describing: type(of: n)).contains("Boolean"),
+                      n.doubleValue == n.doubleValue.rounded(), (0 ... 6).contains(n.intValue) else { return nil }
+                return n.intValue
+            }
+            guard value is [Any], ls.count == items.count else {
                 throw FormatError(file: info.file, field: field, message: "expected a list of angular momenta 0…6, found \(value)")
             }
             basis[z] = OrbitalShells(ls)
@@ -127,7 +132,8 @@ public enum DeepHDock {
     // MARK: Writing
 
     static func write(_ original: DFTRecord, to dir: URL) throws {
-        let record = original.permutingAtoms(atomOrder(for: original.structure))
+        let order = atomOrder(for: original.structure)
+        let record = order == Array(order.indices) ? original : original.permutingAtoms(order)
         let s = record.structure
         try POSCAR.text(lattice: s.lattice, atomicNumbers: s.atomicNumbers, positions: s.positions,
                         comment: "POSCAR written by HarmoSE")

@@ -2,7 +2,8 @@
 // .zip archives of either) into the internal representation of Structures, converting orbital
 // order and atom indexing at the edge. Owns: the entry points `FormatReader`, `FormatWriter`,
 // `DatasetSource`; the one OpenMX ↔ internal orbital table (`OrbitalOrder`); the typed
-// `FormatError`; and record validation (`RecordValidation`).
+// `FormatError`; record validation (`RecordValidation`) and the summary `harmose inspect` prints
+// (`RecordSummary`). Documentation for users: docs/formats.md.
 //
 // Conventions at the edges (the internal one is in Structures.swift):
 // - DeepH-dock: atoms 0-based, grouped by element in POSCAR order; orbitals m = −l…l (= internal).

@@ -40,6 +40,21 @@ public struct NeighborGraph: Equatable, Sendable {
 
     public var edgeCount: Int { edges.count }
     public var keys: [BlockKey] { edges.map(\.key) }
+
+    /// Flat arrays in edge order, the layout message-passing kernels consume: source atoms,
+    /// target atoms, shifts (3 per edge), vectors (3 per edge, Å), distances.
+    public var sources: [Int] { edges.map(\.i) }
+    public var targets: [Int] { edges.map(\.j) }
+    public var flatShifts: [Int] { edges.flatMap { [$0.shift.x, $0.shift.y, $0.shift.z] } }
+    public var flatVectors: [Double] { edges.flatMap { [$0.vector.x, $0.vector.y, $0.vector.z] } }
+    public var distances: [Double] { edges.map(\.distance) }
+
+    /// Index of the reverse edge j → (i, −R) for every edge (nil when absent, e.g. a file storing
+    /// one triangle); cutoff graphs always contain every reverse edge.
+    public var reverseEdgeIndex: [Int?] {
+        let index = Dictionary(uniqueKeysWithValues: edges.enumerated().map { ($1.key, $0) })
+        return edges.map { index[$0.key.transposed] }
+    }
 }
 
 public enum GraphError: Error, CustomStringConvertible, Equatable {

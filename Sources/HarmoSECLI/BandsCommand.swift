@@ -51,6 +51,9 @@ public struct BandsCommand: ParsableCommand {
             help: "k-point density of automatic paths (points per 1/Å of path).")
     public var density: Double = 60
 
+    @Option(help: "k-points solved concurrently (default: all cores; OpenBLAS runs single-threaded inside each).")
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
     @Option(help: ArgumentHelp("Output folder (band.h5, bands.csv, bands.svg are replaced atomically).", valueName: "dir"))
     public var out: String
 
@@ -64,6 +67,7 @@ public struct BandsCommand: ParsableCommand {
             throw ValidationError("--overlap-threshold must be a non-negative number, got \(t)")
         }
         guard density > 0, density.isFinite else { throw ValidationError("--points-per-inverse-angstrom must be positive") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
     }
 
     public func run() throws {
@@ -87,7 +91,8 @@ public struct BandsCommand: ParsableCommand {
             log("k-path: standard \(kind.rawValue) path \(auto.boundaryLabels.joined(separator: "–"))")
         }
         let bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
-                                              electronCount: input.electronCount, overlapThreshold: overlapThreshold)
+                                              electronCount: input.electronCount, overlapThreshold: overlapThreshold,
+                                              workers: workers)
         try bands.write(to: URL(fileURLWithPath: out))
         log(summary(bands))
         return bands

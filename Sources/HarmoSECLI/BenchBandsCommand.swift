@@ -23,6 +23,9 @@ public struct BenchBandsCommand: ParsableCommand {
     @Option(help: "Timed passes over the k-points.")
     public var repeats: Int = 5
 
+    @Option(help: "k-points solved concurrently (default: all cores; OpenBLAS runs single-threaded inside each).")
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
     @Option(help: ArgumentHelp("Write k, H(k), S(k) and eigenvalues here for the scipy comparison.", valueName: "file.h5"))
     public var export: String?
 
@@ -44,10 +47,11 @@ public struct BenchBandsCommand: ParsableCommand {
         let path = KPath.standard(for: system.structure.lattice, periodic: system.dispersiveDirections).path.kpoints
         let step = max(1, path.count / max(1, kpoints))
         let ks = Array(stride(from: 0, to: path.count, by: step).prefix(kpoints)).map { path[$0] }
-        let r = try BandsBenchmark.run(system, kpoints: ks, repeats: repeats, export: export.map { URL(fileURLWithPath: $0) })
+        let r = try BandsBenchmark.run(system, kpoints: ks, repeats: repeats, export: export.map { URL(fileURLWithPath: $0) },
+                                          workers: max(1, workers))
         let json: [String: Any] = [
             "structure": structure, "supercell": supercell, "orbitals": r.orbitals, "kpoints": r.kpoints, "repeats": r.repeats,
-            "median_assembly_s": r.medianAssembly, "median_solve_s": r.medianSolve, "parallel_wall_per_k_s": r.parallelPerK,
+            "median_assembly_s": r.medianAssembly, "median_solve_s": r.medianSolve, "parallel_wall_per_k_s": r.parallelPerK, "workers": r.workers,
         ]
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))

@@ -59,13 +59,21 @@ public struct ConvertCommand: ParsableCommand {
         let dst = URL(fileURLWithPath: destination)
         let dataset = try DatasetSource(url: src)
         var names: [String] = []
+        // Folders can be counted up front (cheap); archives would need an extra pass, so no total.
+        let total = dataset.kind == .archive ? nil : try dataset.structureNames().count
+        let start = Date()
         func convert(_ record: DFTRecord, to url: URL) throws {
             for warning in RecordValidation.validate(record) {
                 FileHandle.standardError.write(Data((warning.description + "\n").utf8))
             }
             try FormatWriter.write(record, to: url, format: format)
             names.append(record.name)
-            log("[\(names.count)] \(record.name): \(record.structure.atomCount) atoms, \(record.hamiltonian?.blockCount ?? 0) H blocks")
+            var progress = "[\(names.count)\(total.map { "/\($0)" } ?? "")]"
+            if let total, names.count < total {
+                let eta = Date().timeIntervalSince(start) / Double(names.count) * Double(total - names.count)
+                progress += String(format: " ETA %.0fs", eta)
+            }
+            log("\(progress) \(record.name): \(record.structure.atomCount) atoms, \(record.hamiltonian?.blockCount ?? 0) H blocks")
         }
         if dataset.kind == .structureFolder {
             try dataset.forEachRecord { try convert($0, to: dst) }

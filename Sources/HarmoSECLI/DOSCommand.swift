@@ -36,6 +36,9 @@ public struct DOSCommand: ParsableCommand {
             help: ArgumentHelp("Drop S(k) eigen-directions below this value before solving.", valueName: "value"))
     public var overlapThreshold: Double?
 
+    @Option(help: "k-points solved concurrently (default: all cores; OpenBLAS runs single-threaded inside each).")
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
     @Option(help: ArgumentHelp("Output folder (dos.h5, dos.svg are replaced atomically).", valueName: "dir"))
     public var out: String
 
@@ -57,6 +60,7 @@ public struct DOSCommand: ParsableCommand {
 
     public func validate() throws {
         _ = try meshSize
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
         guard sigma > 0, sigma.isFinite else { throw ValidationError("--sigma must be a positive number of eV, got \(sigma)") }
         if let t = overlapThreshold, !(t >= 0 && t.isFinite) {
             throw ValidationError("--overlap-threshold must be a non-negative number, got \(t)")
@@ -72,7 +76,8 @@ public struct DOSCommand: ParsableCommand {
         let input = try BandInput.load(structure: URL(fileURLWithPath: structure),
                                        hamiltonian: hamiltonian.map { URL(fileURLWithPath: $0) })
         let dos = try DensityOfStates.compute(input.system, mesh: try meshSize, sigma: sigma, fermiEnergy: input.record.fermiEnergy,
-                                              electronCount: input.electronCount, overlapThreshold: overlapThreshold)
+                                              electronCount: input.electronCount, overlapThreshold: overlapThreshold,
+                                              workers: workers)
         try dos.write(to: URL(fileURLWithPath: out))
         log("DOS of \(dos.bandCount) bands on a \(dos.mesh.x)×\(dos.mesh.y)×\(dos.mesh.z) mesh, σ = \(sigma) eV → \(out)/dos.h5, dos.svg")
         if let ef = dos.fermiEnergy { log(String(format: "Fermi level %.4f eV (%@)", ef, dos.fermiSource)) }

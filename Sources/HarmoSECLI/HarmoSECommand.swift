@@ -22,9 +22,10 @@ public struct HarmoSECommand: ParsableCommand {
             BandsCommand.self,
             DOSCommand.self,
             BenchBandsCommand.self,
+            BenchSO3Command.self,
+            EvalCommand.self,
             TrainCommand.self,
             PredictCommand.self,
-            EvalCommand.self,
             RefineCommand.self,
             BenchStage2Command.self,
         ]

@@ -34,14 +34,16 @@ public struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run the stages of pipeline.json that are not up to date.",
         discussion: """
-        Each stage's fingerprint covers its kind, parameters, artifact format version, the
-        fingerprints of the stages it reads, and the content of its input files. A stage whose
-        fingerprint has an artifact in outputs/<stage>/ is skipped; the others run in dependency
-        order (independent ones in parallel, see --jobs), each into a temporary folder that is
-        renamed to outputs/<stage>/<fingerprint>/ on success, with manifest.json and log.txt.
-        outputs/<stage>/latest points at the current version. A failing stage stops the stages
-        that read it, keeps the ones that completed, prints the end of its log, and the command
-        exits non-zero. Examples:
+        Each stage's fingerprint covers its kind, parameters, artifact format version, the \
+        fingerprints of the stages it reads, and the content of its input files. A stage whose \
+        fingerprint has an artifact in outputs/<stage>/ is skipped; the others run in dependency \
+        order (independent ones in parallel, see --jobs), each into a temporary folder that is \
+        renamed to outputs/<stage>/<fingerprint>/ on success, with manifest.json and log.txt; \
+        outputs/<stage>/latest points at the current version. A failing stage stops the stages \
+        that read it, keeps the ones that completed, prints the end of its log, and the command \
+        exits non-zero. Schema and details: docs/pipeline.md.
+
+        Examples:
           harmose run                       # everything that is stale
           harmose run --dry-run             # what would run, and why
           harmose run --until graph         # graph and what it needs
@@ -63,7 +65,7 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "Show what would run and why, without running or locking anything.")
     var dryRun = false
 
-    @Option(name: [.customShort("j"), .long], help: "Stages to execute at once (default: number of cores).")
+    @Option(name: [.customShort("j"), .long], help: "Stages to execute at once; defaults to the number of cores.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Flag(help: "If another harmose process holds outputs/.lock, exit at once instead of waiting.")
@@ -100,7 +102,12 @@ public struct RunCommand: ParsableCommand {
         options.wait = !noWait
         let summary: RunSummary
         do { summary = try runner.run(options) } catch { throw fail(error) }
-        if !summary.succeeded { throw ExitCode(1) }
+        if !summary.succeeded {
+            for (stage, reason) in summary.failed.sorted(by: { $0.key < $1.key }) {
+                FileHandle.standardError.write(Data("error: \(PipelineError.stageFailed(stage: stage, reason: reason))\n".utf8))
+            }
+            throw ExitCode(1)
+        }
     }
 }
 
@@ -139,8 +146,8 @@ public struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show which stages are up to date, stale (and why), missing, or failed.",
         discussion: """
-        Stale stages list what changed since their latest artifact: a parameter (old → new), an
-        input file's content (which files), an upstream stage, or the kind's artifact format.
+        Stale stages list what changed since their latest artifact: a parameter (old → new), an \
+        input file's content (which files), an upstream stage, or the kind's artifact format. \
         Reads only; safe to run while `harmose run` is working.
         """
     )
@@ -213,8 +220,8 @@ public struct GCCommand: ParsableCommand {
         commandName: "gc",
         abstract: "Delete old artifact versions from outputs/, keeping the newest of each stage.",
         discussion: """
-        Keeps, for every stage folder in outputs/, the version `latest` points to plus the newest
-        others up to --keep versions in all; also removes folders left by killed runs. Takes the
+        Keeps, for every stage folder in outputs/, the version `latest` points to plus the newest \
+        others up to --keep versions in all; also removes folders left by killed runs. Takes the \
         outputs lock, so it never deletes what a running `harmose run` reads.
         """
     )

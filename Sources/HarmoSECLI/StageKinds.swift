@@ -1,7 +1,10 @@
 // The one list of pipeline stage kinds `harmose run` knows. A module that owns a kind (Formats,
 // Graphs, Bands, and later Models/Training) defines a type conforming to Pipeline.StageKind; add
 // it here and nowhere else.
+import Bands
+import Formats
 import Foundation
+import Graphs
 import Evaluation
 import Pipeline
 import Training
@@ -9,8 +12,13 @@ import Training
 public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
     public static let production: [any StageKind] = [
-        EvaluateStageKind(),
+        IngestStage(),
+        GraphStage(),
+        BandsStage(),
+        TrainStageKind(),
         RefineStageKind(),
+        PredictStageKind(),
+        EvaluateStageKind(),
     ]
 
     /// Every kind this process registers. The diagnostic kinds (DiagnosticStageKinds.swift) join

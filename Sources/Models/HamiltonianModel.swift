@@ -142,8 +142,12 @@ public final class HamiltonianModel<T: Scalar> {
             let scale = try params.create("stats.\(tag).scale", shape: [1], initializer: .ones)
             let shift = try params.create("stats.\(tag).shift", shape: [d.dim], initializer: .zeros)
             scale.requiresGrad = false; shift.requiresGrad = false
+            // Heads start small so the untrained model predicts about the per-group mean
+            // (the statistics' shift) instead of noise of size σ.
+            let head = try EquivariantLinear<T>(params, name: "head.\(tag)", irrepsIn: hidden, irrepsOut: relabelled)
+            for w in head.weights { w.weight.data = w.weight.data.map { $0 * T(config.headInitScale) } }
             heads[g] = BlockHead(group: g, decomposition: d, irreps: relabelled,
-                                 linear: try EquivariantLinear(params, name: "head.\(tag)", irrepsIn: hidden, irrepsOut: relabelled),
+                                 linear: head,
                                  compose: try Tensor(c, shape: [d.dim, d.dim]), scale: scale, shift: shift,
                                  scalarComponents: scalarComponents)
         }
@@ -231,7 +235,7 @@ public final class HamiltonianModel<T: Scalar> {
     /// Predicted real-space Hamiltonians, one per structure of the batch (internal order, eV):
     /// on-site blocks first, then off-site edges, in each structure's graph order.
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
-        let out = try GradMode.withoutGrad { try self(batch) }
+        let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
         var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: batch.graphs.count)
         for (g, t) in out.blocks {
             let rows = batch.groupBlocks[g]!

@@ -52,6 +52,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var avgNeighbors: Double?
     /// Seed of the parameter initialisation.
     public var seed: UInt64 = 0
+    /// Initial weights of the output heads are multiplied by this (small: start at the mean).
+    public var headInitScale = 0.1
     /// Element symbol → l of each orbital shell, in stored order (from the training data).
     public var basis: [String: [Int]] = [:]
 
@@ -59,7 +61,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case irreps, shLmax = "sh_lmax", layers, cutoff, radialBasis = "radial_basis", radialCount = "radial_count"
-        case radialHidden = "radial_hidden", avgNeighbors = "avg_neighbors", seed, basis
+        case radialHidden = "radial_hidden", avgNeighbors = "avg_neighbors", seed, headInitScale = "head_init_scale", basis
     }
 
     public init(from decoder: Decoder) throws {
@@ -74,6 +76,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         radialHidden = try c.decodeIfPresent(Int.self, forKey: .radialHidden) ?? d.radialHidden
         avgNeighbors = try c.decodeIfPresent(Double.self, forKey: .avgNeighbors)
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        headInitScale = try c.decodeIfPresent(Double.self, forKey: .headInitScale) ?? d.headInitScale
         basis = try c.decodeIfPresent([String: [Int]].self, forKey: .basis) ?? [:]
     }
 
@@ -99,6 +102,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         guard radialCount >= 1 else { throw ModelError.badConfig(field: "radial_count", message: "must be ≥ 1, got \(radialCount)") }
         guard radialHidden >= 1 else { throw ModelError.badConfig(field: "radial_hidden", message: "must be ≥ 1, got \(radialHidden)") }
+        guard headInitScale > 0, headInitScale.isFinite else {
+            throw ModelError.badConfig(field: "head_init_scale", message: "must be positive, got \(headInitScale)")
+        }
         if let a = avgNeighbors, !(a > 0 && a.isFinite) {
             throw ModelError.badConfig(field: "avg_neighbors", message: "must be positive, got \(a)")
         }
@@ -142,5 +148,19 @@ public struct BlockGroup: Hashable, Comparable, Sendable, CustomStringConvertibl
     public static func all(elements: [Int]) -> [BlockGroup] {
         elements.map { BlockGroup(onsite: true, zi: $0, zj: $0) }
             + elements.flatMap { a in elements.map { BlockGroup(onsite: false, zi: a, zj: $0) } }
+    }
+}
+
+/// Autograd's grad mode is process-wide, so two trainings (or a training and an inference in
+/// no-grad mode) on different threads — e.g. two pipeline stages run in parallel — would corrupt
+/// each other's graphs. Everything that runs a model goes through this lock; the kernels use both
+/// cores already, so serialising costs little.
+public enum ModelExecution {
+    private static let lock = NSRecursiveLock()
+
+    public static func exclusive<R>(_ body: () throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
     }
 }

@@ -84,7 +84,7 @@ public final class HybridHamiltonianModel<T: Scalar> {
     /// Predicted real-space Hamiltonians, one per structure (internal order, eV), in the same
     /// layout as `HamiltonianModel.predictOperators`.
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
-        let out = try GradMode.withoutGrad { try self(batch) }
+        let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
         return try HybridHamiltonianModel.operators(out.blocks, batch: batch)
     }
 
@@ -210,6 +210,27 @@ public enum Stage2Fitting {
     @discardableResult
     public static func fit<T: Scalar>(_ model: HybridHamiltonianModel<T>, examples: [Stage2Example], options: Stage2FitOptions,
                                       progress: ((Int, Double) -> Void)? = nil) throws -> [Double] {
+        try ModelExecution.exclusive { try fitExclusive(model, examples: examples, options: options, progress: progress) }
+    }
+
+    /// One optimisation step of the hybrid: zero gradients, loss, backward, clip, Adam on stage 2
+    /// and — in joint epochs, when `stage1` is given — on stage 1. Returns the loss tensor.
+    public static func step<T: Scalar>(_ model: HybridHamiltonianModel<T>, loss: () throws -> Tensor<T>, stage2: Adam<T>, stage1: Adam<T>?,
+                                       clipNorm: Double?) throws -> Tensor<T> {
+        model.stage1.parameters.zeroGrad(); model.stage2.parameters.zeroGrad()
+        let l = try loss()
+        try l.backward()
+        if let c = clipNorm { _ = clipGradientNorm(model.stage2.parameters, maxNorm: c) }
+        stage2.step(model.stage2.parameters)
+        if let stage1 {
+            if let c = clipNorm { _ = clipGradientNorm(model.stage1.parameters, maxNorm: c) }
+            stage1.step(model.stage1.parameters)
+        }
+        return l
+    }
+
+    static func fitExclusive<T: Scalar>(_ model: HybridHamiltonianModel<T>, examples: [Stage2Example], options: Stage2FitOptions,
+                                        progress: ((Int, Double) -> Void)?) throws -> [Double] {
         guard !examples.isEmpty else { throw ModelError.badInput("refine: no training structures") }
         guard options.batchSize >= 1, options.epochs >= 0, options.jointEpochs >= 0, options.jointEpochs <= options.epochs else {
             throw ModelError.badInput("refine: need batch_size ≥ 1 and 0 ≤ joint_epochs ≤ epochs")
@@ -228,15 +249,8 @@ public enum Stage2Fitting {
             let epochBatches = try fixedBatches ?? batches(examples, rotation: &rng, options: options, config: stage1Config)
             var sum = 0.0
             for (batch, targets) in epochBatches {
-                model.stage1.parameters.zeroGrad(); model.stage2.parameters.zeroGrad()
-                let loss = try BlockTargets.meanSquaredError(try model(batch).blocks, targets)
-                try loss.backward()
-                if let c = options.clipNorm { _ = clipGradientNorm(model.stage2.parameters, maxNorm: c) }
-                adam2.step(model.stage2.parameters)
-                if joint {
-                    if let c = options.clipNorm { _ = clipGradientNorm(model.stage1.parameters, maxNorm: c) }
-                    adam1.step(model.stage1.parameters)
-                }
+                let loss = try step(model, loss: { try BlockTargets.meanSquaredError(try model(batch).blocks, targets) },
+                                    stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: options.clipNorm)
                 sum += Double(loss.item)
             }
             let mean = sum / Double(epochBatches.count)

@@ -80,6 +80,16 @@ public struct ArtifactStore: Sendable {
         }
     }
 
+    /// The process id of a live process building this version (its .tmp-<id>-<pid>-… folder).
+    public func builder(stage: String, id: String) -> Int32? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: stageDirectory(stage).path) else { return nil }
+        for name in names where name.hasPrefix(".tmp-\(id)-") {
+            let parts = name.split(separator: "-")
+            if parts.count >= 3, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) == 0 || errno == EPERM { return pid }
+        }
+        return nil
+    }
+
     /// Removes versions being built by runs that died (call only while holding the lock).
     public func removeAbandonedTemporaries() {
         for stage in storedStages() {

@@ -80,6 +80,13 @@ public final class RunConsole: @unchecked Sendable {
         }
     }
 
+    /// Redraws the live block (terminal only), so times advance between progress reports.
+    func tick() {
+        lock.lock(); defer { lock.unlock() }
+        guard isTerminal, !running.isEmpty else { return }
+        write(clearBlock() + renderBlock())
+    }
+
     private func clearBlock() -> String {
         guard drawnLines > 0 else { return "" }
         let s = "\u{1B}[\(drawnLines)A\r\u{1B}[J"

@@ -83,21 +83,41 @@ public final class ContentHasher: @unchecked Sendable {
 
     private static let header = "harmose-content-hash-cache 1"
 
+    /// Folders never descended into (the artifact store: an input folder that contains outputs/
+    /// would otherwise change with every run).
+    private let excluded: Set<String>
+
     /// `cacheURL`: where the cache lives (nil: in memory only). A missing or unreadable cache is
     /// treated as empty: it only saves time, never decides correctness of a hash.
-    public init(cacheURL: URL?) {
+    public init(cacheURL: URL?, excluding excludedFolders: [URL] = []) {
         self.cacheURL = cacheURL
+        excluded = Set(excludedFolders.map { $0.standardizedFileURL.path })
         guard let cacheURL, let data = try? Data(contentsOf: cacheURL) else { return }
-        let text = String(decoding: data, as: UTF8.self)
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)[...]
-        guard lines.first == Substring(ContentHasher.header) else { return }
-        lines = lines.dropFirst()
-        for line in lines {
-            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard f.count == 6, let size = Int64(f[1]), let s = Int(f[2]), let ns = Int(f[3]), let ino = UInt64(f[4]),
-                  f[5].utf8.count == 64 else { continue }
-            cache[String(f[0])] = CacheEntry(stamp: FileStamp(size: size, mtimeSeconds: s, mtimeNanoseconds: ns, inode: ino),
-                                             hash: String(f[5]), used: false)
+        // Parsed on raw bytes: this runs on every no-op check, over one line per input file.
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let header = Array(ContentHasher.header.utf8) + [0x0A]
+            guard bytes.count >= header.count, zip(bytes, header).allSatisfy({ $0 == $1 }) else { return }
+            var i = header.count
+            var fields: [Range<Int>] = []
+            fields.reserveCapacity(6)
+            while i < bytes.count {
+                fields.removeAll(keepingCapacity: true)
+                var start = i
+                while i < bytes.count, bytes[i] != 0x0A {
+                    if bytes[i] == 0x09 { fields.append(start ..< i); start = i + 1 }
+                    i += 1
+                }
+                fields.append(start ..< i)
+                i += 1
+                guard fields.count == 6, fields[5].count == 64,
+                      let size = parseInteger(bytes, fields[1]), let s = parseInteger(bytes, fields[2]),
+                      let ns = parseInteger(bytes, fields[3]), let ino = parseInteger(bytes, fields[4]) else { continue }
+                let path = String(decoding: UnsafeBufferPointer(rebasing: bytes[fields[0]]), as: UTF8.self)
+                let hash = String(decoding: UnsafeBufferPointer(rebasing: bytes[fields[5]]), as: UTF8.self)
+                cache[path] = CacheEntry(stamp: FileStamp(size: Int64(size), mtimeSeconds: s, mtimeNanoseconds: ns, inode: UInt64(ino)),
+                                         hash: hash, used: false)
+            }
         }
     }
 
@@ -165,6 +185,7 @@ public final class ContentHasher: @unchecked Sendable {
             case let .file(stamp):
                 files.append(.init(relativePath: rel, size: stamp.size, hash: try hashFile(atPath: path, stamp: stamp)))
             case .directory:
+                if excluded.contains(path) { continue }
                 try walk(path, relative: rel, into: &files)
             case .missing, .other:
                 continue  // dangling links, sockets: not data
@@ -187,4 +208,16 @@ public final class ContentHasher: @unchecked Sendable {
         try AtomicOutput.write(Data(out.utf8), to: cacheURL)
         dirty = false
     }
+}
+
+/// A non-negative decimal integer, or nil.
+private func parseInteger(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+    guard !range.isEmpty, range.count <= 18 else { return nil }
+    var v = 0
+    for i in range {
+        let d = Int(bytes[i]) - 48
+        guard (0 ... 9).contains(d) else { return nil }
+        v = v * 10 + d
+    }
+    return v
 }

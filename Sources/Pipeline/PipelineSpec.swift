@@ -42,7 +42,7 @@ public struct PipelineSpec: Sendable {
     public let file: URL
     public let baseDirectory: URL
     public let stages: [String: StageSpec]
-    /// Every stage after all of its inputs; ties broken by name so runs are reproducible.
+    /// Every stage after all of its inputs; ties broken by order in the file.
     public let order: [String]
 
     public static let currentVersion = 1
@@ -342,12 +342,14 @@ private struct Validator {
         }
     }
 
-    /// Kahn's algorithm; a leftover set means a cycle, reported along one of its loops.
+    /// Kahn's algorithm, ties broken by position in the file; a leftover set means a cycle,
+    /// reported along one of its loops.
     func order(_ stages: [String: StageSpec], objects: [(String, JSONValue)]) throws -> [String] {
         var remaining = Dictionary(uniqueKeysWithValues: stages.map { ($0.key, Set($0.value.upstream)) })
+        let position = Dictionary(objects.enumerated().map { ($0.element.0, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var result: [String] = []
         while true {
-            let ready = remaining.filter { $0.value.isEmpty }.map(\.key).sorted()
+            let ready = remaining.filter { $0.value.isEmpty }.map(\.key).sorted { position[$0, default: 0] < position[$1, default: 0] }
             if ready.isEmpty { break }
             for r in ready {
                 result.append(r)

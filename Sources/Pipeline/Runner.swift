@@ -37,6 +37,8 @@ public enum StageState: Sendable, Equatable {
     case missing
     /// The last attempt at the current fingerprint failed.
     case failed(error: String)
+    /// Another live harmose process is building the current fingerprint right now.
+    case running(pid: Int32)
 
     public var word: String {
         switch self {
@@ -44,6 +46,7 @@ public enum StageState: Sendable, Equatable {
         case .stored, .stale: return "stale"
         case .missing: return "missing"
         case .failed: return "failed"
+        case .running: return "running"
         }
     }
 
@@ -54,6 +57,7 @@ public enum StageState: Sendable, Equatable {
         case let .stale(r): return r
         case .missing: return ["no artifact yet"]
         case let .failed(e): return ["last attempt failed: \(e)"]
+        case let .running(pid): return ["being built by harmose process \(pid)"]
         }
     }
 }
@@ -119,7 +123,7 @@ public final class PipelineRunner: @unchecked Sendable {
 
     /// Every stage's state, in topological order. Reads only (plus the hash cache).
     public func status() throws -> [StageStatus] {
-        let hasher = ContentHasher(cacheURL: hashCacheURL)
+        let hasher = ContentHasher(cacheURL: hashCacheURL, excluding: [store.root])
         let fingerprints = try computeFingerprints(spec, hasher: hasher)
         if FileManager.default.fileExists(atPath: store.root.path) { try? hasher.save() }
         return status(fingerprints)
@@ -137,6 +141,8 @@ public final class PipelineRunner: @unchecked Sendable {
             let state: StageState
             if store.hasArtifact(stage: name, id: fp.id) {
                 state = latestID == fp.id ? .upToDate : .stored
+            } else if let pid = store.builder(stage: name, id: fp.id) {
+                state = .running(pid: pid)
             } else if let failure, failure.fingerprint == fp.full {
                 state = .failed(error: failure.error)
             } else if let latest, let latestID {
@@ -208,7 +214,7 @@ public final class PipelineRunner: @unchecked Sendable {
         }
         defer { lock?.release() }
 
-        let hasher = ContentHasher(cacheURL: hashCacheURL)
+        let hasher = ContentHasher(cacheURL: hashCacheURL, excluding: [store.root])
         let fingerprints = try computeFingerprints(spec, hasher: hasher)
         if !options.dryRun { try hasher.save() }
         let statuses = status(fingerprints)
@@ -313,7 +319,9 @@ public final class PipelineRunner: @unchecked Sendable {
                 i += 1
             }
             if pending.isEmpty && shared.running == 0 && shared.results.isEmpty { break }
-            if shared.results.isEmpty { condition.wait() }
+            // Wake twice a second so the live display's elapsed times and ETAs keep moving even
+            // for stages that report progress rarely.
+            if shared.results.isEmpty, !condition.wait(until: Date().addingTimeInterval(0.5)) { console.tick() }
         }
         condition.unlock()
     }
@@ -364,7 +372,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 .split(separator: "\n", omittingEmptySubsequences: false).suffix(logTailLines + 1)
                 .map { "    " + $0 }.joined(separator: "\n")
             console.message("\(name): FAILED after \(formatDuration(elapsed)): \(error)\n  last lines of \(logPath.path):\n\(tail)")
-            throw PipelineError.stageFailed(stage: name, reason: "\(error)")
+            throw error
         }
         let end = Date()
         console.stageFinished(name)

@@ -22,8 +22,8 @@ public struct CGTensor: Sendable {
 public enum ClebschGordan {
     private static let primes = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41]
 
-    /// Prime exponents of n! (n ≤ 41).
-    private static func factorialExponents(_ n: Int) -> [Int] {
+    /// Prime exponents of n! for n ≤ 41, [n][prime index].
+    private static let factorialExponents: [[Int]] = (0 ... 41).map { n in
         primes.map { p in
             var e = 0, q = n
             while q > 0 { q /= p; e += q }
@@ -31,14 +31,23 @@ public enum ClebschGordan {
         }
     }
 
-    /// Multinomial n!/(Π k_i!) with Σ k_i = n, as a product of binomials (no overflow for n ≤ 24).
-    private static func multinomial(_ ks: [Int]) -> Int64 {
-        var remaining = ks.reduce(0, +)
+    /// Binomial coefficients C(n, k) for n ≤ 24, exact in Int64.
+    private static let binomials: [[Int64]] = {
+        var t: [[Int64]] = [[1]]
+        for n in 1 ... 24 {
+            var row = [Int64](repeating: 1, count: n + 1)
+            for k in 1 ..< n { row[k] = t[n - 1][k - 1] + t[n - 1][k] }
+            t.append(row)
+        }
+        return t
+    }()
+
+    /// Multinomial n!/(Π k_i!) with Σ k_i = n ≤ 24, as a product of binomials (fits Int64).
+    private static func multinomial(_ k0: Int, _ k1: Int, _ k2: Int, _ k3: Int, _ k4: Int, _ k5: Int) -> Int64 {
+        var remaining = k0 + k1 + k2 + k3 + k4 + k5
         var result: Int64 = 1
-        for k in ks {
-            var binomial: Int64 = 1
-            for i in 0 ..< k { binomial = binomial * Int64(remaining - i) / Int64(i + 1) }
-            result *= binomial
+        for k in [k0, k1, k2, k3, k4] {
+            result *= binomials[remaining][k]
             remaining -= k
         }
         return result
@@ -49,7 +58,15 @@ public enum ClebschGordan {
     /// n = j1+j2+J, so n!·sum is an integer sum of multinomials; the remaining square root is a
     /// rational whose prime exponents are tracked exactly; only the final products and square
     /// root round (a few ulp).
-    public static func complex(_ j1: Int, _ m1: Int, _ j2: Int, _ m2: Int, _ J: Int, _ M: Int) -> Double {
+    /// Angular momenta must be 0…so3MaxL; coefficients outside the selection rules are 0.
+    public static func complex(_ j1: Int, _ m1: Int, _ j2: Int, _ m2: Int, _ J: Int, _ M: Int) throws -> Double {
+        for (j, name) in [(j1, "j1"), (j2, "j2"), (J, "J")] where j > so3MaxL {
+            throw SO3Error.angularMomentumOutOfRange(l: j, max: so3MaxL, context: "Clebsch–Gordan \(name)")
+        }
+        return unchecked(j1, m1, j2, m2, J, M)
+    }
+
+    private static func unchecked(_ j1: Int, _ m1: Int, _ j2: Int, _ m2: Int, _ J: Int, _ M: Int) -> Double {
         guard j1 >= 0, j2 >= 0, J >= 0, abs(m1) <= j1, abs(m2) <= j2, abs(M) <= J, m1 + m2 == M,
               J >= abs(j1 - j2), J <= j1 + j2 else { return 0 }
         let n = j1 + j2 + J
@@ -58,14 +75,14 @@ public enum ClebschGordan {
         let kmax = min(j1 + j2 - J, j1 - m1, j2 + m2)
         if kmin <= kmax {
             for k in kmin ... kmax {
-                let term = multinomial([k, j1 + j2 - J - k, j1 - m1 - k, j2 + m2 - k, J - j2 + m1 + k, J - j1 - m2 + k])
+                let term = multinomial(k, j1 + j2 - J - k, j1 - m1 - k, j2 + m2 - k, J - j2 + m1 + k, J - j1 - m2 + k)
                 sum += k % 2 == 0 ? term : -term
             }
         }
         if sum == 0 { return 0 }
         // CG² = (2J+1) (J+j1−j2)! (J−j1+j2)! (j1+j2−J)! / (n+1)! · Π(j±m)! · sum² / (n!)².
         var e = [Int](repeating: 0, count: primes.count)
-        func add(_ f: Int, _ sign: Int) { for (i, x) in factorialExponents(f).enumerated() { e[i] += sign * x } }
+        func add(_ f: Int, _ sign: Int) { let row = factorialExponents[f]; for i in 0 ..< row.count { e[i] += sign * row[i] } }
         for f in [J + j1 - j2, J - j1 + j2, j1 + j2 - J, J + M, J - M, j1 - m1, j1 + m1, j2 - m2, j2 + m2] { add(f, 1) }
         add(n + 1, -1)
         add(n, -2)
@@ -132,25 +149,27 @@ public enum ClebschGordan {
 
     private static func build(_ l1: Int, _ l2: Int, _ L: Int) -> CGTensor {
         let d1 = 2 * l1 + 1, d2 = 2 * l2 + 1, dL = 2 * L + 1
-        let u1 = realBasis(l1), u2 = realBasis(l2), uL = realBasis(L)
+        // Each complex index μ appears in at most two real combinations (±|μ|): list them.
+        func columns(_ l: Int) -> [[(real: Int, u: (re: Double, im: Double))]] {
+            let u = realBasis(l)
+            return (0 ..< 2 * l + 1).map { mu in (0 ..< 2 * l + 1).compactMap { a in
+                u[a][mu].re == 0 && u[a][mu].im == 0 ? nil : (a, u[a][mu])
+            } }
+        }
+        let c1 = columns(l1), c2 = columns(l2), cL = columns(L)
         var re = [Double](repeating: 0, count: dL * d1 * d2), im = re
         for M in -L ... L {
             for m1 in -l1 ... l1 {
                 let m2 = M - m1
                 guard abs(m2) <= l2 else { continue }
-                let cg = complex(l1, m1, l2, m2, L, M)
+                let cg = unchecked(l1, m1, l2, m2, L, M)
                 if cg == 0 { continue }
-                for a in 0 ..< dL {
-                    let ua = uL[a][M + L]
-                    if ua.re == 0 && ua.im == 0 { continue }
-                    for b in 0 ..< d1 {
-                        let ub = u1[b][m1 + l1]
-                        if ub.re == 0 && ub.im == 0 { continue }
-                        for c in 0 ..< d2 {
-                            let uc = u2[c][m2 + l2]
-                            if uc.re == 0 && uc.im == 0 { continue }
-                            // ua · conj(ub) · conj(uc) · cg
-                            let xr = ua.re * ub.re + ua.im * ub.im, xi = ua.im * ub.re - ua.re * ub.im
+                for (a, ua) in cL[M + L] {
+                    for (b, ub) in c1[m1 + l1] {
+                        // ua · conj(ub)
+                        let xr = ua.re * ub.re + ua.im * ub.im, xi = ua.im * ub.re - ua.re * ub.im
+                        for (c, uc) in c2[m2 + l2] {
+                            // · conj(uc) · cg
                             let yr = xr * uc.re + xi * uc.im, yi = xi * uc.re - xr * uc.im
                             let i = (a * d1 + b) * d2 + c
                             re[i] += cg * yr; im[i] += cg * yi

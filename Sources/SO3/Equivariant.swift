@@ -18,7 +18,7 @@ extension Irreps {
         let n = dim
         guard n > 0 else { return }
         guard data.count % n == 0 else {
-            throw SO3Error.shapeMismatch(context: "features for irreps \(self) (a multiple of \(n))", expected: (data.count / n + 1) * n, got: data.count)
+            throw SO3Error.shapeMismatch(context: "features for irreps \(self) (whole rows of \(n))", expected: (data.count / n) * n, got: data.count)
         }
         let improper = rotation.determinant < 0
         let proper = improper ? Rotation(rows: -rotation.rows.0, -rotation.rows.1, -rotation.rows.2) : rotation
@@ -256,5 +256,19 @@ public struct EquivariantLayerNorm<T: Scalar> {
         }
         if parts.isEmpty { return Tensor<T>(zeros: [rows, 0]) }
         return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 1)
+    }
+}
+
+extension SphericalHarmonics {
+    /// Harmonics of many vectors as a constant tensor [vectors.count, dim] (edge attributes of an
+    /// equivariant network), evaluated in Double and rounded once to T.
+    public func tensor<T: Scalar>(_ vectors: [Vec3], normalizeInput: Bool = true) throws -> Tensor<T> {
+        var values = [Double](repeating: 0, count: vectors.count * dim)
+        values.withUnsafeMutableBufferPointer { buf in
+            for (k, v) in vectors.enumerated() {
+                evaluate(v, normalizeInput: normalizeInput, values: buf.baseAddress! + k * dim, gradients: nil)
+            }
+        }
+        return try Tensor<T>(values.map { T($0) }, shape: [vectors.count, dim])
     }
 }

@@ -265,3 +265,70 @@ extension OrbitalRotation {
         return out
     }
 }
+
+/// Decomposition of every block of a real-space operator into irreps features, with one
+/// `AtomPairDecomposition` per species pair (built once): the training targets of stage 1 and the
+/// way back from predicted features to H(R).
+public final class OperatorDecomposition: @unchecked Sendable {
+    public let basis: [Int: OrbitalShells]
+    private var pairs: [SIMD2<Int>: AtomPairDecomposition] = [:]
+    private let lock = NSLock()
+
+    public init(basis: [Int: OrbitalShells]) { self.basis = basis }
+
+    /// The decomposition for blocks ⟨atom of species zi| O |atom of species zj⟩.
+    public func pair(_ zi: Int, _ zj: Int) throws -> AtomPairDecomposition {
+        lock.lock(); defer { lock.unlock() }
+        if let d = pairs[SIMD2(zi, zj)] { return d }
+        guard let si = basis[zi] else { throw SO3Error.missingShells(atomicNumber: zi) }
+        guard let sj = basis[zj] else { throw SO3Error.missingShells(atomicNumber: zj) }
+        let d = try AtomPairDecomposition(rows: si, cols: sj)
+        pairs[SIMD2(zi, zj)] = d
+        return d
+    }
+
+    /// Features of every block of `op`, in key order (internal orbital order).
+    public func decompose(_ op: BlockOperator, structure: Structure) throws -> [[Double]] {
+        try op.keys.enumerated().map { b, key in
+            let d = try pair(structure.atomicNumbers[key.i], structure.atomicNumbers[key.j])
+            do { return try d.decompose(Array(op.values(at: b))) } catch let SO3Error.shapeMismatch(_, expected, got) {
+                throw SO3Error.shapeMismatch(context: "operator block \(key)", expected: expected, got: got)
+            }
+        }
+    }
+
+    /// The operator with the given keys whose blocks have these features.
+    public func compose(_ features: [[Double]], keys: [BlockKey], structure: Structure) throws -> BlockOperator {
+        guard features.count == keys.count else {
+            throw SO3Error.shapeMismatch(context: "feature vectors for \(keys.count) block keys", expected: keys.count, got: features.count)
+        }
+        var out = BlockOperator()
+        for (key, f) in zip(keys, features) {
+            let d = try pair(structure.atomicNumbers[key.i], structure.atomicNumbers[key.j])
+            let block: [Double]
+            do { block = try d.compose(f) } catch let SO3Error.shapeMismatch(_, expected, got) {
+                throw SO3Error.shapeMismatch(context: "irreps features of block \(key)", expected: expected, got: got)
+            }
+            out.append(key, rows: d.rows.orbitalCount, cols: d.cols.orbitalCount, values: block)
+        }
+        return out
+    }
+}
+
+extension OrbitalRotation {
+    /// The same physical system rotated by R (data augmentation, equivariance checks of whole
+    /// models): positions and lattice vectors become R r, H and S blocks D(i) O D(j)ᵀ; block keys
+    /// and lattice shifts are unchanged because the lattice rotates with the atoms. Spinful
+    /// records are refused (their spin part would need SU(2) matrices).
+    public static func rotate(record: DFTRecord, rotation: Rotation) throws -> DFTRecord {
+        guard !record.spinful else {
+            throw SO3Error.unsupported("rotating spinful record \(record.name) (the spin part needs SU(2) matrices)")
+        }
+        var out = record
+        out.structure.positions = record.structure.positions.map { rotation * $0 }
+        out.structure.lattice.vectors = record.structure.lattice.vectors.map { rotation * $0 }
+        if let h = record.hamiltonian { out.hamiltonian = try rotate(operator: h, structure: record.structure, rotation: rotation) }
+        if let s = record.overlap { out.overlap = try rotate(operator: s, structure: record.structure, rotation: rotation) }
+        return out
+    }
+}

@@ -155,3 +155,19 @@ public struct Irreps: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
         entries.allSatisfy { $0.irrep.p == ($0.irrep.l % 2 == 0 ? 1 : -1) }
     }
 }
+
+/// Irreps travel in configuration files and checkpoints as their string ("64x0e+32x1o").
+extension Irreps: Codable {
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do { try self.init(text) } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\(error)")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

@@ -3,8 +3,10 @@
 // spherical harmonics and their gradients (`SphericalHarmonics`), real Wigner D matrices
 // (`WignerD`), real Clebsch–Gordan coefficients (`ClebschGordan`, exact and cached), the
 // decomposition of orbital-pair Hamiltonian blocks into irreps (`ShellPairDecomposition`,
-// `AtomPairDecomposition`) and the orbital-order tables between the internal (m = −l…l) and the
-// DeepH legacy (OpenMX) conventions (`OrbitalConvention`).
+// `AtomPairDecomposition`, `OperatorDecomposition`, `OrbitalRotation`), the orbital-order tables
+// between the internal (m = −l…l) and the DeepH legacy (OpenMX) conventions
+// (`OrbitalConvention`), and the differentiable equivariant layers on Autograd
+// (`EquivariantLinear`, `ChannelwiseTensorProduct`, `Gate`, `EquivariantLayerNorm`).
 //
 // Conventions (docs/so3.md has the full statement):
 // - Real spherical harmonics follow Structures' internal order m = −l…l with no Condon–Shortley
@@ -26,6 +28,8 @@ public enum SO3Error: Error, CustomStringConvertible, Equatable {
     case angularMomentumOutOfRange(l: Int, max: Int, context: String)
     case shapeMismatch(context: String, expected: Int, got: Int)
     case notARotation(String)
+    case missingShells(atomicNumber: Int)
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -35,6 +39,8 @@ public enum SO3Error: Error, CustomStringConvertible, Equatable {
         case let .shapeMismatch(context, expected, got):
             return "\(context): expected \(expected) values, got \(got)"
         case let .notARotation(reason): return "not an orthogonal 3×3 matrix: \(reason)"
+        case let .missingShells(z): return "orbital basis has no shells for atomic number \(z)"
+        case let .unsupported(what): return "not supported: \(what)"
         }
     }
 }
@@ -92,8 +98,8 @@ public struct Rotation: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Active rotation R = Rz(alpha) Ry(beta) Rz(gamma) (intrinsic z-y'-z'' Euler angles in
-    /// radians, the convention of e3nn's and DeepH's `euler_angle`; see docs/so3.md for how it was
-    /// pinned on DFT data).
+    /// radians), the convention of DeepH-dock's `euler_angle` files, pinned on the positions of the
+    /// rotated-water DFT data (docs/so3.md). e3nn's (α, β, γ) are Y-X-Y instead.
     public init(eulerZYZ alpha: Double, _ beta: Double, _ gamma: Double) {
         let z = Vec3(0, 0, 1), y = Vec3(0, 1, 0)
         self = Rotation(axis: z, angle: alpha) * Rotation(axis: y, angle: beta) * Rotation(axis: z, angle: gamma)

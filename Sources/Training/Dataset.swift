@@ -136,6 +136,8 @@ public struct Splits: Codable, Equatable, Sendable {
         if fractions[1] > 0, nVal == 0, n >= 2 { nVal = 1 }
         nTrain = min(nTrain, n - min(nVal, n - 1))
         nVal = min(nVal, n - nTrain)
+        // A requested test split gets at least one structure when there are three or more.
+        if fractions[2] > 0, n >= 3, nTrain + nVal == n { nTrain -= 1 }
         let nTest = fractions.count > 2 && fractions[2] > 0 ? n - nTrain - nVal : 0
         return Splits(seed: seed, train: Array(order[0 ..< nTrain]), validation: Array(order[nTrain ..< nTrain + nVal]),
                       test: Array(order[(nTrain + nVal) ..< (nTrain + nVal + nTest)]))

@@ -48,6 +48,10 @@ public final class Predictor {
 
     /// Predicted H (internal order, eV) for one structure.
     public func predict(_ record: DFTRecord) throws -> BlockOperator {
+        try ModelExecution.exclusive { try predictExclusive(record) }
+    }
+
+    func predictExclusive(_ record: DFTRecord) throws -> BlockOperator {
         let config = model.config
         let graph: StructureGraph
         if let keys = record.overlap?.keys ?? record.hamiltonian?.keys {
@@ -61,16 +65,19 @@ public final class Predictor {
     /// Predicts every structure under the inputs and writes one folder per structure under
     /// `outputDirectory` (named like the record). Returns what was written.
     @discardableResult
-    public func predict(inputs: [URL], outputDirectory: URL, log: (String) -> Void = { _ in },
-                        progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
+    public func predict(inputs: [URL], outputDirectory: URL, only names: Set<String>? = nil, owns: (Int) -> Bool = { _ in true },
+                        log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         var results: [PredictionResult] = []
-        var total = 0
-        for input in inputs { total += try DatasetSource(url: input).structureNames().count }
+        var total = 0, index = 0
+        for input in inputs { total += try DatasetSource(url: input).structureNames().filter { names?.contains($0) ?? true }.count }
         for input in inputs {
             let source = try DatasetSource(url: input)
             let format = try FormatReader.detect(at: input)
             try source.forEachRecord { record in
+                guard names?.contains(record.name) ?? true else { return }
+                defer { index += 1 }
+                guard owns(index) else { return }
                 let start = Date()
                 let h = try predict(record)
                 let seconds = Date().timeIntervalSince(start)

@@ -178,6 +178,10 @@ public final class Refiner {
 
     @discardableResult
     public func run(data: [URL]) throws -> RefineSummary {
+        try ModelExecution.exclusive { try runExclusive(data: data) }
+    }
+
+    func runExclusive(data: [URL]) throws -> RefineSummary {
         try config.validate(file: "refine configuration")
         let checkpoint = try HybridCheckpoint.resolve(stage1)
         guard try HybridCheckpoint.kind(checkpoint.path) == .stage1 else {
@@ -233,15 +237,13 @@ public final class Refiner {
                 if config.stage2.augmentRotations { members = try members.map { try Refiner.rotated($0, rng: &augmentRNG, config: modelConfig) } }
                 let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
                 let targets = try BatchTargets(batch, samples: members)
-                model.stage1.parameters.zeroGrad(); model.stage2.parameters.zeroGrad()
-                let l = try maskedLoss(try model(batch).blocks, targets)
-                try l.loss.backward()
-                if config.clipNorm > 0 { clipGradientNorm(model.stage2.parameters, maxNorm: config.clipNorm) }
-                adam2.step(model.stage2.parameters)
-                if joint {
-                    if config.clipNorm > 0 { clipGradientNorm(model.stage1.parameters, maxNorm: config.clipNorm) }
-                    adam1.step(model.stage1.parameters)
-                }
+                var batchLoss: BatchLoss<Float>? = nil
+                _ = try Stage2Fitting.step(model, loss: { () throws -> Tensor<Float> in
+                    let b = try maskedLoss(try model(batch).blocks, targets)
+                    batchLoss = b
+                    return b.loss
+                }, stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil)
+                let l = batchLoss!
                 let value = Double(l.loss.item)
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "refinement diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
                 lossSum += value * Double(l.entries)
@@ -365,7 +367,7 @@ public struct RefineStageKind: StageKind {
     ]
     public let inputs: [InputSpec] = [
         InputSpec("model", .pathOrStage, help: "a train stage (or its output folder / checkpoint file): the stage-1 model, frozen"),
-        InputSpec("data", .pathOrStage, help: "the DFT dataset stage 1 was trained on (its splits.json picks the structures)"),
+        InputSpec("data", .pathOrStage, multiple: true, help: "the DFT dataset stage 1 was trained on: folders, archives or ingest stages (stage 1's splits.json picks the structures)"),
     ]
 
     public func run(_ context: StageContext) throws -> [String: JSONValue] {
@@ -391,7 +393,7 @@ public struct RefineStageKind: StageKind {
         let refiner = Refiner(config: config, stage1: context.input("model"), outputDirectory: context.outputDirectory)
         refiner.log = { context.log($0) }
         refiner.progress = { done, total, _ in context.progress(done: done, total: total) }
-        let s = try refiner.run(data: context.inputs["data"] ?? [])
+        let s = try refiner.run(data: (context.inputs["data"] ?? []).map(resolveDataInput))
         var out: [String: JSONValue] = ["epochs_run": .int(s.epochsRun), "best_epoch": .int(s.bestEpoch),
                                         "val_mae_meV": .double(s.validation.hybrid.mae * 1000),
                                         "val_stage1_mae_meV": .double(s.validation.stage1.mae * 1000)]
@@ -425,6 +427,10 @@ public final class AnyKindPredictor {
     /// Predicted H (internal order, eV) for one structure, on the same blocks `Predictor` uses.
     public func predict(_ record: DFTRecord) throws -> BlockOperator {
         guard let hybrid else { return try writer.predict(record) }
+        return try ModelExecution.exclusive { try predict(record, hybrid: hybrid) }
+    }
+
+    func predict(_ record: DFTRecord, hybrid: HybridHamiltonianModel<Float>) throws -> BlockOperator {
         let config = hybrid.stage1.config
         let graph: StructureGraph
         if let keys = record.overlap?.keys ?? record.hamiltonian?.keys {

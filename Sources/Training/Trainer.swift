@@ -8,6 +8,7 @@ import Autograd
 import Foundation
 import HDF5Kit
 import Models
+import Plots
 import Structures
 
 /// Losses and errors of one pass over a set of structures.
@@ -121,6 +122,10 @@ public final class Trainer {
     /// output directory.
     @discardableResult
     public func run(data: [URL], resume: Bool = false) throws -> TrainingSummary {
+        try ModelExecution.exclusive { try runExclusive(data: data, resume: resume) }
+    }
+
+    func runExclusive(data: [URL], resume: Bool) throws -> TrainingSummary {
         try config.validate(file: "training configuration")
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
@@ -233,6 +238,7 @@ public final class Trainer {
                 "structures_per_second": .num(Double(train.structures) / max(epochSeconds, 1e-9)),
                 "edges_per_second": .num(Double(train.edges) / max(epochSeconds, 1e-9)),
             ])
+            try plotCurve()
             log(String(format: "epoch %d/%d  train loss %.4g  MAE %.3f meV | val loss %.4g  MAE %.3f meV%@  lr %.2g  %.1fs",
                        epoch, config.epochs, train.loss, train.mae * 1000, validation.loss, validation.mae * 1000,
                        improved ? " (best)" : "", optimizer.learningRate, epochSeconds))
@@ -299,6 +305,13 @@ public final class Trainer {
         } else {
             try Data(line.utf8).write(to: curvePath)
         }
+    }
+
+    /// learning_curve.svg: train and validation MAE per epoch (log scale), best epoch marked.
+    func plotCurve() throws {
+        var chart = try LearningCurve.read(curvePath).chart(keys: ["train_mae_meV", "val_mae_meV"], title: "Stage-1 learning curve")
+        chart.yLabel = "H MAE (meV)"
+        try chart.write(to: outputDirectory.appendingPathComponent("learning_curve.svg"))
     }
 
     func writeMetrics(_ s: TrainingSummary, parameters: Int) throws {

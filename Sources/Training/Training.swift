@@ -91,11 +91,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public static var demo: TrainConfig {
         var c = TrainConfig()
         c.model = .demo
-        c.epochs = 30
-        c.batchSize = 4
-        c.learningRate = 5e-3
-        c.plateauPatience = 5
-        c.earlyStoppingPatience = 10
+        c.epochs = 20
+        c.batchSize = 2
+        c.learningRate = 1e-2
+        c.normalize = true
+        c.plateauPatience = 4
+        c.earlyStoppingPatience = 8
         return c
     }
 

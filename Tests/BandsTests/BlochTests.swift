@@ -86,6 +86,9 @@ final class BlochTests: XCTestCase {
         let (system, _) = try Models.twoSite()
         let ks = (0 ..< 37).map { Vec3(Double($0) / 37, Double($0 * $0 % 11) / 11, 0) }
         let (bands, _) = try system.eigenvalues(at: ks)
+        for workers in [1, 3, 64] {
+            XCTAssertEqual(try system.eigenvalues(at: ks, workers: workers).bands, bands)
+        }
         for (q, k) in ks.enumerated() {
             let one = try system.eigenvalues(at: k).values
             XCTAssertEqual(bands[0][q], one[0])

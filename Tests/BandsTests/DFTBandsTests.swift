@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import XCTest
 import Formats
 import HDF5Kit
@@ -131,5 +134,27 @@ final class DFTBandsTests: XCTestCase {
         } }
         let got = try sc.eigenvalues(at: K).values
         XCTAssertLessThan(maxAbsDifference(got, folded.sorted()), 1e-8)
+    }
+
+    /// The same MoTe2 in the DeepH legacy layout (OpenMX orbital order, 1-based atoms, other atom
+    /// order) gives the same bands: conventions are converted at the edge, nothing leaks inward.
+    func testLegacyLayoutGivesSameBands() throws {
+        let dock = try BlochSystem(record: try FormatReader.readRecord(at: mote2))
+        let legacy = try BlochSystem(record: try FormatReader.readRecord(at: Fixtures.url("peer/deeph-legacy/MoTe2")))
+        let ks = try KPath.read(mote2.appendingPathComponent("K_PATH")).kpoints.enumerated().filter { $0.offset % 23 == 0 }.map(\.element)
+        let a = try dock.eigenvalues(at: ks).bands, b = try legacy.eigenvalues(at: ks).bands
+        XCTAssertLessThan(maxAbsDifference(a.flatMap { $0 }, b.flatMap { $0 }), 1e-9)
+    }
+
+    func testSVGOutputsAreWellFormedXML() throws {
+        let record = try FormatReader.readRecord(at: mote2)
+        let system = try BlochSystem(record: record)
+        let path = try KPath.read(mote2.appendingPathComponent("K_PATH"))
+        let bs = try BandStructure.compute(system, path: path, fermiEnergy: record.fermiEnergy, electronCount: nil)
+        let dos = try DensityOfStates.compute(system, mesh: SIMD3(3, 3, 1), sigma: 0.1, fermiEnergy: record.fermiEnergy, electronCount: nil)
+        for svg in [bs.svg, dos.svg] {
+            let doc = try XMLDocument(xmlString: svg, options: [])
+            XCTAssertEqual(doc.rootElement()?.name, "svg")
+        }
     }
 }

@@ -67,6 +67,13 @@ final class KPathTests: XCTestCase {
             XCTAssertEqual(length(point(p, "K"), l), 2 / (3 * a), accuracy: 1e-12)
             XCTAssertEqual(length(point(p, "M"), l), 1 / (3.0.squareRoot() * a), accuracy: 1e-12)
         }
+        // A 3 %-strained hexagonal cell (as in the training sets) is still hexagonal.
+        let strained = Lattice(vectors: [Vec3(a * 1.03, 0.02, 0), Vec3(-a / 2, a * 3.0.squareRoot() / 2 * 0.99, 0), Vec3(0, 0, 15)],
+                               periodic: [true, true, false])
+        let (sp2, sk2) = KPath.standard(for: strained, periodic: [true, true, false])
+        XCTAssertEqual(sk2, .hexagonal2D)
+        XCTAssertEqual(sp2.segments[1].end, Vec3(1.0 / 3, 1.0 / 3, 0))
+        XCTAssertGreaterThanOrEqual(sp2.kpoints.count, 150)
         let square = Lattice(vectors: [Vec3(a, 0, 0), Vec3(0, a, 0), Vec3(0, 0, 20)], periodic: [true, true, false])
         XCTAssertEqual(KPath.standard(for: square, periodic: [true, true, false]).kind, .square2D)
         let rect = Lattice(vectors: [Vec3(a, 0, 0), Vec3(0, 1.5 * a, 0), Vec3(0, 0, 20)], periodic: [true, true, false])

@@ -87,4 +87,26 @@ final class FormatsCommandTests: XCTestCase {
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp.path), ["src"])
     }
+
+    /// An archive made by the system's tar streams through convert; DST mirrors member folders.
+    func testConvertArchiveMirrorsMemberFolders() throws {
+        let tar = URL(fileURLWithPath: "/usr/bin/tar")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: tar.path), "needs /usr/bin/tar to build the archive")
+        let tmp = try makeTemporaryDirectory(self)
+        let archive = tmp.appendingPathComponent("samples.tar.gz")
+        let process = Process()
+        process.executableURL = tar
+        process.arguments = ["-C", Fixtures.path("datasets"), "-czf", archive.path, "water-0020", "mos2-2x2-0000"]
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        let out = tmp.appendingPathComponent("legacy")
+        let names = try parse(["convert", archive.path, out.path, "--to", "deeph-legacy"], as: ConvertCommand.self).execute()
+        XCTAssertEqual(names, ["water-0020", "mos2-2x2-0000"])
+        let back = try parse(["inspect", out.appendingPathComponent("mos2-2x2-0000").path, "--json"], as: InspectCommand.self).makeReport()
+        let original = try parse(["inspect", Fixtures.path("datasets/mos2-2x2-0000")], as: InspectCommand.self).makeReport()
+        XCTAssertEqual(back.format, "deeph-legacy")
+        XCTAssertEqual(back.structures[0].hamiltonian, original.structures[0].hamiltonian)
+        XCTAssertEqual(back.structures[0].periodic, [true, true, false])
+    }
 }

@@ -266,3 +266,26 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(back, good)
     }
 }
+
+extension BadInputTests {
+    func testOrbitalMapWithNonIntegerShell() throws {
+        let s = try copy("peer/deeph-dock/Si")
+        var text = try String(contentsOf: s.appendingPathComponent("info.json"), encoding: .utf8)
+        text = text.replacingOccurrences(of: "[0, 0, 1, 1, 2]", with: "[0, 0, 1.5, 1, 2]")
+        try text.write(to: s.appendingPathComponent("info.json"), atomically: true, encoding: .utf8)
+        expectError(try FormatReader.readRecord(at: s), file: "info.json", field: "elements_orbital_map.Si", message: "angular momenta")
+    }
+
+    func testInvalidJSON() throws {
+        let s = try copy("peer/deeph-legacy/MoTe2")
+        try Data("{\"nsites\": 3,".utf8).write(to: s.appendingPathComponent("info.json"))
+        expectError(try FormatReader.readRecord(at: s), file: "s/info.json", message: "invalid JSON")
+    }
+
+    func testPOSCARThatEndsEarly() throws {
+        let s = try copy("peer/deeph-dock/MoTe2")
+        let text = try String(contentsOf: s.appendingPathComponent("POSCAR"), encoding: .utf8)
+        try text.split(separator: "\n").prefix(9).joined(separator: "\n").write(to: s.appendingPathComponent("POSCAR"), atomically: true, encoding: .utf8)
+        expectError(try FormatReader.readRecord(at: s), file: "POSCAR", field: "line 10", message: "ends early")
+    }
+}

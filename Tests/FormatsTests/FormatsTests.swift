@@ -242,3 +242,77 @@ final class ArchiveTests: XCTestCase {
         XCTAssertLessThanOrEqual(blockDifference(records[0].hamiltonian!, dock.hamiltonian!), 1e-12)
     }
 }
+
+final class LayoutDetailTests: XCTestCase {
+    /// POSCAR variants VASP allows: a scale factor, Direct coordinates, Selective dynamics.
+    func testPOSCARDirectScaledSelectiveDynamics() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let s = tmp.appendingPathComponent("MoTe2")
+        try FileManager.default.copyItem(at: Fixtures.url("peer/deeph-dock/MoTe2"), to: s)
+        let original = try FormatReader.readRecord(at: s)
+        let lattice = original.structure.lattice
+        var text = "scaled, direct\n2.0\n"
+        for v in lattice.vectors { text += "\(v.x / 2) \(v.y / 2) \(v.z / 2)\n" }
+        text += "Te Mo\n2 1\nSelective dynamics\nDirect\n"
+        for p in original.structure.positions {
+            let f = lattice.fractional(p)
+            text += "\(f.x) \(f.y) \(f.z) T T T\n"
+        }
+        try text.write(to: s.appendingPathComponent("POSCAR"), atomically: true, encoding: .utf8)
+        let back = try FormatReader.readRecord(at: s)
+        XCTAssertLessThan(maxAbsDifference(back.structure.lattice.vectors.flatMap { [$0.x, $0.y, $0.z] },
+                                           lattice.vectors.flatMap { [$0.x, $0.y, $0.z] }), 1e-14)
+        XCTAssertLessThan(maxAbsDifference(back.structure.positions.flatMap { [$0.x, $0.y, $0.z] },
+                                           original.structure.positions.flatMap { [$0.x, $0.y, $0.z] }), 1e-12)
+    }
+
+    func testDetectAndNamesForFolderOfStructures() throws {
+        XCTAssertEqual(try FormatReader.detect(at: Fixtures.url("peer")), .deephDock)
+        XCTAssertEqual(try DatasetSource(url: Fixtures.url("peer/deeph-legacy")).structureNames(), ["MoTe2"])
+        let single = try DatasetSource(url: Fixtures.url("peer/deeph-legacy/MoTe2"))
+        XCTAssertEqual(single.kind, .structureFolder)
+        XCTAssertEqual(try single.structureNames(), ["MoTe2"])
+        // A mixed folder: both layouts side by side.
+        let mixed = try DatasetSource(url: Fixtures.url("peer"))
+        XCTAssertEqual(try mixed.structureNames().filter { $0.hasSuffix("MoTe2") }, ["deeph-dock/MoTe2", "deeph-legacy/MoTe2"])
+    }
+
+    /// Structure files at the archive root take the archive's name; a structure without H or S
+    /// is read (prediction inputs) and flushed when the archive moves on.
+    func testArchiveRootMembersAndOptionalOperators() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let poscar = [UInt8](try Data(contentsOf: Fixtures.url("peer/deeph-dock/Si/POSCAR")))
+        let info = [UInt8](try Data(contentsOf: Fixtures.url("peer/deeph-dock/Si/info.json")))
+        let overlap = [UInt8](try Data(contentsOf: Fixtures.url("peer/deeph-dock/Si/overlap.h5")))
+        let root = tmp.appendingPathComponent("Si-single.tar.gz")
+        try TestArchive.write(root, kind: .tarGz, members: [("POSCAR", poscar), ("info.json", info), ("overlap.h5", overlap)])
+        var records: [DFTRecord] = []
+        try DatasetSource(url: root).forEachRecord { records.append($0) }
+        XCTAssertEqual(records.map(\.name), ["Si-single"])
+        XCTAssertNil(records[0].hamiltonian)
+        XCTAssertEqual(records[0].overlap?.blockCount, try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/Si")).overlap?.blockCount)
+
+        let two = tmp.appendingPathComponent("two.tar")
+        try TestArchive.write(two, kind: .tar, members: [("a/POSCAR", poscar), ("a/info.json", info),
+                                                         ("b/POSCAR", poscar), ("b/info.json", info), ("b/overlap.h5", overlap)])
+        var names: [String] = []
+        try DatasetSource(url: two).forEachRecord { names.append($0.name) }
+        XCTAssertEqual(names, ["a", "b"])
+        XCTAssertEqual(try DatasetSource(url: two).structureNames(), ["a", "b"])
+    }
+
+    func testArchiveMemberArrivingAfterItsStructureWasReadIsAnError() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let poscar = [UInt8](try Data(contentsOf: Fixtures.url("peer/deeph-dock/Si/POSCAR")))
+        let info = [UInt8](try Data(contentsOf: Fixtures.url("peer/deeph-dock/Si/info.json")))
+        let overlap = [UInt8](try Data(contentsOf: Fixtures.url("peer/deeph-dock/Si/overlap.h5")))
+        let url = tmp.appendingPathComponent("interleaved.tar")
+        try TestArchive.write(url, kind: .tar, members: [("a/POSCAR", poscar), ("a/info.json", info),
+                                                         ("b/POSCAR", poscar), ("a/overlap.h5", overlap)])
+        XCTAssertThrowsError(try DatasetSource(url: url).forEachRecord { _ in }) { error in
+            let e = error as? FormatError
+            XCTAssertEqual(e?.field, "a/overlap.h5")
+            XCTAssertTrue(e?.message.contains("already read") == true, "\(error)")
+        }
+    }
+}

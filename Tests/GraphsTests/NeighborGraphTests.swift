@@ -1,5 +1,7 @@
 import XCTest
+import Formats
 import Structures
+import TestSupport
 @testable import Graphs
 
 private struct SplitMix: RandomNumberGenerator {
@@ -118,11 +120,16 @@ final class NeighborGraphTests: XCTestCase {
         let b = try NeighborGraphBuilder.withinCutoff(s, cutoff: 5)
         XCTAssertEqual(a, b)
         // Every edge i→(j,R) has its reverse j→(i,−R) with the opposite vector.
-        let index = Dictionary(uniqueKeysWithValues: a.edges.map { ($0.key, $0) })
-        for e in a.edges {
-            let r = try XCTUnwrap(index[e.key.transposed])
+        let reverse = a.reverseEdgeIndex
+        for (n, e) in a.edges.enumerated() {
+            let r = a.edges[try XCTUnwrap(reverse[n])]
+            XCTAssertEqual(r.key, e.key.transposed)
             XCTAssertLessThan(norm(r.vector + e.vector), 1e-12)
         }
+        XCTAssertEqual(a.sources.count, a.edgeCount)
+        XCTAssertEqual(a.flatVectors.count, 3 * a.edgeCount)
+        XCTAssertEqual(a.flatShifts[3 * 5 + 2], a.edges[5].shift.z)
+        XCTAssertEqual(a.distances[7], a.edges[7].distance)
     }
 
     func testBlockGraphFollowsKeys() throws {
@@ -153,5 +160,21 @@ final class NeighborGraphTests: XCTestCase {
         XCTAssertThrowsError(try NeighborGraphBuilder.fromBlocks(s, keys: [BlockKey(0, 0, 0, 0, 3)], source: "hamiltonian.h5")) {
             XCTAssertEqual("\($0)", "hamiltonian.h5: block [0, 0, 0, 0, 3] refers to an atom outside 0..<1")
         }
+    }
+
+    /// On real DFT data: every block MoTe2's Hamiltonian stores lies within a cutoff graph whose
+    /// radius is the longest block distance, and the two graphs' vectors agree.
+    func testBlockGraphOfMoTe2LiesInsideCutoffGraph() throws {
+        let record = try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/MoTe2"))
+        let blocks = try NeighborGraphBuilder.fromBlocks(record.structure, operator: record.hamiltonian!)
+        XCTAssertEqual(blocks.edgeCount, record.hamiltonian!.blockCount)
+        let radius = blocks.edges.map(\.distance).max()!
+        let cutoff = try NeighborGraphBuilder.withinCutoff(record.structure, cutoff: radius + 1e-9, includeSelf: true)
+        let index = Dictionary(uniqueKeysWithValues: cutoff.edges.map { ($0.key, $0) })
+        for e in blocks.edges {
+            let c = try XCTUnwrap(index[e.key], "block \(e.key) missing from the cutoff graph")
+            XCTAssertLessThan(norm(c.vector - e.vector), 1e-12)
+        }
+        XCTAssertGreaterThanOrEqual(cutoff.edgeCount, blocks.edgeCount)
     }
 }

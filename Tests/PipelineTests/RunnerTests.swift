@@ -309,13 +309,23 @@ final class RunnerTests: XCTestCase {
         XCTAssertTrue(try p.status().values.allSatisfy { $0.state == .upToDate })
     }
 
+    func testAnInputFolderHoldingTheOutputsDoesNotHashThem() throws {
+        let p = try Project(self)
+        // The whole project folder as input: outputs/ lives inside it.
+        try p.setPipeline(#"{"stages": {"root-x": {"kind": "test-scale", "inputs": {"source": "."}, "params": {"factor": 0}}}}"#)
+        XCTAssertTrue(try p.run().succeeded)
+        XCTAssertEqual(try p.status()["root-x"]!.state, .upToDate)
+        XCTAssertTrue(try p.run().executed.isEmpty, "a run's own outputs must not make the next run stale")
+        XCTAssertEqual(ExecutionLog.shared.count("root-x"), 1)
+    }
+
     func testAbandonedTemporaryFoldersAreRemovedAndNeverMistakenForArtifacts() throws {
         let p = try Project(self)
         try p.setPipeline(chainPipeline("-k"))
         let id = try p.status()["scale-k"]!.fingerprint.id
         // What a killed run leaves: a temporary folder with partial output, and a version folder
         // with data but no manifest.
-        try p.write("outputs/scale-k/.tmp-\(id)-1-2/0-item-0.txt", "partial")
+        try p.write("outputs/scale-k/.tmp-\(id)-2147483646-2/0-item-0.txt", "partial")  // a pid that cannot exist
         try p.write("outputs/scale-k/\(id)/0-item-0.txt", "partial")
         XCTAssertEqual(try p.status()["scale-k"]!.state, .missing)
         try p.run()

@@ -4,17 +4,21 @@ import TestSupport
 import Structures
 
 final class ClebschGordanTests: XCTestCase {
-    func testComplexCoefficientsAgainstTables() {
-        XCTAssertEqual(ClebschGordan.complex(1, 0, 1, 0, 0, 0), -1 / 3.0.squareRoot(), accuracy: 4e-16)
-        XCTAssertEqual(ClebschGordan.complex(1, 1, 1, -1, 2, 0), 1 / 6.0.squareRoot(), accuracy: 4e-16)
-        XCTAssertEqual(ClebschGordan.complex(1, 1, 1, -1, 1, 0), 1 / 2.0.squareRoot(), accuracy: 4e-16)
-        XCTAssertEqual(ClebschGordan.complex(2, 1, 1, -1, 2, 0), 1 / 2.0.squareRoot(), accuracy: 4e-16)
-        XCTAssertEqual(ClebschGordan.complex(2, 0, 2, 0, 2, 0), -(2.0 / 7).squareRoot(), accuracy: 4e-16)
-        XCTAssertEqual(ClebschGordan.complex(8, 8, 8, -8, 16, 0), ClebschGordan.complex(8, -8, 8, 8, 16, 0), accuracy: 4e-16)
-        // Orthonormal in (m1, m2) for every (J, M): Σ |⟨8 m1 8 m2|J M⟩|² = 1.
-        for J in 0 ... 16 { for M in -J ... J {
+    func testComplexCoefficientsAgainstTables() throws {
+        XCTAssertEqual(try ClebschGordan.complex(1, 0, 1, 0, 0, 0), -1 / 3.0.squareRoot(), accuracy: 4e-16)
+        XCTAssertEqual(try ClebschGordan.complex(1, 1, 1, -1, 2, 0), 1 / 6.0.squareRoot(), accuracy: 4e-16)
+        XCTAssertEqual(try ClebschGordan.complex(1, 1, 1, -1, 1, 0), 1 / 2.0.squareRoot(), accuracy: 4e-16)
+        XCTAssertEqual(try ClebschGordan.complex(2, 1, 1, -1, 2, 0), 1 / 2.0.squareRoot(), accuracy: 4e-16)
+        XCTAssertEqual(try ClebschGordan.complex(2, 0, 2, 0, 2, 0), -(2.0 / 7).squareRoot(), accuracy: 4e-16)
+        // Exchange symmetry ⟨j1 m1 j2 m2|J M⟩ = (−1)^(j1+j2−J) ⟨j2 m2 j1 m1|J M⟩.
+        XCTAssertEqual(try ClebschGordan.complex(8, 3, 5, -1, 7, 2), try ClebschGordan.complex(5, -1, 8, 3, 7, 2), accuracy: 4e-16)
+        XCTAssertEqual(try ClebschGordan.complex(8, 3, 5, -1, 6, 2), -(try ClebschGordan.complex(5, -1, 8, 3, 6, 2)), accuracy: 4e-16)
+        XCTAssertNotEqual(try ClebschGordan.complex(8, 3, 5, -1, 6, 2), 0)
+        XCTAssertThrowsError(try ClebschGordan.complex(8, 8, 8, -8, 16, 0)) { XCTAssertTrue("\($0)".contains("l = 16 outside 0…8"), "\($0)") }
+        // Orthonormal in (m1, m2) for every (J, M): Σ |⟨4 m1 4 m2|J M⟩|² = 1.
+        for J in 0 ... 8 { for M in -J ... J {
             var s = 0.0
-            for m1 in -8 ... 8 { let c = ClebschGordan.complex(8, m1, 8, M - m1, J, M); s += c * c }
+            for m1 in -4 ... 4 where abs(M - m1) <= 4 { let c = try ClebschGordan.complex(4, m1, 4, M - m1, J, M); s += c * c }
             XCTAssertEqual(s, 1, accuracy: 1e-14)
         } }
     }
@@ -26,14 +30,16 @@ final class ClebschGordanTests: XCTestCase {
         var worstOrth = 0.0, worstEq = 0.0
         for l1 in 0 ... 8 { for l2 in 0 ... 8 {
             let n1 = 2 * l1 + 1, n2 = 2 * l2 + 1, n = n1 * n2
-            let d12 = kron(d[l1], n1, d[l2], n2)
             var stacked: [Double] = []
             for L in abs(l1 - l2) ... min(8, l1 + l2) {
                 let c = try ClebschGordan.real(l1, l2, L)
                 let nL = 2 * L + 1
                 stacked += c.values
-                // C (D1 ⊗ D2) = D_L C
-                worstEq = max(worstEq, maxAbsDifference(matmul(c.values, d12, nL, n, n), matmul(d[L], c.values, nL, nL, n)))
+                // C (D1 ⊗ D2) = D_L C, the left side summed over C's non-zeros.
+                var left = [Double](repeating: 0, count: nL * n)
+                for e in c.nonZeros { for a in 0 ..< n1 { let x = e.value * d[l1][e.m1 * n1 + a]; if x == 0 { continue }
+                    for b in 0 ..< n2 { left[e.M * n + a * n2 + b] += x * d[l2][e.m2 * n2 + b] } } }
+                worstEq = max(worstEq, maxAbsDifference(left, matmul(d[L], c.values, nL, nL, n)))
                 XCTAssertEqual(c.nonZeros.count, c.values.filter { $0 != 0 }.count)
             }
             if l1 + l2 <= 8 {

@@ -34,13 +34,9 @@ struct TinyNetwork<T: Scalar> {
     func callAsFunction(positions: [Vec3], features: Tensor<T>) throws -> Tensor<T> {
         let n = positions.count
         let (src, dst) = edges(n)
-        var shValues: [T] = [], lengths: [T] = []
-        for (i, j) in zip(src, dst) {
-            let r = positions[j] - positions[i]
-            shValues += sh.values(r).map { T($0) }
-            lengths.append(T(norm(r)))
-        }
-        let y = try Tensor<T>(shValues, shape: [src.count, sh.dim])
+        let vectors = zip(src, dst).map { positions[$1] - positions[$0] }
+        let lengths = vectors.map { T(norm($0)) }
+        let y: Tensor<T> = try sh.tensor(vectors)
         let basis = try RadialBasis.gaussian(try Tensor<T>(lengths, shape: [src.count]), count: 8, stop: 4)
         let w = try radial(basis)
         let messages = try tp(try features.gatherRows(src), y, weights: w)
@@ -158,6 +154,38 @@ final class EquivariantLayerTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-7)
     }
 
+    func testTensorProductMatchesTheDefiningSum() throws {
+        let irreps1 = try Irreps("2x0e+3x1o+2x2e"), irreps2 = try Irreps("1x0e+1x1o+1x2e")
+        let tp = try ChannelwiseTensorProduct<Double>(irreps1: irreps1, irreps2: irreps2, lmaxOut: 3)
+        let edges = 4
+        let x1: Tensor<Double> = randomTensor([edges, irreps1.dim], seed: 1)
+        let x2: Tensor<Double> = randomTensor([edges, irreps2.dim], seed: 2)
+        let w: Tensor<Double> = randomTensor([edges, tp.weightCount], seed: 3)
+        let out = try tp(x1, x2, weights: w)
+        var fan: [Irrep: Int] = [:]
+        for p in tp.paths { fan[p.output, default: 0] += 1 }
+        var expected: [Double] = []
+        let s1 = irreps1.slices, s2 = irreps2.slices
+        for e in 0 ..< edges {
+            var w0 = 0
+            for p in tp.paths {
+                let l1 = irreps1.entries[p.input1].irrep.l, l2 = irreps2.entries[p.input2].irrep.l, L = p.output.l
+                let c = try ClebschGordan.real(l1, l2, L)
+                for u in 0 ..< p.mul { for M in 0 ... 2 * L {
+                    var sum = 0.0
+                    for m1 in 0 ... 2 * l1 { for m2 in 0 ... 2 * l2 {
+                        sum += c[M, m1, m2] * x1.data[e * irreps1.dim + s1[p.input1].lowerBound + u * (2 * l1 + 1) + m1]
+                            * x2.data[e * irreps2.dim + s2[p.input2].lowerBound + m2]
+                    } }
+                    expected.append(sum * w.data[e * tp.weightCount + w0 + u] / Double(fan[p.output]!).squareRoot())
+                } }
+                w0 += p.mul
+            }
+        }
+        XCTAssertEqual(out.shape, [edges, tp.irrepsOut.dim])
+        XCTAssertLessThan(maxAbsDifference(out.data, expected), 1e-14)
+    }
+
     func testBadShapesAndIrrepsThrow() throws {
         let params = ParameterSet<Double>(seed: 1)
         let linear = try EquivariantLinear(params, name: "l", irrepsIn: try Irreps("2x1o"), irrepsOut: try Irreps("1x1o+1x2e"))
@@ -166,6 +194,10 @@ final class EquivariantLayerTests: XCTestCase {
         let y = try linear(Tensor<Double>(repeating: 1, shape: [2, 6]))
         XCTAssertEqual(Array(y.data[3 ..< 8]), [0, 0, 0, 0, 0])
         XCTAssertThrowsError(try ChannelwiseTensorProduct<Double>(irreps1: try Irreps("1x0e"), irreps2: try Irreps("2x1o"), lmaxOut: 1))
+        var bad: [Double] = [1, 2, 3, 4]
+        XCTAssertThrowsError(try Irreps("1x1o").rotate(&bad, rotation: .identity)) {
+            XCTAssertEqual("\($0)", "features for irreps 1x1o (whole rows of 3): expected 3 values, got 4")
+        }
         XCTAssertThrowsError(try Gate<Double>(scalars: try Irreps("1x1o"), gated: try Irreps("1x1o")))
         let tp = try ChannelwiseTensorProduct<Double>(irreps1: try Irreps("2x1o"), irreps2: try Irreps("1x0e+1x1o"), lmaxOut: 2)
         XCTAssertEqual(tp.irrepsOut.description, "2x1o+2x0e+2x1e+2x2e")

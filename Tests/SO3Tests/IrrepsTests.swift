@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import TestSupport
 @testable import SO3
@@ -30,6 +31,16 @@ final class IrrepsTests: XCTestCase {
         XCTAssertTrue(try Irreps("1x0e+1x1o+1x2e").isSphericalHarmonicParity)
         XCTAssertFalse(try Irreps("1x1e").isSphericalHarmonicParity)
         XCTAssertTrue(try Irrep("0o") > Irrep("0e"))
+    }
+
+    func testCodableAsString() throws {
+        struct Config: Codable { var hidden: Irreps }
+        let data = try JSONEncoder().encode(Config(hidden: try Irreps("64x0e+32x1o")))
+        XCTAssertEqual(String(decoding: data, as: UTF8.self), #"{"hidden":"64x0e+32x1o"}"#)
+        XCTAssertEqual(try JSONDecoder().decode(Config.self, from: data).hidden, try Irreps("64x0e+32x1o"))
+        XCTAssertThrowsError(try JSONDecoder().decode(Config.self, from: Data(#"{"hidden":"64x0q"}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("64x0q"), "\($0)")
+        }
     }
 
     func testBadStringsGiveClearErrors() {

@@ -74,6 +74,50 @@ final class RotatedWaterTests: XCTestCase {
         XCTAssertLessThan(maxAbsDifference(rotated.entries, try XCTUnwrap(copy3.hamiltonian).entries), 1e-3)
     }
 
+    /// The irreps of the DFT blocks rotate by D(L): features of copy 0 carried by D(irreps) match
+    /// the features of copy 3; and the whole-operator decomposition round trips.
+    func testDFTBlockIrrepsRotateByD() throws {
+        let reference = try record(0), copy = try record(3), e = try eulerAngles(3)
+        let rotation = Rotation(eulerZYZ: e[0], e[1], e[2])
+        let h0 = try XCTUnwrap(reference.hamiltonian), h3 = try XCTUnwrap(copy.hamiltonian)
+        let decomposition = OperatorDecomposition(basis: reference.structure.basis)
+        let f0 = try decomposition.decompose(h0, structure: reference.structure)
+        let f3 = try decomposition.decompose(h3, structure: copy.structure)
+        var worst = 0.0
+        for (b, key) in h0.keys.enumerated() {
+            let pair = try decomposition.pair(reference.structure.atomicNumbers[key.i], reference.structure.atomicNumbers[key.j])
+            var rotated = f0[b]
+            try pair.irreps.rotate(&rotated, rotation: rotation)
+            let b3 = try XCTUnwrap(h3.position(of: key))
+            worst = max(worst, maxAbsDifference(rotated, f3[b3]))
+        }
+        XCTAssertLessThan(worst, 1e-3, "irreps residual (eV)")
+        let back = try decomposition.compose(f0, keys: h0.keys, structure: reference.structure)
+        XCTAssertLessThan(maxAbsDifference(back.entries, h0.entries), 1e-12)
+        XCTAssertThrowsError(try OperatorDecomposition(basis: [:]).pair(8, 1)) { XCTAssertEqual("\($0)", "orbital basis has no shells for atomic number 8") }
+        XCTAssertThrowsError(try decomposition.compose([[1, 2]], keys: [h0.keys[0]], structure: reference.structure)) {
+            XCTAssertTrue("\($0)".contains("irreps features of block [0, 0, 0, 0, 0]: expected 196 values, got 2"), "\($0)")
+        }
+    }
+
+    func testRotatingAWholeRecord() throws {
+        let reference = try record(0), copy = try record(2), e = try eulerAngles(2)
+        let rotation = Rotation(eulerZYZ: e[0], e[1], e[2])
+        let rotated = try OrbitalRotation.rotate(record: reference, rotation: rotation)
+        // Same molecule up to a translation; H and S within the DFT noise of the independent run.
+        let shift = copy.structure.positions[0] - rotated.structure.positions[0]
+        for (a, b) in zip(rotated.structure.positions, copy.structure.positions) { XCTAssertLessThan(norm(a + shift - b), 1e-9) }
+        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(rotated.hamiltonian).entries, try XCTUnwrap(copy.hamiltonian).entries), 1e-3)
+        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(rotated.overlap).entries, try XCTUnwrap(copy.overlap).entries), 1e-5)
+        // R then Rᵀ is the identity on everything.
+        let back = try OrbitalRotation.rotate(record: rotated, rotation: rotation.transposed)
+        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(back.hamiltonian).entries, try XCTUnwrap(reference.hamiltonian).entries), 1e-11)
+        for (a, b) in zip(back.structure.positions, reference.structure.positions) { XCTAssertLessThan(norm(a - b), 1e-12) }
+        var spinful = reference
+        spinful.spinful = true
+        XCTAssertThrowsError(try OrbitalRotation.rotate(record: spinful, rotation: rotation)) { XCTAssertTrue("\($0)".contains("SU(2)")) }
+    }
+
     func testOrbitalTableAgreesWithFormats() {
         for l in 0 ... 8 {
             // Formats: internal[k] = openmx[openMXIndex[k]]; SO3: openmx[k] = internal[internalIndex[k]].

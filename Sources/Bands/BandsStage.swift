@@ -1,0 +1,70 @@
+// The `bands` pipeline stage: the band structure of every structure of an ingest artifact, along
+// the structure's K_PATH or a standard path (Γ only for molecules), written as bands/<name>/
+// band.h5, bands.csv, bands.svg, plus summary.tsv with Fermi level, gap and HOMO/LUMO.
+// Per-structure: with a partition, each rank computes only the structures it owns.
+import Foundation
+import Formats
+import Pipeline
+import Structures
+
+public struct BandsStage: StageKind {
+    public let name = "bands"
+    public let summary = "Band structures (band.h5, bands.csv, bands.svg) and gaps of every ingested structure from its H(R), S(R)."
+    /// 1: bands/<name>/{band.h5, bands.csv, bands.svg}, summary.tsv.
+    public let artifactVersion = 1
+    public let parameters: [ParameterSpec] = [
+        ParameterSpec("points_per_inverse_angstrom", .number, default: 60.0, minimum: 1, maximum: 10000,
+                      help: "k-point density of standard paths (points per 1/Å of path)"),
+        ParameterSpec("overlap_threshold", .number, default: 0.0, minimum: 0,
+                      help: "drop S(k) eigen-directions below this before solving (0: no filter)"),
+    ]
+    public let inputs: [InputSpec] = [
+        InputSpec("structures", .stage(kinds: ["ingest"]), help: "an ingest stage"),
+    ]
+
+    public init() {}
+
+    public static let bandsFolder = "bands"
+
+    public func run(_ context: StageContext) throws -> [String: Pipeline.JSONValue] {
+        let structures = try IngestStage.structureFolders(in: context.input("structures"))
+        let density = context.parameters.double("points_per_inverse_angstrom")
+        let threshold = context.parameters.double("overlap_threshold")
+        let owned = structures.enumerated().filter { context.partition.owns($0.offset) }.map(\.element)
+        let out = context.outputDirectory.appendingPathComponent(BandsStage.bandsFolder)
+        var rows: [String] = []
+        var kpoints = 0, metals = 0
+        var gaps: [Double] = []
+        func format(_ x: Double?) -> String { x.map { String(format: "%.6f", $0) } ?? "" }
+        for (n, (name, folder)) in owned.enumerated() {
+            let input = try BandInput.load(structure: folder)
+            let path = try input.folderKPath.map { try KPath.read($0) }
+                ?? KPath.standard(for: input.record.structure.lattice, periodic: input.system.dispersiveDirections, density: density).path
+            let bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
+                                                  electronCount: input.electronCount,
+                                                  overlapThreshold: threshold > 0 ? threshold : nil)
+            try bands.write(to: out.appendingPathComponent(name))
+            let a = bands.analysis
+            kpoints += bands.kpoints.count
+            if a.isMetal == true { metals += 1 }
+            if a.isMetal == false, let gap = a.bandGap { gaps.append(gap) }
+            rows.append([name, "\(bands.bandCount)", "\(bands.kpoints.count)", format(a.fermiEnergy), a.fermiSource,
+                         a.isMetal.map { $0 ? "1" : "0" } ?? "", format(a.bandGap), format(a.homo), format(a.lumo),
+                         "\(bands.droppedOverlapDirections)"].joined(separator: "\t"))
+            context.progress(done: n + 1, total: owned.count)
+        }
+        let header = "name\tbands\tkpoints\tfermi_energy_eV\tfermi_source\tmetal\tgap_eV\thomo_eV\tlumo_eV\tdropped_overlap_directions\n"
+        try Data((header + rows.map { $0 + "\n" }.joined()).utf8).write(to: context.outputDirectory.appendingPathComponent("summary.tsv"))
+        context.log("computed \(owned.count) band structures at \(kpoints) k-points in all; \(metals) metallic")
+        var metrics: [String: Pipeline.JSONValue] = [
+            "structures": .int(owned.count),
+            "kpoints": .int(kpoints),
+            "metals": .int(metals),
+        ]
+        if !gaps.isEmpty {
+            metrics["min_gap_eV"] = .double(gaps.min()!)
+            metrics["mean_gap_eV"] = .double(gaps.reduce(0, +) / Double(gaps.count))
+        }
+        return metrics
+    }
+}

@@ -1,0 +1,124 @@
+// The `ingest` pipeline stage: reads a dataset (a structure folder, a folder of structure folders,
+// or an archive of either, in DeepH-dock or DeepH legacy layout), validates every record, and
+// writes it in HarmoSE's internal store layout — DeepH-dock folders under structures/<name>/ —
+// with a per-structure index. Downstream stages (graph, bands, training) read that store.
+// Per-structure: with a partition, each rank ingests only the structures it owns.
+import Foundation
+import Pipeline
+import Structures
+
+public struct IngestStage: StageKind {
+    public let name = "ingest"
+    public let summary = "Validate a DFT dataset (DeepH-dock or legacy folders, or an archive) and store it as DeepH-dock folders."
+    /// 1: structures/<name>/ DeepH-dock folders + index.tsv.
+    public let artifactVersion = 1
+    public let parameters: [ParameterSpec] = [
+        ParameterSpec("hermiticity_tolerance", .number, default: .double(RecordValidation.defaultHermiticityTolerance), minimum: 0,
+                      help: "report H or S blocks whose Hermitian partner differs by more than this (eV for H)"),
+        ParameterSpec("strict", .boolean, default: false,
+                      help: "fail on validation warnings (non-Hermitian data, unpaired blocks) instead of logging them"),
+        ParameterSpec("require_overlap", .boolean, default: true,
+                      help: "fail on a structure without overlap.h5 unless its basis is orthogonal"),
+        ParameterSpec("require_hamiltonian", .boolean, default: true,
+                      help: "fail on a structure without a Hamiltonian (false: structures only, e.g. for prediction)"),
+    ]
+    public let inputs: [InputSpec] = [
+        InputSpec("dataset", .path, help: "a structure folder, a folder of structure folders (any depth), or a .tar/.tar.gz/.tar.xz/.zip of either"),
+    ]
+
+    public init() {}
+
+    public static let structuresFolder = "structures"
+    public static let indexFile = "index.tsv"
+
+    public func run(_ context: StageContext) throws -> [String: Pipeline.JSONValue] {
+        let datasetURL = context.input("dataset")
+        let source = try DatasetSource(url: datasetURL)
+        let names = try source.structureNames()
+        guard !names.isEmpty else { throw FormatError(file: datasetURL.path, message: "the dataset holds no structures") }
+        if let duplicate = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw FormatError(file: datasetURL.path, message: "two structures are named \"\(duplicate)\"")
+        }
+        let tolerance = context.parameters.double("hermiticity_tolerance")
+        let strict = context.parameters.bool("strict")
+        let requireOverlap = context.parameters.bool("require_overlap")
+        let requireHamiltonian = context.parameters.bool("require_hamiltonian")
+        let store = context.outputDirectory.appendingPathComponent(IngestStage.structuresFolder)
+        try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
+
+        let owned = names.enumerated().filter { context.partition.owns($0.offset) }.map(\.element)
+        var rows: [String] = []
+        var warnings = 0, atoms = 0, maxOrbitals = 0, blocks = 0
+        var done = 0
+        context.log("ingesting \(owned.count) of \(names.count) structures from \(datasetURL.path)")
+
+        func ingest(_ record: DFTRecord) throws {
+            let file = source.kind == .archive ? "\(datasetURL.path):\(record.name)" : datasetURL.appendingPathComponent(record.name).path
+            if requireHamiltonian, record.hamiltonian == nil {
+                throw FormatError(file: file, field: "hamiltonian", message: "no Hamiltonian (set params.require_hamiltonian to false to ingest structures only)")
+            }
+            if requireOverlap, record.overlap == nil, !record.orthogonalBasis {
+                throw FormatError(file: file, field: "overlap", message: "no overlap for a non-orthogonal basis (set params.require_overlap to false to accept)")
+            }
+            let found = RecordValidation.validate(record, hermiticityTolerance: tolerance)
+            for w in found { context.log(w.description) }
+            if strict, let first = found.first {
+                throw FormatError(file: file, field: first.field, message: "\(first.message) (params.strict is true)")
+            }
+            warnings += found.count
+            try FormatWriter.write(record, to: store.appendingPathComponent(record.name), format: .deephDock)
+            let s = record.structure
+            atoms += s.atomCount
+            maxOrbitals = max(maxOrbitals, s.totalOrbitals)
+            blocks += record.hamiltonian?.blockCount ?? 0
+            let formula = s.species.map { z in "\(Elements.symbol(of: z) ?? "?")\(s.atomicNumbers.filter { $0 == z }.count)" }.joined()
+            let periodic = s.lattice.periodic.map { $0 ? "1" : "0" }.joined()
+            rows.append([record.name, formula, "\(s.atomCount)", "\(s.totalOrbitals)", periodic,
+                         "\(record.hamiltonian?.blockCount ?? 0)", record.fermiEnergy.map { "\($0)" } ?? "", "\(found.count)"]
+                .joined(separator: "\t"))
+            done += 1
+            context.progress(done: done, total: owned.count)
+        }
+
+        switch source.kind {
+        case .archive:
+            // Archives stream in one pass; records of other ranks are read and skipped.
+            let mine = Set(owned)
+            try source.forEachRecord { record in
+                if mine.contains(record.name) { try ingest(record) }
+            }
+        case .structureFolder:
+            if !owned.isEmpty { try ingest(try FormatReader.readRecord(at: datasetURL)) }
+        case .folderOfStructures:
+            for name in owned {
+                var record = try FormatReader.readRecord(at: datasetURL.appendingPathComponent(name))
+                record.name = name
+                try ingest(record)
+            }
+        }
+        let header = "name\tformula\tatoms\torbitals\tperiodic\th_blocks\tfermi_energy_eV\twarnings\n"
+        try Data((header + rows.map { $0 + "\n" }.joined()).utf8).write(to: context.outputDirectory.appendingPathComponent(IngestStage.indexFile))
+        context.log("ingested \(done) structures, \(atoms) atoms, \(warnings) warnings")
+        return [
+            "structures": .int(done),
+            "atoms": .int(atoms),
+            "max_orbitals": .int(maxOrbitals),
+            "hamiltonian_blocks": .int(blocks),
+            "warnings": .int(warnings),
+        ]
+    }
+
+    /// The structure folders of an ingest artifact, in index order (for downstream kinds).
+    public static func structureFolders(in artifact: URL) throws -> [(name: String, url: URL)] {
+        let index = artifact.appendingPathComponent(indexFile)
+        let text: String
+        do { text = try String(contentsOf: index, encoding: .utf8) } catch {
+            throw FormatError(file: index.path, message: "not an ingest artifact (no \(indexFile))")
+        }
+        let store = artifact.appendingPathComponent(structuresFolder)
+        return text.split(separator: "\n").dropFirst().compactMap { line in
+            guard let name = line.split(separator: "\t").first.map(String.init), !name.isEmpty else { return nil }
+            return (name, store.appendingPathComponent(name))
+        }
+    }
+}
