@@ -4,7 +4,8 @@
 # stage 1 for E1 epochs and stage 2 for E2) and, in a second set of hybrids, the same wall clock
 # (stage 2 gets exactly the seconds stage 1 alone spent beyond E1 epochs). H MAE, orbital-energy
 # errors and errors on randomly rotated copies of the test set come from `harmose eval --compare`.
-# Results: docs/benchmarks-stage2.md. Environment: E1, E2 (epochs), OUT (output folder).
+# Results: docs/benchmarks-stage2.md. Environment: E1, E2 (epochs), SEED (split, batch order and
+# initialisation of both stages), OUT (output folder).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 H=${HARMOSE:-.build/release/harmose}
@@ -12,19 +13,20 @@ OUT=${OUT:-outputs/bench-stage2}
 DATA=${DATA:-data/molecules}
 E1=${E1:-20}
 E2=${E2:-10}
+SEED=${SEED:-42}
 mkdir -p "$OUT"
 
 train_config() {  # $1 epochs
   cat <<JSON
 {"epochs": $1, "batch_size": 4, "learning_rate": 0.005, "plateau_patience": 5, "early_stopping_patience": 0,
- "seed": 42, "model": {"irreps": "16x0e+8x1o+4x2e+4x3o+2x4e", "layers": 2, "radial_count": 8, "radial_hidden": 16}}
+ "seed": $SEED, "model": {"irreps": "16x0e+8x1o+4x2e+4x3o+2x4e", "layers": 2, "radial_count": 8, "radial_hidden": 16}}
 JSON
 }
 refine_config() {  # $1 mode, $2 epochs, $3 max_seconds, $4 augment_rotations (default false)
   cat <<JSON
-{"epochs": $2, "batch_size": 4, "learning_rate": 0.001, "max_seconds": $3, "seed": 42,
+{"epochs": $2, "batch_size": 4, "learning_rate": 0.001, "max_seconds": $3, "seed": $SEED,
  "stage2": {"mode": "$1", "width": 32, "heads": 4, "layers": 2, "feed_forward": 64, "radial_count": 8, "sh_lmax": 7,
-            "augment_rotations": ${4:-false}, "seed": 42}}
+            "augment_rotations": ${4:-false}, "seed": $SEED}}
 JSON
 }
 seconds() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds'])" "$1"; }
