@@ -15,9 +15,10 @@ public struct RefineCommand: ParsableCommand {
           {"epochs": 50, "learning_rate": 0.001, "joint_epochs": 5,
            "stage2": {"mode": "strict", "width": 32, "heads": 4, "layers": 2, "sh_lmax": 7}}
 
-        DIR receives best.h5 and last.h5 (hybrid checkpoints: `harmose predict --model DIR` uses \
-        them like stage-1 ones), learning_curve.jsonl, metrics.json (validation and test MAE of the \
-        hybrid and of stage 1 alone), config.json and splits.json.
+        DIR receives best.h5 and last.h5 (hybrid checkpoints: stage 1 exactly as trained plus \
+        stage 2, marked "kind": "hybrid"), learning_curve.jsonl, metrics.json (validation and test \
+        MAE of the hybrid and of stage 1 alone), config.json and splits.json. Predict with them via \
+        `harmose bench-stage2 predict --model DIR INPUT --out PRED` (see docs/stage2.md).
 
         Examples:
           harmose refine --stage1 runs/molecules data/molecules --out runs/molecules-hybrid
