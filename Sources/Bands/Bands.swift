@@ -17,6 +17,7 @@ public enum BandsError: Error, CustomStringConvertible {
     case blockShapeMismatch(source: String, key: BlockKey, rows: Int, cols: Int, expectedRows: Int, expectedCols: Int)
     case nonFiniteValue(source: String, key: BlockKey)
     case kpathSyntax(file: String, line: Int, message: String)
+    case kpathUnreadable(file: String, reason: String)
     case emptyKPath(file: String)
     case invalidMesh(String)
     case invalidSigma(Double)
@@ -33,6 +34,7 @@ public enum BandsError: Error, CustomStringConvertible {
                 + "(the operator does not belong to this structure or basis)"
         case .nonFiniteValue(let s, let k): return "\(s): block \(k) contains NaN or Inf"
         case .kpathSyntax(let f, let l, let m): return "\(f): line \(l): \(m)"
+        case .kpathUnreadable(let f, let r): return "\(f): cannot read the k-path file (\(r))"
         case .emptyKPath(let f): return "\(f): no k-path segments (expected lines `N k1 k2 k3 k1' k2' k3' LABEL1 LABEL2`)"
         case .invalidMesh(let m): return "k-mesh: \(m)"
         case .invalidSigma(let s): return "DOS smearing sigma must be a positive number of eV, got \(s)"

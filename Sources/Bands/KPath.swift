@@ -56,7 +56,7 @@ public struct KPath: Equatable, Sendable {
     public static func read(_ url: URL) throws -> KPath {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw BandsError.kpathSyntax(file: url.path, line: 0, message: "cannot read file (\(error.localizedDescription))")
+            throw BandsError.kpathUnreadable(file: url.path, reason: error.localizedDescription)
         }
         return try parse(text, file: url.path)
     }

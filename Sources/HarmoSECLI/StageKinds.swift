@@ -15,6 +15,7 @@ public enum StageKinds {
         IngestStage(),
         GraphStage(),
         BandsStage(),
+        FeaturesStageKind(),
         TrainStageKind(),
         RefineStageKind(),
         PredictStageKind(),

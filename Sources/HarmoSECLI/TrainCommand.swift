@@ -19,8 +19,8 @@ public struct TrainCommand: ParsableCommand {
         --resume continues from DIR/last.h5 with the same split; the result equals an uninterrupted run.
 
         Examples:
-          harmose train --config demo.json data/molecules --out runs/molecules
-          harmose train --config demo.json data/molecules --out runs/molecules --resume
+          harmose train --config configs/demo-train.json data/molecules --out runs/molecules
+          harmose train --config configs/demo-train.json data/molecules --out runs/molecules --resume
         """
     )
 

@@ -233,7 +233,8 @@ public final class HamiltonianModel<T: Scalar> {
     }
 
     /// Predicted real-space Hamiltonians, one per structure of the batch (internal order, eV):
-    /// on-site blocks first, then off-site edges, in each structure's graph order.
+    /// on-site blocks first, then off-site edges, in each structure's graph order; Hermitian
+    /// wherever both partners of a block are predicted.
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
         let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
         var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: batch.graphs.count)
@@ -246,9 +247,17 @@ public final class HamiltonianModel<T: Scalar> {
         }
         return batch.graphs.enumerated().map { s, graph in
             var op = BlockOperator()
+            let blocks = perStructure[s]
             for key in graph.keys {
-                let si = graph.structure.shells(ofAtom: key.i).orbitalCount, sj = graph.structure.shells(ofAtom: key.j).orbitalCount
-                op.append(key, rows: si, cols: sj, values: perStructure[s][key]!)
+                let ni = graph.structure.shells(ofAtom: key.i).orbitalCount, nj = graph.structure.shells(ofAtom: key.j).orbitalCount
+                var values = blocks[key]!
+                // H(R, i, j) = H(−R, j, i)ᵀ: both directions are predicted independently, so the
+                // output is their Hermitian average (transposition commutes with rotation, so
+                // this keeps equivariance); downstream eigensolvers read only one triangle.
+                if let partner = blocks[key.transposed] {
+                    for r in 0 ..< ni { for c in 0 ..< nj { values[r * nj + c] = 0.5 * (values[r * nj + c] + partner[c * ni + r]) } }
+                }
+                op.append(key, rows: ni, cols: nj, values: values)
             }
             return op
         }

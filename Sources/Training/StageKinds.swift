@@ -22,7 +22,7 @@ public struct TrainStageKind: StageKind {
     public let artifactVersion = 1
     public let parameters: [ParameterSpec] = [
         ParameterSpec("epochs", .integer, default: .int(0), minimum: 0, help: "epochs (0: the config's, or the demo's 30 without a config)"),
-        ParameterSpec("seed", .integer, default: .int(-1), minimum: -1, help: "seed of split, batch order and initialisation (-1: the config's)"),
+        ParameterSpec("seed", .integer, default: .int(-1), minimum: -1, help: "seed of the split and batch order (-1: the config's)"),
         ParameterSpec("max_seconds", .number, default: .double(0), minimum: 0, help: "stop after this many seconds of training (0: the config's)"),
         ParameterSpec("max_structures", .integer, default: .int(0), minimum: 0, help: "use at most this many structures (0: the config's)"),
     ]

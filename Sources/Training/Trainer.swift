@@ -127,12 +127,13 @@ public final class Trainer {
 
     func runExclusive(data: [URL], resume: Bool) throws -> TrainingSummary {
         try config.validate(file: "training configuration")
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
             throw TrainingError(file: lastPath.path, message: "--resume given but there is no last checkpoint to resume from")
         }
         let records = try Dataset.readRecords(data, limit: config.maxStructures, log: log)
         guard records.count >= 1 else { throw TrainingError(file: data.first?.path ?? "data", message: "no structures") }
+        // The output folder appears only once the data has been read.
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         let splits: Splits
         if resume, FileManager.default.fileExists(atPath: splitsPath.path) {
             splits = try Splits.read(splitsPath)

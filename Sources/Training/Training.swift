@@ -43,7 +43,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var normalize = false
     /// Train / validation / test fractions of the structures (the rest after train and val is test).
     public var split = [0.8, 0.1, 0.1]
-    /// Seed of the split, the batch order and (unless model.seed is given) the initialisation.
+    /// Seed of the split and of each epoch's batch order (model.seed seeds the initialisation).
     public var seed: UInt64 = 42
     /// Gradient clipping by global norm (0 = off).
     public var clipNorm = 10.0

@@ -215,6 +215,9 @@ final class ModelConfigTests: XCTestCase {
             XCTAssertLessThan(maxAbsDifference(both[k].entries, alone[k].entries), 1e-12)
         }
         XCTAssertEqual(both[0].blockCount, 9)
+        XCTAssertEqual(both[0].hermiticityDeviation().maxDeviation, 0, "predictions are Hermitian")
+        XCTAssertEqual(both[1].hermiticityDeviation().maxDeviation, 0)
+        XCTAssertTrue(both[1].hermiticityDeviation().unpaired.isEmpty)
         XCTAssertEqual(both[0].shape(at: 0), SIMD2(13, 13))
     }
 }

@@ -249,3 +249,23 @@ final class StageKindTests: XCTestCase {
         XCTAssertEqual(written, ["water-0001", "water-0003"])
     }
 }
+
+final class FeaturesStageTests: XCTestCase {
+    func testFeaturesCacheHoldsEdgesAndHarmonics() throws {
+        let kind = FeaturesStageKind()
+        let dir = try makeTemporaryDirectory(self)
+        let params = StageParameters(Dictionary(uniqueKeysWithValues: kind.parameters.map { ($0.name, $0.defaultValue!) }))
+        let metrics = try kind.run(StageContext(stageName: "features", parameters: params, inputs: ["data": Tiny.data],
+                                                outputDirectory: dir, reporter: .discard))
+        XCTAssertEqual(metrics["structures"], .int(4))
+        XCTAssertEqual(metrics["edges"], .int(24), "water: 6 directed off-site pairs each")
+        let file = try HDF5File(readingAt: dir.appendingPathComponent("features.h5").path)
+        XCTAssertEqual(try file.stringAttribute("name", of: "/1"), "water-0001")
+        let y = try file.readDoubles("/1/edge_harmonics"), v = try file.readDoubles("/1/edge_vector")
+        XCTAssertEqual(y.shape, [6, 25])
+        XCTAssertEqual(v.shape, [6, 3])
+        for e in 0 ..< 6 {   // component normalisation: Σ_m Y_lm² = 2l + 1, so the row sums to 25
+            XCTAssertEqual(y.values[(e * 25) ..< (e * 25 + 25)].map { $0 * $0 }.reduce(0, +), 25, accuracy: 1e-10)
+        }
+    }
+}
