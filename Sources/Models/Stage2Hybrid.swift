@@ -88,7 +88,8 @@ public final class HybridHamiltonianModel<T: Scalar> {
         return try HybridHamiltonianModel.operators(out.blocks, batch: batch)
     }
 
-    /// Per-structure operators from per-group block tensors.
+    /// Per-structure operators from per-group block tensors, Hermitian-averaged where both
+    /// partners of a block are present (as `HamiltonianModel.predictOperators`).
     public static func operators(_ blocks: [BlockGroup: Tensor<T>], batch: GraphBatch<T>) throws -> [BlockOperator] {
         var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: batch.graphs.count)
         for (g, t) in blocks {
@@ -102,10 +103,16 @@ public final class HybridHamiltonianModel<T: Scalar> {
         }
         return try batch.graphs.enumerated().map { s, graph in
             var op = BlockOperator()
+            let blocks = perStructure[s]
             for key in graph.keys {
-                let si = graph.structure.shells(ofAtom: key.i).orbitalCount, sj = graph.structure.shells(ofAtom: key.j).orbitalCount
-                guard let v = perStructure[s][key] else { throw ModelError.badInput("\(graph.name): no prediction for block \(key)") }
-                op.append(key, rows: si, cols: sj, values: v)
+                let ni = graph.structure.shells(ofAtom: key.i).orbitalCount, nj = graph.structure.shells(ofAtom: key.j).orbitalCount
+                guard var values = blocks[key] else { throw ModelError.badInput("\(graph.name): no prediction for block \(key)") }
+                // The same Hermitian average of H(R, i, j) and H(−R, j, i)ᵀ as stage 1's
+                // predictOperators, so both kinds of model write the same kind of operator.
+                if let partner = blocks[key.transposed] {
+                    for r in 0 ..< ni { for c in 0 ..< nj { values[r * nj + c] = 0.5 * (values[r * nj + c] + partner[c * ni + r]) } }
+                }
+                op.append(key, rows: ni, cols: nj, values: values)
             }
             return op
         }
