@@ -16,6 +16,8 @@ public struct EvaluateStageKind: StageKind {
                       help: "k-points per 1/Å on automatic k-paths (a K_PATH file in the reference folder wins)"),
         ParameterSpec("overlap_threshold", .number, default: 1e-3, minimum: 0, maximum: 1,
                       help: "drop S(k) eigen-directions below this before solving both H_DFT and H_pred (0: keep all)"),
+        ParameterSpec("missing_predictions", .choice(["error", "skip"]), default: .string("error"),
+                      help: "a reference structure without a prediction: fail, or leave it out (when only one split was predicted)"),
         ParameterSpec("parity_sample", .integer, default: 200_000, minimum: 0, maximum: 10_000_000,
                       help: "H entries drawn (seeded) into the parity plot; metrics use all entries"),
     ]
@@ -30,6 +32,7 @@ public struct EvaluateStageKind: StageKind {
         options.bandsAbove = context.parameters.int("bands_above")
         options.kpointDensity = context.parameters.double("kpoint_density")
         options.paritySample = context.parameters.int("parity_sample")
+        options.skipMissingPredictions = context.parameters.string("missing_predictions") == "skip"
         let threshold = context.parameters.double("overlap_threshold")
         options.overlapThreshold = threshold > 0 ? threshold : nil
         let report = try Evaluator.evaluate(predictions: context.input("predictions"), reference: context.input("reference"),
@@ -39,6 +42,7 @@ public struct EvaluateStageKind: StageKind {
         let t = report.total, b = report.bandSummary
         return [
             "structures": .int(report.structures.count),
+            "skipped_references": .int(report.skippedReferences.count),
             "h_mae_meV": EvaluationReport.meV(t.overall.mae),
             "h_rmse_meV": EvaluationReport.meV(t.overall.rmse),
             "h_onsite_mae_meV": EvaluationReport.meV(t.onsite.mae),

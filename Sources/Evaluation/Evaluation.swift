@@ -51,6 +51,9 @@ public struct EvaluationOptions: Sendable, Equatable {
     /// ~1e-4, e.g. GPAW dzp) amplify an error δ in H along those directions to δ/s — spurious
     /// deep states that reorder every band. nil: no filtering.
     public var overlapThreshold: Double? = 1e-3
+    /// Leave out reference structures that have no prediction (listed in metrics.json
+    /// `skipped_references`) instead of failing — when only one split was predicted.
+    public var skipMissingPredictions = false
     /// Write a DFT-vs-predicted band overlay for at most this many periodic structures.
     public var bandPlots = 12
     public init() {}

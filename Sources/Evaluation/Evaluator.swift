@@ -106,7 +106,8 @@ public enum Evaluator {
     /// `predictions` (see `Matching.pair`). `progress(done, total)` after each structure.
     public static func evaluate(predictions: URL, reference: URL, options: EvaluationOptions = EvaluationOptions(),
                                 progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationReport {
-        let (pairs, unmatched) = try Matching.pair(predictions: predictions, reference: reference)
+        let (pairs, unmatched, skipped) = try Matching.pair(predictions: predictions, reference: reference,
+                                                            skipMissing: options.skipMissingPredictions)
         var sample = ReservoirSample(capacity: options.paritySample)
         var structures: [StructureEvaluation] = []
         for (n, pair) in pairs.enumerated() {
@@ -120,6 +121,6 @@ public enum Evaluator {
             progress?(n + 1, pairs.count)
         }
         return EvaluationReport(prediction: predictions.path, reference: reference.path, options: options,
-                                structures: structures, unmatchedPredictions: unmatched, sample: sample)
+                                structures: structures, unmatchedPredictions: unmatched, skippedReferences: skipped, sample: sample)
     }
 }

@@ -71,7 +71,10 @@ public enum Matching {
     /// predictions under `predictions`: same relative path, else the same last path component
     /// when that is unique, else — one reference and one prediction — each other. Returns the
     /// pairs in reference order and the prediction names left over.
-    public static func pair(predictions: URL, reference: URL) throws -> (pairs: [MatchedPair], unmatched: [String]) {
+    /// With `skipMissing`, reference structures without a prediction are left out (returned in
+    /// `skipped`) instead of being an error — for predictions of one split of a dataset.
+    public static func pair(predictions: URL, reference: URL, skipMissing: Bool = false)
+        throws -> (pairs: [MatchedPair], unmatched: [String], skipped: [String]) {
         let source: DatasetSource
         do { source = try DatasetSource(url: reference) } catch let e as FormatError {
             throw EvaluationError.invalidInput(file: e.file, message: "reference: \(e.message)")
@@ -87,6 +90,7 @@ public enum Matching {
         for key in found.keys { byLast[key.split(separator: "/").last.map(String.init) ?? key, default: []].append(key) }
         var used = Set<String>()
         var pairs: [MatchedPair] = []
+        var skipped: [String] = []
         for (name, folder) in zip(names, folders) {
             let last = name.split(separator: "/").last.map(String.init) ?? name
             var key: String?
@@ -94,6 +98,7 @@ public enum Matching {
             else if let c = byLast[last], c.count == 1 { key = c[0] }
             else if names.count == 1, found.count == 1 { key = found.keys.first }
             guard let key, let file = found[key] else {
+                if skipMissing { skipped.append(name); continue }
                 let expected = predictions.appendingPathComponent(name).appendingPathComponent(PredictionFiles.names[0]).path
                 throw EvaluationError.missingPrediction(reference: folder.path, predictionRoot: predictions.path,
                                                         expected: "\(expected) or another of \(PredictionFiles.names.joined(separator: ", "))")
@@ -101,7 +106,10 @@ public enum Matching {
             used.insert(key)
             pairs.append(MatchedPair(name: name, referenceFolder: folder, predictionFile: file))
         }
-        return (pairs, found.keys.filter { !used.contains($0) }.sorted())
+        guard !pairs.isEmpty else {
+            throw EvaluationError.invalidInput(file: predictions.path, message: "no prediction matches a reference structure of \(reference.path) (predictions found: \(found.keys.sorted().prefix(5).joined(separator: ", ")))")
+        }
+        return (pairs, found.keys.filter { !used.contains($0) }.sorted(), skipped)
     }
 
     /// Reads the reference record and the prediction laid onto its atoms and orbitals.
@@ -120,16 +128,19 @@ public enum Matching {
         let referenceLayout = try FormatReader.detect(at: pair.referenceFolder)
         let predictionLayout = PredictionFiles.layout(of: pair.predictionFile.lastPathComponent)
         if predictionLayout == referenceLayout {
-            let loaded = try BandInput.load(structure: pair.referenceFolder, hamiltonian: pair.predictionFile)
-            return (reference, loaded.record.hamiltonian!)
+            // The reference's own structure files with the prediction as H (and no S: it is the
+            // reference's), so nothing is read twice.
+            let own = try readOwnStructure(folder: pair.referenceFolder, file: pair.predictionFile, layout: referenceLayout)
+            return (reference, own.hamiltonian ?? BlockOperator())
         }
         let folder = pair.predictionFile.deletingLastPathComponent()
         let own = try readOwnStructure(folder: folder, file: pair.predictionFile, layout: predictionLayout)
         return (reference, try align(own, to: reference.record, file: pair.predictionFile.path))
     }
 
-    /// Reads a prediction folder with its own structure files (prediction file under the
-    /// layout's normal name via a staging folder of links).
+    /// Reads `file` as the Hamiltonian of the structure whose files are in `folder` (the
+    /// reference's, or the prediction's own), through a staging folder of links holding only the
+    /// structure files and `file` under the layout's normal name.
     static func readOwnStructure(folder: URL, file: URL, layout: DFTFormat) throws -> DFTRecord {
         let fm = FileManager.default
         let entries = (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []

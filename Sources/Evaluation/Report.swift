@@ -14,12 +14,15 @@ public struct EvaluationReport: Sendable {
     public var options: EvaluationOptions
     public var structures: [StructureEvaluation]
     public var unmatchedPredictions: [String]
+    /// Reference structures left out for want of a prediction (`skipMissingPredictions`).
+    public var skippedReferences: [String]
     public var sample: ReservoirSample
 
     public init(prediction: String, reference: String, options: EvaluationOptions, structures: [StructureEvaluation],
-                unmatchedPredictions: [String], sample: ReservoirSample) {
+                unmatchedPredictions: [String], skippedReferences: [String] = [], sample: ReservoirSample) {
         self.prediction = prediction; self.reference = reference; self.options = options
-        self.structures = structures; self.unmatchedPredictions = unmatchedPredictions; self.sample = sample
+        self.structures = structures; self.unmatchedPredictions = unmatchedPredictions
+        self.skippedReferences = skippedReferences; self.sample = sample
     }
 
     /// H errors over all structures (every entry weighs the same).
@@ -140,6 +143,7 @@ public struct EvaluationReport: Sendable {
                 "bands_above": .int(options.bandsAbove), "kpoint_density": .double(options.kpointDensity),
                 "bands": .bool(options.computeBands), "parity_sample": .int(options.paritySample),
                 "overlap_threshold": options.overlapThreshold.map { .double($0) } ?? .null,
+                "skip_missing_predictions": .bool(options.skipMissingPredictions),
             ],
             "hamiltonian": Self.hamiltonianJSON(t, breakdown: true),
             "bands": bands,
@@ -153,6 +157,7 @@ public struct EvaluationReport: Sendable {
                 ]
             }),
             "unmatched_predictions": .array(unmatchedPredictions.map { .string($0) }),
+            "skipped_references": .array(skippedReferences.map { .string($0) }),
         ]
     }
 
@@ -217,6 +222,10 @@ public struct EvaluationReport: Sendable {
             lines.append(s.name.padding(toLength: 30, withPad: " ", startingAt: 0) + " " + Self.num(s.errors.overall.mae)
                          + "   " + Self.num(s.bands.flatMap { $0.window.count > 0 ? $0.window.mae : nil })
                          + "   " + Self.num(s.bands?.gapError))
+        }
+        if !skippedReferences.isEmpty {
+            lines.append("")
+            lines.append("note: \(skippedReferences.count) reference structure(s) without a prediction were skipped: \(skippedReferences.prefix(5).joined(separator: ", "))\(skippedReferences.count > 5 ? ", …" : "")")
         }
         if !unmatchedPredictions.isEmpty {
             lines.append("")

@@ -15,7 +15,8 @@ public struct EvalCommand: ParsableCommand {
         — or hamiltonian.h5 / hamiltonians.h5 — in a sub-folder of the same name as the reference \
         structure (matched by relative path, else by last folder name). A prediction in the \
         reference's layout is read on the reference's structure; one in the other layout needs its \
-        own structure files beside it. Every reference structure needs a prediction.
+        own structure files beside it. Every reference structure needs a prediction, unless \
+        --skip-missing (e.g. when only the test split was predicted).
 
         H error: e = H_pred − H_DFT over every entry of every reference block (missing predicted \
         blocks count as 0), as MAE, RMSE and max |e| in meV: overall, on-site (R = 0, i = j) vs \
@@ -76,6 +77,9 @@ public struct EvalCommand: ParsableCommand {
             help: ArgumentHelp("Drop S(k) eigen-directions below this before solving both H_DFT and H_pred (0: keep all).", valueName: "value"))
     public var overlapThreshold: Double = 1e-3
 
+    @Flag(name: .customLong("skip-missing"), help: "Leave out reference structures without a prediction instead of failing.")
+    public var skipMissing = false
+
     @Flag(name: .customLong("no-bands"), help: "Skip band errors (H errors only).")
     public var noBands = false
 
@@ -115,6 +119,7 @@ public struct EvalCommand: ParsableCommand {
         o.kpointDensity = kpointDensity
         o.computeBands = !noBands
         o.paritySample = paritySample
+        o.skipMissingPredictions = skipMissing
         o.overlapThreshold = overlapThreshold > 0 ? overlapThreshold : nil
         return o
     }
@@ -135,9 +140,17 @@ public struct EvalCommand: ParsableCommand {
     /// Evaluates --pred against --ref and writes the outputs.
     @discardableResult
     public func execute() throws -> EvaluationReport {
+        let start = Date()
+        let showProgress = !quiet && !json
         let report = try Evaluator.evaluate(predictions: URL(fileURLWithPath: pred!), reference: URL(fileURLWithPath: ref),
                                             options: options) { done, total in
-            if !quiet && !json && total > 1 { FileHandle.standardError.write(Data("\r[\(done)/\(total)] structures evaluated\(done == total ? "\n" : "")".utf8)) }
+            guard showProgress, total > 1 else { return }
+            let elapsed = Date().timeIntervalSince(start)
+            let eta = elapsed / Double(done) * Double(total - done)
+            let width = 24, filled = width * done / total
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            let line = String(format: "\r[%@] %d/%d structures, %.0f s elapsed, ETA %.0f s", bar, done, total, elapsed, eta)
+            FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
         }
         try report.write(to: URL(fileURLWithPath: out))
         return report

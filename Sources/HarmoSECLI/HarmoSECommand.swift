@@ -27,6 +27,8 @@ public struct HarmoSECommand: ParsableCommand {
             TrainCommand.self,
             PredictCommand.self,
             BenchAutogradCommand.self,
+            RefineCommand.self,
+            BenchStage2Command.self,
         ]
     )
     public init() {}

@@ -17,6 +17,7 @@ public enum StageKinds {
         BandsStage(),
         FeaturesStageKind(),
         TrainStageKind(),
+        RefineStageKind(),
         PredictStageKind(),
         EvaluateStageKind(),
     ]

@@ -321,6 +321,24 @@ final class EvaluationFileTests: XCTestCase {
             XCTAssertEqual(root, pred.path)
             XCTAssertTrue(expected.hasPrefix(pred.appendingPathComponent("ethanol-0046/hamiltonian_pred.h5").path))
         }
+        // Skipping them instead (only one split predicted).
+        var options = EvaluationOptions()
+        options.skipMissingPredictions = true
+        options.computeBands = false
+        let partial = try Evaluator.evaluate(predictions: pred, reference: datasets, options: options)
+        XCTAssertEqual(partial.structures.map(\.name), ["water-0020"])
+        XCTAssertEqual(partial.skippedReferences, ["ethanol-0046", "mos2-2x2-0000"])
+        XCTAssertEqual(partial.json["skipped_references"]?.arrayValue?.count, 2)
+        XCTAssertTrue(partial.text.contains("2 reference structure(s) without a prediction were skipped"))
+        // A reference without its DFT Hamiltonian.
+        let noH = try makeTemporaryDirectory(self).appendingPathComponent("water-0020")
+        try FileManager.default.createDirectory(at: noH, withIntermediateDirectories: true)
+        for name in ["POSCAR", "info.json", "overlap.h5"] {
+            try FileManager.default.copyItem(at: datasets.appendingPathComponent("water-0020/\(name)"), to: noH.appendingPathComponent(name))
+        }
+        XCTAssertThrowsError(try Evaluator.evaluate(predictions: pred, reference: noH)) { error in
+            XCTAssertEqual("\(error)", "\(noH.path)/hamiltonian.h5: missing file: the reference structure has no DFT Hamiltonian to compare with")
+        }
         let empty = try makeTemporaryDirectory(self)
         XCTAssertThrowsError(try Evaluator.evaluate(predictions: empty, reference: datasets)) { error in
             XCTAssertTrue("\(error)".hasPrefix("\(empty.path): no predicted Hamiltonians found"), "\(error)")

@@ -230,6 +230,15 @@ final class LearningCurveTests: XCTestCase {
         XCTAssertTrue(doc.texts.contains("best val_loss @ 2"))
     }
 
+    func testEmptyAndNonPositiveCurvesStillRender() throws {
+        _ = try SVGDocument(LearningCurve(epochs: []).chart().render())
+        _ = try SVGDocument(LineChart(xLabel: "x", yLabel: "y").render())
+        _ = try SVGDocument(ScatterPlot.parity(reference: [], predicted: [], unit: "eV").render())
+        // A zero loss cannot go on a log axis: the chart falls back to linear.
+        let curve = try LearningCurve.parse("{\"epoch\": 0, \"train_loss\": 0}\n{\"epoch\": 1, \"train_loss\": 0.5}")
+        XCTAssertFalse(curve.chart().logY)
+    }
+
     func testFileRoundTripAndErrors() throws {
         let dir = try makeTemporaryDirectory(self)
         let jsonl = dir.appendingPathComponent("learning_curve.jsonl")
