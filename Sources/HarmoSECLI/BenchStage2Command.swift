@@ -72,7 +72,7 @@ public struct BenchStage2Command: ParsableCommand {
         public init() {}
 
         public func run() throws {
-            let predictor = try AnyKindPredictor(checkpoint: URL(fileURLWithPath: model))
+            let predictor = try Predictor(checkpoint: URL(fileURLWithPath: model))
             let start = Date()
             let results = try predictor.predict(inputs: inputs.map { URL(fileURLWithPath: $0) }, outputDirectory: URL(fileURLWithPath: out))
             let seconds = Date().timeIntervalSince(start)

@@ -133,3 +133,35 @@ public struct GraphBatch<T: Scalar> {
         return try (basis * envelope).detached()
     }
 }
+
+extension GraphBatch {
+    /// Per-structure operators (internal order, eV) from per-group block tensors, on-site blocks
+    /// first, then off-site edges, in each structure's graph order. H(R, i, j) = H(−R, j, i)ᵀ:
+    /// a model predicts both directions independently, so the output is their Hermitian average
+    /// (transposition commutes with rotation, so this keeps equivariance).
+    public func assembleOperators(_ blocks: [BlockGroup: Tensor<T>]) throws -> [BlockOperator] {
+        var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: graphs.count)
+        for (g, t) in blocks {
+            guard let rows = groupBlocks[g], rows.count == t.shape[0] else {
+                throw ModelError.badInput("blocks of \(g): \(t.shape[0]) rows, the batch has \(groupBlocks[g]?.count ?? 0)")
+            }
+            let width = t.shape[1]
+            for (r, row) in rows.enumerated() {
+                perStructure[row.structure][row.key] = (0 ..< width).map { Double(t.data[r * width + $0]) }
+            }
+        }
+        return try graphs.enumerated().map { s, graph in
+            var op = BlockOperator()
+            let blocks = perStructure[s]
+            for key in graph.keys {
+                let ni = graph.structure.shells(ofAtom: key.i).orbitalCount, nj = graph.structure.shells(ofAtom: key.j).orbitalCount
+                guard var values = blocks[key] else { throw ModelError.badInput("\(graph.name): no prediction for block \(key)") }
+                if let partner = blocks[key.transposed] {
+                    for r in 0 ..< ni { for c in 0 ..< nj { values[r * nj + c] = 0.5 * (values[r * nj + c] + partner[c * ni + r]) } }
+                }
+                op.append(key, rows: ni, cols: nj, values: values)
+            }
+            return op
+        }
+    }
+}

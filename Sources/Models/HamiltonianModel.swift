@@ -232,34 +232,10 @@ public final class HamiltonianModel<T: Scalar> {
         return ModelOutput(blocks: blocks, nodeFeatures: x, edgeFeatures: e)
     }
 
-    /// Predicted real-space Hamiltonians, one per structure of the batch (internal order, eV):
-    /// on-site blocks first, then off-site edges, in each structure's graph order; Hermitian
-    /// wherever both partners of a block are predicted.
+    /// Predicted real-space Hamiltonians, one per structure of the batch (internal order, eV),
+    /// Hermitian wherever both partners of a block are predicted (`GraphBatch.assembleOperators`).
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
         let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
-        var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: batch.graphs.count)
-        for (g, t) in out.blocks {
-            let rows = batch.groupBlocks[g]!
-            let width = t.shape[1]
-            for (r, row) in rows.enumerated() {
-                perStructure[row.structure][row.key] = (0 ..< width).map { Double(t.data[r * width + $0]) }
-            }
-        }
-        return batch.graphs.enumerated().map { s, graph in
-            var op = BlockOperator()
-            let blocks = perStructure[s]
-            for key in graph.keys {
-                let ni = graph.structure.shells(ofAtom: key.i).orbitalCount, nj = graph.structure.shells(ofAtom: key.j).orbitalCount
-                var values = blocks[key]!
-                // H(R, i, j) = H(−R, j, i)ᵀ: both directions are predicted independently, so the
-                // output is their Hermitian average (transposition commutes with rotation, so
-                // this keeps equivariance); downstream eigensolvers read only one triangle.
-                if let partner = blocks[key.transposed] {
-                    for r in 0 ..< ni { for c in 0 ..< nj { values[r * nj + c] = 0.5 * (values[r * nj + c] + partner[c * ni + r]) } }
-                }
-                op.append(key, rows: ni, cols: nj, values: values)
-            }
-            return op
-        }
+        return try batch.assembleOperators(out.blocks)
     }
 }

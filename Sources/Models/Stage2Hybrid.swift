@@ -85,37 +85,7 @@ public final class HybridHamiltonianModel<T: Scalar> {
     /// layout as `HamiltonianModel.predictOperators`.
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
         let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
-        return try HybridHamiltonianModel.operators(out.blocks, batch: batch)
-    }
-
-    /// Per-structure operators from per-group block tensors, Hermitian-averaged where both
-    /// partners of a block are present (as `HamiltonianModel.predictOperators`).
-    public static func operators(_ blocks: [BlockGroup: Tensor<T>], batch: GraphBatch<T>) throws -> [BlockOperator] {
-        var perStructure: [[BlockKey: [Double]]] = Array(repeating: [:], count: batch.graphs.count)
-        for (g, t) in blocks {
-            guard let rows = batch.groupBlocks[g], rows.count == t.shape[0] else {
-                throw ModelError.badInput("blocks of \(g): \(t.shape[0]) rows, the batch has \(batch.groupBlocks[g]?.count ?? 0)")
-            }
-            let width = t.shape[1]
-            for (r, row) in rows.enumerated() {
-                perStructure[row.structure][row.key] = (0 ..< width).map { Double(t.data[r * width + $0]) }
-            }
-        }
-        return try batch.graphs.enumerated().map { s, graph in
-            var op = BlockOperator()
-            let blocks = perStructure[s]
-            for key in graph.keys {
-                let ni = graph.structure.shells(ofAtom: key.i).orbitalCount, nj = graph.structure.shells(ofAtom: key.j).orbitalCount
-                guard var values = blocks[key] else { throw ModelError.badInput("\(graph.name): no prediction for block \(key)") }
-                // The same Hermitian average of H(R, i, j) and H(−R, j, i)ᵀ as stage 1's
-                // predictOperators, so both kinds of model write the same kind of operator.
-                if let partner = blocks[key.transposed] {
-                    for r in 0 ..< ni { for c in 0 ..< nj { values[r * nj + c] = 0.5 * (values[r * nj + c] + partner[c * ni + r]) } }
-                }
-                op.append(key, rows: ni, cols: nj, values: values)
-            }
-            return op
-        }
+        return try batch.assembleOperators(out.blocks)
     }
 }
 

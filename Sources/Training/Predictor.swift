@@ -18,31 +18,32 @@ public struct PredictionResult: Sendable {
 }
 
 public final class Predictor {
+    /// Stage 1 (alone, or the frozen base of a hybrid).
     public let model: HamiltonianModel<Float>
+    /// Stage 1 + stage 2 when the checkpoint is a hybrid (written by `refine`).
+    public let hybrid: HybridHamiltonianModel<Float>?
     public let checkpoint: URL
+    public var kind: ModelKind { hybrid == nil ? .stage1 : .hybrid }
 
     /// File names of the predicted Hamiltonian in each layout.
     public static func predictedFileName(_ format: DFTFormat) -> String {
         format == .deephDock ? "hamiltonian_pred.h5" : "hamiltonians_pred.h5"
     }
 
-    /// Loads a checkpoint file, or best.h5 (else last.h5) of a training output folder.
+    /// Loads a checkpoint file, or best.h5 (else last.h5) of a train or refine output folder;
+    /// a hybrid checkpoint (its `kind` marker) predicts H₁ + ΔH, a stage-1 one H₁.
     public init(checkpoint: URL) throws {
-        var path = checkpoint
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDir) else {
-            throw TrainingError(file: checkpoint.path, message: "no such checkpoint file or training folder")
+        let path = try HybridCheckpoint.resolve(checkpoint)
+        if try HybridCheckpoint.kind(path.path) == .hybrid {
+            let loaded = try HybridCheckpoint.loadHybrid(path.path)
+            hybrid = loaded
+            model = loaded.stage1
+        } else {
+            let config = try ModelConfigPart.read(path.path)
+            model = try HamiltonianModel<Float>(config: config)
+            try Checkpoint.load(from: path.path, parts: ["model": model.parameters])
+            hybrid = nil
         }
-        if isDir.boolValue {
-            let best = path.appendingPathComponent("best.h5"), last = path.appendingPathComponent("last.h5")
-            guard let found = [best, last].first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
-                throw TrainingError(file: checkpoint.path, message: "training folder has neither best.h5 nor last.h5")
-            }
-            path = found
-        }
-        let config = try ModelConfigPart.read(path.path)
-        model = try HamiltonianModel<Float>(config: config)
-        try Checkpoint.load(from: path.path, parts: ["model": model.parameters])
         self.checkpoint = path
     }
 
@@ -59,7 +60,9 @@ public final class Predictor {
         } else {
             graph = try StructureGraph(name: record.name, structure: record.structure, cutoff: config.cutoff, config: config)
         }
-        return try model.predictOperators(GraphBatch<Float>([graph], config: config))[0]
+        let batch = try GraphBatch<Float>([graph], config: config)
+        if let hybrid { return try hybrid.predictOperators(batch)[0] }
+        return try model.predictOperators(batch)[0]
     }
 
     /// Predicts every structure under the inputs and writes one folder per structure under

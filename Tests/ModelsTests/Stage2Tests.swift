@@ -38,8 +38,8 @@ enum Toy2 {
         func predict(_ s: Structure) throws -> (BlockOperator, BlockOperator) {
             let batch = try GraphBatch<T>([StructureGraph(name: "toy", structure: s, keys: keys, config: config)], config: config)
             let out = try GradMode.withoutGrad { try model(batch) }
-            return (try HybridHamiltonianModel.operators(out.blocks, batch: batch)[0],
-                    try HybridHamiltonianModel.operators(out.delta, batch: batch)[0])
+            return (try batch.assembleOperators(out.blocks)[0],
+                    try batch.assembleOperators(out.delta)[0])
         }
         let (base, baseDelta) = try predict(structure)
         var rng = SplitMix64(seed: 2024)

@@ -91,8 +91,8 @@ final class RefineTests: XCTestCase {
         // Either kind of checkpoint predicts; the hybrid writes H₁ + ΔH, stage 1 its own H.
         let input = Fixtures.url("training/water-0001")
         let record = try FormatReader.readRecord(at: input)
-        let hybrid = try AnyKindPredictor(checkpoint: out)
-        let plain = try AnyKindPredictor(checkpoint: s1)
+        let hybrid = try Predictor(checkpoint: out)
+        let plain = try Predictor(checkpoint: s1)
         XCTAssertEqual(hybrid.kind, .hybrid)
         XCTAssertEqual(plain.kind, .stage1)
         let h = try hybrid.predict(record), p = try plain.predict(record)
