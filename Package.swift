@@ -50,7 +50,7 @@ let package = Package(
             "Plots", "Models", "Training", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI"]),
+        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

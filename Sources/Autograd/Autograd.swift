@@ -36,7 +36,29 @@ public protocol Scalar: BLASScalar, CustomStringConvertible {
 }
 
 extension Float: Scalar {
-    public static func exp(_ x: Float) -> Float { expf(x) }
+    /// Pure-Swift exp so loops over it vectorise (glibc's expf is an opaque call per element):
+    /// e^x = 2ⁿ·e^r with n = round(x/ln2), |r| ≤ ln2/2, e^r by its degree-7 Taylor polynomial
+    /// (truncation < 2e-8 relative; measured error ≤ 2 ulp, see EngineTests.testFastExp). Inputs
+    /// are clamped to [−87, 88] (results stay finite and normal); NaN passes through.
+    @inline(__always)
+    public static func exp(_ x: Float) -> Float {
+        let c = x.isNaN ? 0 : Swift.min(Swift.max(x, -87), 88)
+        // Round to nearest by adding 1.5·2²³: the integer lands in the low mantissa bits, with no
+        // trapping Float→Int conversion in the loop (that check would stop vectorisation).
+        let shifted = c * 1.442_695_04 + 12_582_912
+        let n = shifted - 12_582_912
+        let r = (c - n * 0.693_145_75) - n * 1.428_606_8e-6   // ln2 split hi + lo
+        var p: Float = 1.0 / 5040
+        p = p * r + 1.0 / 720
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let scale = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23)
+        return x.isNaN ? x : p * scale
+    }
     public static func log(_ x: Float) -> Float { logf(x) }
     public static func log1p(_ x: Float) -> Float { log1pf(x) }
     public static func tanh(_ x: Float) -> Float { tanhf(x) }
@@ -98,6 +120,27 @@ public enum GradMode {
 /// OPENBLAS_NUM_THREADS governs both; set it to 1 for strictly serial runs.
 public enum Parallel {
     nonisolated(unsafe) public static var workers: Int = BLASThreads.parallelWorkers
+
+    /// How single matrix products use the cores: `.split` (default) cuts C into `workers` slabs
+    /// run by single-threaded BLAS on the engine's own threads; `.openBLAS` leaves threading to
+    /// OpenBLAS's pool. See docs/benchmarks-autograd.md for the measured difference.
+    public enum GemmThreading: String, Sendable { case split, openBLAS }
+    nonisolated(unsafe) public static var gemmThreading: GemmThreading = .split
+
+    /// The engine's product path, exposed for benchmarks (Float, dense row-major operands).
+    public static func gemmForBenchmark(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                                        a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c)
+    }
+
+    @inline(__always)
+    static func gemm<T: Scalar>(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                                a: UnsafePointer<T>, b: UnsafePointer<T>, beta: T = 0, c: UnsafeMutablePointer<T>) {
+        switch gemmThreading {
+        case .split: BLAS.gemmSplit(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, beta: beta, c: c, workers: workers)
+        case .openBLAS: BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, beta: beta, c: c)
+        }
+    }
 
     /// Splits 0..<count into contiguous ranges of at least `grain` items and runs them on up to
     /// `workers` threads. Callers must only write disjoint outputs per range.

@@ -32,20 +32,35 @@ func unaryForward<T: Scalar>(_ op: UnaryOp, _ x: UnsafeBufferPointer<T>, _ y: Un
     }
 }
 
-/// gx += gy · f'(x), using the saved output y where that is cheaper.
+/// One pass for SiLU: s = σ(x) (kept for backward) and y = x·s.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+func siluForward<T: Scalar>(_ x: UnsafeBufferPointer<T>, sigmoid s: UnsafeMutableBufferPointer<T>, output y: UnsafeMutableBufferPointer<T>) {
+    let xp = x.baseAddress!, sp = SharedPointer(s.baseAddress!), yp = SharedPointer(y.baseAddress!)
+    Parallel.forRanges(x.count, grain: 1 << 14) { r in
+        for i in r {
+            let v = sigmoidValue(xp[i])
+            sp.base[i] = v
+            yp.base[i] = xp[i] * v
+        }
+    }
+}
+
+/// gx += gy · f'(x), using the saved buffer y where that is cheaper: the output, except for SiLU
+/// where it is σ(x) (so backward needs no second exponential).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func unaryBackward<T: Scalar>(_ op: UnaryOp, x: UnsafeBufferPointer<T>, y: UnsafeBufferPointer<T>,
-                              gy: UnsafeBufferPointer<T>, gx: UnsafeMutableBufferPointer<T>) {
+                              gy: UnsafeBufferPointer<T>, gx: UnsafeMutableBufferPointer<T>, accumulate: Bool) {
     let xs = x.baseAddress!, ys = y.baseAddress!, gys = gy.baseAddress!, gxs = SharedPointer(gx.baseAddress!)
     @inline(__always) func apply(_ d: (T, T) -> T) {
         Parallel.forRanges(x.count, grain: 1 << 14) { r in
             let g = gxs.base
-            for i in r { g[i] += gys[i] * d(xs[i], ys[i]) }
+            if accumulate { for i in r { g[i] += gys[i] * d(xs[i], ys[i]) } } else { for i in r { g[i] = gys[i] * d(xs[i], ys[i]) } }
         }
     }
     switch op {
-    case .silu: apply { x, _ in let s = sigmoidValue(x); return s * (1 + x * (1 - s)) }
+    case .silu: apply { x, s in s * (1 + x * (1 - s)) }
     case .sigmoid: apply { _, y in y * (1 - y) }
     case .tanh: apply { _, y in 1 - y * y }
     case .softplus: apply { x, _ in sigmoidValue(x) }
@@ -59,36 +74,61 @@ func unaryBackward<T: Scalar>(_ op: UnaryOp, x: UnsafeBufferPointer<T>, y: Unsaf
 }
 
 extension Tensor {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func unary(_ op: UnaryOp) -> Tensor {
-        var out = [T](repeating: 0, count: count)
-        data.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { unaryForward(op, x, $0) } }
+        var out: [T] = uninitializedArray(count: count)
+        var saved: [T]
+        if op == .silu {
+            // y = x·σ(x); σ(x) is kept for backward.
+            saved = uninitializedArray(count: count)
+            data.withUnsafeBufferPointer { x in
+                saved.withUnsafeMutableBufferPointer { s in
+                    out.withUnsafeMutableBufferPointer { y in
+                        siluForward(x, sigmoid: s, output: y)
+                    }
+                }
+            }
+        } else {
+            data.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { unaryForward(op, x, $0) } }
+            saved = out   // copy-on-write: shares storage
+        }
         return Tensor.result(out, shape: shape, op: op.rawValue, inputs: [self]) { [unowned self] gy in
-            // `out` is captured by value (copy-on-write: no copy unless mutated).
             guard self.requiresGrad else { return }
             self.data.withUnsafeBufferPointer { x in
-                out.withUnsafeBufferPointer { y in
-                    self.withGrad { unaryBackward(op, x: x, y: y, gy: gy, gx: $0) }
+                saved.withUnsafeBufferPointer { y in
+                    self.withGradForOverwrite { unaryBackward(op, x: x, y: y, gy: gy, gx: $0, accumulate: $1) }
                 }
             }
         }
     }
 
     /// x·σ(x) (a.k.a. swish).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func silu() -> Tensor { unary(.silu) }
     public func sigmoid() -> Tensor { unary(.sigmoid) }
     public func tanh() -> Tensor { unary(.tanh) }
     /// log(1 + eˣ), computed stably for large |x|.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func softplus() -> Tensor { unary(.softplus) }
     public func exp() -> Tensor { unary(.exp) }
     public func log() -> Tensor { unary(.log) }
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func relu() -> Tensor { unary(.relu) }
     public func square() -> Tensor { unary(.square) }
     public func sqrt() -> Tensor { unary(.sqrt) }
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func abs() -> Tensor { unary(.abs) }
 
     /// scale·x + shift, elementwise.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func affine(scale: T, shift: T = 0) -> Tensor {
-        var out = [T](repeating: 0, count: count)
+        var out: [T] = uninitializedArray(count: count)
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { y in
                 let xs = x.baseAddress!, ys = SharedPointer(y.baseAddress!)
@@ -212,10 +252,12 @@ func binaryBackward<T: Scalar>(_ op: BinaryOp, wrtA: Bool, a: UnsafeBufferPointe
 }
 
 extension Tensor {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func binary(_ op: BinaryOp, _ other: Tensor) throws -> Tensor {
         let outShape = try broadcastShape(shape, other.shape, op: op.rawValue)
         let sa = broadcastStrides(shape, to: outShape), sb = broadcastStrides(other.shape, to: outShape)
-        var out = [T](repeating: 0, count: outShape.reduce(1, *))
+        var out: [T] = uninitializedArray(count: outShape.reduce(1, *))
         data.withUnsafeBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { binaryForward(op, a, b, $0, outShape: outShape, sa: sa, sb: sb) }

@@ -72,12 +72,14 @@ extension Tensor {
     var rowWidth: Int { shape.dropFirst().reduce(1, *) }
 
     /// Rows of self picked by `index`: self [rowCount, ...] → [index.count, ...].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func gatherRows(_ index: RowIndex) throws -> Tensor {
         guard rank >= 1, shape[0] == index.rowCount else {
             throw TensorError("gatherRows", "tensor \(shape) has \(rank >= 1 ? shape[0] : 0) rows but the index addresses \(index.rowCount)")
         }
         let w = rowWidth
-        var out = [T](repeating: 0, count: index.count * w)
+        var out: [T] = uninitializedArray(count: index.count * w)
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { gatherRowsKernel(x.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: false) }
         }
@@ -87,12 +89,16 @@ extension Tensor {
         }
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func gatherRows(_ indices: [Int]) throws -> Tensor {
         try gatherRows(RowIndex(indices, rowCount: rank >= 1 ? shape[0] : 0))
     }
 
     /// index_add: row e of self is added into row index[e] of a zero tensor with index.rowCount
     /// rows. self [E, ...] → [rowCount, ...]. The same as segmentSum.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func scatterAdd(_ index: RowIndex) throws -> Tensor {
         try checkEdges(index, op: "scatterAdd")
         let w = rowWidth
@@ -102,10 +108,12 @@ extension Tensor {
         }
         return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "scatterAdd", inputs: [self]) { [unowned self] g in
             guard self.requiresGrad else { return }
-            self.withGrad { gatherRowsKernel(g.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: true) }
+            self.withGradForOverwrite { gatherRowsKernel(g.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: $1) }
         }
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func checkEdges(_ index: RowIndex, op: String) throws {
         guard rank >= 1, shape[0] == index.count else {
             throw TensorError(op, "tensor \(shape) should have one row per edge (\(index.count) edges)")
@@ -113,12 +121,16 @@ extension Tensor {
     }
 
     /// Σ over the edges of each destination row: [E, ...] → [rowCount, ...].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func segmentSum(_ index: RowIndex) throws -> Tensor {
         try checkEdges(index, op: "segmentSum")
         return try scatterAdd(index)
     }
 
     /// Mean over the edges of each destination row (0 for rows without edges).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func segmentMean(_ index: RowIndex) throws -> Tensor {
         try checkEdges(index, op: "segmentMean")
         let w = rowWidth
@@ -143,6 +155,8 @@ extension Tensor {
 
     /// Maximum over the edges of each destination row, per feature (0 for rows without edges).
     /// The gradient flows to the first edge attaining the maximum.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func segmentMax(_ index: RowIndex) throws -> Tensor {
         try checkEdges(index, op: "segmentMax")
         let w = rowWidth
@@ -176,10 +190,12 @@ extension Tensor {
 
     /// Softmax over the edges of each destination row, per feature: [E, ...] → [E, ...] (the
     /// attention weights of a graph transformer). Max-subtracted for stability.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func segmentSoftmax(_ index: RowIndex) throws -> Tensor {
         try checkEdges(index, op: "segmentSoftmax")
         let w = rowWidth
-        var out = [T](repeating: 0, count: count)
+        var out: [T] = uninitializedArray(count: count)
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { y in
                 let yp = SharedPointer(y.baseAddress!), xp = x.baseAddress!

@@ -5,6 +5,8 @@ import Linalg
 
 extension Tensor {
     /// op(self)·op(other) for 2-D tensors; `transposeA/B` use the transpose without copying.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func matmul(_ other: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
         guard rank == 2, other.rank == 2 else {
             throw TensorError("matmul", "needs 2-D operands, got \(shape) and \(other.shape) (use bmm for batches, linear for [..., in] inputs)")
@@ -19,6 +21,8 @@ extension Tensor {
     }
 
     /// Batched product [B, m, k]·[B, k, n] → [B, m, n] (with optional transposes of the last two axes).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func bmm(_ other: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
         guard rank == 3, other.rank == 3 else {
             throw TensorError("bmm", "needs 3-D operands [batch, rows, cols], got \(shape) and \(other.shape)")
@@ -35,9 +39,11 @@ extension Tensor {
                            outShape: [shape[0], m, n], op: "bmm")
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     private func bmmCore(_ other: Tensor, batch: Int, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
                          outShape: [Int], op: String) throws -> Tensor {
-        var out = [T](repeating: 0, count: batch * m * n)
+        var out: [T] = uninitializedArray(count: batch * m * n)
         data.withUnsafeBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { c in
@@ -51,26 +57,26 @@ extension Tensor {
             // C = op(A)·op(B):  d op(A) = dC·op(B)ᵀ,  d op(B) = op(A)ᵀ·dC.
             if self.requiresGrad {
                 other.data.withUnsafeBufferPointer { b in
-                    self.withGrad { ga in
+                    self.withGradForOverwrite { ga, acc in
                         if !transposeA {   // dA[m,k] += dC[m,n]·op(B)ᵀ
                             BLAS.gemmBatched(batch: batch, transA: false, transB: !transposeB, m: m, n: k, k: n,
-                                             a: gp, b: b.baseAddress!, beta: 1, c: ga.baseAddress!)
+                                             a: gp, b: b.baseAddress!, beta: acc ? 1 : 0, c: ga.baseAddress!)
                         } else {           // dA[k,m] += op(B)·dCᵀ
                             BLAS.gemmBatched(batch: batch, transA: transposeB, transB: true, m: k, n: m, k: n,
-                                             a: b.baseAddress!, b: gp, beta: 1, c: ga.baseAddress!)
+                                             a: b.baseAddress!, b: gp, beta: acc ? 1 : 0, c: ga.baseAddress!)
                         }
                     }
                 }
             }
             if other.requiresGrad {
                 self.data.withUnsafeBufferPointer { a in
-                    other.withGrad { gb in
+                    other.withGradForOverwrite { gb, acc in
                         if !transposeB {   // dB[k,n] += op(A)ᵀ·dC
                             BLAS.gemmBatched(batch: batch, transA: !transposeA, transB: false, m: k, n: n, k: m,
-                                             a: a.baseAddress!, b: gp, beta: 1, c: gb.baseAddress!)
+                                             a: a.baseAddress!, b: gp, beta: acc ? 1 : 0, c: gb.baseAddress!)
                         } else {           // dB[n,k] += dCᵀ·op(A)
                             BLAS.gemmBatched(batch: batch, transA: true, transB: transposeA, m: n, n: k, k: m,
-                                             a: gp, b: a.baseAddress!, beta: 1, c: gb.baseAddress!)
+                                             a: gp, b: a.baseAddress!, beta: acc ? 1 : 0, c: gb.baseAddress!)
                         }
                     }
                 }
@@ -80,6 +86,8 @@ extension Tensor {
 
     /// The affine map x·W + b over the last axis: x [..., in], W [in, out], b [out] → [..., out].
     /// One BLAS call forward (bias preloaded into C), two backward plus a column sum for b.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func linear(weight: Tensor, bias: Tensor?) throws -> Tensor {
         guard rank >= 1, weight.rank == 2, shape[rank - 1] == weight.shape[0] else {
             throw TensorError("linear", "input \(shape) does not match weight \(weight.shape) (want [..., in] and [in, out])")
@@ -89,7 +97,7 @@ extension Tensor {
             throw TensorError("linear", "bias shape \(bias.shape) should be [\(outF)] for weight \(weight.shape)")
         }
         let rows = count / max(inF, 1)
-        var out = [T](repeating: 0, count: rows * outF)
+        var out: [T] = uninitializedArray(count: rows * outF)
         out.withUnsafeMutableBufferPointer { c in
             if let bias {
                 bias.data.withUnsafeBufferPointer { bp in
@@ -101,7 +109,7 @@ extension Tensor {
             }
             data.withUnsafeBufferPointer { x in
                 weight.data.withUnsafeBufferPointer { w in
-                    BLAS.gemm(m: rows, n: outF, k: inF, a: x.baseAddress!, b: w.baseAddress!,
+                    Parallel.gemm(m: rows, n: outF, k: inF, a: x.baseAddress!, b: w.baseAddress!,
                               beta: bias == nil ? 0 : 1, c: c.baseAddress!)
                 }
             }
@@ -112,15 +120,15 @@ extension Tensor {
             let gp = g.baseAddress!
             if self.requiresGrad {     // dX[rows,in] += dY[rows,out]·Wᵀ
                 weight.data.withUnsafeBufferPointer { w in
-                    self.withGrad { gx in
-                        BLAS.gemm(transB: true, m: rows, n: inF, k: outF, a: gp, b: w.baseAddress!, beta: 1, c: gx.baseAddress!)
+                    self.withGradForOverwrite { gx, acc in
+                        Parallel.gemm(transB: true, m: rows, n: inF, k: outF, a: gp, b: w.baseAddress!, beta: acc ? 1 : 0, c: gx.baseAddress!)
                     }
                 }
             }
             if weight.requiresGrad {   // dW[in,out] += Xᵀ·dY
                 self.data.withUnsafeBufferPointer { x in
-                    weight.withGrad { gw in
-                        BLAS.gemm(transA: true, m: inF, n: outF, k: rows, a: x.baseAddress!, b: gp, beta: 1, c: gw.baseAddress!)
+                    weight.withGradForOverwrite { gw, acc in
+                        Parallel.gemm(transA: true, m: inF, n: outF, k: rows, a: x.baseAddress!, b: gp, beta: acc ? 1 : 0, c: gw.baseAddress!)
                     }
                 }
             }

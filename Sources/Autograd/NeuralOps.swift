@@ -3,14 +3,16 @@
 
 extension Tensor {
     /// Normalises over the last axis, then scales by `gamma` and shifts by `beta` (both [D]).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func layerNorm(gamma: Tensor?, beta: Tensor?, epsilon: T = 1e-5) throws -> Tensor {
         guard rank >= 1 else { throw TensorError("layerNorm", "needs rank ≥ 1") }
         let d = shape[rank - 1], rows = count / max(d, 1)
         for (p, label) in [(gamma, "gamma"), (beta, "beta")] {
             if let p, p.shape != [d] { throw TensorError("layerNorm", "\(label) shape \(p.shape) should be [\(d)] for input \(shape)") }
         }
-        var out = [T](repeating: 0, count: count)
-        var xhat = [T](repeating: 0, count: count)
+        var out: [T] = uninitializedArray(count: count)
+        var xhat: [T] = uninitializedArray(count: count)
         var rstd = [T](repeating: 0, count: rows)
         let ones = [T](repeating: 1, count: d), zeros = [T](repeating: 0, count: d)
         let g = gamma?.data ?? ones, b = beta?.data ?? zeros
@@ -76,11 +78,13 @@ extension Tensor {
     /// Element i is kept iff unit24(seed, i) ≥ p, so the mask depends only on (seed, position) —
     /// never on threads. Derive `seed` from (run seed, step, layer) to resume runs exactly.
     /// Identity when `training` is false or p == 0.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func dropout(probability p: Double, seed: UInt64, training: Bool = true) throws -> Tensor {
         guard p >= 0 && p < 1 else { throw TensorError("dropout", "probability \(p) outside [0, 1)") }
         if !training || p == 0 { return self }
         let scale = T(1 / (1 - p)), threshold = Float(p)
-        var mask = [T](repeating: 0, count: count)
+        var mask: [T] = uninitializedArray(count: count)
         mask.withUnsafeMutableBufferPointer { mb in
             let mp = SharedPointer(mb.baseAddress!)
             Parallel.forRanges(mb.count, grain: 1 << 14) { r in
@@ -100,6 +104,8 @@ extension Tensor {
 public enum RadialBasis {
     /// exp(−(r − μ_k)² / (2 w²)) with K centres μ_k evenly spaced on [start, stop] and width w
     /// (default: the spacing), as in SchNet / DeepH-E3's GaussianBasis.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func gaussian<T: Scalar>(_ r: Tensor<T>, count k: Int, start: Double = 0, stop: Double, width: Double? = nil) throws -> Tensor<T> {
         guard r.rank == 1 else { throw TensorError("gaussianBasis", "distances should be 1-D [E], got \(r.shape)") }
         guard k >= 1, stop > start else { throw TensorError("gaussianBasis", "need count ≥ 1 and stop > start (count \(k), [\(start), \(stop)])") }
@@ -119,6 +125,8 @@ public enum RadialBasis {
     }
 
     /// sqrt(2/c)·sin(nπr/c)/r for n = 1…K (DimeNet's spherical Bessel j₀ basis). r must be > 0.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func bessel<T: Scalar>(_ r: Tensor<T>, count k: Int, cutoff c: Double) throws -> Tensor<T> {
         guard r.rank == 1 else { throw TensorError("besselBasis", "distances should be 1-D [E], got \(r.shape)") }
         guard k >= 1, c > 0 else { throw TensorError("besselBasis", "need count ≥ 1 and cutoff > 0 (count \(k), cutoff \(c))") }
@@ -143,6 +151,8 @@ public enum RadialBasis {
 
     /// Smooth cutoff u(r/c) = 1 − (p+1)(p+2)/2·dᵖ + p(p+2)·dᵖ⁺¹ − p(p+1)/2·dᵖ⁺², 0 beyond c
     /// (DimeNet's polynomial envelope): u(0)=1 and u, u′, u″ vanish at the cutoff. r [E] → [E].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func cutoffEnvelope<T: Scalar>(_ r: Tensor<T>, cutoff c: Double, exponent p: Int = 6) throws -> Tensor<T> {
         guard r.rank == 1 else { throw TensorError("cutoffEnvelope", "distances should be 1-D [E], got \(r.shape)") }
         guard c > 0, p >= 1 else { throw TensorError("cutoffEnvelope", "need cutoff > 0 and exponent ≥ 1 (cutoff \(c), exponent \(p))") }

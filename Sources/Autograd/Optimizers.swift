@@ -31,6 +31,8 @@ public final class Adam<T: Scalar> {
     /// One update of every trainable parameter that has a gradient:
     ///   g ← g + λp (Adam) | p ← p(1 − ηλ) (AdamW);  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
     ///   p ← p − η/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ params: ParameterSet<T>) {
         for p in params.trainable {
             guard let grad = p.grad else { continue }
@@ -165,6 +167,8 @@ public final class ExponentialMovingAverage<T: Scalar> {
         for p in params.tensors { shadow[p.name] = p.data }
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func update(_ params: ParameterSet<T>) {
         let d = T(decay), e = 1 - T(decay)
         for p in params.trainable {
@@ -179,6 +183,8 @@ public final class ExponentialMovingAverage<T: Scalar> {
     public func average(_ name: String) -> [T]? { shadow[name] }
 
     /// Writes the averaged weights into `params` (same names and shapes).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func copy(to params: ParameterSet<T>) throws {
         for p in params.tensors {
             guard let s = shadow[p.name], s.count == p.count else {

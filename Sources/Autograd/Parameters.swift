@@ -23,6 +23,8 @@ public final class ParameterSet<T: Scalar> {
     public init(seed: UInt64) { self.seed = seed }
 
     /// Creates and registers a parameter; names must be unique.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     @discardableResult
     public func create(_ name: String, shape: [Int], initializer: Initializer) throws -> Tensor<T> {
         guard !name.isEmpty, byName[name] == nil else {
@@ -57,13 +59,19 @@ public final class ParameterSet<T: Scalar> {
     public var scalarCount: Int { tensors.reduce(0) { $0 + $1.count } }
 
     /// Frozen parameters get no gradient and are skipped by optimisers (stage 2 freezes stage 1).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func freeze(prefix: String = "") { for t in tensors where t.name.hasPrefix(prefix) { t.requiresGrad = false; t.grad = nil } }
     public func unfreeze(prefix: String = "") { for t in tensors where t.name.hasPrefix(prefix) { t.requiresGrad = true } }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func zeroGrad() { for t in tensors { t.grad = nil } }
 
     /// All trainable gradients concatenated in creation order (zeros where none was computed):
     /// the buffer to all-reduce across ranks.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func flattenGradients() -> [T] {
         var flat: [T] = []
         flat.reserveCapacity(trainable.reduce(0) { $0 + $1.count })
@@ -72,6 +80,8 @@ public final class ParameterSet<T: Scalar> {
     }
 
     /// Inverse of flattenGradients (e.g. after the all-reduce).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func loadGradients(_ flat: [T]) throws {
         let params = trainable
         let total = params.reduce(0) { $0 + $1.count }
@@ -84,6 +94,8 @@ public final class ParameterSet<T: Scalar> {
 
     /// Copies values from another set with the same names and shapes (e.g. EMA weights or a
     /// checkpoint of a sibling model).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func copyValues(from other: ParameterSet<T>) throws {
         for name in names {
             guard let src = other[name], src.shape == byName[name]!.shape else {
@@ -110,6 +122,8 @@ public struct Linear<T: Scalar> {
         }
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) throws -> Tensor<T> { try x.linear(weight: weight, bias: bias) }
 }
 
@@ -121,12 +135,16 @@ public struct LayerNorm<T: Scalar> {
         beta = try params.create(name + ".beta", shape: [features], initializer: .zeros)
         self.epsilon = epsilon
     }
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) throws -> Tensor<T> { try x.layerNorm(gamma: gamma, beta: beta, epsilon: epsilon) }
 }
 
 public enum Activation: String, Sendable { case silu, tanh, sigmoid, softplus, relu, identity }
 
 extension Tensor {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func activated(_ a: Activation) -> Tensor {
         switch a {
         case .silu: return silu()
@@ -153,6 +171,8 @@ public struct MLP<T: Scalar> {
         self.activation = activation
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) throws -> Tensor<T> {
         var h = x
         for (i, layer) in layers.enumerated() {

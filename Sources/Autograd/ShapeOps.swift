@@ -2,6 +2,8 @@
 
 extension Tensor {
     /// Same values, new shape (one dimension may be -1 and is inferred).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         var dims = newShape
         let unknown = dims.indices.filter { dims[$0] == -1 }
@@ -20,11 +22,13 @@ extension Tensor {
         }
         return Tensor.result(data, shape: dims, op: "reshape", inputs: [self]) { [unowned self] g in
             guard self.requiresGrad else { return }
-            self.withGrad { gx in for i in 0..<gx.count { gx[i] += g[i] } }
+            if self.grad == nil { self.grad = Array(g) } else { self.withGrad { gx in for i in 0..<gx.count { gx[i] += g[i] } } }
         }
     }
 
     /// Axes reordered: result axis i is input axis `axes[i]`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func permuted(_ axes: [Int]) throws -> Tensor {
         guard axes.count == rank, Set(axes) == Set(0..<rank) else {
             throw TensorError("permute", "\(axes) is not a permutation of the \(rank) axes of \(shape)")
@@ -32,7 +36,7 @@ extension Tensor {
         let outShape = axes.map { shape[$0] }
         let inStrides = contiguousStrides(shape)
         let gatherStrides = axes.map { inStrides[$0] }   // input offset step per output axis
-        var out = [T](repeating: 0, count: count)
+        var out: [T] = uninitializedArray(count: count)
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { y in
                 let xp = x.baseAddress!, yp = y.baseAddress!
@@ -50,6 +54,8 @@ extension Tensor {
     }
 
     /// Swaps the last two axes (matrix transpose, batched for rank > 2).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func transposed() throws -> Tensor {
         guard rank >= 2 else { throw TensorError("transpose", "needs rank ≥ 2, got shape \(shape)") }
         var axes = Array(0..<rank)
@@ -58,6 +64,8 @@ extension Tensor {
     }
 
     /// Joins tensors along `axis`; all other dimensions must agree.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func concat(_ parts: [Tensor], axis: Int) throws -> Tensor {
         guard let first = parts.first else { throw TensorError("concat", "no tensors to join") }
         let ax = try normalizeAxis(axis, rank: first.rank, op: "concat")
@@ -70,7 +78,7 @@ extension Tensor {
         let total = widths.reduce(0, +)
         var outShape = first.shape
         outShape[ax] = parts.map { $0.shape[ax] }.reduce(0, +)
-        var out = [T](repeating: 0, count: outer * total)
+        var out: [T] = uninitializedArray(count: outer * total)
         out.withUnsafeMutableBufferPointer { y in
             var offset = 0
             for (p, w) in zip(parts, widths) {
@@ -84,10 +92,10 @@ extension Tensor {
             var offset = 0
             for (p, w) in zip(parts, widths) {
                 if p.requiresGrad {
-                    p.withGrad { gx in
+                    p.withGradForOverwrite { gx, accumulate in
                         for o in 0..<outer {
                             let src = g.baseAddress! + o * total + offset, dst = gx.baseAddress! + o * w
-                            for j in 0..<w { dst[j] += src[j] }
+                            if accumulate { for j in 0..<w { dst[j] += src[j] } } else { dst.update(from: src, count: w) }
                         }
                     }
                 }
@@ -97,6 +105,8 @@ extension Tensor {
     }
 
     /// The sub-tensor with indices `range` along `axis`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func slice(axis: Int, _ range: Range<Int>) throws -> Tensor {
         let ax = try normalizeAxis(axis, rank: rank, op: "slice")
         guard range.lowerBound >= 0, range.upperBound <= shape[ax] else {
@@ -106,7 +116,7 @@ extension Tensor {
         let rowIn = shape[ax] * inner, w = range.count * inner, start = range.lowerBound * inner
         var outShape = shape
         outShape[ax] = range.count
-        var out = [T](repeating: 0, count: outer * w)
+        var out: [T] = uninitializedArray(count: outer * w)
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { y in
                 for o in 0..<outer { (y.baseAddress! + o * w).update(from: x.baseAddress! + o * rowIn + start, count: w) }
@@ -124,6 +134,8 @@ extension Tensor {
     }
 
     /// Sum over `axes` (all axes when nil). Reduced axes are kept as size 1 when `keepDims`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func sum(axes: [Int]? = nil, keepDims: Bool = false) throws -> Tensor {
         let axesSet = Set(try (axes ?? Array(0..<rank)).map { try normalizeAxis($0, rank: rank, op: "sum") })
         let keptShape = shape.enumerated().map { axesSet.contains($0.offset) ? 1 : $0.element }
@@ -139,14 +151,20 @@ extension Tensor {
         return Tensor.result(out, shape: outShape, op: "sum", inputs: [self]) { [unowned self] g in
             guard self.requiresGrad else { return }
             let gp = g.baseAddress!
-            self.withGrad { gx in
+            self.withGradForOverwrite { gx, accumulate in
                 let gxp = gx.baseAddress!
-                broadcastWalk(fullShape, strides, strides) { i, j, _ in gxp[i] += gp[j] }
+                if accumulate {
+                    broadcastWalk(fullShape, strides, strides) { i, j, _ in gxp[i] += gp[j] }
+                } else {
+                    broadcastWalk(fullShape, strides, strides) { i, j, _ in gxp[i] = gp[j] }
+                }
             }
         }
     }
 
     /// Mean over `axes` (all axes when nil).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func mean(axes: [Int]? = nil, keepDims: Bool = false) throws -> Tensor {
         let s = try sum(axes: axes, keepDims: keepDims)
         let n = max(1, count / max(s.count, 1))

@@ -28,6 +28,8 @@ public final class Tensor<T: Scalar> {
     /// Keep `grad` of a non-leaf after backward (for inspection and gradient checks).
     public var retainsGrad = false
     var node: Node<T>?
+    /// Set on results whose graph a backward pass has already consumed.
+    var graphReleased = false
 
     /// A tensor from values; throws if their count does not match the shape.
     public init(_ data: [T], shape: [Int], requiresGrad: Bool = false, name: String = "") throws {
@@ -62,6 +64,8 @@ public final class Tensor<T: Scalar> {
     }
 
     /// Values drawn from N(0, std²) with the engine's seeded generator (see RNG.swift).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func randomNormal(_ shape: [Int], std: Double = 1, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
         var rng = SplitMix64(seed: seed)
         let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
@@ -70,6 +74,8 @@ public final class Tensor<T: Scalar> {
     }
 
     /// Values drawn uniformly from [low, high) with the engine's seeded generator.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func randomUniform(_ shape: [Int], low: Double = 0, high: Double = 1, seed: UInt64, requiresGrad: Bool = false) -> Tensor {
         var rng = SplitMix64(seed: seed)
         let t = Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
@@ -88,21 +94,44 @@ public final class Tensor<T: Scalar> {
     public var isLeaf: Bool { node == nil }
 
     /// A new leaf with the same values, cut from the graph.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func detached() -> Tensor { Tensor(unchecked: data, shape: shape, name: name) }
 
     public func zeroGrad() { grad = nil }
 
+    /// Throws if any value is NaN or infinite, naming `label` and the first bad position — call it
+    /// on losses and inputs so a diverging run stops with a clear message.
+    public func checkFinite(_ label: String) throws {
+        if let i = data.firstIndex(where: { !$0.isFinite }) {
+            throw TensorError("checkFinite", "\(label) has value \(data[i]) at flat index \(i) (shape \(shape))")
+        }
+    }
+
     /// Runs `body` on the gradient buffer, allocating it as zeros first if needed.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func withGrad(_ body: (UnsafeMutableBufferPointer<T>) -> Void) {
         if grad == nil { grad = [T](repeating: 0, count: data.count) }
         grad!.withUnsafeMutableBufferPointer { body($0) }
+    }
+
+    /// Like withGrad, but when no gradient exists yet the buffer is left uninitialised and `body`
+    /// is told to overwrite it (accumulate == false): saves zero-filling before BLAS with beta 0.
+    @inline(__always)
+    func withGradForOverwrite(_ body: (UnsafeMutableBufferPointer<T>, _ accumulate: Bool) -> Void) {
+        let accumulate = grad != nil
+        if !accumulate { grad = uninitializedArray(count: data.count) }
+        grad!.withUnsafeMutableBufferPointer { body($0, accumulate) }
     }
 
     /// Reverse-mode sweep from this tensor. With no `seed` the tensor must hold one value and its
     /// gradient starts at 1. Gradients accumulate into leaves that require them (call zeroGrad
     /// between steps). The graph is released afterwards: intermediate results drop their nodes and,
     /// unless `retainsGrad`, their gradients.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func backward(seed: [T]? = nil) throws {
         if let seed {
             guard seed.count == count else {
@@ -114,6 +143,9 @@ public final class Tensor<T: Scalar> {
         guard requiresGrad else {
             throw TensorError("backward", "tensor does not require grad (no parameter requires it, or it was computed in no-grad mode)")
         }
+        guard !graphReleased else {
+            throw TensorError("backward", "the graph behind this tensor was released by an earlier backward; recompute the forward pass")
+        }
         let order = topologicalOrder()
         withGrad { g in
             if let seed { for i in 0..<g.count { g[i] += seed[i] } } else { g[0] += 1 }
@@ -124,12 +156,15 @@ public final class Tensor<T: Scalar> {
                 g.withUnsafeBufferPointer { node.backward($0) }
             }
             t.node = nil
+            t.graphReleased = true
             if !t.retainsGrad { t.grad = nil }
         }
     }
 
     /// Graph nodes reachable from self that require grad, inputs before outputs (iterative DFS so
     /// deep graphs do not exhaust the stack).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     func topologicalOrder() -> [Tensor] {
         var order: [Tensor] = []
         var visited = Set<ObjectIdentifier>()
@@ -150,7 +185,27 @@ public final class Tensor<T: Scalar> {
         return order
     }
 
+    /// Public entry for operations defined outside this module (e.g. SO(3) tensor products):
+    /// wraps `values` as the result of op `op` on `inputs`. When recorded, `backward` receives the
+    /// output gradient and must add each input's contribution with `accumulateGradient`.
+    public static func recorded(_ values: [T], shape: [Int], op: String, inputs: [Tensor],
+                                backward: @escaping (UnsafeBufferPointer<T>) -> Void) throws -> Tensor {
+        guard shape.allSatisfy({ $0 >= 0 }), values.count == shape.reduce(1, *) else {
+            throw TensorError(op, "\(values.count) values do not fill result shape \(shape)")
+        }
+        return result(values, shape: shape, op: op, inputs: inputs, backward: backward)
+    }
+
+    /// Adds into this tensor's gradient (allocated as zeros on first use); a no-op for tensors that
+    /// do not require a gradient, so custom backward closures can call it unconditionally.
+    public func accumulateGradient(_ body: (UnsafeMutableBufferPointer<T>) -> Void) {
+        guard requiresGrad else { return }
+        withGrad(body)
+    }
+
     /// Wraps an op result: records the node when grad mode is on and an input requires grad.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     static func result(_ data: [T], shape: [Int], op: String, inputs: [Tensor],
                        backward: @escaping (UnsafeBufferPointer<T>) -> Void) -> Tensor {
         let out = Tensor(unchecked: data, shape: shape)
@@ -168,6 +223,32 @@ extension Tensor: CustomStringConvertible {
         return "Tensor<\(T.typeName)>\(shape)[\(shown)\(count > 8 ? ", …" : "")]\(name.isEmpty ? "" : " \(name)")"
     }
 }
+
+/// An array whose values the caller overwrites entirely (skips zero-filling large outputs).
+@inline(__always)
+func uninitializedArray<T: Scalar>(count: Int) -> [T] {
+    _ = Allocator.configured
+    return [T](unsafeUninitializedCapacity: count) { _, n in n = count }
+}
+
+/// Large tensors are allocated and freed every step. glibc serves blocks above its mmap threshold
+/// (at most 32 MiB by default) with fresh mmaps, so each step would page-fault and zero them again;
+/// raising the threshold keeps them in the heap for reuse. Process-wide, set once on first use.
+enum Allocator {
+    static let configured: Bool = {
+        #if os(Linux)
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
+        #endif
+        return true
+    }()
+}
+
+#if os(Linux)
+// <malloc.h> is not part of the Glibc module map; mallopt has a plain C signature.
+@_silgen_name("mallopt")
+func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
 
 /// Row-major strides of a shape.
 @inline(__always)

@@ -116,8 +116,7 @@ public struct BandStructure: Sendable {
 
     /// band.h5 with DeepH-dock's keys (`band_data` [bands × k] in eV with E_F = 0, …) plus
     /// HarmoSE's: `fermi_energy_source`, `overlap_drop_threshold`, `overlap_dropped_directions`,
-    /// `homo_eV`/`lumo_eV` (absolute, insulators only). `hsk_symbol_list` is one string, a line
-    /// "START END" per segment (HDF5Kit writes no string arrays).
+    /// `homo_eV`/`lumo_eV` (absolute, insulators only).
     public func writeHDF5(to url: URL) throws {
         let f = try HDF5File(creatingAt: url.path)
         let nk = kpoints.count, nb = bandCount, np = path.segments.count
@@ -131,7 +130,7 @@ public struct BandStructure: Sendable {
         try f.write("k_path_density_list", int64s: path.segments.map { Int64($0.count) }, shape: [np])
         try f.write("hsk_vector_list", doubles: path.segments.flatMap { [$0.start.x, $0.start.y, $0.start.z, $0.end.x, $0.end.y, $0.end.z] },
                     shape: [np, 2, 3])
-        try f.write("hsk_symbol_list", string: path.segments.map { "\($0.startLabel) \($0.endLabel)" }.joined(separator: "\n"))
+        try f.write("hsk_symbol_list", strings: path.segments.flatMap { [$0.startLabel, $0.endLabel] }, shape: [np, 2])
         try f.write("kpoints_quantity", int64s: [Int64(nk)], shape: [])
         try f.write("kpoints_frac_list", doubles: kpoints.flatMap { [$0.x, $0.y, $0.z] }, shape: [nk, 3])
         try f.write("kpoints_distance_list", doubles: distances, shape: [nk])

@@ -10,8 +10,12 @@ import Structures
 public struct BandsStage: StageKind {
     public let name = "bands"
     public let summary = "Band structures (band.h5, bands.csv, bands.svg) and gaps of every ingested structure from its H(R), S(R)."
+    /// Bump whenever the Bands module's numbers or files change for the same input (the runner
+    /// cannot see code changes): every bands artifact is then rebuilt.
     /// 1: bands/<name>/{band.h5, bands.csv, bands.svg}, summary.tsv.
-    public let artifactVersion = 1
+    /// 2: standard k-paths tolerate strained cells, pick the nearest K, have ≥ 150 points.
+    /// 3: band.h5 stores hsk_symbol_list as DeepH-dock's [segments, 2] string array.
+    public let artifactVersion = 3
     public let parameters: [ParameterSpec] = [
         ParameterSpec("points_per_inverse_angstrom", .number, default: 60.0, minimum: 1, maximum: 10000,
                       help: "k-point density of standard paths (points per 1/Å of path)"),

@@ -40,3 +40,5 @@ void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int 
 // OpenBLAS threading control: engines that parallelise above BLAS set it to 1.
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+// Name of the kernel family OpenBLAS selected at load time (e.g. "Haswell", "Prescott").
+char *openblas_get_corename(void);

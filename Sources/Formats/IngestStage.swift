@@ -1,7 +1,7 @@
 // The `ingest` pipeline stage: reads a dataset (a structure folder, a folder of structure folders,
 // or an archive of either, in DeepH-dock or DeepH legacy layout), validates every record, and
-// writes it in HarmoSE's internal store layout — DeepH-dock folders under structures/<name>/ —
-// with a per-structure index. Downstream stages (graph, bands, training) read that store.
+// writes it in HarmoSE's internal store layout — DeepH-dock folders under structures/<name>/,
+// with the structure's K_PATH when it has one (folder datasets) — and a per-structure index. Downstream stages (graph, bands, training) read that store.
 // Per-structure: with a partition, each rank ingests only the structures it owns.
 import Foundation
 import Pipeline
@@ -10,7 +10,7 @@ import Structures
 public struct IngestStage: StageKind {
     public let name = "ingest"
     public let summary = "Validate a DFT dataset (DeepH-dock or legacy folders, or an archive) and store it as DeepH-dock folders."
-    /// 1: structures/<name>/ DeepH-dock folders + index.tsv.
+    /// 1: structures/<name>/ DeepH-dock folders (+ K_PATH) + index.tsv.
     public let artifactVersion = 1
     public let parameters: [ParameterSpec] = [
         ParameterSpec("hermiticity_tolerance", .number, default: .double(RecordValidation.defaultHermiticityTolerance), minimum: 0,
@@ -30,6 +30,7 @@ public struct IngestStage: StageKind {
 
     public static let structuresFolder = "structures"
     public static let indexFile = "index.tsv"
+    public static let kpathFile = "K_PATH"
 
     public func run(_ context: StageContext) throws -> [String: Pipeline.JSONValue] {
         let datasetURL = context.input("dataset")
@@ -52,7 +53,7 @@ public struct IngestStage: StageKind {
         var done = 0
         context.log("ingesting \(owned.count) of \(names.count) structures from \(datasetURL.path)")
 
-        func ingest(_ record: DFTRecord) throws {
+        func ingest(_ record: DFTRecord, folder: URL? = nil) throws {
             let file = source.kind == .archive ? "\(datasetURL.path):\(record.name)" : datasetURL.appendingPathComponent(record.name).path
             if requireHamiltonian, record.hamiltonian == nil {
                 throw FormatError(file: file, field: "hamiltonian", message: "no Hamiltonian (set params.require_hamiltonian to false to ingest structures only)")
@@ -66,7 +67,12 @@ public struct IngestStage: StageKind {
                 throw FormatError(file: file, field: first.field, message: "\(first.message) (params.strict is true)")
             }
             warnings += found.count
-            try FormatWriter.write(record, to: store.appendingPathComponent(record.name), format: .deephDock)
+            let destination = store.appendingPathComponent(record.name)
+            try FormatWriter.write(record, to: destination, format: .deephDock)
+            // A structure's own k-path travels with it (fractional k: unaffected by atom order).
+            if let kpath = folder?.appendingPathComponent(IngestStage.kpathFile), FileManager.default.fileExists(atPath: kpath.path) {
+                try FileManager.default.copyItem(at: kpath, to: destination.appendingPathComponent(IngestStage.kpathFile))
+            }
             let s = record.structure
             atoms += s.atomCount
             maxOrbitals = max(maxOrbitals, s.totalOrbitals)
@@ -88,12 +94,13 @@ public struct IngestStage: StageKind {
                 if mine.contains(record.name) { try ingest(record) }
             }
         case .structureFolder:
-            if !owned.isEmpty { try ingest(try FormatReader.readRecord(at: datasetURL)) }
+            if !owned.isEmpty { try ingest(try FormatReader.readRecord(at: datasetURL), folder: datasetURL) }
         case .folderOfStructures:
             for name in owned {
-                var record = try FormatReader.readRecord(at: datasetURL.appendingPathComponent(name))
+                let folder = datasetURL.appendingPathComponent(name)
+                var record = try FormatReader.readRecord(at: folder)
                 record.name = name
-                try ingest(record)
+                try ingest(record, folder: folder)
             }
         }
         let header = "name\tformula\tatoms\torbitals\tperiodic\th_blocks\tfermi_energy_eV\twarnings\n"

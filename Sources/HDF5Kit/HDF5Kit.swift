@@ -202,6 +202,69 @@ public final class HDF5File {
         }
     }
 
+    /// Writes an n-dimensional array of variable-length UTF-8 strings (row-major), as h5py
+    /// writes a numpy array of `str`.
+    public func write(_ name: String, strings: [String], shape: [Int]) throws {
+        guard shape.reduce(1, *) == strings.count else {
+            throw HDF5Error(file: path, object: name, message: "shape \(shape) does not hold \(strings.count) strings")
+        }
+        try withHDF5 {
+            let t = H5Tcopy(harmose_h5t_c_s1())
+            defer { H5Tclose(t) }
+            H5Tset_size(t, harmose_h5t_variable())
+            H5Tset_cset(t, H5T_CSET_UTF8)
+            var dims = shape.map { hsize_t($0) }
+            let s = H5Screate_simple(Int32(dims.count), &dims, nil)
+            defer { H5Sclose(s) }
+            let lcpl = try linkCreationProperties()
+            defer { H5Pclose(lcpl) }
+            let d = H5Dcreate2(id, name, t, s, lcpl, harmose_h5p_default(), harmose_h5p_default())
+            guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create dataset (exists?)") }
+            defer { H5Dclose(d) }
+            let cStrings = strings.map { strdup($0) }
+            defer { cStrings.forEach { free($0) } }
+            var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) }
+            guard strings.isEmpty || H5Dwrite(d, t, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &pointers) >= 0 else {
+                throw HDF5Error(file: path, object: name, message: "write failed")
+            }
+        }
+    }
+
+    /// Reads an array of strings (variable- or fixed-length) in row-major order with its shape.
+    public func readStrings(_ name: String) throws -> HDF5Array<String> {
+        try withDataset(name) { d in
+            let t = H5Dget_type(d)
+            defer { H5Tclose(t) }
+            guard H5Tget_class(t) == H5T_STRING else {
+                throw HDF5Error(file: path, object: name, message: "expected a string dataset")
+            }
+            let shape = try shapeOf(d, name)
+            let count = shape.reduce(1, *)
+            if H5Tis_variable_str(t) > 0 {
+                let mem = H5Tcopy(harmose_h5t_c_s1())
+                defer { H5Tclose(mem) }
+                H5Tset_size(mem, harmose_h5t_variable())
+                H5Tset_cset(mem, H5Tget_cset(t))
+                var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+                guard count == 0 || H5Dread(d, mem, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &pointers) >= 0 else {
+                    throw HDF5Error(file: path, object: name, message: "cannot read strings")
+                }
+                defer { pointers.forEach { free($0) } }
+                return HDF5Array(values: pointers.map { $0.map { String(cString: $0) } ?? "" }, shape: shape)
+            }
+            let size = H5Tget_size(t)
+            var buffer = [CChar](repeating: 0, count: size * count + 1)
+            guard count == 0 || H5Dread(d, t, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &buffer) >= 0 else {
+                throw HDF5Error(file: path, object: name, message: "cannot read strings")
+            }
+            let values = (0 ..< count).map { k -> String in
+                let bytes = buffer[(k * size) ..< ((k + 1) * size)].prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            return HDF5Array(values: values, shape: shape)
+        }
+    }
+
     /// Creates a group (and missing parents).
     public func createGroup(_ name: String) throws {
         try withHDF5 {

@@ -24,6 +24,11 @@ public struct HarmoSECommand: ParsableCommand {
             BenchBandsCommand.self,
             BenchSO3Command.self,
             EvalCommand.self,
+            TrainCommand.self,
+            PredictCommand.self,
+            BenchAutogradCommand.self,
+            RefineCommand.self,
+            BenchStage2Command.self,
         ]
     )
     public init() {}

@@ -157,6 +157,9 @@ public struct StatusCommand: ParsableCommand {
     @Flag(help: "Print machine-readable JSON instead of a table.")
     var json = false
 
+    @Flag(help: "Exit with status 1 unless every stage is up to date (for scripts and cron jobs).")
+    var check = false
+
     public init() {}
 
     public func run() throws {
@@ -167,6 +170,7 @@ public struct StatusCommand: ParsableCommand {
         let statuses: [StageStatus]
         do { statuses = try runner.status() } catch { throw fail(error) }
         print(json ? statusJSON(statuses, spec: spec, outputs: location.outputsURL).prettyString : statusTable(statuses), terminator: json ? "" : "\n")
+        if check, !statuses.allSatisfy({ $0.state == .upToDate }) { throw ExitCode(1) }
     }
 }
 

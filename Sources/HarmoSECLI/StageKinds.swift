@@ -7,6 +7,7 @@ import Foundation
 import Graphs
 import Evaluation
 import Pipeline
+import Training
 
 public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
@@ -14,6 +15,10 @@ public enum StageKinds {
         IngestStage(),
         GraphStage(),
         BandsStage(),
+        FeaturesStageKind(),
+        TrainStageKind(),
+        RefineStageKind(),
+        PredictStageKind(),
         EvaluateStageKind(),
     ]
 

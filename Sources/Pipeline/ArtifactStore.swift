@@ -224,7 +224,7 @@ public final class OutputsLock {
                 throw posixError("flock", path, code)
             }
         }
-        let info = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName) since \(isoTimestamp(Date()))\n"
+        let info = "pid \(getpid()) on \(hostName()) since \(isoTimestamp(Date()))\n"
         ftruncate(fd, 0)
         _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
         return OutputsLock(fd: fd, path: path)
@@ -245,4 +245,12 @@ func isoTimestamp(_ date: Date) -> String {
     let f = ISO8601DateFormatter()
     f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     return f.string(from: date)
+}
+
+/// The machine's name from gethostname(2). (Foundation's ProcessInfo.hostName may resolve the
+/// name through DNS, which costs tens of milliseconds on every no-op run.)
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+    return String(cString: buffer)
 }

@@ -2,6 +2,7 @@
 // when its (path, size, mtime, inode) is not in the cache, so checking an unchanged 1,000-structure
 // dataset costs one stat per file and never rereads it; touching a file without changing it costs
 // one rehash and changes no fingerprint.
+import Dispatch
 import Foundation
 import Structures
 #if canImport(Glibc)
@@ -18,13 +19,18 @@ struct FileStamp: Equatable {
     var inode: UInt64
 }
 
-enum FileKind { case file(FileStamp), directory, other, missing }
+enum FileKind {
+    case file(FileStamp)
+    /// (device, inode) identifies a folder reached through several symlinks.
+    case directory(device: UInt64, inode: UInt64)
+    case other, missing
+}
 
 func fileKind(atPath path: String) -> FileKind {
     var st = stat()
     guard stat(path, &st) == 0 else { return .missing }
     switch st.st_mode & S_IFMT {
-    case S_IFDIR: return .directory
+    case S_IFDIR: return .directory(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     case S_IFREG:
         #if os(Linux)
         let mtime = st.st_mtim
@@ -121,15 +127,18 @@ public final class ContentHasher: @unchecked Sendable {
         }
     }
 
+    /// The cached hash of a file whose stamp is unchanged.
+    private func cachedHash(atPath path: String, stamp: FileStamp) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let entry = cache[path], entry.stamp == stamp else { return nil }
+        cache[path]!.used = true
+        return entry.hash
+    }
+
     /// SHA-256 of one regular file's bytes, from the cache when its stamp is unchanged.
     func hashFile(atPath path: String, stamp: FileStamp) throws -> String {
-        lock.lock()
-        if let entry = cache[path], entry.stamp == stamp {
-            cache[path]!.used = true
-            lock.unlock()
-            return entry.hash
-        }
-        lock.unlock()
+        if let cached = cachedHash(atPath: path, stamp: stamp) { return cached }
         let hash = try SHA256.hashFile(atPath: path)
         // A file rewritten while we read it must not be cached under the new stamp with old bytes.
         guard case let .file(after) = fileKind(atPath: path), after == stamp else {
@@ -157,9 +166,12 @@ public final class ContentHasher: @unchecked Sendable {
         case let .file(stamp):
             let h = try hashFile(atPath: path, stamp: stamp)
             digest = InputDigest(hash: h, files: [.init(relativePath: "", size: stamp.size, hash: h)])
-        case .directory:
-            var files: [InputDigest.Entry] = []
-            try walk(path, relative: "", into: &files)
+        case let .directory(device, inode):
+            var found: [(relative: String, path: String, stamp: FileStamp)] = []
+            var visited: Set<[UInt64]> = [[device, inode]]
+            try walk(path, relative: "", into: &found, visited: &visited)
+            let hashes = try hashAll(found.map { ($0.path, $0.stamp) })
+            let files = zip(found, hashes).map { InputDigest.Entry(relativePath: $0.relative, size: $0.stamp.size, hash: $1) }
             var h = SHA256()
             for f in files {
                 h.update(f.relativePath)
@@ -177,16 +189,44 @@ public final class ContentHasher: @unchecked Sendable {
         return digest
     }
 
-    private func walk(_ dir: String, relative: String, into files: inout [InputDigest.Entry]) throws {
+    /// Hashes of many files: cache hits first (no thread hand-off on a no-op), then the misses
+    /// read in parallel, one file per worker (a cold dataset hashes at all cores' speed).
+    private func hashAll(_ files: [(path: String, stamp: FileStamp)]) throws -> [String] {
+        var hashes = files.map { cachedHash(atPath: $0.path, stamp: $0.stamp) ?? "" }
+        let misses = hashes.indices.filter { hashes[$0].isEmpty }
+        if misses.count <= 1 {
+            for k in misses { hashes[k] = try hashFile(atPath: files[k].path, stamp: files[k].stamp) }
+            return hashes
+        }
+        let errorLock = NSLock()
+        var firstError: Error?
+        hashes.withUnsafeMutableBufferPointer { out in
+            DispatchQueue.concurrentPerform(iterations: misses.count) { m in
+                let k = misses[m]
+                do { out[k] = try hashFile(atPath: files[k].path, stamp: files[k].stamp) } catch {
+                    errorLock.lock()
+                    if firstError == nil { firstError = error }
+                    errorLock.unlock()
+                }
+            }
+        }
+        if let firstError { throw firstError }
+        return hashes
+    }
+
+    private func walk(_ dir: String, relative: String, into files: inout [(relative: String, path: String, stamp: FileStamp)],
+                      visited: inout Set<[UInt64]>) throws
+    {
         for name in try directoryEntries(atPath: dir) {
             let path = dir + "/" + name
             let rel = relative.isEmpty ? name : relative + "/" + name
             switch fileKind(atPath: path) {
             case let .file(stamp):
-                files.append(.init(relativePath: rel, size: stamp.size, hash: try hashFile(atPath: path, stamp: stamp)))
-            case .directory:
-                if excluded.contains(path) { continue }
-                try walk(path, relative: rel, into: &files)
+                files.append((rel, path, stamp))
+            case let .directory(device, inode):
+                // Symlinked folders are followed once: a link loop must not recurse forever.
+                if excluded.contains(path) || !visited.insert([device, inode]).inserted { continue }
+                try walk(path, relative: rel, into: &files, visited: &visited)
             case .missing, .other:
                 continue  // dangling links, sockets: not data
             }

@@ -248,8 +248,9 @@ public final class PipelineRunner: @unchecked Sendable {
             }
         }
         let toRun = summary.plan.filter { if case .run = $0.action { return true }; return false }
-        guard !toRun.isEmpty else { return summary }
-        execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs), summary: &summary)
+        if !toRun.isEmpty {
+            execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs), summary: &summary)
+        }
 
         let parts = [("ran", summary.executed.count), ("relinked", summary.relinked.count),
                      ("up to date", summary.upToDate.count), ("failed", summary.failed.count),
@@ -392,7 +393,7 @@ public final class PipelineRunner: @unchecked Sendable {
             ("endTime", .string(isoTimestamp(end))),
             ("durationSeconds", .double((end.timeIntervalSince(start) * 1000).rounded() / 1000)),
             ("harmoseVersion", .string(toolVersion)),
-            ("host", .string(ProcessInfo.processInfo.hostName)),
+            ("host", .string(hostName())),
             ("pipeline", .string(spec.file.path)),
             ("partition", ["rank": .int(partition.rank), "size": .int(partition.size)]),
         ])

@@ -16,6 +16,7 @@ public enum OrbitalConvention: String, Sendable, CaseIterable {
     /// `internalIndex(l)[k]` is the internal index (m + l) of the orbital at position k of a
     /// shell in this convention: orbital_this[k] = sign[k] · orbital_internal[perm[k]].
     public func internalIndex(_ l: Int) -> [Int] {
+        guard l >= 0 else { return [] }
         switch self {
         case .dock: return Array(0 ... 2 * l)
         case .openMX:
@@ -33,7 +34,7 @@ public enum OrbitalConvention: String, Sendable, CaseIterable {
 
     /// Signs in `orbital_this[k] = sign[k] · orbital_internal[perm[k]]` (all +1 for the
     /// conventions supported so far; kept so a convention with sign flips needs no new API).
-    public func signs(_ l: Int) -> [Double] { [Double](repeating: 1, count: 2 * l + 1) }
+    public func signs(_ l: Int) -> [Double] { [Double](repeating: 1, count: max(0, 2 * l + 1)) }
 
     /// Orthogonal matrix P (row-major, n×n, n = orbital count) with v_this = P v_internal over
     /// all shells of an atom.
@@ -94,6 +95,9 @@ public struct ShellPairDecomposition: Sendable {
     private let tensors: [CGTensor]
 
     public init(_ l1: Int, _ l2: Int) throws {
+        for l in [l1, l2] where !(0 ... so3MaxL).contains(l) {
+            throw SO3Error.angularMomentumOutOfRange(l: l, max: so3MaxL, context: "orbital shell pair (\(l1), \(l2))")
+        }
         self.l1 = l1; self.l2 = l2
         let p = (l1 + l2) % 2 == 0 ? 1 : -1
         tensors = try (abs(l1 - l2) ... (l1 + l2)).map { try ClebschGordan.real(l1, l2, $0) }
@@ -180,6 +184,34 @@ public struct AtomPairDecomposition: Sendable {
         return out
     }
 
+    /// The orthogonal matrix Q (row-major, dim × dim) with block = features · Q (block row-major,
+    /// internal order) and features = block · Qᵀ: the constant a model multiplies its irreps
+    /// output by to get H blocks inside the autodiff graph.
+    public var compositionMatrix: [Double] {
+        var q = [Double](repeating: 0, count: dim * dim)
+        let ro = rows.shellOffsets, co = cols.shellOffsets, nc = cols.orbitalCount
+        q.withUnsafeMutableBufferPointer { qp in
+            var o = 0
+            for p in pairs {
+                let t = p.decomposition
+                let d2 = 2 * t.l2 + 1
+                // Column k of the composed block ← feature f: feed unit features one at a time.
+                var unit = [Double](repeating: 0, count: t.dim)
+                for f in 0 ..< t.dim {
+                    unit[f] = 1
+                    var local = [Double](repeating: 0, count: t.dim)
+                    unit.withUnsafeBufferPointer { u in local.withUnsafeMutableBufferPointer { t.compose(u.baseAddress!, into: $0.baseAddress!, rowStride: d2) } }
+                    for m1 in 0 ..< 2 * t.l1 + 1 { for m2 in 0 ..< d2 where local[m1 * d2 + m2] != 0 {
+                        qp[(o + f) * dim + (ro[p.a] + m1) * nc + co[p.b] + m2] = local[m1 * d2 + m2]
+                    } }
+                    unit[f] = 0
+                }
+                o += t.dim
+            }
+        }
+        return q
+    }
+
     /// The row-major block in `convention` order from irreps features.
     public func compose(_ features: [Double], convention: OrbitalConvention = .dock) throws -> [Double] {
         guard features.count == dim else {
@@ -204,6 +236,9 @@ public struct AtomPairDecomposition: Sendable {
 public enum OrbitalRotation {
     /// Block-diagonal D(R) over the shells of one atom (n×n row-major, internal order).
     public static func matrix(for shells: OrbitalShells, rotation: Rotation) throws -> [Double] {
+        for l in shells.ls where !(0 ... so3MaxL).contains(l) {
+            throw SO3Error.angularMomentumOutOfRange(l: l, max: so3MaxL, context: "orbital shells [\(shells)]")
+        }
         let ds = try WignerD.matrices(lmax: shells.ls.max() ?? 0, rotation: rotation)
         let n = shells.orbitalCount
         var out = [Double](repeating: 0, count: n * n)

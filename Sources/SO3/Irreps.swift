@@ -101,7 +101,7 @@ public struct Irreps: Hashable, Sendable, CustomStringConvertible, ExpressibleBy
 
     /// "1x0e+1x1o+1x2e+…" up to lmax, each with parity p^l (p = −1 for true spherical harmonics).
     public static func sphericalHarmonics(lmax: Int, p: Int = -1) -> Irreps {
-        Irreps((0 ... lmax).map { l in MulIrrep(1, Irrep(unchecked: l, (p == -1 && l % 2 == 1) ? -1 : 1)) })
+        Irreps((0 ..< max(lmax + 1, 0)).map { l in MulIrrep(1, Irrep(unchecked: l, (p == -1 && l % 2 == 1) ? -1 : 1)) })
     }
 
     public var description: String { entries.map(\.description).joined(separator: "+") }

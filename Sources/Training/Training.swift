@@ -1,1 +1,137 @@
-// Training: datasets of graphs and targets, batching, losses, the training loop, checkpoints, metrics, prediction.
+// Training: everything between DFT records and a trained stage-1 model, and back to predicted
+// Hamiltonian files. Owns the training configuration (`TrainConfig`, JSON), featurisation of
+// records into model graphs with targets (`Sample`, `Dataset`), seeded splits stored in
+// splits.json (`Splits`), losses with masks (`LossKind`), the training loop with Adam,
+// ReduceLROnPlateau, clipping, early stopping, checkpoints, exact resume and the learning curve
+// (`Trainer`), prediction to DeepH files (`Predictor`), and the pipeline stage kinds `features`,
+// `train` and `predict`.
+//
+// Outputs of a training run (all written atomically): config.json (the resolved configuration),
+// splits.json, learning_curve.jsonl (one JSON object per epoch), best.h5 and last.h5 (HDF5
+// checkpoints with parameters, Adam moments, scheduler state and the model config),
+// metrics.json (final validation/test errors). docs/model.md describes them.
+import Foundation
+import Models
+import Structures
+
+/// A bad training input, naming the file or configuration key at fault.
+public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public var file: String
+    public var field: String?
+    public var message: String
+    public init(file: String, field: String? = nil, message: String) { self.file = file; self.field = field; self.message = message }
+    public var description: String { field.map { "\(file): \($0): \(message)" } ?? "\(file): \(message)" }
+    public var errorDescription: String? { description }
+}
+
+/// Loss over orbital entries.
+public enum LossKind: String, Codable, Sendable, CaseIterable {
+    case mse, mae, huber
+}
+
+/// Everything `harmose train` reads from --config. Keys are snake_case; all are optional.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    public var model = ModelConfig.defaults
+    public var epochs = 200
+    /// Structures per mini-batch.
+    public var batchSize = 4
+    public var learningRate = 2e-3
+    public var loss = LossKind.mse
+    /// Huber transition in eV (only for loss = "huber").
+    public var huberDelta = 0.01
+    /// Weight each element pair's errors by 1/σ² of its blocks (σ from the training set).
+    public var normalize = false
+    /// Train / validation / test fractions of the structures (the rest after train and val is test).
+    public var split = [0.8, 0.1, 0.1]
+    /// Seed of the split and of each epoch's batch order (model.seed seeds the initialisation).
+    public var seed: UInt64 = 42
+    /// Gradient clipping by global norm (0 = off).
+    public var clipNorm = 10.0
+    public var plateauFactor = 0.5
+    public var plateauPatience = 10
+    public var minLearningRate = 1e-6
+    /// Stop when the validation loss has not improved for this many epochs (0 = never).
+    public var earlyStoppingPatience = 30
+    /// Stop after this many seconds of training (0 = no limit); checked between epochs.
+    public var maxSeconds = 0.0
+    /// Use at most this many structures from the data (0 = all), taken in name order.
+    public var maxStructures = 0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case model, epochs, batchSize = "batch_size", learningRate = "learning_rate", loss, huberDelta = "huber_delta"
+        case normalize, split, seed, clipNorm = "clip_norm", plateauFactor = "plateau_factor"
+        case plateauPatience = "plateau_patience", minLearningRate = "min_learning_rate"
+        case earlyStoppingPatience = "early_stopping_patience", maxSeconds = "max_seconds", maxStructures = "max_structures"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainConfig()
+        model = try c.decodeIfPresent(ModelConfig.self, forKey: .model) ?? d.model
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? d.learningRate
+        loss = try c.decodeIfPresent(LossKind.self, forKey: .loss) ?? d.loss
+        huberDelta = try c.decodeIfPresent(Double.self, forKey: .huberDelta) ?? d.huberDelta
+        normalize = try c.decodeIfPresent(Bool.self, forKey: .normalize) ?? d.normalize
+        split = try c.decodeIfPresent([Double].self, forKey: .split) ?? d.split
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        clipNorm = try c.decodeIfPresent(Double.self, forKey: .clipNorm) ?? d.clipNorm
+        plateauFactor = try c.decodeIfPresent(Double.self, forKey: .plateauFactor) ?? d.plateauFactor
+        plateauPatience = try c.decodeIfPresent(Int.self, forKey: .plateauPatience) ?? d.plateauPatience
+        minLearningRate = try c.decodeIfPresent(Double.self, forKey: .minLearningRate) ?? d.minLearningRate
+        earlyStoppingPatience = try c.decodeIfPresent(Int.self, forKey: .earlyStoppingPatience) ?? d.earlyStoppingPatience
+        maxSeconds = try c.decodeIfPresent(Double.self, forKey: .maxSeconds) ?? d.maxSeconds
+        maxStructures = try c.decodeIfPresent(Int.self, forKey: .maxStructures) ?? d.maxStructures
+    }
+
+    /// The demo configuration of the bundled pipeline (`make run`).
+    public static var demo: TrainConfig {
+        var c = TrainConfig()
+        c.model = .demo
+        c.epochs = 20
+        c.batchSize = 2
+        c.learningRate = 1e-2
+        c.normalize = true
+        c.plateauPatience = 4
+        c.earlyStoppingPatience = 8
+        return c
+    }
+
+    /// Reads a JSON config file; errors name the file and the key.
+    public static func load(_ url: URL) throws -> TrainConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw TrainingError(file: url.path, message: "cannot read: \(error.localizedDescription)")
+        }
+        let config: TrainConfig
+        do { config = try JSONDecoder().decode(TrainConfig.self, from: data) } catch let DecodingError.typeMismatch(_, ctx) {
+            throw TrainingError(file: url.path, field: ctx.codingPath.map(\.stringValue).joined(separator: "."), message: "wrong type: \(ctx.debugDescription)")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            let field = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            throw TrainingError(file: url.path, field: field.isEmpty ? nil : field, message: "invalid JSON: \(ctx.debugDescription)")
+        } catch {
+            throw TrainingError(file: url.path, message: "invalid config: \(error)")
+        }
+        try config.validate(file: url.path)
+        return config
+    }
+
+    public func validate(file: String) throws {
+        func bad(_ f: String, _ m: String) -> TrainingError { TrainingError(file: file, field: f, message: m) }
+        guard epochs >= 1 else { throw bad("epochs", "must be ≥ 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw bad("batch_size", "must be ≥ 1, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("learning_rate", "must be positive, got \(learningRate)") }
+        guard huberDelta > 0 else { throw bad("huber_delta", "must be positive, got \(huberDelta)") }
+        guard split.count == 3, split.allSatisfy({ $0 >= 0 }), split[0] > 0, split.reduce(0, +) <= 1 + 1e-9 else {
+            throw bad("split", "must be three fractions [train, val, test] ≥ 0 with train > 0 and sum ≤ 1, got \(split)")
+        }
+        guard clipNorm >= 0 else { throw bad("clip_norm", "must be ≥ 0, got \(clipNorm)") }
+        guard plateauFactor > 0, plateauFactor < 1 else { throw bad("plateau_factor", "must be in (0, 1), got \(plateauFactor)") }
+        guard plateauPatience >= 0, earlyStoppingPatience >= 0 else { throw bad("plateau_patience", "patience must be ≥ 0") }
+        guard maxSeconds >= 0, maxStructures >= 0 else { throw bad("max_seconds", "limits must be ≥ 0") }
+        do { try model.validate() } catch let e as ModelError { throw bad("model", e.description) }
+    }
+}

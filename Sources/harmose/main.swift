@@ -1,3 +1,5 @@
 import HarmoSECLI
+import Linalg
 
+BLASKernels.relaunchWithPreferredKernelsIfNeeded()
 HarmoSECommand.main()

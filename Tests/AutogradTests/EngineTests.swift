@@ -30,6 +30,7 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(h.isLeaf)     // node dropped
         XCTAssertNil(h.grad)        // intermediate gradient freed
         XCTAssertEqual(x.grad!, x.data.map { Foundation.exp($0) })
+        XCTAssertThrowsError(try loss.backward()) { XCTAssertTrue("\($0)".contains("released")) }
     }
 
     func testParameterInitIsSeededPerName() throws {
@@ -73,13 +74,15 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try ps.loadGradients([1])) { XCTAssertTrue("\($0)".contains("6")) }
     }
 
-    /// Every parallel kernel gives the same numbers with 1 and 4 workers.
+    /// Every parallel kernel gives the same numbers with 1 and 4 workers (products large enough to
+    /// be split into BLAS slabs, scatter/segment reductions, layer norm, sums).
     func testResultsIndependentOfThreadCount() throws {
         func run() throws -> [[Float]] {
             let ps = ParameterSet<Float>(seed: 3)
             let mlp = try MLP(ps, name: "m", widths: [64, 96, 32])
             let norm = try LayerNorm(ps, name: "n", features: 32)
             let nodes = Tensor<Float>.randomNormal([300, 64], seed: 5, requiresGrad: true)
+            // 3000 × 64 × 96 products: ≥ 1 MFLOP, so gemmSplit really cuts them.
             let src = try RowIndex((0..<3000).map { ($0 * 7) % 300 }, rowCount: 300)
             let dst = try RowIndex((0..<3000).map { ($0 * 13 + 5) % 300 }, rowCount: 300)
             let m = try norm(mlp(nodes.gatherRows(src)))
@@ -95,9 +98,14 @@ final class EngineTests: XCTestCase {
         let serial = try run()
         Parallel.workers = 4
         let parallel = try run()
-        for (s, p) in zip(serial, parallel) {
-            for (x, y) in zip(s, p) { XCTAssertLessThanOrEqual(Swift.abs(x - y), 1e-6 * max(1, Swift.abs(x))) }
-        }
+        // Bit-identical (stronger than the 1e-6 relative the engine promises).
+        for (s, p) in zip(serial, parallel) { XCTAssertEqual(s.map(\.bitPattern), p.map(\.bitPattern)) }
+    }
+
+    func testCheckFinite() throws {
+        let t = try Tensor<Float>([1, .nan, 3], shape: [3])
+        XCTAssertThrowsError(try t.checkFinite("loss")) { XCTAssertEqual("\($0)", "checkFinite: loss has value nan at flat index 1 (shape [3])") }
+        XCTAssertNoThrow(try Tensor<Float>([1, 2], shape: [2]).checkFinite("x"))
     }
 
     func testBadShapesThrowClearErrors() throws {
@@ -118,5 +126,23 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(message { try Tensor<Float>.concat([a, b], axis: 0) }.contains("does not match"))
         XCTAssertTrue(message { try a.bmm(b) }.contains("3-D"))
         XCTAssertTrue(message { try RadialBasis.bessel(Tensor<Float>(zeros: [2]), count: 3, cutoff: 5) }.contains("not positive"))
+    }
+}
+
+final class FastExpTests: XCTestCase {
+    /// Float's exp is our own polynomial; compare it with the Double library exp.
+    func testFastExpAccuracy() {
+        var worst = 0.0
+        var x: Float = -87
+        while x <= 88 {
+            let got = Double(Float.exp(x)), want = Foundation.exp(Double(x))
+            worst = max(worst, Swift.abs(got - want) / want)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 3e-7)   // ≈ 2.5 ulp of Float
+        XCTAssertTrue(Float.exp(.nan).isNaN)
+        XCTAssertEqual(Float.exp(0), 1)
+        XCTAssertTrue(Float.exp(-1000) >= 0 && Float.exp(-1000) < 1e-37)
+        XCTAssertTrue(Float.exp(1000).isFinite)
     }
 }

@@ -170,3 +170,21 @@ final class GradCheckTests: XCTestCase {
         }
     }
 }
+
+/// The public custom-op entry other modules (SO3) use, checked like a built-in op.
+final class CustomOpTests: XCTestCase {
+    /// y_i = x_i³ written as an external op would be.
+    func cube(_ x: DT) throws -> DT {
+        try DT.recorded(x.data.map { $0 * $0 * $0 }, shape: x.shape, op: "cube", inputs: [x]) { g in
+            x.accumulateGradient { gx in for i in 0..<gx.count { gx[i] += g[i] * 3 * x.data[i] * x.data[i] } }
+        }
+    }
+
+    func testCustomOpGradient() throws {
+        let x = randomTensor([2, 3], seed: 30)
+        try gradCheck([x]) { try self.cube($0[0]).tanh() }
+        XCTAssertThrowsError(try DT.recorded([1, 2], shape: [3], op: "bad", inputs: []) { _ in }) {
+            XCTAssertEqual("\($0)", "bad: 2 values do not fill result shape [3]")
+        }
+    }
+}

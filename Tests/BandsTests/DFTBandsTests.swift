@@ -62,7 +62,8 @@ final class DFTBandsTests: XCTestCase {
         XCTAssertEqual(try f.readDoubles("band_gap").values[0], gap)
         XCTAssertEqual(try f.readInt64s("is_metal").values, [0])
         XCTAssertEqual(try f.readDoubles("kpoints_frac_list").shape, [140, 3])
-        XCTAssertEqual(try f.readString("hsk_symbol_list"), "GAMMA M\nM K\nK GAMMA")
+        XCTAssertEqual(try f.readStrings("hsk_symbol_list").values, ["GAMMA", "M", "M", "K", "K", "GAMMA"])
+        XCTAssertEqual(try f.readStrings("hsk_symbol_list").shape, [3, 2])
         // Shifted so that E_F = 0: the highest occupied level is −gap/2.
         XCTAssertEqual(bandData.values.filter { $0 < 0 }.max()!, -gap / 2, accuracy: 1e-12)
         let csv = try String(contentsOf: dir.appendingPathComponent("bands.csv"), encoding: .utf8)

@@ -1,5 +1,223 @@
+import Autograd
+import Foundation
+@testable import Models
+import SO3
+import Structures
+import TestSupport
 import XCTest
 
-final class ModelsPlaceholderTests: XCTestCase {
-    func testPlaceholder() {}
+/// Tiny structures and configs shared by the model tests.
+enum Toy {
+    static func config(seed: UInt64 = 7) -> ModelConfig {
+        var c = ModelConfig()
+        c.irreps = "4x0e+3x1o+2x2e+2x3o+1x4e"
+        c.layers = 2
+        c.radialCount = 4
+        c.radialHidden = 6
+        c.cutoff = 6
+        c.avgNeighbors = 2
+        c.seed = seed
+        c.basis = ["O": [0, 0, 1, 1, 2], "H": [0, 0, 1]]
+        return c
+    }
+
+    /// A distorted water molecule, every pair an edge.
+    static func water() -> Structure {
+        Structure(lattice: Lattice(vectors: [Vec3(20, 0, 0), Vec3(0, 20, 0), Vec3(0, 0, 20)], periodic: [false, false, false]),
+                  atomicNumbers: [8, 1, 1],
+                  positions: [Vec3(0.02, -0.01, 0.03), Vec3(0.95, 0.1, -0.05), Vec3(-0.3, 0.9, 0.12)],
+                  basis: [8: OrbitalShells([0, 0, 1, 1, 2]), 1: OrbitalShells([0, 0, 1])])
+    }
+
+    /// A small periodic OH chain with blocks across cells.
+    static func chain() -> (Structure, [BlockKey]) {
+        let s = Structure(lattice: Lattice(vectors: [Vec3(2.9, 0.1, 0), Vec3(0, 12, 0), Vec3(0.2, 0, 12)], periodic: [true, false, false]),
+                          atomicNumbers: [8, 1], positions: [Vec3(0.1, 0.2, 0.3), Vec3(1.1, 0.5, 0.1)],
+                          basis: [8: OrbitalShells([0, 0, 1, 1, 2]), 1: OrbitalShells([0, 0, 1])])
+        var keys: [BlockKey] = []
+        for r in -1 ... 1 { for i in 0 ..< 2 { for j in 0 ..< 2 { keys.append(BlockKey(r, 0, 0, i, j)) } } }
+        return (s, keys)
+    }
+
+    static func allPairs(_ n: Int) -> [BlockKey] {
+        (0 ..< n).flatMap { i in (0 ..< n).map { BlockKey(0, 0, 0, i, $0) } }
+    }
+
+    static func rotated(_ s: Structure, _ r: Rotation) -> Structure {
+        var out = s
+        out.positions = s.positions.map { r * $0 }
+        out.lattice.vectors = s.lattice.vectors.map { r * $0 }
+        return out
+    }
+
+    /// Nonzero output statistics so the shift path is exercised.
+    static func setStatistics<T>(_ model: HamiltonianModel<T>) throws {
+        for g in model.groups {
+            let h = model.heads[g]!
+            var shift = [Double](repeating: 0, count: h.decomposition.dim)
+            for (n, k) in h.scalarComponents.enumerated() { shift[k] = 0.5 - 0.3 * Double(n) }
+            try model.setStatistics(GroupStatistics(scale: 1.7, shift: shift), for: g)
+        }
+    }
+}
+
+final class ModelEquivarianceTests: XCTestCase {
+    func check<T: Scalar>(_: T.Type, structure: Structure, keys: [BlockKey], tolerance: Double) throws {
+        let config = Toy.config()
+        let model = try HamiltonianModel<T>(config: config)
+        try Toy.setStatistics(model)
+        let graph = try StructureGraph(name: "toy", structure: structure, keys: keys, config: config)
+        let base = try model.predictOperators(GraphBatch<T>([graph], config: config))[0]
+        var rng = SplitMix64(seed: 99)
+        for _ in 0 ..< 3 {
+            let r = Rotation(uniform: rng.nextUnit(), rng.nextUnit(), rng.nextUnit())
+            let rs = Toy.rotated(structure, r)
+            let rg = try StructureGraph(name: "toy-rotated", structure: rs, keys: keys, config: config)
+            let predicted = try model.predictOperators(GraphBatch<T>([rg], config: config))[0]
+            let expected = try OrbitalRotation.rotate(operator: base, structure: structure, rotation: r)
+            XCTAssertEqual(predicted.keys.count, expected.keys.count)
+            var worst = 0.0, scale = 0.0
+            for (b, key) in expected.keys.enumerated() {
+                let p = predicted.values(for: key)!
+                worst = max(worst, maxAbsDifference(Array(p), Array(expected.values(at: b))))
+                scale = max(scale, expected.values(at: b).map(abs).max()!)
+            }
+            XCTAssertGreaterThan(scale, 1e-3, "predictions must not be trivially zero")
+            XCTAssertLessThan(worst / scale, tolerance, "relative equivariance error \(worst / scale)")
+        }
+    }
+
+    func testWaterEquivariantDouble() throws {
+        try check(Double.self, structure: Toy.water(), keys: Toy.allPairs(3), tolerance: 1e-12)
+    }
+
+    func testWaterEquivariantFloat() throws {
+        try check(Float.self, structure: Toy.water(), keys: Toy.allPairs(3), tolerance: 1e-5)
+    }
+
+    func testPeriodicChainEquivariantDouble() throws {
+        let (s, keys) = Toy.chain()
+        try check(Double.self, structure: s, keys: keys, tolerance: 1e-12)
+    }
+
+    func testFeaturesRotateAsIrreps() throws {
+        let config = Toy.config()
+        let model = try HamiltonianModel<Double>(config: config)
+        let s = Toy.water()
+        let r = Rotation(uniform: 0.3, 0.7, 0.1)
+        let a = try GradMode.withoutGrad { try model(GraphBatch<Double>([StructureGraph(name: "w", structure: s, keys: Toy.allPairs(3), config: config)], config: config)) }
+        let b = try GradMode.withoutGrad { try model(GraphBatch<Double>([StructureGraph(name: "w", structure: Toy.rotated(s, r), keys: Toy.allPairs(3), config: config)], config: config)) }
+        var nodes = a.nodeFeatures.data, edges = a.edgeFeatures.data
+        try model.hiddenIrreps.rotate(&nodes, rotation: r)
+        try model.hiddenIrreps.rotate(&edges, rotation: r)
+        XCTAssertEqual(a.nodeFeatures.shape, [3, model.hiddenIrreps.dim])
+        XCTAssertEqual(a.edgeFeatures.shape, [6, model.hiddenIrreps.dim])
+        XCTAssertLessThan(maxAbsDifference(nodes, b.nodeFeatures.data), 1e-11)
+        XCTAssertLessThan(maxAbsDifference(edges, b.edgeFeatures.data), 1e-11)
+    }
+}
+
+final class ModelGradientTests: XCTestCase {
+    /// Full-model gradient check: d(loss)/d(parameter) by backward vs central differences, for a
+    /// few entries of every parameter tensor.
+    func testFullModelGradientMatchesFiniteDifferences() throws {
+        var config = Toy.config()
+        config.irreps = "2x0e+2x1o+1x2e+1x3o+1x4e"
+        let model = try HamiltonianModel<Double>(config: config)
+        try Toy.setStatistics(model)
+        let (s, keys) = Toy.chain()
+        let batch = try GraphBatch<Double>([StructureGraph(name: "chain", structure: s, keys: keys, config: config)], config: config)
+        // A fixed random target per group makes the loss depend on every output.
+        var targets: [BlockGroup: Tensor<Double>] = [:]
+        for (g, rows) in batch.groupRows {
+            let width = model.heads[g]!.decomposition.dim
+            targets[g] = Tensor<Double>.randomNormal([rows.count, width], seed: UInt64(g.zi * 100 + g.zj + (g.onsite ? 7 : 0)))
+        }
+        func loss() throws -> Tensor<Double> {
+            let out = try model(batch)
+            var total: Tensor<Double>? = nil
+            for g in out.blocks.keys.sorted() {
+                let d = try (try out.blocks[g]! - targets[g]!).square().mean()
+                total = try total.map { try $0 + d } ?? d
+            }
+            return total!
+        }
+        model.parameters.zeroGrad()
+        try loss().backward()
+        var checked = 0, worst = 0.0
+        for p in model.parameters.trainable {
+            let analytic = p.grad ?? [Double](repeating: 0, count: p.count)
+            for k in Set([(checked * 7919) % p.count]) {
+                let saved = p.data[k], h = 1e-5
+                p.data[k] = saved + h
+                let up = try GradMode.withoutGrad { try loss().item }
+                p.data[k] = saved - h
+                let down = try GradMode.withoutGrad { try loss().item }
+                p.data[k] = saved
+                let numeric = (up - down) / (2 * h)
+                let err = abs(numeric - analytic[k]) / max(1e-3, abs(numeric))
+                worst = max(worst, err)
+                XCTAssertLessThan(err, 1e-6, "\(p.name)[\(k)]: backward \(analytic[k]) vs finite difference \(numeric)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 80)
+        XCTAssertEqual(model.parameters.trainable.filter { $0.name.hasPrefix("stats.") }.count, 0, "statistics are frozen")
+    }
+}
+
+final class ModelConfigTests: XCTestCase {
+    func testDefaultsAndJSONKeys() throws {
+        let d = ModelConfig.defaults
+        XCTAssertEqual(d.irreps, "64x0e+32x1o+16x2e+8x3o+8x4e")
+        XCTAssertEqual(d.shLmax, 4)
+        XCTAssertEqual(d.layers, 3)
+        let partial = try JSONDecoder().decode(ModelConfig.self, from: Data(#"{"layers": 2, "radial_basis": "gaussian"}"#.utf8))
+        XCTAssertEqual(partial.layers, 2)
+        XCTAssertEqual(partial.radialBasis, "gaussian")
+        XCTAssertEqual(partial.irreps, d.irreps)
+        let roundTrip = try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(Toy.config()))
+        XCTAssertEqual(roundTrip, Toy.config())
+    }
+
+    func testBadConfigsNameTheField() throws {
+        var c = Toy.config()
+        c.radialBasis = "spline"
+        XCTAssertThrowsError(try HamiltonianModel<Float>(config: c)) { XCTAssertTrue("\($0)".contains("radial_basis"), "\($0)") }
+        c = Toy.config()
+        c.irreps = "4x1o"
+        XCTAssertThrowsError(try HamiltonianModel<Float>(config: c)) { XCTAssertTrue("\($0)".contains("irreps"), "\($0)") }
+        c = Toy.config()
+        c.irreps = "4x0e+2x1o"   // d–d blocks need L up to 4
+        XCTAssertThrowsError(try HamiltonianModel<Float>(config: c)) { XCTAssertTrue("\($0)".contains("need irrep"), "\($0)") }
+    }
+
+    func testUnknownElementIsReported() throws {
+        var s = Toy.water()
+        s.atomicNumbers[1] = 6
+        s.basis[6] = OrbitalShells([0, 1])
+        XCTAssertThrowsError(try StructureGraph(name: "methane-ish", structure: s, keys: Toy.allPairs(3), config: Toy.config())) {
+            XCTAssertTrue("\($0)".contains("methane-ish") && "\($0)".contains("C"), "\($0)")
+        }
+    }
+
+    func testBatchOfTwoEqualsSeparateRuns() throws {
+        let config = Toy.config()
+        let model = try HamiltonianModel<Double>(config: config)
+        let w = try StructureGraph(name: "w", structure: Toy.water(), keys: Toy.allPairs(3), config: config)
+        let (s, keys) = Toy.chain()
+        let c = try StructureGraph(name: "c", structure: s, keys: keys, config: config)
+        let both = try model.predictOperators(GraphBatch<Double>([w, c], config: config))
+        let alone = [try model.predictOperators(GraphBatch<Double>([w], config: config))[0],
+                     try model.predictOperators(GraphBatch<Double>([c], config: config))[0]]
+        for k in 0 ..< 2 {
+            XCTAssertEqual(both[k].keys, alone[k].keys)
+            XCTAssertLessThan(maxAbsDifference(both[k].entries, alone[k].entries), 1e-12)
+        }
+        XCTAssertEqual(both[0].blockCount, 9)
+        XCTAssertEqual(both[0].hermiticityDeviation().maxDeviation, 0, "predictions are Hermitian")
+        XCTAssertEqual(both[1].hermiticityDeviation().maxDeviation, 0)
+        XCTAssertTrue(both[1].hermiticityDeviation().unpaired.isEmpty)
+        XCTAssertEqual(both[0].shape(at: 0), SIMD2(13, 13))
+    }
 }

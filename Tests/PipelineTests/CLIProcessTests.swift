@@ -149,6 +149,7 @@ final class CLIProcessTests: XCTestCase {
             XCTAssertEqual(a.count, stage == "slow" ? 13 : 13, "12 copies + inputs-index.tsv")
             XCTAssertEqual(a, b, stage)
         }
+        XCTAssertEqual(try harmose(["status", "--check"], in: project).status, 0)
         let again = try harmose(["run"], in: project)
         XCTAssertTrue(again.output.contains("slow: up to date"), again.output)
         XCTAssertFalse(again.output.contains("running"), again.output)
@@ -165,6 +166,8 @@ final class CLIProcessTests: XCTestCase {
         XCTAssertTrue(r.output.contains("next: not run (upstream 'boom' did not complete)"), r.output)
         XCTAssertTrue(r.error.contains("stage 'boom' failed: failing on request"), r.error)
         let status = try harmose(["status"], in: project)
+        XCTAssertEqual(status.status, 0)
+        XCTAssertEqual(try harmose(["status", "--check"], in: project).status, 1)
         XCTAssertTrue(status.output.contains("boom   failed"), status.output)
         XCTAssertTrue(status.output.contains("failed.log"), status.output)
     }

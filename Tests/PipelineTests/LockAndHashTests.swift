@@ -101,6 +101,16 @@ final class ContentHasherTests: XCTestCase {
         XCTAssertEqual(d3.files.first { $0.relativePath == "f4" }?.hash, SHA256.hash("value X"))
     }
 
+    func testSymlinkLoopsAreFollowedOnce() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: data.appendingPathComponent("sub/f"))
+        try FileManager.default.createSymbolicLink(atPath: data.appendingPathComponent("sub/loop").path, withDestinationPath: "..")
+        let digest = try ContentHasher(cacheURL: nil).digest(of: data)
+        XCTAssertEqual(digest.files.map(\.relativePath), ["sub/f"])
+    }
+
     func testCorruptCacheIsIgnored() throws {
         let dir = try makeTemporaryDirectory(self)
         let file = dir.appendingPathComponent("f")

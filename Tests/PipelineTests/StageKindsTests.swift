@@ -21,6 +21,9 @@ final class StageKindsTests: XCTestCase {
                 try fm.copyItem(at: Fixtures.url("datasets/\(name)"), to: root.appendingPathComponent("data/\(folder)/\(name)"))
             }
         }
+        // A short k-path for the crystal (the standard path has ≥ 150 points: slow in debug).
+        try "5 0 0 0 0.5 0 0 GAMMA M\n4 0.5 0 0 0.3333333333 0.3333333333 0 M K\n"
+            .write(to: root.appendingPathComponent("data/crystals/mos2-2x2-0000/K_PATH"), atomically: true, encoding: .utf8)
         try """
         {
           "version": 1,
@@ -98,9 +101,12 @@ final class StageKindsTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: outputs.appendingPathComponent("bands-molecules/latest/bands/water-0020/band.h5").path))
         // A crystal: the same numbers as the Bands module computes directly from the original folder.
         let direct = try BandInput.load(structure: root.appendingPathComponent("data/crystals/mos2-2x2-0000"))
-        let path = KPath.standard(for: direct.record.structure.lattice, periodic: direct.system.dispersiveDirections, density: 8).path
+        let path = try KPath.read(XCTUnwrap(direct.folderKPath))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: outputs.appendingPathComponent("ingest-crystals/latest/structures/mos2-2x2-0000/K_PATH").path),
+                      "ingest keeps the structure's K_PATH")
         let reference = try BandStructure.compute(direct.system, path: path, fermiEnergy: direct.record.fermiEnergy, electronCount: direct.electronCount)
         let c = try tsv(outputs.appendingPathComponent("bands-crystals/latest/summary.tsv"))[0]
+        XCTAssertEqual(Int(c["kpoints"]!), 9)
         XCTAssertEqual(Int(c["kpoints"]!), reference.kpoints.count)
         XCTAssertEqual(Int(c["bands"]!), 164)
         if let gap = reference.analysis.bandGap { XCTAssertEqual(Double(c["gap_eV"]!)!, gap, accuracy: 1e-5) }

@@ -44,6 +44,17 @@ final class HamiltonianBlockTests: XCTestCase {
         }
         XCTAssertLessThan(worstTrip, 1e-13)
         XCTAssertLessThan(worstRot, 1e-12)
+        // The composition matrix: block = x·Q, Q orthogonal.
+        let q = dec.compositionMatrix, x = rng.values(dec.dim)
+        XCTAssertLessThan(maxAbsDifference(matmul(x, q, 1, dec.dim, dec.dim), try dec.compose(x)), 1e-14)
+        XCTAssertLessThan(maxAbsDifference(matmul(q, transpose(q, dec.dim, dec.dim), dec.dim, dec.dim, dec.dim), identity(dec.dim)), 1e-13)
+        XCTAssertThrowsError(try ShellPairDecomposition(-1, 0)) { XCTAssertTrue("\($0)".contains("l = -1 outside 0…8"), "\($0)") }
+        XCTAssertThrowsError(try AtomPairDecomposition(rows: OrbitalShells([0, 9]), cols: OrbitalShells([0])))
+        XCTAssertThrowsError(try OrbitalRotation.matrix(for: OrbitalShells([1, -2]), rotation: .identity)) {
+            XCTAssertTrue("\($0)".contains("orbital shells [1 -2]: angular momentum l = -2"), "\($0)")
+        }
+        XCTAssertEqual(OrbitalConvention.openMX.internalIndex(-1), [])
+        XCTAssertThrowsError(try ShellPairDecomposition(5, 4)) { XCTAssertTrue("\($0)".contains("Clebsch–Gordan"), "\($0)") }
         XCTAssertThrowsError(try dec.decompose([1, 2, 3])) { XCTAssertTrue("\($0)".contains("expected 378 values, got 3"), "\($0)") }
     }
 

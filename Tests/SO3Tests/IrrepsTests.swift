@@ -16,6 +16,7 @@ final class IrrepsTests: XCTestCase {
         XCTAssertEqual(try Irrep("3y"), try Irrep(3, -1))
         XCTAssertEqual(try Irreps("8x3o+8x4e").ls.count, 16)
         XCTAssertEqual(Irreps.sphericalHarmonics(lmax: 3).description, "1x0e+1x1o+1x2e+1x3o")
+        XCTAssertEqual(Irreps.sphericalHarmonics(lmax: -1).dim, 0)
         XCTAssertEqual(try Irreps("1x1o+2x1e+1x1o").multiplicity(of: try Irrep("1o")), 2)
     }
 

@@ -93,7 +93,7 @@ final class SphericalHarmonicsTests: XCTestCase {
 
 final class E3nnRelationTests: XCTestCase {
     /// e3nn uses y as polar axis: its l = 2 harmonics ("norm" normalisation, transcribed from its
-    /// documented polynomials) are (√3 xz, √3 xy, y² − (x²+z²)/2, √3 yz, √3/2 (z²−x²)). They equal
+    /// published polynomials; l = 3 below likewise) are (√3 xz, √3 xy, y² − (x²+z²)/2, √3 yz, √3/2 (z²−x²)). They equal
     /// ours evaluated at P r = (z, x, y), the relation stated in docs/so3.md.
     func testE3nnHarmonicsAreOursOnCyclicallyPermutedAxes() throws {
         let sh = try SphericalHarmonics(lmax: 3, normalization: .norm)
@@ -106,6 +106,13 @@ final class E3nnRelationTests: XCTestCase {
             let ours = sh.values(Vec3(r.z, r.x, r.y))
             XCTAssertLessThan(maxAbsDifference(ours[4 ..< 9], e3nn2), 1e-14)
             XCTAssertLessThan(maxAbsDifference(ours[1 ..< 4], [x, y, z]), 1e-14)
+            // l = 3 in e3nn's recursive form (norm normalisation).
+            let xz2 = x * x + z * z
+            let e3nn3 = [(5.0 / 6).squareRoot() * (e3nn2[0] * z + e3nn2[4] * x), 5.0.squareRoot() * e3nn2[0] * y,
+                         (3.0 / 8).squareRoot() * (4 * y * y - xz2) * x, 0.5 * y * (2 * y * y - 3 * xz2),
+                         (3.0 / 8).squareRoot() * z * (4 * y * y - xz2), 5.0.squareRoot() * e3nn2[4] * y,
+                         (5.0 / 6).squareRoot() * (e3nn2[4] * z - e3nn2[0] * x)]
+            XCTAssertLessThan(maxAbsDifference(ours[9 ..< 16], e3nn3), 1e-14)
         }
     }
 }

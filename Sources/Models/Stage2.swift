@@ -1,0 +1,440 @@
+// Stage 2 of the HarmoSE hybrid: a graph Transformer that refines stage 1's baseline Hamiltonian.
+// Owns `Stage2Config` (JSON, documented defaults), the input featurisation of stage 1's outputs
+// (`Stage2Inputs`: invariants per l and channel, raw components, radial basis, spherical
+// harmonics of r̂ up to `sh_lmax`), the Transformer blocks (`Stage2Network`) and the two ways of
+// producing ΔH:
+//   - `empirical` (the paper's): every input, raw equivariant components included, goes through
+//     ordinary non-linear layers and a per-group linear read-out gives ΔH. Nothing makes it
+//     equivariant; it learns equivariance from stage 1's features (and rotation augmentation).
+//   - `strict`: the Transformer only ever sees invariants, and ΔH's irreps are invariant-weighted
+//     combinations of stage 1's equivariant vectors of the same L (hidden node/edge features,
+//     the baseline H irreps, Y_L(r̂)), mapped to blocks by the same Clebsch–Gordan matrix as
+//     stage 1. Equivariance then holds by construction, to rounding.
+// The hybrid model, targets and the frozen-stage-1 fitting loop are in Stage2Hybrid.swift.
+import Autograd
+import Foundation
+import SO3
+import Structures
+
+public enum Stage2Mode: String, Codable, Sendable, CaseIterable {
+    case empirical, strict
+}
+
+/// Hyper-parameters of stage 2. JSON keys are the property names in snake_case; every key has a
+/// default.
+public struct Stage2Config: Codable, Equatable, Sendable {
+    public var mode: Stage2Mode = .empirical
+    /// Spherical harmonics of the edge direction, l = 0…shLmax (the paper uses 7; SO3 allows 8).
+    public var shLmax = 7
+    /// Bessel radial basis of |r| (times the smooth envelope), own to stage 2.
+    public var radialCount = 16
+    /// Cutoff of the radial basis in Å; nil takes stage 1's.
+    public var cutoff: Double?
+    /// Width of node and edge hidden vectors.
+    public var width = 64
+    /// Attention heads; must divide `width`.
+    public var heads = 4
+    /// Transformer blocks.
+    public var layers = 2
+    /// Hidden width of the feed-forward and edge-update MLPs.
+    public var feedForward = 128
+    /// Bound of the uniform initialisation of the ΔH read-out, relative to 1/√fan-in. Small, so
+    /// the hybrid starts as stage 1 and stage 2 learns a correction.
+    public var outputInit = 0.1
+    /// Training only: rotate each structure (and its target blocks) at random every epoch.
+    public var augmentRotations = false
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case mode, shLmax = "sh_lmax", radialCount = "radial_count", cutoff, width, heads, layers
+        case feedForward = "feed_forward", outputInit = "output_init", augmentRotations = "augment_rotations", seed
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = Stage2Config()
+        if let raw = try c.decodeIfPresent(String.self, forKey: .mode) {
+            guard let m = Stage2Mode(rawValue: raw) else {
+                throw ModelError.badConfig(field: "stage2.mode", message: "must be \"empirical\" or \"strict\", got \"\(raw)\"")
+            }
+            mode = m
+        }
+        shLmax = try c.decodeIfPresent(Int.self, forKey: .shLmax) ?? d.shLmax
+        radialCount = try c.decodeIfPresent(Int.self, forKey: .radialCount) ?? d.radialCount
+        cutoff = try c.decodeIfPresent(Double.self, forKey: .cutoff)
+        width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+        heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
+        layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? d.layers
+        feedForward = try c.decodeIfPresent(Int.self, forKey: .feedForward) ?? d.feedForward
+        outputInit = try c.decodeIfPresent(Double.self, forKey: .outputInit) ?? d.outputInit
+        augmentRotations = try c.decodeIfPresent(Bool.self, forKey: .augmentRotations) ?? d.augmentRotations
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+    }
+
+    /// The scaled-down stage 2 of the bundled demo.
+    public static var demo: Stage2Config {
+        var c = Stage2Config()
+        c.width = 32; c.heads = 4; c.layers = 2; c.feedForward = 64; c.radialCount = 8
+        return c
+    }
+
+    /// Checks ranges; names the offending key (prefixed "stage2.").
+    public func validate() throws {
+        func bad(_ f: String, _ m: String) -> ModelError { .badConfig(field: "stage2.\(f)", message: m) }
+        guard (0 ... so3MaxL).contains(shLmax) else { throw bad("sh_lmax", "must be 0…\(so3MaxL), got \(shLmax)") }
+        guard radialCount >= 1 else { throw bad("radial_count", "must be ≥ 1, got \(radialCount)") }
+        if let c = cutoff, !(c > 0 && c.isFinite) { throw bad("cutoff", "must be a positive number of Å, got \(c)") }
+        guard width >= 1 else { throw bad("width", "must be ≥ 1, got \(width)") }
+        guard heads >= 1, width % heads == 0 else { throw bad("heads", "must be ≥ 1 and divide width \(width), got \(heads)") }
+        guard layers >= 0 else { throw bad("layers", "must be ≥ 0, got \(layers)") }
+        guard feedForward >= 1 else { throw bad("feed_forward", "must be ≥ 1, got \(feedForward)") }
+        guard outputInit >= 0, outputInit.isFinite else { throw bad("output_init", "must be ≥ 0, got \(outputInit)") }
+    }
+}
+
+// MARK: - Invariants of irreps features
+
+/// Rotation-invariant functions of irreps features, per channel: squared norms of l > 0
+/// channels, inner products of matching channels of two feature sets, and projections onto the
+/// edge harmonics Y_l(r̂). Inputs are [rows, irreps.dim].
+enum IrrepsInvariants {
+    /// The l = 0 components as they are: [rows, Σ mul of l = 0].
+    static func scalars<T>(_ x: Tensor<T>, _ irreps: Irreps) throws -> Tensor<T>? {
+        let parts = try zip(irreps.entries, irreps.slices).filter { $0.0.irrep.l == 0 && $0.0.mul > 0 }.map { try x.slice(axis: 1, $0.1) }
+        return parts.isEmpty ? nil : try Tensor.concat(parts, axis: 1)
+    }
+
+    /// Per l > 0 channel: Σ_m a_m b_m (b = a gives the squared norm). [rows, Σ mul of l > 0].
+    static func products<T>(_ a: Tensor<T>, _ b: Tensor<T>, _ irreps: Irreps) throws -> Tensor<T>? {
+        let rows = a.shape[0]
+        var parts: [Tensor<T>] = []
+        for (e, r) in zip(irreps.entries, irreps.slices) where e.irrep.l > 0 && e.mul > 0 {
+            let p = a === b ? try a.slice(axis: 1, r).square() : try a.slice(axis: 1, r) * b.slice(axis: 1, r)
+            parts.append(try p.reshaped([rows, e.mul, e.irrep.dim]).sum(axes: [2]))
+        }
+        return parts.isEmpty ? nil : try Tensor.concat(parts, axis: 1)
+    }
+
+    /// √(|x_c|² + ε) per l > 0 channel: norms that stay differentiable at zero.
+    static func norms<T>(_ x: Tensor<T>, _ irreps: Irreps) throws -> Tensor<T>? {
+        try products(x, x, irreps).map { ($0 + T(1e-6)).sqrt() }
+    }
+
+    /// Per l > 0 channel with l ≤ lmax of `harmonics` [rows, (lmax+1)²]: Σ_m x_m Y_lm(r̂).
+    static func projections<T>(_ x: Tensor<T>, _ irreps: Irreps, harmonics y: Tensor<T>, lmax: Int) throws -> Tensor<T>? {
+        let rows = x.shape[0]
+        var parts: [Tensor<T>] = []
+        for (e, r) in zip(irreps.entries, irreps.slices) where e.irrep.l > 0 && e.irrep.l <= lmax && e.mul > 0 {
+            let l = e.irrep.l
+            let yl = try y.slice(axis: 1, l * l ..< (l + 1) * (l + 1)).reshaped([rows, 1, 2 * l + 1])
+            parts.append(try (try x.slice(axis: 1, r).reshaped([rows, e.mul, 2 * l + 1]) * yl).sum(axes: [2]))
+        }
+        return parts.isEmpty ? nil : try Tensor.concat(parts, axis: 1)
+    }
+}
+
+// MARK: - Geometry
+
+/// Stage 2's view of the edge geometry: harmonics of r̂ up to its own lmax and its own radial
+/// basis, recomputed from the batch's edge vectors (stage 1's harmonics stop at its sh_lmax).
+public struct Stage2Geometry<T: Scalar> {
+    /// [E, (shLmax+1)²], component normalisation like stage 1.
+    public let harmonics: Tensor<T>
+    /// [E, radialCount].
+    public let radial: Tensor<T>
+
+    public init(_ batch: GraphBatch<T>, shLmax: Int, radialCount: Int, cutoff: Double) throws {
+        let sh = try SphericalHarmonics(lmax: shLmax, normalization: .component)
+        var vectors: [Vec3] = []
+        vectors.reserveCapacity(batch.edgeCount)
+        for g in batch.graphs { for e in g.edges { vectors.append(e.vector) } }
+        guard vectors.count == batch.edgeCount else {
+            throw ModelError.badInput("stage 2: batch has \(batch.edgeCount) edges but its graphs list \(vectors.count)")
+        }
+        var y = [T](repeating: 0, count: vectors.count * sh.dim)
+        var buffer = [Double](repeating: 0, count: sh.dim)
+        for (k, v) in vectors.enumerated() {
+            buffer.withUnsafeMutableBufferPointer { sh.evaluate(v, normalizeInput: true, values: $0.baseAddress!, gradients: nil) }
+            for c in 0 ..< sh.dim { y[k * sh.dim + c] = T(buffer[c]) }
+        }
+        harmonics = try Tensor(y, shape: [vectors.count, sh.dim])
+        if vectors.isEmpty {
+            radial = Tensor(zeros: [0, radialCount])
+        } else {
+            let r = try Tensor<T>(vectors.map { T(norm($0)) }, shape: [vectors.count])
+            let basis = try RadialBasis.bessel(r, count: radialCount, cutoff: cutoff)
+            let envelope = try RadialBasis.cutoffEnvelope(r, cutoff: cutoff).reshaped([vectors.count, 1])
+            radial = try (basis * envelope).detached()
+        }
+    }
+}
+
+// MARK: - Network
+
+struct Stage2Attention<T: Scalar> {
+    let query: Linear<T>, key: Linear<T>, value: Linear<T>, output: Linear<T>
+    let norm1: LayerNorm<T>, feedForward: MLP<T>, norm2: LayerNorm<T>
+    let edgeUpdate: MLP<T>, edgeNorm: LayerNorm<T>
+    let heads: Int
+
+    init(_ p: ParameterSet<T>, name: String, width d: Int, heads: Int, hidden: Int) throws {
+        query = try Linear(p, name: "\(name).query", inFeatures: d, outFeatures: d)
+        key = try Linear(p, name: "\(name).key", inFeatures: 2 * d, outFeatures: d)
+        value = try Linear(p, name: "\(name).value", inFeatures: 2 * d, outFeatures: d)
+        output = try Linear(p, name: "\(name).out", inFeatures: d, outFeatures: d)
+        norm1 = try LayerNorm(p, name: "\(name).norm1", features: d)
+        feedForward = try MLP(p, name: "\(name).ff", widths: [d, hidden, d])
+        norm2 = try LayerNorm(p, name: "\(name).norm2", features: d)
+        edgeUpdate = try MLP(p, name: "\(name).edge", widths: [3 * d, hidden, d])
+        edgeNorm = try LayerNorm(p, name: "\(name).edge_norm", features: d)
+        self.heads = heads
+    }
+
+    /// One block: every node attends over its incoming edges (i → j delivers to j); queries
+    /// from j, keys and values from i together with the edge. Then residual + LayerNorm, a
+    /// feed-forward residual + LayerNorm, and the edge update from both ends.
+    func callAsFunction(nodes h: Tensor<T>, edges z: Tensor<T>, source: RowIndex, target: RowIndex) throws -> (Tensor<T>, Tensor<T>) {
+        let n = h.shape[0], e = z.shape[0], d = h.shape[1], dk = d / heads
+        var nodes = h, edges = z
+        if e > 0 {
+            let q = try query(h).gatherRows(target)
+            let sourceAndEdge = try Tensor.concat([try h.gatherRows(source), z], axis: 1)
+            let k = try key(sourceAndEdge), v = try value(sourceAndEdge)
+            let scores = try (try q * k).reshaped([e, heads, dk]).sum(axes: [2]) * T(1 / Double(dk).squareRoot())
+            let alpha = try scores.segmentSoftmax(target)
+            let messages = try (try v.reshaped([e, heads, dk]) * alpha.reshaped([e, heads, 1])).reshaped([e, d])
+            nodes = try norm1(try nodes + output(try messages.segmentSum(target)))
+        } else {
+            nodes = try norm1(try nodes + output(Tensor(zeros: [n, d])))
+        }
+        nodes = try norm2(try nodes + feedForward(nodes))
+        if e > 0 {
+            let ends = try Tensor.concat([try nodes.gatherRows(source), try nodes.gatherRows(target), edges], axis: 1)
+            edges = try edgeNorm(try edges + edgeUpdate(ends))
+        }
+        return (nodes, edges)
+    }
+}
+
+/// How stage 1's outputs for one block group feed stage 2 and how ΔH is read out for it.
+struct Stage2Group<T: Scalar> {
+    let group: BlockGroup
+    /// Stage 1's head: its irreps, CG compose matrix and output scaling.
+    let irreps: Irreps
+    let compose: Tensor<T>
+    let scale: Tensor<T>, shift: Tensor<T>
+    /// Baseline-H features → hidden width (added to the row's embedding).
+    let embed: Linear<T>
+    /// Empirical read-out: hidden → irreps coefficients.
+    let readout: Linear<T>?
+    /// Strict read-out: per output entry, hidden → mul_out × (channels of that L).
+    let weights: [Linear<T>]
+}
+
+public final class Stage2Network<T: Scalar> {
+    public let config: Stage2Config
+    public let parameters: ParameterSet<T>
+    /// Stage 1's hidden irreps (the features stage 2 reads).
+    public let hiddenIrreps: Irreps
+    let cutoff: Double
+    let nodeEmbed: Linear<T>, nodeEmbed2: Linear<T>, nodeEmbedNorm: LayerNorm<T>
+    let edgeEmbed: Linear<T>, edgeEmbed2: Linear<T>, edgeEmbedNorm: LayerNorm<T>
+    let blocks: [Stage2Attention<T>]
+    let groups: [BlockGroup: Stage2Group<T>]
+
+    /// Builds stage 2 on top of `stage1` (its irreps, block groups, compose matrices and output
+    /// statistics are shared, not copied: later changes to stage 1's statistics apply).
+    public init(config: Stage2Config, stage1: HamiltonianModel<T>) throws {
+        try config.validate()
+        self.config = config
+        let p = ParameterSet<T>(seed: config.seed)
+        parameters = p
+        hiddenIrreps = stage1.hiddenIrreps
+        cutoff = config.cutoff ?? stage1.config.cutoff
+        let d = config.width
+        let hidden = hiddenIrreps
+        let strict = config.mode == .strict
+        let scalarCount = hidden.entries.filter { $0.irrep.l == 0 }.reduce(0) { $0 + $1.mul }
+        let vectorCount = hidden.count - scalarCount
+        let projectable = hidden.entries.filter { $0.irrep.l > 0 && $0.irrep.l <= config.shLmax }.reduce(0) { $0 + $1.mul }
+        let shDim = (config.shLmax + 1) * (config.shLmax + 1)
+        // Node: scalars + norms of x (+ raw x). Edge: radial, scalars of e/xi/xj, norms of
+        // e/xi/xj, pairwise products e·xi, e·xj, xi·xj, projections on Y (+ raw e/xi/xj/Y).
+        let nodeIn = scalarCount + vectorCount + (strict ? 0 : hidden.dim)
+        let edgeIn = config.radialCount + 3 * scalarCount + 6 * vectorCount + 3 * projectable + (strict ? 0 : 3 * hidden.dim + shDim)
+        nodeEmbed = try Linear(p, name: "embed.node", inFeatures: nodeIn, outFeatures: d)
+        nodeEmbed2 = try Linear(p, name: "embed.node2", inFeatures: d, outFeatures: d)
+        nodeEmbedNorm = try LayerNorm(p, name: "embed.node_norm", features: d)
+        edgeEmbed = try Linear(p, name: "embed.edge", inFeatures: edgeIn, outFeatures: d)
+        edgeEmbed2 = try Linear(p, name: "embed.edge2", inFeatures: d, outFeatures: d)
+        edgeEmbedNorm = try LayerNorm(p, name: "embed.edge_norm", features: d)
+        blocks = try (0 ..< config.layers).map {
+            try Stage2Attention(p, name: "block\($0)", width: d, heads: config.heads, hidden: config.feedForward)
+        }
+
+        var groups: [BlockGroup: Stage2Group<T>] = [:]
+        for g in stage1.groups {
+            let h = stage1.heads[g]!
+            let tag = g.onsite ? "on_\(Elements.symbol(of: g.zi)!)" : "off_\(Elements.symbol(of: g.zi)!)_\(Elements.symbol(of: g.zj)!)"
+            let irreps = h.irreps
+            let hScalars = irreps.entries.filter { $0.irrep.l == 0 }.reduce(0) { $0 + $1.mul }
+            let hVectors = irreps.count - hScalars
+            let hProjectable = irreps.entries.filter { $0.irrep.l > 0 && $0.irrep.l <= config.shLmax }.reduce(0) { $0 + $1.mul }
+            let embedIn = hScalars + hVectors + (g.onsite ? 0 : hProjectable) + (strict ? 0 : irreps.dim)
+            let embed = try Linear(p, name: "group.\(tag).embed", inFeatures: embedIn, outFeatures: d)
+            let bound = config.outputInit / Double(d).squareRoot()
+            var readout: Linear<T>? = nil
+            var weights: [Linear<T>] = []
+            if strict {
+                for (k, entry) in irreps.entries.enumerated() {
+                    let channels = Stage2Network.channelCount(l: entry.irrep.l, onsite: g.onsite, hidden: hidden, block: irreps, shLmax: config.shLmax)
+                    weights.append(try Linear(p, name: "group.\(tag).weights\(k)", inFeatures: d, outFeatures: entry.mul * channels,
+                                              initializer: .uniform(bound: bound)))
+                }
+            } else {
+                readout = try Linear(p, name: "group.\(tag).readout", inFeatures: d, outFeatures: irreps.dim, initializer: .uniform(bound: bound))
+            }
+            // Zero read-out biases: with small weights, ΔH starts near zero.
+            for layer in weights + [readout].compactMap({ $0 }) { layer.bias?.data = [T](repeating: 0, count: layer.bias!.count) }
+            groups[g] = Stage2Group(group: g, irreps: irreps, compose: h.compose, scale: h.scale, shift: h.shift,
+                                    embed: embed, readout: readout, weights: weights)
+        }
+        self.groups = groups
+    }
+
+    /// Channels of degree l that strict mode combines: stage 1's hidden channels of that l (node
+    /// features for on-site blocks; edge, source and target features for off-site ones), the
+    /// baseline block's own irreps of that l, and Y_l(r̂) for off-site blocks.
+    static func channelCount(l: Int, onsite: Bool, hidden: Irreps, block: Irreps, shLmax: Int) -> Int {
+        let h = hidden.entries.filter { $0.irrep.l == l }.reduce(0) { $0 + $1.mul }
+        let b = block.entries.filter { $0.irrep.l == l }.reduce(0) { $0 + $1.mul }
+        return (onsite ? h : 3 * h) + b + (!onsite && l <= shLmax ? 1 : 0)
+    }
+
+    public var trainableCount: Int { parameters.trainable.reduce(0) { $0 + $1.count } }
+
+    /// ΔH per block group, rows in `batch.groupBlocks` order, in eV (the stage-1 layout).
+    public func callAsFunction(_ batch: GraphBatch<T>, stage1 out: ModelOutput<T>) throws -> [BlockGroup: Tensor<T>] {
+        let geometry = try Stage2Geometry<T>(batch, shLmax: config.shLmax, radialCount: config.radialCount, cutoff: cutoff)
+        return try callAsFunction(batch, stage1: out, geometry: geometry)
+    }
+
+    public func callAsFunction(_ batch: GraphBatch<T>, stage1 out: ModelOutput<T>, geometry: Stage2Geometry<T>) throws -> [BlockGroup: Tensor<T>] {
+        let strict = config.mode == .strict
+        let hidden = hiddenIrreps
+        let n = batch.nodeCount, e = batch.edgeCount, d = config.width
+        let x = out.nodeFeatures, ef = out.edgeFeatures
+        let y = geometry.harmonics
+        guard x.shape == [n, hidden.dim], ef.shape == [e, hidden.dim], y.shape[0] == e else {
+            throw ModelError.badInput("stage 2: stage-1 features \(x.shape)/\(ef.shape) do not fit the batch (\(n) nodes, \(e) edges, irreps dim \(hidden.dim))")
+        }
+
+        // Baseline H irreps, normalised back to stage 1's head output y = (B·Cᵀ − shift)/scale
+        // (C is orthogonal), so stage 2 reads order-one numbers whatever the energy scale.
+        var baseline: [BlockGroup: Tensor<T>] = [:]
+        for (g, blocksTensor) in out.blocks {
+            guard let sg = groups[g] else { throw ModelError.badInput("stage 2: no block group \(g)") }
+            baseline[g] = try (try blocksTensor.matmul(sg.compose, transposeB: true) - sg.shift) / sg.scale
+        }
+
+        // Node embedding.
+        var nodeParts: [Tensor<T>] = []
+        if let s = try IrrepsInvariants.scalars(x, hidden) { nodeParts.append(s) }
+        if let v = try IrrepsInvariants.norms(x, hidden) { nodeParts.append(v) }
+        if !strict { nodeParts.append(x) }
+        var nodePre = try nodeEmbed(try Tensor.concat(nodeParts, axis: 1))
+        // Edge embedding.
+        var edgePre: Tensor<T> = Tensor(zeros: [0, d])
+        var xi: Tensor<T> = Tensor(zeros: [0, hidden.dim]), xj = xi
+        if e > 0 {
+            xi = try x.gatherRows(batch.source); xj = try x.gatherRows(batch.target)
+            var parts: [Tensor<T>] = [geometry.radial]
+            for f in [ef, xi, xj] { if let s = try IrrepsInvariants.scalars(f, hidden) { parts.append(s) } }
+            for f in [ef, xi, xj] { if let v = try IrrepsInvariants.norms(f, hidden) { parts.append(v) } }
+            for (a, b) in [(ef, xi), (ef, xj), (xi, xj)] { if let v = try IrrepsInvariants.products(a, b, hidden) { parts.append(v) } }
+            for f in [ef, xi, xj] {
+                if let v = try IrrepsInvariants.projections(f, hidden, harmonics: y, lmax: config.shLmax) { parts.append(v) }
+            }
+            if !strict { parts += [ef, xi, xj, y] }
+            edgePre = try edgeEmbed(try Tensor.concat(parts, axis: 1))
+        }
+        // Per-group baseline-H features, scattered onto their rows.
+        for g in baseline.keys.sorted() {
+            let sg = groups[g]!, b = baseline[g]!
+            guard let rows = batch.groupRows[g] else { continue }
+            var parts: [Tensor<T>] = []
+            if let s = try IrrepsInvariants.scalars(b, sg.irreps) { parts.append(s) }
+            if let v = try IrrepsInvariants.norms(b, sg.irreps) { parts.append(v) }
+            if !g.onsite, let v = try IrrepsInvariants.projections(b, sg.irreps, harmonics: try y.gatherRows(rows), lmax: config.shLmax) {
+                parts.append(v)
+            }
+            if !strict { parts.append(b) }
+            let contribution = try sg.embed(try Tensor.concat(parts, axis: 1)).scatterAdd(rows)
+            if g.onsite { nodePre = try nodePre + contribution } else { edgePre = try edgePre + contribution }
+        }
+        var h = try nodeEmbedNorm(try nodeEmbed2(nodePre.silu()))
+        var z = e > 0 ? try edgeEmbedNorm(try edgeEmbed2(edgePre.silu())) : Tensor<T>(zeros: [0, d])
+
+        for block in blocks {
+            (h, z) = try block(nodes: h, edges: z, source: batch.source, target: batch.target)
+        }
+
+        // Read-out.
+        var delta: [BlockGroup: Tensor<T>] = [:]
+        for g in baseline.keys.sorted() {
+            let sg = groups[g]!
+            guard let rows = batch.groupRows[g] else { continue }
+            let features = try (g.onsite ? h : z).gatherRows(rows)
+            let coefficients: Tensor<T>
+            if let readout = sg.readout {
+                coefficients = try readout(features)
+            } else {
+                coefficients = try strictCoefficients(sg, features: features, rows: rows, baseline: baseline[g]!,
+                                                      node: x, edge: ef, source: xi, target: xj, harmonics: y)
+            }
+            delta[g] = try (try coefficients * sg.scale).matmul(sg.compose)
+        }
+        return delta
+    }
+
+    /// Strict mode: for each output entry (mul_o, L), out[r, u, :] = Σ_c w[r, u, c] F[r, c, :] / √C
+    /// with F the channels of degree L listed in `channelCount` and w from invariant features.
+    func strictCoefficients(_ sg: Stage2Group<T>, features: Tensor<T>, rows: RowIndex, baseline: Tensor<T>,
+                            node: Tensor<T>, edge: Tensor<T>, source: Tensor<T>, target: Tensor<T>, harmonics: Tensor<T>) throws -> Tensor<T> {
+        let r = rows.count, onsite = sg.group.onsite
+        let hidden = hiddenIrreps
+        let equivariantSources: [Tensor<T>] = onsite ? [try node.gatherRows(rows)]
+            : [try edge.gatherRows(rows), try source.gatherRows(rows), try target.gatherRows(rows)]
+        let y = onsite ? nil : try harmonics.gatherRows(rows)
+        var channelsOfL: [Int: Tensor<T>] = [:]
+        func channels(_ l: Int) throws -> Tensor<T> {
+            if let c = channelsOfL[l] { return c }
+            var parts: [Tensor<T>] = []
+            for f in equivariantSources {
+                for (entry, range) in zip(hidden.entries, hidden.slices) where entry.irrep.l == l && entry.mul > 0 {
+                    parts.append(try f.slice(axis: 1, range).reshaped([r, entry.mul, 2 * l + 1]))
+                }
+            }
+            for (entry, range) in zip(sg.irreps.entries, sg.irreps.slices) where entry.irrep.l == l && entry.mul > 0 {
+                parts.append(try baseline.slice(axis: 1, range).reshaped([r, entry.mul, 2 * l + 1]))
+            }
+            if let y, l <= config.shLmax {
+                parts.append(try y.slice(axis: 1, l * l ..< (l + 1) * (l + 1)).reshaped([r, 1, 2 * l + 1]))
+            }
+            let c = try Tensor.concat(parts, axis: 1)
+            channelsOfL[l] = c
+            return c
+        }
+        var outputs: [Tensor<T>] = []
+        for (k, entry) in sg.irreps.entries.enumerated() {
+            let l = entry.irrep.l
+            let f = try channels(l)
+            let count = f.shape[1]
+            let w = try sg.weights[k](features).reshaped([r, entry.mul, count]) * T(1 / Double(count).squareRoot())
+            outputs.append(try w.bmm(f).reshaped([r, entry.mul * (2 * l + 1)]))
+        }
+        return try Tensor.concat(outputs, axis: 1)
+    }
+}

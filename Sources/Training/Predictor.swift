@@ -1,0 +1,157 @@
+// Prediction: a checkpoint and structures in, DeepH files out. Needs only the structure and its
+// orbital basis: the blocks predicted are those of the overlap file when there is one (DeepH's
+// convention: H has the sparsity of S), else of the Hamiltonian file, else every pair within the
+// model's cutoff. Each structure's output folder is the input's layout with the predicted H as
+// hamiltonian_pred.h5 (DeepH-dock) or hamiltonians_pred.h5 (DeepH legacy), written under a
+// temporary name and renamed into place.
+import Autograd
+import Formats
+import Foundation
+import Models
+import Structures
+
+public struct PredictionResult: Sendable {
+    public let name: String
+    public let folder: URL
+    public let blocks: Int
+    public let seconds: Double
+}
+
+public final class Predictor {
+    /// Stage 1 (alone, or the frozen base of a hybrid).
+    public let model: HamiltonianModel<Float>
+    /// Stage 1 + stage 2 when the checkpoint is a hybrid (written by `refine`).
+    public let hybrid: HybridHamiltonianModel<Float>?
+    public let checkpoint: URL
+    public var kind: ModelKind { hybrid == nil ? .stage1 : .hybrid }
+
+    /// File names of the predicted Hamiltonian in each layout.
+    public static func predictedFileName(_ format: DFTFormat) -> String {
+        format == .deephDock ? "hamiltonian_pred.h5" : "hamiltonians_pred.h5"
+    }
+
+    /// Loads a checkpoint file, or best.h5 (else last.h5) of a train or refine output folder;
+    /// a hybrid checkpoint (its `kind` marker) predicts H₁ + ΔH, a stage-1 one H₁.
+    public init(checkpoint: URL) throws {
+        let path = try HybridCheckpoint.resolve(checkpoint)
+        if try HybridCheckpoint.kind(path.path) == .hybrid {
+            let loaded = try HybridCheckpoint.loadHybrid(path.path)
+            hybrid = loaded
+            model = loaded.stage1
+        } else {
+            let config = try ModelConfigPart.read(path.path)
+            model = try HamiltonianModel<Float>(config: config)
+            try Checkpoint.load(from: path.path, parts: ["model": model.parameters])
+            hybrid = nil
+        }
+        self.checkpoint = path
+    }
+
+    /// Predicted H (internal order, eV) for one structure.
+    public func predict(_ record: DFTRecord) throws -> BlockOperator {
+        try ModelExecution.exclusive { try predictExclusive(record) }
+    }
+
+    func predictExclusive(_ record: DFTRecord) throws -> BlockOperator {
+        let config = model.config
+        let graph: StructureGraph
+        if let keys = record.overlap?.keys ?? record.hamiltonian?.keys {
+            graph = try StructureGraph(name: record.name, structure: record.structure, keys: keys, config: config)
+        } else {
+            graph = try StructureGraph(name: record.name, structure: record.structure, cutoff: config.cutoff, config: config)
+        }
+        let batch = try GraphBatch<Float>([graph], config: config)
+        if let hybrid { return try hybrid.predictOperators(batch)[0] }
+        return try model.predictOperators(batch)[0]
+    }
+
+    /// Predicts every structure under the inputs and writes one folder per structure under
+    /// `outputDirectory` (named like the record). Returns what was written.
+    @discardableResult
+    public func predict(inputs: [URL], outputDirectory: URL, only names: Set<String>? = nil, owns: (Int) -> Bool = { _ in true },
+                        log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        var results: [PredictionResult] = []
+        var total = 0, index = 0
+        for input in inputs { total += try DatasetSource(url: input).structureNames().filter { names?.contains($0) ?? true }.count }
+        for input in inputs {
+            let source = try DatasetSource(url: input)
+            let format = try FormatReader.detect(at: input)
+            try source.forEachRecord { record in
+                guard names?.contains(record.name) ?? true else { return }
+                defer { index += 1 }
+                guard owns(index) else { return }
+                let start = Date()
+                let h = try predict(record)
+                let seconds = Date().timeIntervalSince(start)
+                let folder = try write(record, prediction: h, format: format, under: outputDirectory)
+                results.append(PredictionResult(name: record.name, folder: folder, blocks: h.blockCount, seconds: seconds))
+                log(String(format: "%@: %d blocks predicted in %.3f s → %@", record.name, h.blockCount, seconds, folder.path))
+                progress?(results.count, total)
+            }
+        }
+        return results
+    }
+
+    func write(_ record: DFTRecord, prediction: BlockOperator, format: DFTFormat, under root: URL) throws -> URL {
+        let destination = root.appendingPathComponent(record.name)
+        try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let staging = destination.deletingLastPathComponent()
+            .appendingPathComponent(".\(destination.lastPathComponent).predict-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(at: staging)
+        let out = DFTRecord(name: record.name, structure: record.structure, hamiltonian: prediction, overlap: record.overlap,
+                            fermiEnergy: record.fermiEnergy, spinful: false, orthogonalBasis: record.orthogonalBasis)
+        do {
+            try FormatWriter.write(out, to: staging, format: format)
+            let plain = staging.appendingPathComponent(format == .deephDock ? DeepHDock.hamiltonianFile : DeepHLegacy.hamiltonianFile)
+            try FileManager.default.moveItem(at: plain, to: staging.appendingPathComponent(Predictor.predictedFileName(format)))
+            if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
+            try FileManager.default.moveItem(at: staging, to: destination)
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            throw error
+        }
+        return destination
+    }
+}
+
+/// A one-line progress bar with ETA on a terminal; nothing (callers print plain lines) elsewhere.
+public final class ProgressBar {
+    public let isTerminal: Bool
+    let started = Date()
+    var lastDraw = Date.distantPast
+    var drawn = false
+
+    public init(isTerminal: Bool = isatty(STDERR_FILENO) == 1) { self.isTerminal = isTerminal }
+
+    public func update(done: Int, total: Int, suffix: String = "") {
+        guard isTerminal, total > 0 else { return }
+        let now = Date()
+        guard done == total || now.timeIntervalSince(lastDraw) > 0.2 else { return }
+        lastDraw = now
+        let fraction = Double(done) / Double(total), width = 30
+        let filled = Int(fraction * Double(width))
+        let elapsed = now.timeIntervalSince(started)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let text = String(format: "\r\u{1B}[K[%@] %3.0f%% %d/%d  ETA %@  %@", bar, fraction * 100, done, total, ProgressBar.duration(eta), suffix)
+        FileHandle.standardError.write(Data(text.utf8))
+        drawn = true
+    }
+
+    /// A permanent line: on a terminal the bar is cleared first and redrawn by the next update.
+    public func message(_ line: String) {
+        if isTerminal && drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        print(line)
+        fflush(stdout)
+    }
+
+    public func finish() {
+        if isTerminal && drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drawn = false }
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+    }
+}

@@ -1,0 +1,351 @@
+// The training loop. Reproducibility: the split, the batch order of each epoch (SplitMix64 of
+// seed and epoch) and the initialisation are all seeded, kernels are thread-count independent,
+// so a seeded run is bit-for-bit repeatable; a resumed run restores parameters, Adam moments and
+// the schedule from last.h5 and continues with the next epoch's batch order, so it equals the
+// uninterrupted run. The gradient step goes through one flat buffer (`allReduce`), the hook a
+// data-parallel run fills in.
+import Autograd
+import Foundation
+import HDF5Kit
+import Models
+import Plots
+import Structures
+
+/// Losses and errors of one pass over a set of structures.
+public struct EpochMetrics: Equatable, Sendable {
+    public var loss = 0.0
+    /// Mean absolute error over orbital entries, eV.
+    public var mae = 0.0
+    public var rmse = 0.0
+    public var entries = 0
+    public var structures = 0
+    public var edges = 0
+}
+
+/// The resolved model configuration inside a checkpoint (JSON string attribute), so `predict`
+/// needs nothing but the checkpoint.
+public final class ModelConfigPart: Checkpointable {
+    public var config: ModelConfig
+    public init(_ config: ModelConfig) { self.config = config }
+    public func save(to file: HDF5File, group: String) throws {
+        try file.createGroup(group)
+        let data = try JSONEncoder().encode(config)
+        try file.setAttribute("json", string: String(decoding: data, as: UTF8.self), on: group)
+    }
+    public func load(from file: HDF5File, group: String) throws {
+        let text = try file.stringAttribute("json", of: group)
+        do { config = try JSONDecoder().decode(ModelConfig.self, from: Data(text.utf8)) } catch {
+            throw CheckpointError(file: file.path, field: "\(group)@json", message: "not a model configuration: \(error)")
+        }
+    }
+
+    /// Reads only the configuration of a checkpoint file.
+    public static func read(_ path: String) throws -> ModelConfig {
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(file: path, message: "no such checkpoint") }
+        let file = try HDF5File(readingAt: path)
+        guard file.exists("config") else { throw TrainingError(file: path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
+        let part = ModelConfigPart(ModelConfig())
+        try part.load(from: file, group: "config")
+        return part.config
+    }
+}
+
+/// Loss value and its error sums for one batch.
+struct BatchLoss<T: Scalar> {
+    let loss: Tensor<T>
+    let absSum: Double, squareSum: Double, entries: Int
+}
+
+/// Masked loss over every group of a batch, mean over the counted entries.
+func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kind: LossKind, huberDelta: Double,
+                          normalizeBy scales: [BlockGroup: Double]?) throws -> BatchLoss<T> {
+    var total: Tensor<T>? = nil
+    var absSum = 0.0, squareSum = 0.0
+    for g in out.blocks.keys.sorted() {
+        let pred = out.blocks[g]!, mask = targets.masks[g]!
+        var diff = try (try pred - targets.values[g]!) * mask
+        let width = pred.shape[1]
+        for r in 0 ..< pred.shape[0] where mask.data[r] != 0 {
+            for k in 0 ..< width { let d = Double(diff.data[r * width + k]); absSum += abs(d); squareSum += d * d }
+        }
+        if let s = scales?[g] { diff = diff * T(1 / s) }
+        let term: Tensor<T>
+        switch kind {
+        case .mse: term = try diff.square().sum()
+        case .mae: term = try diff.abs().sum()
+        case .huber:
+            let a = diff.abs(), delta = T(huberDelta)
+            let m = try a - (a - delta).relu()     // min(|d|, δ)
+            term = try (try m.square() * T(0.5) + (try a - m) * delta).sum()
+        }
+        total = try total.map { try $0 + term } ?? term
+    }
+    let n = max(targets.entryCount, 1)
+    let loss = (total ?? Tensor<T>(scalar: 0)) * T(1 / Double(n))
+    return BatchLoss(loss: loss, absSum: absSum, squareSum: squareSum, entries: targets.entryCount)
+}
+
+/// What a finished run reports.
+public struct TrainingSummary: Sendable {
+    public var epochsRun: Int
+    public var bestEpoch: Int
+    public var bestValidationLoss: Double
+    public var validation: EpochMetrics
+    public var test: EpochMetrics?
+    public var stoppedEarly: Bool
+    public var seconds: Double
+}
+
+public final class Trainer {
+    public let config: TrainConfig
+    public let outputDirectory: URL
+    /// Permanent messages (one per epoch and a few more).
+    public var log: (String) -> Void = { _ in }
+    /// Per-batch progress within the run: (batches done, batches total, current loss).
+    public var progress: ((Int, Int, Double) -> Void)?
+    /// Sums the flat gradient over ranks (identity for one process).
+    public var allReduce: ([Float]) -> [Float] = { $0 }
+    /// Stop after this epoch even if more are configured (tests of resume).
+    public var stopAfterEpoch: Int?
+
+    public init(config: TrainConfig, outputDirectory: URL) {
+        self.config = config
+        self.outputDirectory = outputDirectory
+    }
+
+    var lastPath: URL { outputDirectory.appendingPathComponent("last.h5") }
+    var bestPath: URL { outputDirectory.appendingPathComponent("best.h5") }
+    var curvePath: URL { outputDirectory.appendingPathComponent("learning_curve.jsonl") }
+    var splitsPath: URL { outputDirectory.appendingPathComponent("splits.json") }
+
+    /// Trains on the structures under `data`; with `resume`, continues from last.h5 in the
+    /// output directory.
+    @discardableResult
+    public func run(data: [URL], resume: Bool = false) throws -> TrainingSummary {
+        try ModelExecution.exclusive { try runExclusive(data: data, resume: resume) }
+    }
+
+    func runExclusive(data: [URL], resume: Bool) throws -> TrainingSummary {
+        try config.validate(file: "training configuration")
+        if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
+            throw TrainingError(file: lastPath.path, message: "--resume given but there is no last checkpoint to resume from")
+        }
+        let records = try Dataset.readRecords(data, limit: config.maxStructures, log: log)
+        guard records.count >= 1 else { throw TrainingError(file: data.first?.path ?? "data", message: "no structures") }
+        // The output folder appears only once the data has been read.
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        let splits: Splits
+        if resume, FileManager.default.fileExists(atPath: splitsPath.path) {
+            splits = try Splits.read(splitsPath)
+        } else {
+            splits = Splits.make(names: records.map(\.name), fractions: config.split, seed: config.seed)
+            try splits.write(to: splitsPath)
+        }
+        var modelConfig = config.model
+        modelConfig.basis = try Dataset.basis(of: records)
+        let byName = Dictionary(uniqueKeysWithValues: records.map { ($0.name, $0) })
+        func pick(_ names: [String]) throws -> [DFTRecord] {
+            try names.map { n in
+                guard let r = byName[n] else { throw TrainingError(file: splitsPath.path, message: "structure \"\(n)\" is not in the data") }
+                return r
+            }
+        }
+        var trainSamples = try Dataset.samples(try pick(splits.train), config: modelConfig)
+        if modelConfig.avgNeighbors == nil { modelConfig.avgNeighbors = Dataset.averageNeighbors(trainSamples) }
+        trainSamples = try Dataset.samples(try pick(splits.train), config: modelConfig)
+        let valSamples = try Dataset.samples(try pick(splits.validation), config: modelConfig)
+        let testSamples = try Dataset.samples(try pick(splits.test), config: modelConfig)
+        log("split: \(trainSamples.count) train, \(valSamples.count) validation, \(testSamples.count) test (seed \(splits.seed))")
+
+        let model = try HamiltonianModel<Float>(config: modelConfig)
+        for (g, s) in try model.estimateStatistics(Dataset.groupedTargets(trainSamples)) { try model.setStatistics(s, for: g) }
+        log("model: \(model.trainableCount) parameters, hidden irreps \(model.hiddenIrreps), \(modelConfig.layers) layers")
+        let optimizer = Adam<Float>(learningRate: config.learningRate)
+        let schedule = try ReduceLROnPlateau(learningRate: config.learningRate, factor: config.plateauFactor,
+                                             patience: config.plateauPatience, minLR: config.minLearningRate)
+        let configPart = ModelConfigPart(modelConfig)
+        let parts: [String: Checkpointable] = ["model": model.parameters, "optimizer": optimizer, "schedule": schedule, "config": configPart]
+        var startEpoch = 1, bestEpoch = 0, badEpochs = 0, bestLoss = Double.infinity, previousSeconds = 0.0
+        if resume {
+            let meta = try Checkpoint.load(from: lastPath.path, parts: parts)
+            guard configPart.config == modelConfig else {
+                throw TrainingError(file: lastPath.path, field: "config", message: "the checkpoint's model configuration differs from this run's (same --config and data are needed to resume)")
+            }
+            startEpoch = Int(meta["epoch"] ?? 0) + 1
+            bestEpoch = Int(meta["best_epoch"] ?? 0)
+            badEpochs = Int(meta["bad_epochs"] ?? 0)
+            bestLoss = meta["best_loss"] ?? .infinity
+            previousSeconds = meta["seconds"] ?? 0
+            try truncateCurve(after: startEpoch - 1)
+            log("resuming after epoch \(startEpoch - 1) (best epoch \(bestEpoch))")
+        } else {
+            try? FileManager.default.removeItem(at: curvePath)
+        }
+        let configData = try { () -> Data in
+            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            var resolved = config; resolved.model = modelConfig
+            return try e.encode(resolved)
+        }()
+        try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json"))
+
+        let scales: [BlockGroup: Double]? = config.normalize
+            ? Dictionary(uniqueKeysWithValues: model.groups.compactMap { g in model.statistics(of: g).map { (g, $0.scale) } }) : nil
+        let batchesPerEpoch = (trainSamples.count + config.batchSize - 1) / config.batchSize
+        let lastEpoch = min(config.epochs, stopAfterEpoch ?? .max)
+        let started = Date()
+        var stoppedEarly = false, epoch = startEpoch - 1
+        var lastValidation = EpochMetrics()
+        optimizer.learningRate = schedule.learningRate
+        while epoch < lastEpoch {
+            epoch += 1
+            let epochStart = Date()
+            var order = Array(trainSamples.indices)
+            var rng = SplitMix64(seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+            if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+            var train = EpochMetrics(), lossSum = 0.0
+            for b in 0 ..< batchesPerEpoch {
+                let members = order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)].map { trainSamples[$0] }
+                let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
+                let targets = try BatchTargets(batch, samples: members)
+                model.parameters.zeroGrad()
+                let out = try model(batch)
+                let l = try batchLoss(out, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales)
+                try l.loss.backward()
+                try model.parameters.loadGradients(allReduce(model.parameters.flattenGradients()))
+                if config.clipNorm > 0 { clipGradientNorm(model.parameters, maxNorm: config.clipNorm) }
+                optimizer.step(model.parameters)
+                let value = Double(l.loss.item)
+                guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "training diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
+                lossSum += value * Double(l.entries)
+                train.absSum(l); train.structures += members.count; train.edges += batch.edgeCount
+                progress?((epoch - startEpoch) * batchesPerEpoch + b + 1, (lastEpoch - startEpoch + 1) * batchesPerEpoch, value)
+            }
+            train.finish(lossSum: lossSum)
+            let validation = valSamples.isEmpty ? train : try evaluate(model, valSamples, modelConfig: modelConfig, scales: scales)
+            lastValidation = validation
+            optimizer.learningRate = try schedule.step(metric: validation.loss)
+            let improved = validation.loss < bestLoss
+            if improved { bestLoss = validation.loss; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
+            let seconds = previousSeconds + Date().timeIntervalSince(started)
+            let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
+                                          "best_loss": bestLoss, "seconds": seconds, "seed": Double(config.seed)]
+            if improved { try Checkpoint.save(to: bestPath.path, parts: parts, metadata: meta) }
+            try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
+            let epochSeconds = Date().timeIntervalSince(epochStart)
+            try appendCurve([
+                "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
+                "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
+                "learning_rate": .num(optimizer.learningRate), "best": .bool(improved), "epoch_seconds": .num(epochSeconds),
+                "structures_per_second": .num(Double(train.structures) / max(epochSeconds, 1e-9)),
+                "edges_per_second": .num(Double(train.edges) / max(epochSeconds, 1e-9)),
+            ])
+            try plotCurve()
+            log(String(format: "epoch %d/%d  train loss %.4g  MAE %.3f meV | val loss %.4g  MAE %.3f meV%@  lr %.2g  %.1fs",
+                       epoch, config.epochs, train.loss, train.mae * 1000, validation.loss, validation.mae * 1000,
+                       improved ? " (best)" : "", optimizer.learningRate, epochSeconds))
+            if config.earlyStoppingPatience > 0, badEpochs >= config.earlyStoppingPatience {
+                log("early stopping: no validation improvement for \(badEpochs) epochs")
+                stoppedEarly = true
+                break
+            }
+            if config.maxSeconds > 0, seconds >= config.maxSeconds {
+                log("stopping: time budget of \(config.maxSeconds) s reached")
+                stoppedEarly = true
+                break
+            }
+        }
+
+        // Final numbers with the best weights.
+        if FileManager.default.fileExists(atPath: bestPath.path) {
+            try Checkpoint.load(from: bestPath.path, parts: ["model": model.parameters])
+        }
+        let bestValidation = valSamples.isEmpty ? lastValidation : try evaluate(model, valSamples, modelConfig: modelConfig, scales: scales)
+        let test = testSamples.isEmpty ? nil : try evaluate(model, testSamples, modelConfig: modelConfig, scales: scales)
+        let summary = TrainingSummary(epochsRun: epoch, bestEpoch: bestEpoch, bestValidationLoss: bestLoss, validation: bestValidation,
+                                      test: test, stoppedEarly: stoppedEarly, seconds: previousSeconds + Date().timeIntervalSince(started))
+        try writeMetrics(summary, parameters: model.trainableCount)
+        return summary
+    }
+
+    /// Loss and errors of the model on samples, without gradients.
+    public func evaluate(_ model: HamiltonianModel<Float>, _ samples: [Sample], modelConfig: ModelConfig,
+                         scales: [BlockGroup: Double]?) throws -> EpochMetrics {
+        var m = EpochMetrics(), lossSum = 0.0
+        try GradMode.withoutGrad {
+            var start = 0
+            while start < samples.count {
+                let members = Array(samples[start ..< min(samples.count, start + config.batchSize)])
+                start += config.batchSize
+                let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
+                let l = try batchLoss(try model(batch), try BatchTargets(batch, samples: members), kind: config.loss,
+                                      huberDelta: config.huberDelta, normalizeBy: scales)
+                lossSum += Double(l.loss.item) * Double(l.entries)
+                m.absSum(l); m.structures += members.count; m.edges += batch.edgeCount
+            }
+        }
+        m.finish(lossSum: lossSum)
+        return m
+    }
+
+    func truncateCurve(after epoch: Int) throws {
+        guard let text = try? String(contentsOf: curvePath, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let e = obj["epoch"] as? Int else { return false }
+            return e <= epoch
+        }
+        try AtomicFile.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: curvePath)
+    }
+
+    func appendCurve(_ fields: [String: CurveValue]) throws {
+        let line = "{" + fields.keys.sorted().map { "\"\($0)\": \(fields[$0]!.json)" }.joined(separator: ", ") + "}\n"
+        if let handle = try? FileHandle(forWritingTo: curvePath) {
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(line.utf8))
+        } else {
+            try Data(line.utf8).write(to: curvePath)
+        }
+    }
+
+    /// learning_curve.svg: train and validation MAE per epoch (log scale), best epoch marked.
+    func plotCurve() throws {
+        var chart = try LearningCurve.read(curvePath).chart(keys: ["train_mae_meV", "val_mae_meV"], title: "Stage-1 learning curve")
+        chart.yLabel = "H MAE (meV)"
+        try chart.write(to: outputDirectory.appendingPathComponent("learning_curve.svg"))
+    }
+
+    func writeMetrics(_ s: TrainingSummary, parameters: Int) throws {
+        func block(_ m: EpochMetrics) -> String {
+            String(format: "{\"mae_meV\": %.6f, \"rmse_meV\": %.6f, \"mae_uEh\": %.6f, \"loss\": %.8g, \"structures\": %d, \"entries\": %d}",
+                   m.mae * 1000, m.rmse * 1000, m.mae / Units.hartreeToEV * 1e6, m.loss, m.structures, m.entries)
+        }
+        var text = "{\n  \"epochs_run\": \(s.epochsRun),\n  \"best_epoch\": \(s.bestEpoch),\n  \"stopped_early\": \(s.stoppedEarly),\n"
+        text += "  \"parameters\": \(parameters),\n  \"seconds\": \(String(format: "%.3f", s.seconds)),\n"
+        text += "  \"validation\": \(block(s.validation))"
+        if let t = s.test { text += ",\n  \"test\": \(block(t))" }
+        text += "\n}\n"
+        try AtomicFile.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
+    }
+}
+
+enum CurveValue {
+    case int(Int), num(Double), bool(Bool)
+    var json: String {
+        switch self {
+        case let .int(i): return "\(i)"
+        case let .num(d): return d.isFinite ? "\(d)" : "null"
+        case let .bool(b): return b ? "true" : "false"
+        }
+    }
+}
+
+extension EpochMetrics {
+    mutating func absSum<T>(_ l: BatchLoss<T>) {
+        mae += l.absSum; rmse += l.squareSum; entries += l.entries
+    }
+    mutating func finish(lossSum: Double) {
+        let n = Double(max(entries, 1))
+        loss = lossSum / n; mae /= n; rmse = (rmse / n).squareRoot()
+    }
+}

@@ -1,0 +1,110 @@
+import Autograd
+import Formats
+import Foundation
+import HDF5Kit
+import Models
+import Pipeline
+import Structures
+import TestSupport
+@testable import Training
+import XCTest
+
+final class RefineTests: XCTestCase {
+    /// A stage-1 run on the tiny fixture set (one epoch: refine only needs a checkpoint).
+    func stage1(_ dir: URL) throws -> URL {
+        let out = dir.appendingPathComponent("stage1")
+        try Trainer(config: Tiny.config(epochs: 2), outputDirectory: out).run(data: Tiny.data)
+        return out
+    }
+
+    func refineConfig(_ mode: Stage2Mode, epochs: Int = 6) -> RefineConfig {
+        var c = RefineConfig()
+        c.epochs = epochs
+        c.batchSize = 2
+        c.learningRate = 5e-3
+        c.stage2.mode = mode
+        c.stage2.width = 8; c.stage2.heads = 2; c.stage2.layers = 1; c.stage2.feedForward = 8; c.stage2.radialCount = 4
+        c.stage2.shLmax = 4
+        return c
+    }
+
+    func testRefineKeepsStage1AndImprovesOnTrainingSet() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let s1 = try stage1(dir)
+        let before = try Tiny.parameters(s1.appendingPathComponent("best.h5"))
+        let out = dir.appendingPathComponent("hybrid")
+        let refiner = Refiner(config: refineConfig(.strict), stage1: s1, outputDirectory: out)
+        let summary = try refiner.run(data: Tiny.data)
+        XCTAssertEqual(summary.epochsRun, 6)
+        for name in ["best.h5", "last.h5", "learning_curve.jsonl", "metrics.json", "config.json", "splits.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(name).path), name)
+        }
+        XCTAssertEqual(try Splits.read(out.appendingPathComponent("splits.json")), try Splits.read(s1.appendingPathComponent("splits.json")))
+        // Stage 1 inside the hybrid checkpoint is bit-identical to the train artifact.
+        let hybridPath = out.appendingPathComponent("best.h5").path
+        XCTAssertEqual(try HybridCheckpoint.kind(hybridPath), .hybrid)
+        XCTAssertEqual(try HybridCheckpoint.kind(s1.appendingPathComponent("best.h5").path), .stage1)
+        XCTAssertEqual(try Tiny.parameters(URL(fileURLWithPath: hybridPath)), before)
+        let hybrid = try HybridCheckpoint.loadHybrid(hybridPath)
+        XCTAssertEqual(hybrid.stage2.config.mode, .strict)
+        // Training loss falls.
+        let curve = try Tiny.curve(out)
+        XCTAssertLessThan(curve.last!["train_loss"]!, curve.first!["train_loss"]!)
+        // Refining a hybrid checkpoint again is refused with the file named.
+        XCTAssertThrowsError(try Refiner(config: refineConfig(.strict), stage1: URL(fileURLWithPath: hybridPath),
+                                         outputDirectory: dir.appendingPathComponent("again")).run(data: Tiny.data)) {
+            XCTAssertTrue("\($0)".contains(hybridPath) && "\($0)".contains("hybrid"), "\($0)")
+        }
+    }
+
+    func testBadRefineConfigNamesTheField() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let file = dir.appendingPathComponent("refine.json")
+        try Data(#"{"epochs": 3, "joint_epochs": 5}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("joint_epochs") && "\($0)".contains(file.path), "\($0)") }
+        try Data(#"{"stage2": {"mode": "loose"}}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("stage2.mode"), "\($0)") }
+        try Data(#"{"stage2": {"width": 10, "heads": 4}}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("stage2.heads"), "\($0)") }
+        XCTAssertThrowsError(try HybridCheckpoint.loadHybrid(dir.appendingPathComponent("missing.h5").path)) {
+            XCTAssertTrue("\($0)".contains("missing.h5"), "\($0)")
+        }
+    }
+
+    func testPredictionWithEitherKindAndTheStageKind() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let s1 = try stage1(dir)
+        // The pipeline kind, run directly with every parameter given.
+        let kind = RefineStageKind()
+        var values: [String: JSONValue] = [:]
+        for p in kind.parameters { values[p.name] = p.defaultValue! }
+        values["epochs"] = .int(2); values["width"] = .int(8); values["heads"] = .int(2); values["layers"] = .int(1)
+        values["feed_forward"] = .int(8); values["radial_count"] = .int(4); values["sh_lmax"] = .int(3); values["mode"] = .string("empirical")
+        let out = dir.appendingPathComponent("refine-stage")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let context = StageContext(stageName: "refine", parameters: StageParameters(values), inputs: ["model": [s1], "data": Tiny.data],
+                                   outputDirectory: out, reporter: .discard)
+        let metrics = try kind.run(context)
+        XCTAssertEqual(metrics["epochs_run"], .int(2))
+        XCTAssertNotNil(metrics["val_stage1_mae_meV"])
+
+        // Either kind of checkpoint predicts; the hybrid writes H₁ + ΔH, stage 1 its own H.
+        let input = Fixtures.url("training/water-0001")
+        let record = try FormatReader.readRecord(at: input)
+        let hybrid = try Predictor(checkpoint: out)
+        let plain = try Predictor(checkpoint: s1)
+        XCTAssertEqual(hybrid.kind, .hybrid)
+        XCTAssertEqual(plain.kind, .stage1)
+        let h = try hybrid.predict(record), p = try plain.predict(record)
+        XCTAssertEqual(p, try Predictor(checkpoint: s1).predict(record))
+        XCTAssertEqual(h.keys, p.keys)
+        XCTAssertGreaterThan(maxAbsDifference(h.entries, p.entries), 0, "ΔH is not zero")
+        let model = try HybridCheckpoint.loadHybrid(out.appendingPathComponent("best.h5").path)
+        let graph = try StructureGraph(name: record.name, structure: record.structure, keys: record.overlap?.keys ?? record.hamiltonian!.keys,
+                                       config: model.stage1.config)
+        XCTAssertEqual(h, try model.predictOperators(GraphBatch<Float>([graph], config: model.stage1.config))[0])
+        let written = try hybrid.predict(inputs: [input], outputDirectory: dir.appendingPathComponent("pred"))
+        XCTAssertEqual(written.count, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: written[0].folder.appendingPathComponent("hamiltonian_pred.h5").path))
+    }
+}
