@@ -5,9 +5,14 @@
 // residual, layer norm); one equivariant head per block group mapping features to the group's
 // irreps, then the fixed Clebsch–Gordan map to the block.
 //
-// Parity: Hamiltonian blocks only need SO(3) equivariance, so each output irrep L is labelled with
-// the spherical-harmonic parity (−1)^L whatever the orbital pair's parity; the Clebsch–Gordan map
-// is the same. This lets the documented hidden irreps (0e, 1o, 2e, 3o, 4e) serve every block.
+// Parity (E(3) equivariance): orbital parities multiply, so the irreps of an (l1, l2) block are
+// L = |l1−l2|…l1+l2, each with parity (−1)^(l1+l2) (s–p: 1o; p–p: 0e+1e+2e; p–d: 1o+2o+3o).
+// The heads output exactly those irreps, so a mirror image of the structure gives the mirrored
+// Hamiltonian, not just a rotated one. Hidden irreps may hold both parities; the tensor products
+// keep every path the product rules allow (1o ⊗ 1o → 1e, …), and an irrep a head needs whose L is
+// in the configured hidden irreps only with the other parity is added to the hidden irreps with
+// that entry's multiplicity (DeepH-E3 likewise widens its last irreps to the needed parities), so
+// older SH-parity-only configs still build.
 import Autograd
 import Foundation
 import SO3
@@ -82,15 +87,22 @@ public final class HamiltonianModel<T: Scalar> {
         do { parsed = try Irreps(config.irreps) } catch {
             throw ModelError.badConfig(field: "irreps", message: "\(error)")
         }
-        let scalars = Irreps(parsed.entries.filter { $0.irrep.l == 0 && $0.mul > 0 })
-        let gated = Irreps(parsed.entries.filter { $0.irrep.l > 0 && $0.mul > 0 })
-        guard scalars.dim > 0 else { throw ModelError.badConfig(field: "irreps", message: "needs scalar (0e) channels for the gates, got \(config.irreps)") }
+        let shells = config.shells
+        let elements = config.elements
+        groups = BlockGroup.all(elements: elements)
+        var decompositions: [BlockGroup: AtomPairDecomposition] = [:]
+        for g in groups { decompositions[g] = try AtomPairDecomposition(rows: shells[g.zi]!, cols: shells[g.zj]!) }
+        let completed = try HamiltonianModel.completingParity(parsed, for: decompositions, configured: config.irreps)
+        let scalars = Irreps(completed.entries.filter { $0.irrep.l == 0 && $0.mul > 0 })
+        let gated = Irreps(completed.entries.filter { $0.irrep.l > 0 && $0.mul > 0 })
+        guard scalars.entries.contains(where: { $0.irrep == (try! Irrep(0, 1)) }) else {
+            throw ModelError.badConfig(field: "irreps", message: "needs scalar (0e) channels for the gates, got \(config.irreps)")
+        }
         hiddenIrreps = scalars + gated
         let hidden = hiddenIrreps
         shIrreps = Irreps.sphericalHarmonics(lmax: config.shLmax)
         let allowed = Set(hidden.entries.map(\.irrep))
         let lmax = hidden.lmax ?? 0
-        let elements = config.elements
         let speciesIrreps = try Irreps("\(elements.count)x0e")
 
         nodeEmbedding = try EquivariantLinear(params, name: "embed.node", irrepsIn: speciesIrreps, irrepsOut: hidden)
@@ -103,7 +115,14 @@ public final class HamiltonianModel<T: Scalar> {
         for k in 0 ..< config.layers {
             let p = "layer\(k)"
             let edgeGate = try Gate<T>(scalars: scalars, gated: gated)
-            let product = try ChannelwiseTensorProduct<T>(irreps1: hidden, irreps2: shIrreps, lmaxOut: lmax, allowedOutputs: allowed)
+            // In the first block every edge input (edge embedding, scalar node embeddings) is a
+            // function of that edge's vector u alone, and no pseudo-tensor (parity −(−1)^L: 1e,
+            // 2o, 0o, …) can be built from one vector: those paths are zero up to round-off, and the
+            // layer norm would blow that round-off up by 1/√ε into non-equivariant noise. So the
+            // first block keeps only the harmonics' parities; later blocks see several directions
+            // through the aggregated node features and use every path the product rules allow.
+            let outputs = k == 0 ? allowed.filter { $0.p == ($0.l % 2 == 0 ? 1 : -1) } : allowed
+            let product = try ChannelwiseTensorProduct<T>(irreps1: hidden, irreps2: shIrreps, lmaxOut: lmax, allowedOutputs: outputs)
             let nodeGate = try Gate<T>(scalars: scalars, gated: gated)
             blocks.append(Interaction(
                 edgeMix: try EquivariantLinear(params, name: "\(p).edge.mix", irrepsIn: hidden + hidden + hidden, irrepsOut: hidden),
@@ -119,13 +138,12 @@ public final class HamiltonianModel<T: Scalar> {
         }
         interactions = blocks
 
-        let shells = config.shells
-        groups = BlockGroup.all(elements: elements)
         var heads: [BlockGroup: BlockHead<T>] = [:]
         for g in groups {
-            let d = try AtomPairDecomposition(rows: shells[g.zi]!, cols: shells[g.zj]!)
-            let relabelled = Irreps(d.irreps.entries.map { MulIrrep($0.mul, try! Irrep($0.irrep.l, $0.irrep.l % 2 == 0 ? 1 : -1)) })
-            for e in relabelled.entries where !allowed.contains(e.irrep) {
+            let d = decompositions[g]!
+            // The decomposition's irreps carry the physical parity (−1)^(l1+l2) per shell pair.
+            let outIrreps = d.irreps
+            for e in outIrreps.entries where !allowed.contains(e.irrep) {
                 throw ModelError.badConfig(field: "irreps", message: "blocks \(g) need irrep \(e.irrep), absent from \(config.irreps)")
             }
             var c = [T](repeating: 0, count: d.dim * d.dim)
@@ -137,21 +155,43 @@ public final class HamiltonianModel<T: Scalar> {
                 unit[f] = 0
             }
             var scalarComponents: [Int] = []
-            for (e, r) in zip(relabelled.entries, relabelled.slices) where e.irrep.l == 0 { scalarComponents += Array(r) }
+            for (e, r) in zip(outIrreps.entries, outIrreps.slices) where e.irrep.l == 0 { scalarComponents += Array(r) }
             let tag = g.onsite ? "on_\(Elements.symbol(of: g.zi)!)" : "off_\(Elements.symbol(of: g.zi)!)_\(Elements.symbol(of: g.zj)!)"
             let scale = try params.create("stats.\(tag).scale", shape: [1], initializer: .ones)
             let shift = try params.create("stats.\(tag).shift", shape: [d.dim], initializer: .zeros)
             scale.requiresGrad = false; shift.requiresGrad = false
             // Heads start small so the untrained model predicts about the per-group mean
             // (the statistics' shift) instead of noise of size σ.
-            let head = try EquivariantLinear<T>(params, name: "head.\(tag)", irrepsIn: hidden, irrepsOut: relabelled)
+            let head = try EquivariantLinear<T>(params, name: "head.\(tag)", irrepsIn: hidden, irrepsOut: outIrreps)
             for w in head.weights { w.weight.data = w.weight.data.map { $0 * T(config.headInitScale) } }
-            heads[g] = BlockHead(group: g, decomposition: d, irreps: relabelled,
+            heads[g] = BlockHead(group: g, decomposition: d, irreps: outIrreps,
                                  linear: head,
                                  compose: try Tensor(c, shape: [d.dim, d.dim]), scale: scale, shift: shift,
                                  scalarComponents: scalarComponents)
         }
         self.heads = heads
+    }
+
+    /// The configured hidden irreps plus, for every irrep the blocks need that is present only
+    /// with the other parity, a copy of that entry with the needed parity (same multiplicity),
+    /// inserted right after it. Irreps whose L is absent altogether are left for the heads'
+    /// check to report.
+    static func completingParity(_ irreps: Irreps, for decompositions: [BlockGroup: AtomPairDecomposition], configured: String) throws -> Irreps {
+        let present = Set(irreps.entries.filter { $0.mul > 0 }.map(\.irrep))
+        var needed = Set<Irrep>()
+        for d in decompositions.values { for e in d.irreps.entries { needed.insert(e.irrep) } }
+        var out: [MulIrrep] = []
+        var added = Set<Irrep>()
+        for e in irreps.entries {
+            out.append(e)
+            guard e.mul > 0 else { continue }
+            let mirror = try Irrep(e.irrep.l, -e.irrep.p)
+            if needed.contains(mirror), !present.contains(mirror), !added.contains(mirror) {
+                out.append(MulIrrep(e.mul, mirror))
+                added.insert(mirror)
+            }
+        }
+        return Irreps(out)
     }
 
     /// Number of trainable scalars.

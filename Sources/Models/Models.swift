@@ -1,4 +1,4 @@
-// Models: the learnable networks. Owns the stage-1 SO(3)-equivariant Hamiltonian network
+// Models: the learnable networks. Owns the stage-1 E(3)-equivariant Hamiltonian network
 // (`HamiltonianModel`, the DeepH-E3 design on our Autograd engine and SO3 layers), its
 // configuration (`ModelConfig`, JSON with documented defaults), the batched graph input it runs on
 // (`StructureGraph` → `GraphBatch`: species, edges, spherical harmonics and radial bases), and the
@@ -34,8 +34,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 /// Hyper-parameters of the stage-1 network. Every key has a default (DeepH-E3's where it has one);
 /// `basis` is filled in from the training data. JSON keys are the property names in snake_case.
 public struct ModelConfig: Codable, Equatable, Sendable {
-    /// Hidden node and edge irreps (DeepH-E3's default irreps_mid).
-    public var irreps = "64x0e+32x1o+16x2e+8x3o+8x4e"
+    /// Hidden node and edge irreps: DeepH-E3's irreps_mid (64x0e+32x1o+16x2e+8x3o+8x4e) with
+    /// every L ≥ 1 also in the other parity (DeepH-E3 adds those in its last layer), so every
+    /// block irrep (parity (−1)^(l1+l2)) up to f orbitals has channels to come from. No 0o: no
+    /// block needs it, and it is zero by symmetry for every achiral structure, where the layer
+    /// norm would only amplify round-off.
+    public var irreps = "64x0e+32x1o+32x1e+16x2e+16x2o+8x3o+8x3e+8x4e+8x4o"
     /// Spherical harmonics of the edge direction, l = 0…shLmax.
     public var shLmax = 4
     /// Interaction blocks (edge update + node update each).
@@ -82,10 +86,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public static let defaults = ModelConfig()
 
+    /// Hidden irreps of the demo: the old 16x0e+8x1o+4x2e+4x3o+2x4e plus the mirror parities
+    /// s/p/d blocks need (p–p, d–d: 1e; p–d: 2o; d–d: 3e).
+    public static let demoIrreps = "16x0e+8x1o+4x1e+4x2e+4x2o+4x3o+2x3e+2x4e"
+
     /// The scaled-down network of the bundled demo (`pipeline.json`, `make run`).
     public static var demo: ModelConfig {
         var c = ModelConfig()
-        c.irreps = "16x0e+8x1o+4x2e+4x3o+2x4e"
+        c.irreps = ModelConfig.demoIrreps
         c.layers = 2
         c.radialCount = 8
         c.radialHidden = 16

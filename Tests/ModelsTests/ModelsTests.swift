@@ -10,7 +10,7 @@ import XCTest
 enum Toy {
     static func config(seed: UInt64 = 7) -> ModelConfig {
         var c = ModelConfig()
-        c.irreps = "4x0e+3x1o+2x2e+2x3o+1x4e"
+        c.irreps = "4x0e+3x1o+2x1e+2x2e+2x2o+2x3o+1x3e+1x4e"
         c.layers = 2
         c.radialCount = 4
         c.radialHidden = 6
@@ -39,6 +39,20 @@ enum Toy {
         return (s, keys)
     }
 
+    /// A twisted H2O2 (dihedral ≈ 110°): chiral, so its mirror image is no rotation of it.
+    static func peroxide() -> Structure {
+        Structure(lattice: Lattice(vectors: [Vec3(20, 0, 0), Vec3(0, 20, 0), Vec3(0, 0, 20)], periodic: [false, false, false]),
+                  atomicNumbers: [8, 8, 1, 1],
+                  positions: [Vec3(0, 0.02, 0.01), Vec3(1.46, -0.03, 0.02), Vec3(-0.3, 0.92, -0.05), Vec3(1.78, 0.35, 0.86)],
+                  basis: [8: OrbitalShells([0, 0, 1, 1, 2]), 1: OrbitalShells([0, 0, 1])])
+    }
+
+    /// Haar rotation from three uniforms, times the inversion when `improper` (det −1).
+    static func randomRotation(_ rng: inout SplitMix64, improper: Bool) -> Rotation {
+        let r = Rotation(uniform: rng.nextUnit(), rng.nextUnit(), rng.nextUnit())
+        return improper ? Rotation(rows: -r.rows.0, -r.rows.1, -r.rows.2) : r
+    }
+
     static func allPairs(_ n: Int) -> [BlockKey] {
         (0 ..< n).flatMap { i in (0 ..< n).map { BlockKey(0, 0, 0, i, $0) } }
     }
@@ -62,6 +76,10 @@ enum Toy {
 }
 
 final class ModelEquivarianceTests: XCTestCase {
+    /// Predictions of the transformed structure vs the prediction transformed by D(R) per shell,
+    /// for three proper and three improper random R. For improper R, SO3's WignerD gives the
+    /// orbitals' representation (−1)^l D(−R) (an l orbital has parity (−1)^l), so
+    /// `OrbitalRotation.rotate` already maps blocks correctly under mirrors.
     func check<T: Scalar>(_: T.Type, structure: Structure, keys: [BlockKey], tolerance: Double) throws {
         let config = Toy.config()
         let model = try HamiltonianModel<T>(config: config)
@@ -69,8 +87,9 @@ final class ModelEquivarianceTests: XCTestCase {
         let graph = try StructureGraph(name: "toy", structure: structure, keys: keys, config: config)
         let base = try model.predictOperators(GraphBatch<T>([graph], config: config))[0]
         var rng = SplitMix64(seed: 99)
-        for _ in 0 ..< 3 {
-            let r = Rotation(uniform: rng.nextUnit(), rng.nextUnit(), rng.nextUnit())
+        for trial in 0 ..< 6 {
+            let r = Toy.randomRotation(&rng, improper: trial % 2 == 1)
+            XCTAssertEqual(r.determinant, trial % 2 == 1 ? -1 : 1, accuracy: 1e-12)
             let rs = Toy.rotated(structure, r)
             let rg = try StructureGraph(name: "toy-rotated", structure: rs, keys: keys, config: config)
             let predicted = try model.predictOperators(GraphBatch<T>([rg], config: config))[0]
@@ -83,7 +102,7 @@ final class ModelEquivarianceTests: XCTestCase {
                 scale = max(scale, expected.values(at: b).map(abs).max()!)
             }
             XCTAssertGreaterThan(scale, 1e-3, "predictions must not be trivially zero")
-            XCTAssertLessThan(worst / scale, tolerance, "relative equivariance error \(worst / scale)")
+            XCTAssertLessThan(worst / scale, tolerance, "relative equivariance error \(worst / scale) (det R = \(r.determinant))")
         }
     }
 
@@ -95,25 +114,72 @@ final class ModelEquivarianceTests: XCTestCase {
         try check(Float.self, structure: Toy.water(), keys: Toy.allPairs(3), tolerance: 1e-5)
     }
 
+    func testChiralPeroxideEquivariantDouble() throws {
+        try check(Double.self, structure: Toy.peroxide(), keys: Toy.allPairs(4), tolerance: 1e-12)
+    }
+
+    func testChiralPeroxideEquivariantFloat() throws {
+        try check(Float.self, structure: Toy.peroxide(), keys: Toy.allPairs(4), tolerance: 1e-5)
+    }
+
     func testPeriodicChainEquivariantDouble() throws {
         let (s, keys) = Toy.chain()
         try check(Double.self, structure: s, keys: keys, tolerance: 1e-12)
     }
 
     func testFeaturesRotateAsIrreps() throws {
+        for improper in [false, true] {
+            let r0 = Rotation(uniform: 0.3, 0.7, 0.1)
+            try checkFeatures(improper ? Rotation(rows: -r0.rows.0, -r0.rows.1, -r0.rows.2) : r0)
+        }
+    }
+
+    /// Hidden features transform with p · D(R) per irrep of parity p under improper R.
+    func checkFeatures(_ r: Rotation) throws {
         let config = Toy.config()
         let model = try HamiltonianModel<Double>(config: config)
-        let s = Toy.water()
-        let r = Rotation(uniform: 0.3, 0.7, 0.1)
-        let a = try GradMode.withoutGrad { try model(GraphBatch<Double>([StructureGraph(name: "w", structure: s, keys: Toy.allPairs(3), config: config)], config: config)) }
-        let b = try GradMode.withoutGrad { try model(GraphBatch<Double>([StructureGraph(name: "w", structure: Toy.rotated(s, r), keys: Toy.allPairs(3), config: config)], config: config)) }
+        let s = Toy.peroxide()
+        let a = try GradMode.withoutGrad { try model(GraphBatch<Double>([StructureGraph(name: "w", structure: s, keys: Toy.allPairs(4), config: config)], config: config)) }
+        let b = try GradMode.withoutGrad { try model(GraphBatch<Double>([StructureGraph(name: "w", structure: Toy.rotated(s, r), keys: Toy.allPairs(4), config: config)], config: config)) }
         var nodes = a.nodeFeatures.data, edges = a.edgeFeatures.data
         try model.hiddenIrreps.rotate(&nodes, rotation: r)
         try model.hiddenIrreps.rotate(&edges, rotation: r)
-        XCTAssertEqual(a.nodeFeatures.shape, [3, model.hiddenIrreps.dim])
-        XCTAssertEqual(a.edgeFeatures.shape, [6, model.hiddenIrreps.dim])
+        XCTAssertEqual(a.nodeFeatures.shape, [4, model.hiddenIrreps.dim])
+        XCTAssertEqual(a.edgeFeatures.shape, [12, model.hiddenIrreps.dim])
+        // Odd-parity channels must carry signal, or the improper check would be vacuous.
+        var odd = 0.0
+        for (e, range) in zip(model.hiddenIrreps.entries, model.hiddenIrreps.slices) where e.irrep.p != (e.irrep.l % 2 == 0 ? 1 : -1) {
+            for row in 0 ..< 12 { for k in range { odd = max(odd, abs(a.edgeFeatures.data[row * model.hiddenIrreps.dim + k])) } }
+        }
+        XCTAssertGreaterThan(odd, 1e-3, "channels of parity −(−1)^l are nonzero")
         XCTAssertLessThan(maxAbsDifference(nodes, b.nodeFeatures.data), 1e-11)
         XCTAssertLessThan(maxAbsDifference(edges, b.edgeFeatures.data), 1e-11)
+    }
+}
+
+final class ModelParityTests: XCTestCase {
+    /// Heads output each (l1, l2) block's irreps with parity (−1)^(l1+l2).
+    func testHeadIrrepsCarryOrbitalParity() throws {
+        let model = try HamiltonianModel<Double>(config: Toy.config())
+        let head = model.heads[BlockGroup(onsite: false, zi: 1, zj: 8)]!
+        // H [s s p] × O [s s p p d]: every L of every shell pair, with the pair's parity.
+        var expected: [Irrep] = []
+        for l1 in [0, 0, 1] { for l2 in [0, 0, 1, 1, 2] {
+            for l in abs(l1 - l2) ... (l1 + l2) { expected.append(try Irrep(l, (l1 + l2) % 2 == 0 ? 1 : -1)) }
+        } }
+        XCTAssertEqual(head.irreps.entries.flatMap { e in Array(repeating: e.irrep, count: e.mul) }, expected)
+        for name in ["1e", "2o", "3o"] { XCTAssertTrue(expected.contains(try Irrep(name)), name) }
+    }
+
+    /// A config with only the harmonics' parities (the old default style) still builds: the
+    /// needed mirror irreps are added with the multiplicity of their L.
+    func testParityCompletionOfSphericalHarmonicIrreps() throws {
+        var c = Toy.config()
+        c.irreps = "4x0e+3x1o+2x2e+2x3o+1x4e"
+        let model = try HamiltonianModel<Double>(config: c)
+        XCTAssertEqual(model.hiddenIrreps, try Irreps("4x0e+3x1o+3x1e+2x2e+2x2o+2x3o+2x3e+1x4e"))
+        let full = try HamiltonianModel<Double>(config: Toy.config())
+        XCTAssertEqual(full.hiddenIrreps, try Irreps("4x0e+3x1o+2x1e+2x2e+2x2o+2x3o+1x3e+1x4e"), "nothing added when present")
     }
 }
 
@@ -122,7 +188,7 @@ final class ModelGradientTests: XCTestCase {
     /// few entries of every parameter tensor.
     func testFullModelGradientMatchesFiniteDifferences() throws {
         var config = Toy.config()
-        config.irreps = "2x0e+2x1o+1x2e+1x3o+1x4e"
+        config.irreps = "2x0e+2x1o+1x1e+1x2e+1x2o+1x3o+1x3e+1x4e"
         let model = try HamiltonianModel<Double>(config: config)
         try Toy.setStatistics(model)
         let (s, keys) = Toy.chain()
@@ -169,7 +235,8 @@ final class ModelGradientTests: XCTestCase {
 final class ModelConfigTests: XCTestCase {
     func testDefaultsAndJSONKeys() throws {
         let d = ModelConfig.defaults
-        XCTAssertEqual(d.irreps, "64x0e+32x1o+16x2e+8x3o+8x4e")
+        XCTAssertEqual(d.irreps, "64x0e+32x1o+32x1e+16x2e+16x2o+8x3o+8x3e+8x4e+8x4o")
+        XCTAssertEqual(ModelConfig.demo.irreps, "16x0e+8x1o+4x1e+4x2e+4x2o+4x3o+2x3e+2x4e")
         XCTAssertEqual(d.shLmax, 4)
         XCTAssertEqual(d.layers, 3)
         let partial = try JSONDecoder().decode(ModelConfig.self, from: Data(#"{"layers": 2, "radial_basis": "gaussian"}"#.utf8))
