@@ -98,57 +98,89 @@ private func forEdgeChunks(_ edges: Int, grain: Int = 8, _ body: (Range<Int>) ->
     }
 }
 
-/// Transposes every x1 entry of one edge row from [u][m1] (e3nn layout) to [m1][u] so the
-/// per-channel loops run over contiguous memory.
+// Edges are handled in blocks of B = 8 (a literal in each kernel so the compiler unrolls it):
+// scratch is laid out [m][u][edge], so the innermost loops run over 8 edges with a per-edge t,
+// contiguous and vectorisable even for the small multiplicities (u = 8) of the high-l entries.
+
+/// Gathers the x1 rows of edges e0 ..< e0+nb into [m1][u][b] per entry (b < 8; missing edges of
+/// a tail block are zero).
 @inline(__always)
-private func transposeRow<T: Scalar>(_ plan: FusedTensorProductPlan, _ row: UnsafePointer<T>, _ dst: UnsafeMutablePointer<T>) {
-    for (off, u, d) in plan.entries {
-        for c in 0 ..< u { for m in 0 ..< d { dst[off + m * u + c] = row[off + c * d + m] } }
+private func gatherBlock<T: Scalar>(_ plan: FusedTensorProductPlan, _ x1: UnsafePointer<T>, _ e0: Int, _ nb: Int, _ dst: UnsafeMutablePointer<T>) {
+    let B = 8
+    if nb < B { dst.update(repeating: 0, count: plan.dim1 * B) }
+    for b in 0 ..< nb {
+        let row = x1 + (e0 + b) * plan.dim1
+        for (off, u, d) in plan.entries {
+            for c in 0 ..< u { for m in 0 ..< d { dst[(off + m * u + c) * B + b] = row[off + c * d + m] } }
+        }
     }
 }
 
-/// t_k = Σ C·x2 for the pairs of path p (the x2 contraction shared by all channels).
+/// t[k][b] = Σ C·x2 for the pairs of path p and each edge of the block.
 @inline(__always)
-private func contractX2<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: Int, _ x2: UnsafePointer<T>, _ t: UnsafeMutablePointer<T>) {
-    let base = plan.pairStart[p], x2o = plan.x2Offset[p]
-    for k in base ..< plan.pairStart[p + 1] {
-        var s: T = 0
-        for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { s += T(plan.nzValue[z]) * x2[x2o + plan.nzM2[z]] }
-        t[k - base] = s
+private func contractX2Block<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: Int, _ x2: UnsafePointer<T>, _ e0: Int, _ nb: Int, _ t: UnsafeMutablePointer<T>) {
+    let B = 8, base = plan.pairStart[p], end = plan.pairStart[p + 1], x2o = plan.x2Offset[p]
+    if nb < B { t.update(repeating: 0, count: (end - base) * B) }
+    for b in 0 ..< nb {
+        let x2r = x2 + (e0 + b) * plan.dim2 + x2o
+        for k in base ..< end {
+            var s: T = 0
+            for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { s += T(plan.nzValue[z]) * x2r[plan.nzM2[z]] }
+            t[(k - base) * B + b] = s
+        }
     }
 }
 
-/// yT[M][u] = Σ_k [M_k = M] t_k x1T[m1_k][u]: the unweighted product of path p, channel-minor.
+/// y[M][u][b] = Σ_k [M_k = M] t[k][b] x1[m1_k][u][b]: the unweighted product of path p.
 @inline(__always)
-private func pathProduct<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: Int, _ x1T: UnsafePointer<T>, _ t: UnsafePointer<T>, _ yT: UnsafeMutablePointer<T>) {
-    let u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p]
-    yT.update(repeating: 0, count: u * dL)
+private func pathProductBlock<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: Int, _ x1B: UnsafePointer<T>, _ t: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
+    let B = 8, u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p]
+    y.update(repeating: 0, count: u * dL * B)
     for k in base ..< plan.pairStart[p + 1] {
-        let tk = t[k - base]
-        let src = x1T + off + plan.pairM1[k] * u, dst = yT + plan.pairM[k] * u
-        for c in 0 ..< u { dst[c] += tk * src[c] }
+        let tk = t + (k - base) * B
+        let t0 = tk[0], t1 = tk[1], t2 = tk[2], t3 = tk[3], t4 = tk[4], t5 = tk[5], t6 = tk[6], t7 = tk[7]
+        var src = x1B + (off + plan.pairM1[k] * u) * B, dst = y + plan.pairM[k] * u * B
+        for _ in 0 ..< u {
+            dst[0] += t0 * src[0]; dst[1] += t1 * src[1]; dst[2] += t2 * src[2]; dst[3] += t3 * src[3]
+            dst[4] += t4 * src[4]; dst[5] += t5 * src[5]; dst[6] += t6 * src[6]; dst[7] += t7 * src[7]
+            src += B; dst += B
+        }
     }
+}
+
+/// Per-worker scratch, allocated once per chunk of edges.
+private struct BlockScratch<T: Scalar> {
+    let x1B, gx1B, y, gy, t, gt: UnsafeMutablePointer<T>
+    init(_ plan: FusedTensorProductPlan) {
+        let B = 8
+        x1B = .allocate(capacity: max(plan.dim1, 1) * B); gx1B = .allocate(capacity: max(plan.dim1, 1) * B)
+        y = .allocate(capacity: plan.maxBlock * B); gy = .allocate(capacity: plan.maxBlock * B)
+        t = .allocate(capacity: plan.maxPairs * B); gt = .allocate(capacity: B)
+    }
+    func free() { x1B.deallocate(); gx1B.deallocate(); y.deallocate(); gy.deallocate(); t.deallocate(); gt.deallocate() }
 }
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                           x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
-    forEdgeChunks(edges) { range in
-        let x1T = UnsafeMutablePointer<T>.allocate(capacity: max(plan.dim1, 1))
-        let yT = UnsafeMutablePointer<T>.allocate(capacity: plan.maxBlock)
-        let t = UnsafeMutablePointer<T>.allocate(capacity: plan.maxPairs)
-        defer { x1T.deallocate(); yT.deallocate(); t.deallocate() }
-        for e in range {
-            let xr = x1 + e * plan.dim1, x2r = x2 + e * plan.dim2, wr = w + e * plan.weightCount, or = out + e * plan.dimOut
-            transposeRow(plan, xr, x1T)
+    let B = 8, blocks = (edges + B - 1) / B
+    forEdgeChunks(blocks, grain: 1) { range in
+        let s = BlockScratch<T>(plan)
+        defer { s.free() }
+        for blk in range {
+            let e0 = blk * B, nb = min(B, edges - e0)
+            gatherBlock(plan, x1, e0, nb, s.x1B)
             for p in 0 ..< plan.mul.count {
-                contractX2(plan, p, x2r, t)
-                pathProduct(plan, p, x1T, t, yT)
-                let u = plan.mul[p], dL = plan.dL[p], o = or + plan.outOffset[p], wp = wr + plan.wOffset[p]
-                for c in 0 ..< u {
-                    let wc = wp[c]
-                    for m in 0 ..< dL { o[c * dL + m] = wc * yT[m * u + c] }
+                contractX2Block(plan, p, x2, e0, nb, s.t)
+                pathProductBlock(plan, p, s.x1B, s.t, s.y)
+                let u = plan.mul[p], dL = plan.dL[p]
+                for b in 0 ..< nb {
+                    let o = out + (e0 + b) * plan.dimOut + plan.outOffset[p], wp = w + (e0 + b) * plan.weightCount + plan.wOffset[p]
+                    for c in 0 ..< u {
+                        let wc = wp[c]
+                        for m in 0 ..< dL { o[c * dL + m] = wc * s.y[(m * u + c) * B + b] }
+                    }
                 }
             }
         }
@@ -161,54 +193,65 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
 func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                            x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, gOut: UnsafePointer<T>,
                                            gx1: UnsafeMutablePointer<T>, gx2: UnsafeMutablePointer<T>, gw: UnsafeMutablePointer<T>) {
-    forEdgeChunks(edges) { range in
-        let x1T = UnsafeMutablePointer<T>.allocate(capacity: max(plan.dim1, 1))
-        let gx1T = UnsafeMutablePointer<T>.allocate(capacity: max(plan.dim1, 1))
-        let yT = UnsafeMutablePointer<T>.allocate(capacity: plan.maxBlock)
-        let gyT = UnsafeMutablePointer<T>.allocate(capacity: plan.maxBlock)
-        let t = UnsafeMutablePointer<T>.allocate(capacity: plan.maxPairs)
-        defer { x1T.deallocate(); gx1T.deallocate(); yT.deallocate(); gyT.deallocate(); t.deallocate() }
-        for e in range {
-            let xr = x1 + e * plan.dim1, x2r = x2 + e * plan.dim2, wr = w + e * plan.weightCount, gr = gOut + e * plan.dimOut
-            let gx2r = gx2 + e * plan.dim2, gwr = gw + e * plan.weightCount
-            transposeRow(plan, xr, x1T)
-            gx1T.update(repeating: 0, count: plan.dim1)
-            gx2r.update(repeating: 0, count: plan.dim2)
+    let B = 8, blocks = (edges + B - 1) / B
+    forEdgeChunks(blocks, grain: 1) { range in
+        let s = BlockScratch<T>(plan)
+        defer { s.free() }
+        for blk in range {
+            let e0 = blk * B, nb = min(B, edges - e0)
+            gatherBlock(plan, x1, e0, nb, s.x1B)
+            s.gx1B.update(repeating: 0, count: plan.dim1 * B)
+            for b in 0 ..< nb { (gx2 + (e0 + b) * plan.dim2).update(repeating: 0, count: plan.dim2) }
             for p in 0 ..< plan.mul.count {
-                let u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p]
-                let g = gr + plan.outOffset[p], wp = wr + plan.wOffset[p], gwp = gwr + plan.wOffset[p]
-                contractX2(plan, p, x2r, t)
-                pathProduct(plan, p, x1T, t, yT)
-                // gw[u] = Σ_M g[u,M] y[u,M]; gy = w·g, transposed to [M][u].
-                for c in 0 ..< u {
-                    var s: T = 0
-                    let wc = wp[c]
-                    for m in 0 ..< dL {
-                        let gv = g[c * dL + m]
-                        s += gv * yT[m * u + c]
-                        gyT[m * u + c] = wc * gv
+                let u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p], x2o = plan.x2Offset[p]
+                contractX2Block(plan, p, x2, e0, nb, s.t)
+                pathProductBlock(plan, p, s.x1B, s.t, s.y)
+                // gw[u] = Σ_M g[u,M] y[u,M]; gy = w·g in [M][u][b] (zero for missing edges).
+                if nb < B { s.gy.update(repeating: 0, count: u * dL * B) }
+                for b in 0 ..< nb {
+                    let g = gOut + (e0 + b) * plan.dimOut + plan.outOffset[p]
+                    let wp = w + (e0 + b) * plan.weightCount + plan.wOffset[p], gwp = gw + (e0 + b) * plan.weightCount + plan.wOffset[p]
+                    for c in 0 ..< u {
+                        var acc: T = 0
+                        let wc = wp[c]
+                        for m in 0 ..< dL {
+                            let gv = g[c * dL + m], i = (m * u + c) * B + b
+                            acc += gv * s.y[i]
+                            s.gy[i] = wc * gv
+                        }
+                        gwp[c] = acc
                     }
-                    gwp[c] = s
                 }
                 for k in base ..< plan.pairStart[p + 1] {
-                    let tk = t[k - base]
-                    let gy = gyT + plan.pairM[k] * u
-                    let m1 = off + plan.pairM1[k] * u
-                    let xs = x1T + m1, gxs = gx1T + m1
-                    var gt: T = 0
-                    for c in 0 ..< u {
-                        gxs[c] += tk * gy[c]
-                        gt += gy[c] * xs[c]
+                    let tk = s.t + (k - base) * B
+                    let t0 = tk[0], t1 = tk[1], t2 = tk[2], t3 = tk[3], t4 = tk[4], t5 = tk[5], t6 = tk[6], t7 = tk[7]
+                    var gy = UnsafePointer(s.gy + plan.pairM[k] * u * B)
+                    let start = (off + plan.pairM1[k] * u) * B
+                    var xs = UnsafePointer(s.x1B + start), gxs = s.gx1B + start
+                    var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
+                    for _ in 0 ..< u {
+                        gxs[0] += t0 * gy[0]; gxs[1] += t1 * gy[1]; gxs[2] += t2 * gy[2]; gxs[3] += t3 * gy[3]
+                        gxs[4] += t4 * gy[4]; gxs[5] += t5 * gy[5]; gxs[6] += t6 * gy[6]; gxs[7] += t7 * gy[7]
+                        a0 += gy[0] * xs[0]; a1 += gy[1] * xs[1]; a2 += gy[2] * xs[2]; a3 += gy[3] * xs[3]
+                        a4 += gy[4] * xs[4]; a5 += gy[5] * xs[5]; a6 += gy[6] * xs[6]; a7 += gy[7] * xs[7]
+                        gy += B; xs += B; gxs += B
                     }
-                    let x2o = plan.x2Offset[p]
-                    for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { gx2r[x2o + plan.nzM2[z]] += T(plan.nzValue[z]) * gt }
+                    let gt = s.gt
+                    gt[0] = a0; gt[1] = a1; gt[2] = a2; gt[3] = a3; gt[4] = a4; gt[5] = a5; gt[6] = a6; gt[7] = a7
+                    for b in 0 ..< nb {
+                        let gtb = gt[b]
+                        let gx2r = gx2 + (e0 + b) * plan.dim2 + x2o
+                        for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { gx2r[plan.nzM2[z]] += T(plan.nzValue[z]) * gtb }
+                    }
                 }
             }
-            // Back to [u][m1]; entries no path reads keep zero gradient.
-            let gx1r = gx1 + e * plan.dim1
-            gx1r.update(repeating: 0, count: plan.dim1)
-            for (off, u, d) in plan.entries {
-                for c in 0 ..< u { for m in 0 ..< d { gx1r[off + c * d + m] = gx1T[off + m * u + c] } }
+            // Back to [u][m1] per edge; entries no path reads keep zero gradient.
+            for b in 0 ..< nb {
+                let gx1r = gx1 + (e0 + b) * plan.dim1
+                gx1r.update(repeating: 0, count: plan.dim1)
+                for (off, u, d) in plan.entries {
+                    for c in 0 ..< u { for m in 0 ..< d { gx1r[off + c * d + m] = s.gx1B[(off + m * u + c) * B + b] } }
+                }
             }
         }
     }
