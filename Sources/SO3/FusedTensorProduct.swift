@@ -118,14 +118,14 @@ private func gatherBlock<T: Scalar>(_ plan: FusedTensorProductPlan, _ x1: Unsafe
 
 /// t[k][b] = Σ C·x2 for the pairs of path p and each edge of the block.
 @inline(__always)
-private func contractX2Block<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: Int, _ x2: UnsafePointer<T>, _ e0: Int, _ nb: Int, _ t: UnsafeMutablePointer<T>) {
+private func contractX2Block<T: Scalar>(_ plan: FusedTensorProductPlan, _ coef: UnsafePointer<T>, _ p: Int, _ x2: UnsafePointer<T>, _ e0: Int, _ nb: Int, _ t: UnsafeMutablePointer<T>) {
     let B = 8, base = plan.pairStart[p], end = plan.pairStart[p + 1], x2o = plan.x2Offset[p]
     if nb < B { t.update(repeating: 0, count: (end - base) * B) }
     for b in 0 ..< nb {
         let x2r = x2 + (e0 + b) * plan.dim2 + x2o
         for k in base ..< end {
             var s: T = 0
-            for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { s += T(plan.nzValue[z]) * x2r[plan.nzM2[z]] }
+            for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { s += coef[z] * x2r[plan.nzM2[z]] }
             t[(k - base) * B + b] = s
         }
     }
@@ -151,13 +151,17 @@ private func pathProductBlock<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: In
 /// Per-worker scratch, allocated once per chunk of edges.
 private struct BlockScratch<T: Scalar> {
     let x1B, gx1B, y, gy, t, gt: UnsafeMutablePointer<T>
+    /// The CG coefficients converted to T once per chunk (no conversion in the loops).
+    let coef: UnsafeMutablePointer<T>
     init(_ plan: FusedTensorProductPlan) {
         let B = 8
         x1B = .allocate(capacity: max(plan.dim1, 1) * B); gx1B = .allocate(capacity: max(plan.dim1, 1) * B)
         y = .allocate(capacity: plan.maxBlock * B); gy = .allocate(capacity: plan.maxBlock * B)
         t = .allocate(capacity: plan.maxPairs * B); gt = .allocate(capacity: B)
+        coef = .allocate(capacity: max(plan.nzValue.count, 1))
+        for z in 0 ..< plan.nzValue.count { coef[z] = T(plan.nzValue[z]) }
     }
-    func free() { x1B.deallocate(); gx1B.deallocate(); y.deallocate(); gy.deallocate(); t.deallocate(); gt.deallocate() }
+    func free() { x1B.deallocate(); gx1B.deallocate(); y.deallocate(); gy.deallocate(); t.deallocate(); gt.deallocate(); coef.deallocate() }
 }
 
 @_specialize(where T == Float)
@@ -172,14 +176,19 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
             let e0 = blk * B, nb = min(B, edges - e0)
             gatherBlock(plan, x1, e0, nb, s.x1B)
             for p in 0 ..< plan.mul.count {
-                contractX2Block(plan, p, x2, e0, nb, s.t)
+                contractX2Block(plan, s.coef, p, x2, e0, nb, s.t)
                 pathProductBlock(plan, p, s.x1B, s.t, s.y)
                 let u = plan.mul[p], dL = plan.dL[p]
+                let stride = u &* B
                 for b in 0 ..< nb {
-                    let o = out + (e0 + b) * plan.dimOut + plan.outOffset[p], wp = w + (e0 + b) * plan.weightCount + plan.wOffset[p]
+                    var o = out + (e0 + b) * plan.dimOut + plan.outOffset[p]
+                    let wp = w + (e0 + b) * plan.weightCount + plan.wOffset[p]
+                    var yc = UnsafePointer(s.y + b)
                     for c in 0 ..< u {
                         let wc = wp[c]
-                        for m in 0 ..< dL { o[c * dL + m] = wc * s.y[(m * u + c) * B + b] }
+                        var yi = yc
+                        for m in 0 ..< dL { o[m] = wc * yi.pointee; yi += stride }
+                        o += dL; yc += B
                     }
                 }
             }
@@ -204,7 +213,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
             for b in 0 ..< nb { (gx2 + (e0 + b) * plan.dim2).update(repeating: 0, count: plan.dim2) }
             for p in 0 ..< plan.mul.count {
                 let u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p], x2o = plan.x2Offset[p]
-                contractX2Block(plan, p, x2, e0, nb, s.t)
+                contractX2Block(plan, s.coef, p, x2, e0, nb, s.t)
                 pathProductBlock(plan, p, s.x1B, s.t, s.y)
                 // gw[u] = Σ_M g[u,M] y[u,M]; gy = w·g in [M][u][b] (zero for missing edges).
                 if nb < B { s.gy.update(repeating: 0, count: u * dL * B) }
@@ -241,7 +250,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                     for b in 0 ..< nb {
                         let gtb = gt[b]
                         let gx2r = gx2 + (e0 + b) * plan.dim2 + x2o
-                        for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { gx2r[plan.nzM2[z]] += T(plan.nzValue[z]) * gtb }
+                        for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { gx2r[plan.nzM2[z]] += s.coef[z] * gtb }
                     }
                 }
             }
