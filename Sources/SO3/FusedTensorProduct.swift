@@ -23,7 +23,7 @@ struct FusedTensorProductPlan: Sendable {
     let nzStart: [Int]
     let nzM2: [Int]
     let nzValue: [Double]
-    /// The distinct x1 entries the paths read (offset, mul, 2l+1), for the per-edge transposes.
+    /// The distinct x1 entries the paths read (offset, mul, 2l+1), for the gathers to and from the blocked layout.
     let entries: [(offset: Int, mul: Int, d: Int)]
     /// Largest (2L+1)·mul and pair count of a path: per-worker scratch sizes.
     let maxBlock: Int, maxPairs: Int
@@ -84,17 +84,17 @@ struct FusedTensorProductPlan: Sendable {
     }
 }
 
-/// Splits `edges` into chunks for the workers (at least `grain` edges each) and runs `body` on
-/// each range; every chunk writes only its own edges' rows.
+/// Splits `blocks` edge blocks into one contiguous range per worker and runs `body` on each;
+/// every range writes only its own edges' rows, so no reduction is needed.
 @inline(__always)
-private func forEdgeChunks(_ edges: Int, grain: Int = 8, _ body: (Range<Int>) -> Void) {
-    let chunks = min(max(Parallel.workers, 1), edges / grain)
+private func forEdgeChunks(_ blocks: Int, _ body: (Range<Int>) -> Void) {
+    let chunks = min(max(Parallel.workers, 1), blocks)
     if chunks <= 1 {
-        if edges > 0 { body(0 ..< edges) }
+        if blocks > 0 { body(0 ..< blocks) }
         return
     }
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        body(edges * c / chunks ..< edges * (c + 1) / chunks)
+        body(blocks * c / chunks ..< blocks * (c + 1) / chunks)
     }
 }
 
@@ -169,7 +169,7 @@ private struct BlockScratch<T: Scalar> {
 func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                           x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
     let B = 8, blocks = (edges + B - 1) / B
-    forEdgeChunks(blocks, grain: 1) { range in
+    forEdgeChunks(blocks) { range in
         let s = BlockScratch<T>(plan)
         defer { s.free() }
         for blk in range {
@@ -203,7 +203,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                                            x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, gOut: UnsafePointer<T>,
                                            gx1: UnsafeMutablePointer<T>, gx2: UnsafeMutablePointer<T>, gw: UnsafeMutablePointer<T>) {
     let B = 8, blocks = (edges + B - 1) / B
-    forEdgeChunks(blocks, grain: 1) { range in
+    forEdgeChunks(blocks) { range in
         let s = BlockScratch<T>(plan)
         defer { s.free() }
         for blk in range {
