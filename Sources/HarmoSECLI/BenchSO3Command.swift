@@ -8,9 +8,10 @@ struct BenchSO3Command: ParsableCommand {
         abstract: "Time the equivariant tensor product and the exact SO(3) kernels.",
         discussion: """
         Runs DeepH-E3's default tensor product (64x0e+32x1o+16x2e+8x3o+8x4e ⊗ spherical harmonics
-        l ≤ 4, Float32, per-edge weights) forward and backward and reports medians, edges/s,
-        GFLOP/s (FLOPs counted for the dense CG contraction actually executed, and for the useful
-        sparse part) against this machine's sgemm rate; then harmonics and Wigner D throughput.
+        l ≤ 4, Float32, per-edge weights, the fused sparse-CG op) forward and backward and reports
+        medians, edges/s, GFLOP/s (FLOPs as the kernel executes them, and the conventional count of
+        2 per CG non-zero per channel) against this machine's sgemm rate measured in the same run;
+        then harmonics and Wigner D throughput.
         Build with -c release for meaningful numbers.
         """)
 

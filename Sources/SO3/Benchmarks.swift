@@ -8,23 +8,28 @@ import Structures
 public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
     public var irreps1: String, irreps2: String, irrepsOut: String
     public var edges: Int, repeats: Int
-    /// Median seconds of one forward / one backward pass over all edges.
+    /// Median seconds of one forward / one backward pass over all edges (the fused op).
     public var forwardSeconds: Double, backwardSeconds: Double
-    /// Floating-point operations the implementation executes per forward pass (dense CG
-    /// contraction: x2·C, then x1·(x2·C), then the per-edge weight), and the useful part of them
-    /// (the non-zero CG entries, as a sparse kernel would do).
-    public var forwardFlops: Double, usefulForwardFlops: Double
-    /// Median sgemm rate (GFLOP/s) on 512³ on this machine, the ceiling to compare with.
+    /// FLOPs per pass over all edges as the fused kernel executes them (x2 contracted with the
+    /// sparse CG once per edge and path, then shared by all channels; see FusedTensorProductPlan).
+    public var forwardFlops: Double, backwardFlops: Double
+    /// The conventional count for comparison across codes: 2 per CG non-zero per channel plus the
+    /// weight multiply (forward), and twice that for backward (gradients of x1 and x2).
+    public var conventionalForwardFlops: Double
+    /// Median sgemm rate (GFLOP/s) on 512³ measured in the same run, the ceiling to compare with.
     public var sgemmGflops: Double
 
     public var description: String {
-        let fwdRate = forwardFlops / forwardSeconds / 1e9, useful = usefulForwardFlops / forwardSeconds / 1e9
+        func f(_ x: Double, _ d: Int = 2) -> String { String(format: "%.\(d)f", x) }
+        let fe = forwardFlops / forwardSeconds / 1e9, fc = conventionalForwardFlops / forwardSeconds / 1e9
+        let be = backwardFlops / backwardSeconds / 1e9, bc = 2 * conventionalForwardFlops / backwardSeconds / 1e9
         return """
-        tensor product \(irreps1) ⊗ \(irreps2) → \(irrepsOut) (Float32, channel-wise, per-edge weights)
+        tensor product \(irreps1) ⊗ \(irreps2) → \(irrepsOut) (Float32, channel-wise, per-edge weights, fused op)
           edges \(edges), repeats \(repeats) (medians)
-          forward  \(String(format: "%.4f", forwardSeconds)) s  \(String(format: "%.0f", Double(edges) / forwardSeconds)) edges/s  \(String(format: "%.2f", fwdRate)) GFLOP/s executed, \(String(format: "%.2f", useful)) GFLOP/s useful (sparse CG count)
-          backward \(String(format: "%.4f", backwardSeconds)) s  \(String(format: "%.0f", Double(edges) / backwardSeconds)) edges/s
-          sgemm 512³ \(String(format: "%.1f", sgemmGflops)) GFLOP/s; forward executed rate = \(String(format: "%.1f", 100 * fwdRate / sgemmGflops)) % of it
+          forward  \(f(forwardSeconds, 5)) s  \(f(Double(edges) / forwardSeconds, 0)) edges/s  \(f(fe)) GFLOP/s executed, \(f(fc)) GFLOP/s conventional sparse count (\(f(100 * fc / sgemmGflops, 1)) % of sgemm)
+          backward \(f(backwardSeconds, 5)) s  \(f(Double(edges) / backwardSeconds, 0)) edges/s  \(f(be)) GFLOP/s executed, \(f(bc)) GFLOP/s conventional (\(f(100 * bc / sgemmGflops, 1)) % of sgemm)
+          flops/edge: forward \(f(forwardFlops / Double(edges), 0)) executed, \(f(conventionalForwardFlops / Double(edges), 0)) conventional; backward \(f(backwardFlops / Double(edges), 0)) executed
+          sgemm 512³ \(f(sgemmGflops, 1)) GFLOP/s (same run)
         """
     }
 
@@ -41,27 +46,21 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
         let w = Tensor<Float>.randomNormal([edges, tp.weightCount], seed: seed + 1, requiresGrad: true)
         let probe = [Float](repeating: 1, count: edges * tp.irrepsOut.dim)
         var forward: [Double] = [], backward: [Double] = []
-        for _ in 0 ..< repeats {
+        for r in 0 ... repeats {
             x1.zeroGrad(); w.zeroGrad()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let out = try tp(x1, x2, weights: w)
             let t1 = DispatchTime.now().uptimeNanoseconds
             try out.backward(seed: probe)
             let t2 = DispatchTime.now().uptimeNanoseconds
-            forward.append(Double(t1 - t0) / 1e9); backward.append(Double(t2 - t1) / 1e9)
+            if r > 0 { forward.append(Double(t1 - t0) / 1e9); backward.append(Double(t2 - t1) / 1e9) }   // r = 0 warms up
         }
-        var flops = 0.0, useful = 0.0
-        for p in tp.paths {
-            let l1 = irreps1.entries[p.input1].irrep.l, l2 = sh.irreps.entries[p.input2].irrep.l
-            let d1 = Double(2 * l1 + 1), d2 = Double(2 * l2 + 1), dL = Double(p.output.dim), u = Double(p.mul)
-            let nnz = Double(try ClebschGordan.real(l1, l2, p.output.l).nonZeros.count)
-            flops += 2 * d2 * d1 * dL + 2 * u * d1 * dL + u * dL
-            useful += 2 * nnz + 2 * u * d1 * dL + u * dL
-        }
+        let e = Double(edges)
         return TensorProductBenchmark(
             irreps1: irreps1.description, irreps2: sh.irreps.description, irrepsOut: tp.irrepsOut.regrouped().description,
             edges: edges, repeats: repeats, forwardSeconds: median(forward), backwardSeconds: median(backward),
-            forwardFlops: flops * Double(edges), usefulForwardFlops: useful * Double(edges), sgemmGflops: sgemmRate())
+            forwardFlops: tp.plan.forwardFlopsPerEdge * e, backwardFlops: tp.plan.backwardFlopsPerEdge * e,
+            conventionalForwardFlops: tp.plan.sparseFlopsPerEdge * e, sgemmGflops: sgemmRate())
     }
 
     static func median(_ xs: [Double]) -> Double {

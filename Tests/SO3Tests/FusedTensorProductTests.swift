@@ -1,0 +1,162 @@
+import XCTest
+import Autograd
+@testable import SO3
+import Structures
+import TestSupport
+
+/// The composed implementation the fused kernel replaced (one slice, dense x2·C product, batched
+/// product, weight multiply and reshape per path, then a concat), kept here only as the reference
+/// the fused op must reproduce, values and gradients.
+private func composedReference<T: Scalar>(_ tp: ChannelwiseTensorProduct<T>, _ x1: Tensor<T>, _ x2: Tensor<T>, _ weights: Tensor<T>) throws -> Tensor<T> {
+    var fan: [Irrep: Int] = [:]
+    for p in tp.paths { fan[p.output, default: 0] += 1 }
+    let edges = x1.shape[0], s1 = tp.irreps1.slices, s2 = tp.irreps2.slices
+    var parts: [Tensor<T>] = []
+    var w0 = 0
+    for p in tp.paths {
+        let l1 = tp.irreps1.entries[p.input1].irrep.l, l2 = tp.irreps2.entries[p.input2].irrep.l, L = p.output.l
+        let cg = try ClebschGordan.real(l1, l2, L)
+        let d1 = 2 * l1 + 1, d2 = 2 * l2 + 1, dL = 2 * L + 1, u = p.mul
+        let scale = 1 / Double(fan[p.output]!).squareRoot()
+        var m = [T](repeating: 0, count: d2 * d1 * dL)
+        for e in cg.nonZeros { m[e.m2 * d1 * dL + e.m1 * dL + e.M] = T(e.value * scale) }
+        let c = try Tensor<T>(m, shape: [d2, d1 * dL])
+        let a = try x1.slice(axis: 1, s1[p.input1]).reshaped([edges, u, d1])
+        let t = try x2.slice(axis: 1, s2[p.input2]).matmul(c).reshaped([edges, d1, dL])
+        let w = try weights.slice(axis: 1, w0 ..< w0 + u).reshaped([edges, u, 1])
+        parts.append(try (try a.bmm(t) * w).reshaped([edges, u * dL]))
+        w0 += u
+    }
+    return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 1)
+}
+
+private func leaf<T: Scalar>(_ shape: [Int], seed: UInt64) -> Tensor<T> {
+    Tensor<T>.randomNormal(shape, seed: seed, requiresGrad: true)
+}
+
+final class FusedTensorProductTests: XCTestCase {
+    /// A scaled-down DeepH-E3 layout: every l ≤ 4 in both operands, mixed parities, mul > 1.
+    let irreps1 = try! Irreps("3x0e+2x1o+2x2e+1x3o+2x4e")
+
+    func makeProduct<T: Scalar>(_: T.Type, allowed: Bool = true) throws -> (ChannelwiseTensorProduct<T>, SphericalHarmonics) {
+        let sh = try SphericalHarmonics(lmax: 4, normalization: .component)
+        let tp = try ChannelwiseTensorProduct<T>(irreps1: irreps1, irreps2: sh.irreps, lmaxOut: 4,
+                                                 allowedOutputs: allowed ? Set(irreps1.entries.map(\.irrep)) : nil)
+        return (tp, sh)
+    }
+
+    func testFusedMatchesComposedValuesAndGradients() throws {
+        for allowed in [true, false] {
+            let (tp, _) = try makeProduct(Double.self, allowed: allowed)
+            let edges = 13   // not a multiple of the worker chunking
+            let inputs: [[Tensor<Double>]] = (0 ..< 2).map { k in
+                [leaf([edges, irreps1.dim], seed: 1), leaf([edges, tp.irreps2.dim], seed: 2), leaf([edges, tp.weightCount], seed: 3)]
+                    .map { t in k == 0 ? t : (try! Tensor<Double>(t.data, shape: t.shape, requiresGrad: true)) }
+            }
+            let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 4).data
+            let fused = try tp(inputs[0][0], inputs[0][1], weights: inputs[0][2])
+            let reference = try composedReference(tp, inputs[1][0], inputs[1][1], inputs[1][2])
+            XCTAssertEqual(fused.shape, reference.shape)
+            XCTAssertLessThan(maxAbsDifference(fused.data, reference.data), 1e-12)
+            try fused.backward(seed: probe)
+            try reference.backward(seed: probe)
+            for i in 0 ..< 3 {
+                let a = try XCTUnwrap(inputs[0][i].grad), b = try XCTUnwrap(inputs[1][i].grad)
+                XCTAssertLessThan(maxAbsDifference(a, b), 1e-12, "gradient of input \(i) (allowed-outputs filter \(allowed))")
+                XCTAssertGreaterThan(b.map(abs).max()!, 0.1)
+            }
+        }
+    }
+
+    func testGradientsMatchFiniteDifferences() throws {
+        let (tp, _) = try makeProduct(Double.self)
+        let edges = 3
+        let x1: Tensor<Double> = leaf([edges, irreps1.dim], seed: 11)
+        let x2: Tensor<Double> = leaf([edges, tp.irreps2.dim], seed: 12)
+        let w: Tensor<Double> = leaf([edges, tp.weightCount], seed: 13)
+        let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 14).data
+        func loss() throws -> Double {
+            let y = try GradMode.withoutGrad { try tp(x1, x2, weights: w) }
+            return zip(y.data, probe).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        try tp(x1, x2, weights: w).backward(seed: probe)
+        var worst = 0.0, checked = 0
+        for t in [x1, x2, w] {
+            let g = try XCTUnwrap(t.grad)
+            for i in stride(from: 0, to: t.count, by: 7) {
+                let saved = t.data[i], h = 1e-6
+                t.data[i] = saved + h; let up = try loss()
+                t.data[i] = saved - h; let down = try loss()
+                t.data[i] = saved
+                let fd = (up - down) / (2 * h)
+                worst = max(worst, abs(fd - g[i]) / max(1, abs(fd)))
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 50)
+        XCTAssertLessThan(worst, 1e-7)
+    }
+
+    func checkEquivariance<T: Scalar>(_: T.Type, tolerance: Double, rotations: Int) throws {
+        let (tp, sh) = try makeProduct(T.self)
+        let edges = 4
+        var rng = SeededGenerator(seed: 21)
+        let vectors = (0 ..< edges).map { _ in rng.vector() }
+        let x1Values = rng.values(edges * irreps1.dim)
+        let w = try Tensor<T>(rng.values(edges * tp.weightCount).map { T($0) }, shape: [edges, tp.weightCount])
+        let x1 = try Tensor<T>(x1Values.map { T($0) }, shape: [edges, irreps1.dim])
+        let out = try tp(x1, try sh.tensor(vectors), weights: w).data
+        var worst = 0.0
+        for _ in 0 ..< rotations {
+            let r = rng.rotation()
+            var rx1 = x1Values
+            try irreps1.rotate(&rx1, rotation: r)
+            let rotated = try tp(try Tensor<T>(rx1.map { T($0) }, shape: x1.shape), try sh.tensor(vectors.map { r * $0 }), weights: w)
+            var expected = out.map { Double($0) }
+            try tp.irrepsOut.rotate(&expected, rotation: r)
+            let scale = expected.map(abs).max()!
+            worst = max(worst, maxAbsDifference(rotated.data.map { Double($0) }, expected) / scale)
+        }
+        XCTAssertLessThan(worst, tolerance, "\(T.typeName) equivariance")
+    }
+
+    func testEquivariantUnderRandomRotations() throws {
+        try checkEquivariance(Double.self, tolerance: 1e-12, rotations: 20)
+        try checkEquivariance(Float.self, tolerance: 1e-5, rotations: 20)
+    }
+
+    func testFloatAgreesWithDoubleAndManyEdgesRunInParallel() throws {
+        let (tpd, _) = try makeProduct(Double.self)
+        let (tpf, _) = try makeProduct(Float.self)
+        let edges = 257
+        let x1: Tensor<Double> = leaf([edges, irreps1.dim], seed: 31)
+        let x2: Tensor<Double> = leaf([edges, tpd.irreps2.dim], seed: 32)
+        let w: Tensor<Double> = leaf([edges, tpd.weightCount], seed: 33)
+        let yd = try tpd(x1, x2, weights: w)
+        let f = { (t: Tensor<Double>) in try Tensor<Float>(t.data.map { Float($0) }, shape: t.shape, requiresGrad: true) }
+        let (x1f, x2f, wf) = (try f(x1), try f(x2), try f(w))
+        let yf = try tpf(x1f, x2f, weights: wf)
+        let scale = yd.data.map(abs).max()!
+        XCTAssertLessThan(maxAbsDifference(yf.data.map { Double($0) }, yd.data) / scale, 1e-5)
+        try yd.backward(seed: [Double](repeating: 1, count: yd.count))
+        try yf.backward(seed: [Float](repeating: 1, count: yf.count))
+        for (a, b) in [(x1f, x1), (x2f, x2), (wf, w)] {
+            let gd = try XCTUnwrap(b.grad), gf = try XCTUnwrap(a.grad)
+            XCTAssertLessThan(maxAbsDifference(gf.map { Double($0) }, gd) / gd.map(abs).max()!, 1e-5)
+        }
+    }
+
+    func testInputsWithoutGradientAreLeftAlone() throws {
+        let (tp, sh) = try makeProduct(Double.self)
+        let x1: Tensor<Double> = leaf([2, irreps1.dim], seed: 41)
+        let x2: Tensor<Double> = try sh.tensor([Vec3(1, 2, 3), Vec3(-1, 0.5, 2)])
+        let w = Tensor<Double>.randomNormal([2, tp.weightCount], seed: 42)
+        try tp(x1, x2, weights: w).backward(seed: [Double](repeating: 1, count: 2 * tp.irrepsOut.dim))
+        XCTAssertNotNil(x1.grad)
+        XCTAssertNil(x2.grad)
+        XCTAssertNil(w.grad)
+        XCTAssertThrowsError(try tp(x1, x2, weights: Tensor<Double>(zeros: [2, 3]))) {
+            XCTAssertTrue("\($0)".contains("expected weights [2, \(tp.weightCount)]"), "\($0)")
+        }
+    }
+}
