@@ -55,18 +55,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
     }
 
     public static func load(_ url: URL) throws -> RefineConfig {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw TrainingError(file: url.path, message: "cannot read: \(error.localizedDescription)")
-        }
-        let config: RefineConfig
-        do { config = try JSONDecoder().decode(RefineConfig.self, from: data) } catch let e as ModelError {
-            throw TrainingError(file: url.path, message: e.description)
-        } catch let DecodingError.typeMismatch(_, ctx) {
-            throw TrainingError(file: url.path, field: ctx.codingPath.map(\.stringValue).joined(separator: "."), message: "wrong type: \(ctx.debugDescription)")
-        } catch {
-            throw TrainingError(file: url.path, message: "invalid refine config: \(error)")
-        }
+        let config = try decodeConfig(RefineConfig.self, at: url, what: "refine config")
         try config.validate(file: url.path)
         return config
     }

@@ -24,6 +24,25 @@ public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equ
     public var errorDescription: String? { description }
 }
 
+/// Decodes a JSON configuration file; every failure names the file and, where JSONDecoder
+/// knows it, the key (`model.irreps`, …). Shared by the train and refine configurations.
+func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throws -> C {
+    let data: Data
+    do { data = try Data(contentsOf: url) } catch {
+        throw TrainingError(file: url.path, message: "cannot read: \(error.localizedDescription)")
+    }
+    do { return try JSONDecoder().decode(C.self, from: data) } catch let e as ModelError {
+        throw TrainingError(file: url.path, message: e.description)
+    } catch let DecodingError.typeMismatch(_, ctx) {
+        throw TrainingError(file: url.path, field: ctx.codingPath.map(\.stringValue).joined(separator: "."), message: "wrong type: \(ctx.debugDescription)")
+    } catch let DecodingError.dataCorrupted(ctx) {
+        let field = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+        throw TrainingError(file: url.path, field: field.isEmpty ? nil : field, message: "invalid JSON: \(ctx.debugDescription)")
+    } catch {
+        throw TrainingError(file: url.path, message: "invalid \(what): \(error)")
+    }
+}
+
 /// Loss over orbital entries.
 public enum LossKind: String, Codable, Sendable, CaseIterable {
     case mse, mae, huber
@@ -102,19 +121,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     /// Reads a JSON config file; errors name the file and the key.
     public static func load(_ url: URL) throws -> TrainConfig {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw TrainingError(file: url.path, message: "cannot read: \(error.localizedDescription)")
-        }
-        let config: TrainConfig
-        do { config = try JSONDecoder().decode(TrainConfig.self, from: data) } catch let DecodingError.typeMismatch(_, ctx) {
-            throw TrainingError(file: url.path, field: ctx.codingPath.map(\.stringValue).joined(separator: "."), message: "wrong type: \(ctx.debugDescription)")
-        } catch let DecodingError.dataCorrupted(ctx) {
-            let field = ctx.codingPath.map(\.stringValue).joined(separator: ".")
-            throw TrainingError(file: url.path, field: field.isEmpty ? nil : field, message: "invalid JSON: \(ctx.debugDescription)")
-        } catch {
-            throw TrainingError(file: url.path, message: "invalid config: \(error)")
-        }
+        let config = try decodeConfig(TrainConfig.self, at: url, what: "config")
         try config.validate(file: url.path)
         return config
     }
