@@ -13,7 +13,8 @@ struct BenchSO3Command: ParsableCommand {
         2 per CG non-zero per channel) against this machine's sgemm rate measured in the same run;
         then harmonics and Wigner D throughput.
         Build with -c release for meaningful numbers.
-        """)
+        """,
+        shouldDisplay: false)
 
     @Option(help: "Edges in one tensor-product batch.") var edges = 2000
     @Option(help: "Timed repetitions (the median is reported).") var repeats = 5

@@ -59,7 +59,13 @@ public struct LineChart: Sendable {
         for m in verticalMarkers where m.x >= fr.xRange.lowerBound && m.x <= fr.xRange.upperBound {
             let x = fr.px(m.x)
             s += "<line x1=\"\(f(x))\" y1=\"\(f(fr.top))\" x2=\"\(f(x))\" y2=\"\(f(fr.bottom))\" stroke=\"\(m.color)\" stroke-width=\"\(m.width)\"\(SVG.dash(m.style))/>\n"
-            if let label = m.label { s += SVG.text(label, x: x + 4, y: fr.top + 12, size: 11) }
+            if let label = m.label {
+                // Labels of markers in the right half run leftwards so they stay inside the plot;
+                // they sit at the top, where the legend (top right) may be, only for left-half markers.
+                let leftwards = x > (fr.left + fr.right) / 2
+                s += SVG.text(label, x: leftwards ? x - 4 : x + 4, y: leftwards ? fr.bottom - 6 : fr.top + 12,
+                              anchor: leftwards ? "end" : "start", size: 11)
+            }
         }
         for h in horizontalLines where fr.drawable(0, h.y) && h.y >= fr.yRange.lowerBound && h.y <= fr.yRange.upperBound {
             let y = fr.py(h.y)

@@ -58,6 +58,9 @@ public enum NiceScale {
                 if t >= lo * (1 - 1e-9), t <= hi * (1 + 1e-9) { out.append(t) }
             }
         }
+        // A range narrower than the gaps between 1-2-5 ticks (say 2100…3500) would get no label
+        // at all: fall back to evenly spaced round values.
+        if out.count < 2 { return ticks(lo, hi).filter { $0 > 0 } }
         return out
     }
 
