@@ -271,20 +271,28 @@ final class ModelConfigTests: XCTestCase {
     func testBatchOfTwoEqualsSeparateRuns() throws {
         let config = Toy.config()
         let model = try HamiltonianModel<Double>(config: config)
-        let w = try StructureGraph(name: "w", structure: Toy.water(), keys: Toy.allPairs(3), config: config)
-        let (s, keys) = Toy.chain()
-        let c = try StructureGraph(name: "c", structure: s, keys: keys, config: config)
-        let both = try model.predictOperators(GraphBatch<Double>([w, c], config: config))
-        let alone = [try model.predictOperators(GraphBatch<Double>([w], config: config))[0],
-                     try model.predictOperators(GraphBatch<Double>([c], config: config))[0]]
-        for k in 0 ..< 2 {
-            XCTAssertEqual(both[k].keys, alone[k].keys)
-            XCTAssertLessThan(maxAbsDifference(both[k].entries, alone[k].entries), 1e-12)
-        }
+        let both = try assertBatchOfTwoEqualsSeparateRuns(config: config, predict: model.predictOperators)
         XCTAssertEqual(both[0].blockCount, 9)
         XCTAssertEqual(both[0].hermiticityDeviation().maxDeviation, 0, "predictions are Hermitian")
         XCTAssertEqual(both[1].hermiticityDeviation().maxDeviation, 0)
         XCTAssertTrue(both[1].hermiticityDeviation().unpaired.isEmpty)
         XCTAssertEqual(both[0].shape(at: 0), SIMD2(13, 13))
     }
+}
+
+/// Predicts water and a periodic chain in one batch and one at a time; the operators must agree
+/// to 1e-12. Returns the batched predictions (water, chain) for further checks.
+@discardableResult
+func assertBatchOfTwoEqualsSeparateRuns(config: ModelConfig, predict: (GraphBatch<Double>) throws -> [BlockOperator],
+                                        _ message: String = "", file: StaticString = #filePath, line: UInt = #line) throws -> [BlockOperator] {
+    let w = try StructureGraph(name: "w", structure: Toy.water(), keys: Toy.allPairs(3), config: config)
+    let (s, keys) = Toy.chain()
+    let c = try StructureGraph(name: "c", structure: s, keys: keys, config: config)
+    let both = try predict(GraphBatch<Double>([w, c], config: config))
+    let alone = [try predict(GraphBatch<Double>([w], config: config))[0], try predict(GraphBatch<Double>([c], config: config))[0]]
+    for k in 0 ..< 2 {
+        XCTAssertEqual(both[k].keys, alone[k].keys, message, file: file, line: line)
+        XCTAssertLessThan(maxAbsDifference(both[k].entries, alone[k].entries), 1e-12, message, file: file, line: line)
+    }
+    return both
 }

@@ -281,16 +281,7 @@ final class Stage2ConfigTests: XCTestCase {
         for mode in Stage2Mode.allCases {
             let model = try Toy2.hybrid(Double.self, mode)
             let config = model.stage1.config
-            let w = try StructureGraph(name: "w", structure: Toy.water(), keys: Toy.allPairs(3), config: config)
-            let (s, keys) = Toy.chain()
-            let c = try StructureGraph(name: "c", structure: s, keys: keys, config: config)
-            let both = try model.predictOperators(GraphBatch<Double>([w, c], config: config))
-            let alone = [try model.predictOperators(GraphBatch<Double>([w], config: config))[0],
-                         try model.predictOperators(GraphBatch<Double>([c], config: config))[0]]
-            for k in 0 ..< 2 {
-                XCTAssertEqual(both[k].keys, alone[k].keys)
-                XCTAssertLessThan(maxAbsDifference(both[k].entries, alone[k].entries), 1e-12, "\(mode)")
-            }
+            try assertBatchOfTwoEqualsSeparateRuns(config: config, predict: model.predictOperators, "\(mode)")
         }
     }
 
