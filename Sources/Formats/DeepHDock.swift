@@ -4,6 +4,7 @@
 // internal m = −l…l order, so blocks pass through unpermuted.
 import Foundation
 import HDF5Kit
+import Pipeline
 import Structures
 
 public enum DeepHDock {
@@ -150,7 +151,7 @@ public enum DeepHDock {
             ("fermi_energy_eV", record.fermiEnergy.map { .double($0) } ?? .null),
             ("elements_orbital_map", .object(orbitalMap)),
         ])
-        try info.text.write(to: dir.appendingPathComponent(infoFile), atomically: false, encoding: .utf8)
+        try info.pythonStyleString.write(to: dir.appendingPathComponent(infoFile), atomically: false, encoding: .utf8)
 
         if let h = record.hamiltonian { try writeOperator(h, to: dir.appendingPathComponent(hamiltonianFile)) }
         if let o = record.overlap { try writeOperator(o, to: dir.appendingPathComponent(overlapFile)) }

@@ -7,6 +7,7 @@
 // in any order; it is kept on reading and on writing.
 import Foundation
 import HDF5Kit
+import Pipeline
 import Structures
 
 public enum DeepHLegacy {
@@ -166,7 +167,7 @@ public enum DeepHLegacy {
             ("isspinful", .bool(record.spinful)),
             ("fermi_level", record.fermiEnergy.map { .double($0) } ?? .null),
         ])
-        try write(info.text, "info.json")
+        try write(info.pythonStyleString, "info.json")
         if let h = record.hamiltonian { try writeOperator(h, structure: s, to: dir.appendingPathComponent(hamiltonianFile)) }
         if let o = record.overlap { try writeOperator(o, structure: s, to: dir.appendingPathComponent(overlapFile)) }
     }

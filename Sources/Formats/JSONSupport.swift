@@ -1,6 +1,5 @@
-// JSON in and out for info.json: typed field access whose errors name the file and key, and a
-// writer that keeps key order and Python's `json.dump` spacing, so files we write look like the
-// ones DeepH tools write.
+// JSON in for info.json: typed field access whose errors name the file and key. Writing uses
+// Pipeline.JSONValue's `pythonStyleString`, so files we write look like the ones DeepH tools write.
 import Foundation
 
 struct JSONFields {
@@ -71,45 +70,5 @@ struct JSONFields {
     /// JSON true/false arrive as NSNumber too; Foundation marks them with a distinct subclass.
     private func isBoolean(_ n: NSNumber) -> Bool {
         String(describing: type(of: n)).contains("Boolean")
-    }
-}
-
-/// An ordered JSON value for writing.
-indirect enum JSONValue {
-    case int(Int)
-    case double(Double)
-    case bool(Bool)
-    case null
-    case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
-
-    /// Python `json.dumps` style: `{"a": 1, "b": [0, 1]}`.
-    var text: String {
-        switch self {
-        case .int(let i): return String(i)
-        case .double(let d): return d.isFinite ? "\(d)" : "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .null: return "null"
-        case .string(let s): return JSONValue.quote(s)
-        case .array(let a): return "[" + a.map(\.text).joined(separator: ", ") + "]"
-        case .object(let o): return "{" + o.map { "\(JSONValue.quote($0.0)): \($0.1.text)" }.joined(separator: ", ") + "}"
-        }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
     }
 }

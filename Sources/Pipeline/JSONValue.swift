@@ -95,7 +95,15 @@ extension JSONValue {
         return out
     }
 
-    private func write(into out: inout String, sortKeys: Bool, indent: String?, level: Int) {
+    /// Python `json.dumps` default style on one line (`{"a": 1, "b": [0, 1]}`), keys in stored
+    /// order: how DeepH tools write their info.json files.
+    public var pythonStyleString: String {
+        var out = ""
+        write(into: &out, sortKeys: false, indent: nil, level: 0, spaced: true)
+        return out
+    }
+
+    private func write(into out: inout String, sortKeys: Bool, indent: String?, level: Int, spaced: Bool = false) {
         switch self {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
@@ -106,9 +114,9 @@ extension JSONValue {
             if items.isEmpty { out += "[]"; return }
             out += "["
             for (n, item) in items.enumerated() {
-                if n > 0 { out += "," }
+                if n > 0 { out += spaced ? ", " : "," }
                 if let indent { out += "\n" + String(repeating: indent, count: level + 1) }
-                item.write(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1)
+                item.write(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1, spaced: spaced)
             }
             if let indent { out += "\n" + String(repeating: indent, count: level) }
             out += "]"
@@ -117,11 +125,11 @@ extension JSONValue {
             let ordered = sortKeys ? pairs.sorted { $0.0 < $1.0 } : pairs
             out += "{"
             for (n, (key, value)) in ordered.enumerated() {
-                if n > 0 { out += "," }
+                if n > 0 { out += spaced ? ", " : "," }
                 if let indent { out += "\n" + String(repeating: indent, count: level + 1) }
                 JSONValue.writeString(key, into: &out)
-                out += indent == nil ? ":" : ": "
-                value.write(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1)
+                out += indent == nil && !spaced ? ":" : ": "
+                value.write(into: &out, sortKeys: sortKeys, indent: indent, level: level + 1, spaced: spaced)
             }
             if let indent { out += "\n" + String(repeating: indent, count: level) }
             out += "}"

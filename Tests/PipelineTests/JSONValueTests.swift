@@ -24,6 +24,13 @@ final class JSONValueTests: XCTestCase {
         XCTAssertEqual(JSONValue.double(6).canonicalString, "6.0")
     }
 
+    func testPythonStyleMatchesJSONDumps() {
+        let v: JSONValue = .object([("b", .int(3)), ("a", .array([.double(-4), .double(0.5), .bool(false), .null])),
+                                    ("s", .string("q\"\n")), ("e", .object([]))])
+        // json.dumps({"b": 3, "a": [-4.0, 0.5, False, None], "s": "q\"\n", "e": {}})
+        XCTAssertEqual(v.pythonStyleString, #"{"b": 3, "a": [-4.0, 0.5, false, null], "s": "q\"\n", "e": {}}"#)
+    }
+
     func testSyntaxErrorsHaveLineAndColumn() {
         let cases: [(String, Int, Int, String)] = [
             ("{\n  \"a\": 1,\n  \"a\": 2\n}", 3, 3, "duplicate key"),
