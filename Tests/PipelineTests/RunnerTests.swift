@@ -280,11 +280,12 @@ final class RunnerTests: XCTestCase {
         }}
         """)
         log.resetConcurrency()
-        let start = Date()
         let summary = try p.run { $0.jobs = 2 }
         XCTAssertEqual(summary.executed.count, 2)
+        // Both stages were inside their run at the same moment. (No wall-clock assertion: a
+        // loaded CI machine once took 10 s to start the second thread, and timing belongs in
+        // benchmarks.)
         XCTAssertEqual(log.maxConcurrent, 2)
-        XCTAssertLessThan(Date().timeIntervalSince(start), 9, "both stages saw each other instead of timing out")
     }
 
     func testGarbageCollectionKeepsLatestAndNewest() throws {
