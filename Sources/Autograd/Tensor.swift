@@ -203,6 +203,18 @@ public final class Tensor<T: Scalar> {
         withGrad(body)
     }
 
+    /// Takes a gradient computed in full by a custom backward: becomes the gradient buffer as is
+    /// when none exists yet (no zero fill, no copy), else is added to it. A no-op for tensors that
+    /// do not require a gradient.
+    public func accumulateGradient(written values: [T]) {
+        guard requiresGrad else { return }
+        precondition(values.count == data.count, "gradient of \(values.count) values for a tensor of \(data.count)")
+        if grad == nil { grad = values; return }
+        grad!.withUnsafeMutableBufferPointer { acc in
+            values.withUnsafeBufferPointer { src in for i in 0 ..< acc.count { acc[i] += src[i] } }
+        }
+    }
+
     /// Wraps an op result: records the node when grad mode is on and an input requires grad.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -224,9 +236,11 @@ extension Tensor: CustomStringConvertible {
     }
 }
 
-/// An array whose values the caller overwrites entirely (skips zero-filling large outputs).
+/// An array whose values the caller overwrites entirely (skips zero-filling large outputs). Custom
+/// ops outside this module allocate their results and gradients with it so they share the
+/// allocator set-up below.
 @inline(__always)
-func uninitializedArray<T: Scalar>(count: Int) -> [T] {
+public func uninitializedArray<T: Scalar>(count: Int) -> [T] {
     _ = Allocator.configured
     return [T](unsafeUninitializedCapacity: count) { _, n in n = count }
 }

@@ -10,6 +10,9 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
     public var edges: Int, repeats: Int
     /// Median seconds of one forward / one backward pass over all edges (the fused op).
     public var forwardSeconds: Double, backwardSeconds: Double
+    /// Medians of the kernels alone, writing into buffers allocated once (no page faults on fresh
+    /// output and gradient arrays, no graph recording): the allocator's share is the difference.
+    public var forwardKernelSeconds: Double, backwardKernelSeconds: Double
     /// FLOPs per pass over all edges as the fused kernel executes them (x2 contracted with the
     /// sparse CG once per edge and path, then shared by all channels; see FusedTensorProductPlan).
     public var forwardFlops: Double, backwardFlops: Double
@@ -28,6 +31,7 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
           edges \(edges), repeats \(repeats) (medians)
           forward  \(f(forwardSeconds, 5)) s  \(f(Double(edges) / forwardSeconds, 0)) edges/s  \(f(fe)) GFLOP/s executed, \(f(fc)) GFLOP/s conventional sparse count (\(f(100 * fc / sgemmGflops, 1)) % of sgemm)
           backward \(f(backwardSeconds, 5)) s  \(f(Double(edges) / backwardSeconds, 0)) edges/s  \(f(be)) GFLOP/s executed, \(f(bc)) GFLOP/s conventional (\(f(100 * bc / sgemmGflops, 1)) % of sgemm)
+          kernels alone (preallocated buffers): forward \(f(forwardKernelSeconds, 5)) s (\(f(conventionalForwardFlops / forwardKernelSeconds / 1e9)) GFLOP/s conventional, \(f(100 * conventionalForwardFlops / forwardKernelSeconds / 1e9 / sgemmGflops, 1)) % of sgemm), backward \(f(backwardKernelSeconds, 5)) s (\(f(2 * conventionalForwardFlops / backwardKernelSeconds / 1e9)) GFLOP/s, \(f(100 * 2 * conventionalForwardFlops / backwardKernelSeconds / 1e9 / sgemmGflops, 1)) %)
           flops/edge: forward \(f(forwardFlops / Double(edges), 0)) executed, \(f(conventionalForwardFlops / Double(edges), 0)) conventional; backward \(f(backwardFlops / Double(edges), 0)) executed
           sgemm 512³ \(f(sgemmGflops, 1)) GFLOP/s (same run)
         """
@@ -55,10 +59,32 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
             let t2 = DispatchTime.now().uptimeNanoseconds
             if r > 0 { forward.append(Double(t1 - t0) / 1e9); backward.append(Double(t2 - t1) / 1e9) }   // r = 0 warms up
         }
+        // The kernels alone, into buffers allocated (and touched) once.
+        let plan = tp.plan
+        var out = [Float](repeating: 0, count: edges * plan.dimOut)
+        var gx1 = [Float](repeating: 0, count: edges * plan.dim1), gx2 = [Float](repeating: 0, count: edges * plan.dim2)
+        var gw = [Float](repeating: 0, count: edges * plan.weightCount)
+        var forwardKernel: [Double] = [], backwardKernel: [Double] = []
+        x1.data.withUnsafeBufferPointer { a in x2.data.withUnsafeBufferPointer { b in w.data.withUnsafeBufferPointer { wp in
+            probe.withUnsafeBufferPointer { g in
+                for r in 0 ... repeats {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    out.withUnsafeMutableBufferPointer { fusedTensorProductForward(plan, edges: edges, x1: a.baseAddress!, x2: b.baseAddress!, w: wp.baseAddress!, out: $0.baseAddress!) }
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    gx1.withUnsafeMutableBufferPointer { ga in gx2.withUnsafeMutableBufferPointer { gb in gw.withUnsafeMutableBufferPointer { gc in
+                        fusedTensorProductBackward(plan, edges: edges, x1: a.baseAddress!, x2: b.baseAddress!, w: wp.baseAddress!, gOut: g.baseAddress!,
+                                                   gx1: ga.baseAddress!, gx2: gb.baseAddress!, gw: gc.baseAddress!)
+                    } } }
+                    let t2 = DispatchTime.now().uptimeNanoseconds
+                    if r > 0 { forwardKernel.append(Double(t1 - t0) / 1e9); backwardKernel.append(Double(t2 - t1) / 1e9) }
+                }
+            }
+        } } }
         let e = Double(edges)
         return TensorProductBenchmark(
             irreps1: irreps1.description, irreps2: sh.irreps.description, irrepsOut: tp.irrepsOut.regrouped().description,
             edges: edges, repeats: repeats, forwardSeconds: median(forward), backwardSeconds: median(backward),
+            forwardKernelSeconds: median(forwardKernel), backwardKernelSeconds: median(backwardKernel),
             forwardFlops: tp.plan.forwardFlopsPerEdge * e, backwardFlops: tp.plan.backwardFlopsPerEdge * e,
             conventionalForwardFlops: tp.plan.sparseFlopsPerEdge * e, sgemmGflops: sgemmRate())
     }

@@ -1,195 +1,355 @@
 // The fused channel-wise ("uvu") tensor product kernel behind `ChannelwiseTensorProduct`: one
-// Autograd op with a hand-written backward instead of ~5 generic ops per CG path. Per edge and path
-// it contracts the sparse real CG tensor with x2 once (t[m1, M] = Σ_m2 C[M,m1,m2] x2[m2], over the
-// non-zeros only), then applies t to every channel of x1, 8 edges at a time (x1 is gathered into
-// [m1][u][edge] scratch so the innermost loop is contiguous and vectorises even for u = 8), and
-// scales by the per-edge weight while writing back. Edges are independent in both directions (every gradient of x1, x2
-// and the weights belongs to one edge), so chunks of edges run in parallel with no reduction.
+// Autograd op with a hand-written backward instead of ~5 generic ops per CG path.
+//
+// Why this shape: for one edge, every path that reads the same x1 entry (l1, u channels) is a
+// linear map of that entry's rows, y[u, (path, M)] = Σ_m1 x1[u, m1] T[m1, (path, M)], with
+// T = C·x2 contracted once per edge from the sparse CG non-zeros and shared by all u channels.
+// So per edge and x1 entry the product is a small dense GEMM [u × (2l1+1)] · [(2l1+1) × N] (N = Σ
+// over the entry's paths of 2L+1, padded to the SIMD width), run with SIMD accumulators in
+// registers; the weights are applied while each (u, path) row segment is written out with one
+// vector store. Edges are independent in both directions (every gradient of x1, x2 and the weights
+// belongs to one edge), so contiguous ranges of edges run in parallel with no reduction.
+// docs/benchmarks-so3.md has the measurements and the alternatives weighed (SO(2)/eSCN rotation).
 import Foundation
 import Autograd
 
-/// Flat, precomputed description of all paths of a channel-wise product: offsets into the rows
-/// of x1, x2, weights and output, and per path the distinct (m1, M) pairs of its CG tensor, each
-/// with the (m2, coefficient) non-zeros that feed it. Coefficients already carry the
-/// 1/√(paths into the same output irrep) normalisation.
+/// Flat, precomputed description of a channel-wise product: the x1 entries ("groups") with the
+/// paths that read them, the layout of the per-edge T matrices, and the sparse instructions that
+/// fill T from x2. Coefficients already carry the 1/√(paths into the same output irrep)
+/// normalisation.
 struct FusedTensorProductPlan: Sendable {
+    static let lanes = 8
+
     let dim1: Int, dim2: Int, dimOut: Int, weightCount: Int
     // Per path.
-    let x1Offset: [Int], mul: [Int], d1: [Int], x2Offset: [Int], outOffset: [Int], dL: [Int], wOffset: [Int]
-    /// Path p owns pairs pairStart[p] ..< pairStart[p + 1].
-    let pairStart: [Int]
-    let pairM1: [Int], pairM: [Int]
-    /// Pair k owns non-zeros nzStart[k] ..< nzStart[k + 1].
-    let nzStart: [Int]
-    let nzM2: [Int]
-    let nzValue: [Double]
-    /// The distinct x1 entries the paths read (offset, mul, 2l+1), for the gathers to and from the blocked layout.
-    let entries: [(offset: Int, mul: Int, d: Int)]
-    /// Largest (2L+1)·mul and pair count of a path: per-worker scratch sizes.
-    let maxBlock: Int, maxPairs: Int
+    let x2Offset: [Int], outOffset: [Int], dL: [Int], wOffset: [Int], mul: [Int]
+    /// Column of the path's first M inside its group's T rows.
+    let column: [Int]
+    /// Per x1 entry read by some path: offset in the x1 row, multiplicity, 2l1+1, its paths (in
+    /// increasing column order), columns N and SIMD vectors per T row (N padded), offset of its T
+    /// matrix [2l1+1][vectors] in the per-edge T buffer, in vectors.
+    let groups: [(x1Offset: Int, mul: Int, d1: Int, paths: [Int], columns: Int, vectors: Int, tOffset: Int)]
+    /// Size of the per-edge T buffer in SIMD vectors; widest T row in vectors.
+    let tVectors: Int, maxVectors: Int
+    /// T[targetIndex[k]] = Σ_{z in nzStart[k] ..< nzStart[k+1]} nzValue[z] · x2[nzX2[z]], scalar
+    /// indices into the T buffer and the x2 row; every other T entry is a structural zero.
+    let targetIndex: [Int], nzStart: [Int], nzX2: [Int], nzValue: [Double]
 
     /// Floating-point operations of one forward pass per edge as the kernel executes them:
-    /// 2 per CG non-zero (t = C·x2), 2 per (pair, channel) (the axpys), 1 per output (weight).
+    /// 2 per CG non-zero (T = C·x2), 2 per (channel, m1, column) of the row products (padding not
+    /// counted), 1 per output (weight).
     let forwardFlopsPerEdge: Double
     /// The conventional sparse count: 2 per CG non-zero per channel, plus the weight multiply.
     let sparseFlopsPerEdge: Double
-    /// Backward as executed: the forward product again (for the weight gradient), 2·(2L+1)·mul
-    /// for gw, (2L+1)·mul for w·g, 4 per (pair, channel) for the x1 axpy and the t dot product, and
-    /// 2 per CG non-zero for x2.
+    /// Backward as executed: T and the row products again (for the weight gradient), 2 per output
+    /// for gw and 1 for w·g, twice the row products (x1 gradient and T gradient), 2 per CG
+    /// non-zero for x2.
     let backwardFlopsPerEdge: Double
 
     init(irreps1: Irreps, irreps2: Irreps, paths: [TensorProductPath]) throws {
-        let s1 = irreps1.slices, s2 = irreps2.slices
+        let s1 = irreps1.slices, s2 = irreps2.slices, lanes = Self.lanes
         var fan: [Irrep: Int] = [:]
         for p in paths { fan[p.output, default: 0] += 1 }
-        var x1o: [Int] = [], mu: [Int] = [], d1s: [Int] = [], x2o: [Int] = [], oo: [Int] = [], dls: [Int] = [], wo: [Int] = []
-        var ps = [0], pm1: [Int] = [], pM: [Int] = [], nzs = [0], nm2: [Int] = [], nv: [Double] = []
-        var out = 0, w = 0, maxBlock = 0, maxPairs = 0, fwd = 0.0, sparse = 0.0, bwd = 0.0
-        for p in paths {
-            let l1 = irreps1.entries[p.input1].irrep.l, l2 = irreps2.entries[p.input2].irrep.l, L = p.output.l
-            let c = try ClebschGordan.real(l1, l2, L)
-            let scale = 1 / Double(fan[p.output]!).squareRoot()
-            x1o.append(s1[p.input1].lowerBound); mu.append(p.mul); d1s.append(2 * l1 + 1)
-            x2o.append(s2[p.input2].lowerBound); oo.append(out); dls.append(2 * L + 1); wo.append(w)
-            // Group the non-zeros by (m1, M); nonZeros come in dense (M, m1, m2) order.
-            var groups: [Int: [(m2: Int, v: Double)]] = [:]
-            var order: [Int] = []
-            for e in c.nonZeros {
-                let key = e.m1 * (2 * L + 1) + e.M
-                if groups[key] == nil { order.append(key) }
-                groups[key, default: []].append((e.m2, e.value * scale))
-            }
-            for key in order {
-                pm1.append(key / (2 * L + 1)); pM.append(key % (2 * L + 1))
-                for (m2, v) in groups[key]! { nm2.append(m2); nv.append(v) }
-                nzs.append(nm2.count)
-            }
-            ps.append(pm1.count)
-            maxBlock = max(maxBlock, p.mul * (2 * L + 1)); maxPairs = max(maxPairs, order.count)
-            fwd += Double(2 * c.nonZeros.count + 2 * order.count * p.mul + p.mul * (2 * L + 1))
-            sparse += Double(2 * c.nonZeros.count * p.mul + p.mul * (2 * L + 1))
-            bwd += Double(4 * c.nonZeros.count + 6 * order.count * p.mul + 3 * p.mul * (2 * L + 1))
+        var x2o: [Int] = [], oo: [Int] = [], dls: [Int] = [], wo: [Int] = [], mu: [Int] = []
+        var out = 0, w = 0
+        var groupOf: [Int: Int] = [:], groupPaths: [[Int]] = [], groupEntry: [Int] = []
+        for (i, p) in paths.enumerated() {
+            let L = p.output.l
+            x2o.append(s2[p.input2].lowerBound); oo.append(out); dls.append(2 * L + 1); wo.append(w); mu.append(p.mul)
             out += p.mul * (2 * L + 1); w += p.mul
+            if let g = groupOf[p.input1] { groupPaths[g].append(i) } else {
+                groupOf[p.input1] = groupPaths.count; groupPaths.append([i]); groupEntry.append(p.input1)
+            }
         }
-        var seen = Set<Int>(), ents: [(offset: Int, mul: Int, d: Int)] = []
-        for p in paths where seen.insert(p.input1).inserted {
-            ents.append((s1[p.input1].lowerBound, p.mul, irreps1.entries[p.input1].irrep.dim))
+        var col = [Int](repeating: 0, count: paths.count)
+        var gs: [(x1Offset: Int, mul: Int, d1: Int, paths: [Int], columns: Int, vectors: Int, tOffset: Int)] = []
+        var tv = 0, maxV = 1
+        for (g, ps) in groupPaths.enumerated() {
+            let entry = irreps1.entries[groupEntry[g]]
+            var n = 0
+            for p in ps { col[p] = n; n += dls[p] }
+            let v = (n + lanes - 1) / lanes
+            gs.append((s1[groupEntry[g]].lowerBound, entry.mul, entry.irrep.dim, ps, n, v, tv))
+            tv += entry.irrep.dim * v; maxV = max(maxV, v)
         }
-        entries = ents
+        // Fill instructions, grouped by T entry.
+        var targets: [Int] = [], nzs = [0], nx2: [Int] = [], nv: [Double] = []
+        var fwd = 0.0, sparse = 0.0, bwd = 0.0
+        for (g, ps) in groupPaths.enumerated() {
+            let grp = gs[g]
+            for p in ps {
+                let path = paths[p]
+                let l1 = irreps1.entries[path.input1].irrep.l, l2 = irreps2.entries[path.input2].irrep.l, L = path.output.l
+                let c = try ClebschGordan.real(l1, l2, L)
+                let scale = 1 / Double(fan[path.output]!).squareRoot()
+                var byTarget: [Int: [(Int, Double)]] = [:], order: [Int] = []
+                for e in c.nonZeros {
+                    let t = grp.tOffset * lanes + e.m1 * grp.vectors * lanes + col[p] + e.M
+                    if byTarget[t] == nil { order.append(t) }
+                    byTarget[t, default: []].append((x2o[p] + e.m2, e.value * scale))
+                }
+                for t in order {
+                    targets.append(t)
+                    for (i, v) in byTarget[t]! { nx2.append(i); nv.append(v) }
+                    nzs.append(nx2.count)
+                }
+                let u = Double(path.mul), d = Double(2 * L + 1), nz = Double(c.nonZeros.count)
+                sparse += 2 * nz * u + u * d
+                fwd += 2 * nz + 2 * u * Double(2 * l1 + 1) * d + u * d
+                bwd += 2 * nz + 2 * u * Double(2 * l1 + 1) * d + 3 * u * d + 4 * u * Double(2 * l1 + 1) * d + 2 * nz
+            }
+        }
         dim1 = irreps1.dim; dim2 = irreps2.dim; dimOut = out; weightCount = w
-        x1Offset = x1o; mul = mu; d1 = d1s; x2Offset = x2o; outOffset = oo; dL = dls; wOffset = wo
-        pairStart = ps; pairM1 = pm1; pairM = pM; nzStart = nzs; nzM2 = nm2; nzValue = nv
-        self.maxBlock = max(maxBlock, 1); self.maxPairs = max(maxPairs, 1)
+        x2Offset = x2o; outOffset = oo; dL = dls; wOffset = wo; mul = mu; column = col
+        groups = gs; tVectors = tv; maxVectors = maxV
+        targetIndex = targets; nzStart = nzs; nzX2 = nx2; nzValue = nv
         forwardFlopsPerEdge = fwd; sparseFlopsPerEdge = sparse; backwardFlopsPerEdge = bwd
     }
 }
 
-/// Splits `blocks` edge blocks into one contiguous range per worker and runs `body` on each;
-/// every range writes only its own edges' rows, so no reduction is needed.
+/// Splits `count` edges into one contiguous range per worker and runs `body` on each; every range
+/// writes only its own edges' rows, so no reduction is needed.
 @inline(__always)
-private func forEdgeChunks(_ blocks: Int, _ body: (Range<Int>) -> Void) {
-    let chunks = min(max(Parallel.workers, 1), blocks)
+private func forEdgeRanges(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let chunks = min(max(Parallel.workers, 1), (count + 31) / 32)
     if chunks <= 1 {
-        if blocks > 0 { body(0 ..< blocks) }
+        if count > 0 { body(0 ..< count) }
         return
     }
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        body(blocks * c / chunks ..< blocks * (c + 1) / chunks)
+        body(count * c / chunks ..< count * (c + 1) / chunks)
     }
 }
 
-// Edges are handled in blocks of B = 8 (a literal in each kernel so the compiler unrolls it):
-// scratch is laid out [m][u][edge], so the innermost loops run over 8 edges with a per-edge t,
-// contiguous and vectorisable even for the small multiplicities (u = 8) of the high-l entries.
+/// Per-worker buffers and the plan's tables as raw pointers, so the loops carry no bounds checks
+/// or reference counting: the T matrices of one edge and their gradient, the rows y (and gy) of
+/// all channels of one group with room for a 16-wide access past the end.
+private final class KernelScratch<T: Scalar> {
+    typealias V = SIMD8<T>
+    let t: UnsafeMutablePointer<V>, gt: UnsafeMutablePointer<V>, rows: UnsafeMutablePointer<V>, gRows: UnsafeMutablePointer<V>
+    /// T fill as one instruction per structurally non-zero T entry (its first two CG terms:
+    /// T[target] = c0·x2[i0] + c1·x2[i1], c1 = 0 for single terms), then `extra` terms added.
+    let fillTarget: UnsafeMutablePointer<Int32>, fillI0: UnsafeMutablePointer<Int32>, fillI1: UnsafeMutablePointer<Int32>
+    let fillC0: UnsafeMutablePointer<T>, fillC1: UnsafeMutablePointer<T>
+    let fillCount: Int
+    let extraTarget: UnsafeMutablePointer<Int32>, extraI: UnsafeMutablePointer<Int32>, extraC: UnsafeMutablePointer<T>
+    let extraCount: Int
+    /// Per group (8 values): x1 offset, mul, 2l1+1, vectors per T row, columns, T offset (vectors),
+    /// first and end index into `groupPaths`. Per path (4 values): 2L+1, output offset, weight
+    /// offset, column.
+    let group: UnsafeMutablePointer<Int>, groupPaths: UnsafeMutablePointer<Int>, path: UnsafeMutablePointer<Int>
+    let groupCount: Int
+    /// 0, 1, …, 15.
+    let laneIndex = SIMD16<T>((0 ..< 16).map { T($0) })
 
-/// Gathers the x1 rows of edges e0 ..< e0+nb into [m1][u][b] per entry (b < 8; missing edges of
-/// a tail block are zero).
-@inline(__always)
-private func gatherBlock<T: Scalar>(_ plan: FusedTensorProductPlan, _ x1: UnsafePointer<T>, _ e0: Int, _ nb: Int, _ dst: UnsafeMutablePointer<T>) {
-    let B = 8
-    if nb < B { dst.update(repeating: 0, count: plan.dim1 * B) }
-    for b in 0 ..< nb {
-        let row = x1 + (e0 + b) * plan.dim1
-        for (off, u, d) in plan.entries {
-            for c in 0 ..< u { for m in 0 ..< d { dst[(off + m * u + c) * B + b] = row[off + c * d + m] } }
-        }
-    }
-}
-
-/// t[k][b] = Σ C·x2 for the pairs of path p and each edge of the block.
-@inline(__always)
-private func contractX2Block<T: Scalar>(_ plan: FusedTensorProductPlan, _ coef: UnsafePointer<T>, _ p: Int, _ x2: UnsafePointer<T>, _ e0: Int, _ nb: Int, _ t: UnsafeMutablePointer<T>) {
-    let B = 8, base = plan.pairStart[p], end = plan.pairStart[p + 1], x2o = plan.x2Offset[p]
-    if nb < B { t.update(repeating: 0, count: (end - base) * B) }
-    for b in 0 ..< nb {
-        let x2r = x2 + (e0 + b) * plan.dim2 + x2o
-        for k in base ..< end {
-            var s: T = 0
-            for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { s += coef[z] * x2r[plan.nzM2[z]] }
-            t[(k - base) * B + b] = s
-        }
-    }
-}
-
-/// y[M][u][b] = Σ_k [M_k = M] t[k][b] x1[m1_k][u][b]: the unweighted product of path p.
-@inline(__always)
-private func pathProductBlock<T: Scalar>(_ plan: FusedTensorProductPlan, _ p: Int, _ x1B: UnsafePointer<T>, _ t: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>) {
-    let B = 8, u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p]
-    y.update(repeating: 0, count: u * dL * B)
-    for k in base ..< plan.pairStart[p + 1] {
-        let tk = t + (k - base) * B
-        let t0 = tk[0], t1 = tk[1], t2 = tk[2], t3 = tk[3], t4 = tk[4], t5 = tk[5], t6 = tk[6], t7 = tk[7]
-        var src = x1B + (off + plan.pairM1[k] * u) * B, dst = y + plan.pairM[k] * u * B
-        for _ in 0 ..< u {
-            dst[0] += t0 * src[0]; dst[1] += t1 * src[1]; dst[2] += t2 * src[2]; dst[3] += t3 * src[3]
-            dst[4] += t4 * src[4]; dst[5] += t5 * src[5]; dst[6] += t6 * src[6]; dst[7] += t7 * src[7]
-            src += B; dst += B
-        }
-    }
-}
-
-/// Per-worker scratch, allocated once per chunk of edges.
-private struct BlockScratch<T: Scalar> {
-    let x1B, gx1B, y, gy, t, gt: UnsafeMutablePointer<T>
-    /// The CG coefficients converted to T once per chunk (no conversion in the loops).
-    let coef: UnsafeMutablePointer<T>
     init(_ plan: FusedTensorProductPlan) {
-        let B = 8
-        x1B = .allocate(capacity: max(plan.dim1, 1) * B); gx1B = .allocate(capacity: max(plan.dim1, 1) * B)
-        y = .allocate(capacity: plan.maxBlock * B); gy = .allocate(capacity: plan.maxBlock * B)
-        t = .allocate(capacity: plan.maxPairs * B); gt = .allocate(capacity: B)
-        coef = .allocate(capacity: max(plan.nzValue.count, 1))
-        for z in 0 ..< plan.nzValue.count { coef[z] = T(plan.nzValue[z]) }
+        let tCount = max(plan.tVectors, 1)
+        t = .allocate(capacity: tCount); t.initialize(repeating: V(), count: tCount)
+        gt = .allocate(capacity: tCount); gt.initialize(repeating: V(), count: tCount)
+        let rowsCount = (plan.groups.map { $0.mul * ($0.vectors + 2) }.max() ?? 0) + 2
+        rows = .allocate(capacity: rowsCount); rows.initialize(repeating: V(), count: rowsCount)
+        gRows = .allocate(capacity: rowsCount); gRows.initialize(repeating: V(), count: rowsCount)
+
+        var ft: [Int32] = [], f0: [Int32] = [], f1: [Int32] = [], c0: [T] = [], c1: [T] = []
+        var et: [Int32] = [], ei: [Int32] = [], ec: [T] = []
+        for k in 0 ..< plan.targetIndex.count {
+            let z0 = plan.nzStart[k], z1 = plan.nzStart[k + 1]
+            ft.append(Int32(plan.targetIndex[k]))
+            f0.append(Int32(plan.nzX2[z0])); c0.append(T(plan.nzValue[z0]))
+            if z1 - z0 >= 2 { f1.append(Int32(plan.nzX2[z0 + 1])); c1.append(T(plan.nzValue[z0 + 1])) } else { f1.append(Int32(plan.nzX2[z0])); c1.append(0) }
+            for z in min(z0 + 2, z1) ..< z1 { et.append(Int32(plan.targetIndex[k])); ei.append(Int32(plan.nzX2[z])); ec.append(T(plan.nzValue[z])) }
+        }
+        func copy<E>(_ a: [E]) -> UnsafeMutablePointer<E> {
+            let p = UnsafeMutablePointer<E>.allocate(capacity: max(a.count, 1))
+            p.initialize(from: a, count: a.count)
+            return p
+        }
+        fillTarget = copy(ft); fillI0 = copy(f0); fillI1 = copy(f1); fillC0 = copy(c0); fillC1 = copy(c1); fillCount = ft.count
+        extraTarget = copy(et); extraI = copy(ei); extraC = copy(ec); extraCount = et.count
+
+        var gt: [Int] = [], gp: [Int] = []
+        for g in plan.groups {
+            gt += [g.x1Offset, g.mul, g.d1, g.vectors, g.columns, g.tOffset, gp.count, gp.count + g.paths.count]
+            gp += g.paths
+        }
+        group = copy(gt); groupPaths = copy(gp); groupCount = plan.groups.count
+        var pt: [Int] = []
+        for p in 0 ..< plan.dL.count { pt += [plan.dL[p], plan.outOffset[p], plan.wOffset[p], plan.column[p]] }
+        path = copy(pt)
     }
-    func free() { x1B.deallocate(); gx1B.deallocate(); y.deallocate(); gy.deallocate(); t.deallocate(); gt.deallocate(); coef.deallocate() }
+
+    deinit {
+        t.deallocate(); gt.deallocate(); rows.deallocate(); gRows.deallocate()
+        fillTarget.deallocate(); fillI0.deallocate(); fillI1.deallocate(); fillC0.deallocate(); fillC1.deallocate()
+        extraTarget.deallocate(); extraI.deallocate(); extraC.deallocate()
+        group.deallocate(); groupPaths.deallocate(); path.deallocate()
+    }
+
+    /// T = C·x2 for one edge (only the structurally non-zero entries are written; the rest stay 0).
+    @inline(__always)
+    func fillT(_ x2: UnsafePointer<T>) {
+        let ts = UnsafeMutableRawPointer(t).assumingMemoryBound(to: T.self)
+        for k in 0 ..< fillCount {
+            ts[Int(fillTarget[k])] = fillC0[k] * x2[Int(fillI0[k])] + fillC1[k] * x2[Int(fillI1[k])]
+        }
+        for k in 0 ..< extraCount { ts[Int(extraTarget[k])] += extraC[k] * x2[Int(extraI[k])] }
+    }
+
+    /// gx2 = Σ C·gT over the same instructions (gx2 must be zeroed by the caller).
+    @inline(__always)
+    func scatterGT(_ gx2: UnsafeMutablePointer<T>) {
+        let gts = UnsafeMutableRawPointer(gt).assumingMemoryBound(to: T.self)
+        for k in 0 ..< fillCount {
+            let g = gts[Int(fillTarget[k])]
+            gx2[Int(fillI0[k])] += fillC0[k] * g
+            gx2[Int(fillI1[k])] += fillC1[k] * g
+        }
+        for k in 0 ..< extraCount { gx2[Int(extraI[k])] += extraC[k] * gts[Int(extraTarget[k])] }
+    }
+}
+
+/// out[0 ..< nv] = Σ_m x[m] · t[m][0 ..< nv]: one channel's row through the group's T, with up
+/// to four SIMD accumulators held in registers per pass.
+@inline(__always)
+private func rowProduct<T: Scalar>(_ x: UnsafePointer<T>, _ d1: Int, _ t: UnsafePointer<SIMD8<T>>, _ nv: Int, _ out: UnsafeMutablePointer<SIMD8<T>>) {
+    typealias V = SIMD8<T>
+    var j = 0
+    while j + 4 <= nv {
+        var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+        var tp = t + j
+        for m in 0 ..< d1 {
+            let s = V(repeating: x[m])
+            a0 = a0.addingProduct(s, tp[0]); a1 = a1.addingProduct(s, tp[1])
+            a2 = a2.addingProduct(s, tp[2]); a3 = a3.addingProduct(s, tp[3])
+            tp += nv
+        }
+        out[j] = a0; out[j + 1] = a1; out[j + 2] = a2; out[j + 3] = a3
+        j += 4
+    }
+    if j + 2 <= nv {
+        var a0 = V(), a1 = V()
+        var tp = t + j
+        for m in 0 ..< d1 {
+            let s = V(repeating: x[m])
+            a0 = a0.addingProduct(s, tp[0]); a1 = a1.addingProduct(s, tp[1])
+            tp += nv
+        }
+        out[j] = a0; out[j + 1] = a1
+        j += 2
+    }
+    if j < nv {
+        var a0 = V()
+        var tp = t + j
+        for m in 0 ..< d1 { a0 = a0.addingProduct(V(repeating: x[m]), tp[0]); tp += nv }
+        out[j] = a0
+    }
+}
+
+/// gt[m][0 ..< nv] += Σ_u x[u·d1 + m] · g[u·gStride ..< +nv]: the T gradient of one group, summed
+/// over its channels with the accumulators in registers.
+@inline(__always)
+private func accumulateTGradient<T: Scalar>(_ x: UnsafePointer<T>, _ mul: Int, _ d1: Int, _ g: UnsafePointer<SIMD8<T>>, _ gStride: Int, _ nv: Int, _ gt: UnsafeMutablePointer<SIMD8<T>>) {
+    typealias V = SIMD8<T>
+    for m in 0 ..< d1 {
+        let out = gt + m * nv
+        var j = 0
+        while j + 4 <= nv {
+            var a0 = out[j], a1 = out[j + 1], a2 = out[j + 2], a3 = out[j + 3]
+            var gp = g + j, xp = x + m
+            for _ in 0 ..< mul {
+                let s = V(repeating: xp.pointee)
+                a0 = a0.addingProduct(s, gp[0]); a1 = a1.addingProduct(s, gp[1])
+                a2 = a2.addingProduct(s, gp[2]); a3 = a3.addingProduct(s, gp[3])
+                gp += gStride; xp += d1
+            }
+            out[j] = a0; out[j + 1] = a1; out[j + 2] = a2; out[j + 3] = a3
+            j += 4
+        }
+        while j < nv {
+            var a0 = out[j]
+            var gp = g + j, xp = x + m
+            for _ in 0 ..< mul { a0 = a0.addingProduct(V(repeating: xp.pointee), gp[0]); gp += gStride; xp += d1 }
+            out[j] = a0
+            j += 1
+        }
+    }
+}
+
+/// [Σa, Σb, Σc, Σd]: four horizontal sums at once (a shuffle tree instead of four serial ones).
+@inline(__always)
+private func sum4<T: Scalar>(_ a: SIMD8<T>, _ b: SIMD8<T>, _ c: SIMD8<T>, _ d: SIMD8<T>) -> SIMD4<T> {
+    let ab = SIMD8(lowHalf: a.lowHalf + a.highHalf, highHalf: b.lowHalf + b.highHalf)
+    let cd = SIMD8(lowHalf: c.lowHalf + c.highHalf, highHalf: d.lowHalf + d.highHalf)
+    let all = SIMD8(lowHalf: ab.evenHalf + ab.oddHalf, highHalf: cd.evenHalf + cd.oddHalf)
+    return all.evenHalf + all.oddHalf
+}
+
+/// One path's output block: dst[u·d ..< (u+1)·d] = w[u] · src[u·srcStride ..< +d] for u < mul.
+/// Every channel but the last is written with one vector store of the next width up (4, 8 or 16)
+/// that spills into the next channel's segment, written right after.
+@inline(__always)
+private func scaledBlockCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, _ srcStride: Int, _ d: Int, _ w: UnsafePointer<T>, _ mul: Int) {
+    var o = UnsafeMutableRawPointer(dst), y = UnsafeRawPointer(src)
+    let srcBytes = srcStride * MemoryLayout<T>.stride, dstBytes = d * MemoryLayout<T>.stride
+    if d == 1 {
+        for u in 0 ..< mul { dst[u] = w[u] * src[u * srcStride] }
+        return
+    } else if d <= 4 {
+        for u in 0 ..< mul - 1 { o.storeBytes(of: y.loadUnaligned(as: SIMD4<T>.self) * w[u], as: SIMD4<T>.self); o += dstBytes; y += srcBytes }
+    } else if d <= 8 {
+        for u in 0 ..< mul - 1 { o.storeBytes(of: y.loadUnaligned(as: SIMD8<T>.self) * w[u], as: SIMD8<T>.self); o += dstBytes; y += srcBytes }
+    } else if d <= 16 {
+        for u in 0 ..< mul - 1 { o.storeBytes(of: y.loadUnaligned(as: SIMD16<T>.self) * w[u], as: SIMD16<T>.self); o += dstBytes; y += srcBytes }
+    } else {
+        scaledCopy(dst, src, d, w[0], spill: false)   // wider than any l ≤ 7 irrep: plain loops
+        for u in 1 ..< mul { scaledCopy(dst + u * d, src + u * srcStride, d, w[u], spill: false) }
+        return
+    }
+    let last = mul - 1
+    scaledCopy(dst + last * d, src + last * srcStride, d, w[last], spill: false)
+}
+
+/// dst[0 ..< d] = w · src[0 ..< d]. With `spill`, one vector store of the next width up (4, 8 or
+/// 16) writes past d into memory the caller overwrites later; otherwise exactly d elements.
+@inline(__always)
+private func scaledCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, _ d: Int, _ w: T, spill: Bool) {
+    let raw = UnsafeMutableRawPointer(dst), sraw = UnsafeRawPointer(src)
+    if spill && d > 1 {
+        if d <= 4 {
+            raw.storeBytes(of: sraw.loadUnaligned(as: SIMD4<T>.self) * w, as: SIMD4<T>.self)
+        } else if d <= 8 {
+            raw.storeBytes(of: sraw.loadUnaligned(as: SIMD8<T>.self) * w, as: SIMD8<T>.self)
+        } else if d <= 16 {
+            raw.storeBytes(of: sraw.loadUnaligned(as: SIMD16<T>.self) * w, as: SIMD16<T>.self)
+        } else {
+            for m in 0 ..< d { dst[m] = w * src[m] }
+        }
+    } else {
+        for m in 0 ..< d { dst[m] = w * src[m] }
+    }
 }
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                           x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
-    let B = 8, blocks = (edges + B - 1) / B
-    forEdgeChunks(blocks) { range in
-        let s = BlockScratch<T>(plan)
-        defer { s.free() }
-        for blk in range {
-            let e0 = blk * B, nb = min(B, edges - e0)
-            gatherBlock(plan, x1, e0, nb, s.x1B)
-            for p in 0 ..< plan.mul.count {
-                contractX2Block(plan, s.coef, p, x2, e0, nb, s.t)
-                pathProductBlock(plan, p, s.x1B, s.t, s.y)
-                let u = plan.mul[p], dL = plan.dL[p]
-                let stride = u &* B
-                for b in 0 ..< nb {
-                    var o = out + (e0 + b) * plan.dimOut + plan.outOffset[p]
-                    let wp = w + (e0 + b) * plan.weightCount + plan.wOffset[p]
-                    var yc = UnsafePointer(s.y + b)
-                    for c in 0 ..< u {
-                        let wc = wp[c]
-                        var yi = yc
-                        for m in 0 ..< dL { o[m] = wc * yi.pointee; yi += stride }
-                        o += dL; yc += B
-                    }
+    let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
+    forEdgeRanges(edges) { range in
+        let s = KernelScratch<T>(plan)
+        let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
+        for e in range {
+            s.fillT(x2 + e * dim2)
+            let x1r = x1 + e * dim1, outRow = out + e * dimOut, wRow = w + e * wCount
+            for gi in 0 ..< s.groupCount {
+                let g = s.group + 8 * gi, x1Offset = g[0], mul = g[1], d1 = g[2], nv = g[3]
+                let tg = UnsafePointer(s.t + g[5])
+                // All channels' rows first, then each path's output block written front to back:
+                // the row of an edge is filled sequentially (scattered partial-line stores were
+                // measured ~2x slower).
+                for u in 0 ..< mul { rowProduct(x1r + x1Offset + u * d1, d1, tg, nv, s.rows + u * nv) }
+                for k in g[6] ..< g[7] {
+                    let p = s.path + 4 * s.groupPaths[k]
+                    scaledBlockCopy(outRow + p[1], rows + p[3], nv * lanes, p[0], wRow + p[2], mul)
                 }
             }
         }
@@ -202,66 +362,98 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
 func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                            x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, gOut: UnsafePointer<T>,
                                            gx1: UnsafeMutablePointer<T>, gx2: UnsafeMutablePointer<T>, gw: UnsafeMutablePointer<T>) {
-    let B = 8, blocks = (edges + B - 1) / B
-    forEdgeChunks(blocks) { range in
-        let s = BlockScratch<T>(plan)
-        defer { s.free() }
-        for blk in range {
-            let e0 = blk * B, nb = min(B, edges - e0)
-            gatherBlock(plan, x1, e0, nb, s.x1B)
-            s.gx1B.update(repeating: 0, count: plan.dim1 * B)
-            for b in 0 ..< nb { (gx2 + (e0 + b) * plan.dim2).update(repeating: 0, count: plan.dim2) }
-            for p in 0 ..< plan.mul.count {
-                let u = plan.mul[p], dL = plan.dL[p], off = plan.x1Offset[p], base = plan.pairStart[p], x2o = plan.x2Offset[p]
-                contractX2Block(plan, s.coef, p, x2, e0, nb, s.t)
-                pathProductBlock(plan, p, s.x1B, s.t, s.y)
-                // gw[u] = Σ_M g[u,M] y[u,M]; gy = w·g in [M][u][b] (zero for missing edges).
-                if nb < B { s.gy.update(repeating: 0, count: u * dL * B) }
-                for b in 0 ..< nb {
-                    let g = gOut + (e0 + b) * plan.dimOut + plan.outOffset[p]
-                    let wp = w + (e0 + b) * plan.weightCount + plan.wOffset[p], gwp = gw + (e0 + b) * plan.weightCount + plan.wOffset[p]
-                    for c in 0 ..< u {
-                        var acc: T = 0
-                        let wc = wp[c]
-                        for m in 0 ..< dL {
-                            let gv = g[c * dL + m], i = (m * u + c) * B + b
-                            acc += gv * s.y[i]
-                            s.gy[i] = wc * gv
+    typealias V = SIMD8<T>
+    let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
+    let tVectors = plan.tVectors
+    forEdgeRanges(edges) { range in
+        let s = KernelScratch<T>(plan)
+        let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
+        let gRows = UnsafeMutableRawPointer(s.gRows).assumingMemoryBound(to: T.self)
+        for e in range {
+            s.fillT(x2 + e * dim2)
+            s.gt.update(repeating: V(), count: tVectors)
+            let x1r = x1 + e * dim1, gRowOut = gOut + e * dimOut, wRow = w + e * wCount
+            let gx1r = gx1 + e * dim1, gwRow = gw + e * wCount
+            gx1r.update(repeating: 0, count: dim1)
+            for gi in 0 ..< s.groupCount {
+                let g = s.group + 8 * gi, x1Offset = g[0], mul = g[1], d1 = g[2], nv = g[3], columns = g[4]
+                // gy rows get two spare vectors each: a spilling store past the last path's
+                // segment must not reach the next channel's row, which is already written.
+                let tg = UnsafePointer(s.t + g[5]), rowLength = nv * lanes, gStride = nv + 2, gRowLength = gStride * lanes
+                let xg = x1r + x1Offset
+                for u in 0 ..< mul { rowProduct(xg + u * d1, d1, tg, nv, s.rows + u * nv) }
+                // Per path: gw[u] = Σ_M g·y and gy = w·g in the row layout. Spilled lanes of gy
+                // are overwritten by the next path's segment; the padding is cleared below.
+                for k in g[6] ..< g[7] {
+                    let p = s.path + 4 * s.groupPaths[k], d = p[0], column = p[3]
+                    var gp = gRowOut + p[1], y = rows + column, gy = gRows + column, wp = wRow + p[2], gwp = gwRow + p[2]
+                    // (y rows are read past their end only into lanes the mask drops.)
+                    if d > 1 && d <= 16 {
+                        // Lanes past d hold the next channel's values: selected away, not multiplied
+                        // by 0, so an infinity there cannot turn this sum into NaN.
+                        let drop = s.laneIndex .>= T(d)
+                        // Masked products folded to 8 lanes, four channels reduced together.
+                        @inline(__always) func product(_ j: Int) -> SIMD8<T> {
+                            let gv = UnsafeRawPointer(gp + j * d).loadUnaligned(as: SIMD16<T>.self)
+                            UnsafeMutableRawPointer(gy + j * gRowLength).storeBytes(of: gv * wp[j], as: SIMD16<T>.self)
+                            let pr = (gv * UnsafeRawPointer(y + j * rowLength).loadUnaligned(as: SIMD16<T>.self)).replacing(with: 0, where: drop)
+                            return pr.lowHalf + pr.highHalf
                         }
-                        gwp[c] = acc
+                        var u = 0
+                        while u + 4 <= mul - 1 {
+                            let r = sum4(product(0), product(1), product(2), product(3))
+                            gwp[0] = r[0]; gwp[1] = r[1]; gwp[2] = r[2]; gwp[3] = r[3]
+                            gp += 4 * d; y += 4 * rowLength; gy += 4 * gRowLength; wp += 4; gwp += 4; u += 4
+                        }
+                        while u < mul - 1 {
+                            gwp.pointee = product(0).sum()
+                            gp += d; y += rowLength; gy += gRowLength; wp += 1; gwp += 1; u += 1
+                        }
+                    } else {
+                        for _ in 0 ..< mul - 1 {
+                            var acc: T = 0
+                            for m in 0 ..< d { acc += gp[m] * y[m]; gy[m] = wp.pointee * gp[m] }
+                            gwp.pointee = acc
+                            gp += d; y += rowLength; gy += gRowLength; wp += 1; gwp += 1
+                        }
+                    }
+                    // The last channel reads exactly d values (its block may end the array).
+                    var acc: T = 0
+                    for m in 0 ..< d { acc += gp[m] * y[m]; gy[m] = wp.pointee * gp[m] }
+                    gwp.pointee = acc
+                }
+                // gx1[u, m1] = Σ_n gy[u, n] T[m1, n].
+                for u in 0 ..< mul {
+                    let gyu = UnsafePointer(s.gRows + u * gStride), gyScalars = gRows + u * gRowLength
+                    for c in columns ..< rowLength { gyScalars[c] = 0 }
+                    let gxu = gx1r + x1Offset + u * d1
+                    var m = 0
+                    while m + 4 <= d1 {
+                        var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+                        let t0 = tg + m * nv
+                        for v in 0 ..< nv {
+                            let gv = gyu[v]
+                            a0 = a0.addingProduct(gv, t0[v]); a1 = a1.addingProduct(gv, t0[nv + v])
+                            a2 = a2.addingProduct(gv, t0[2 * nv + v]); a3 = a3.addingProduct(gv, t0[3 * nv + v])
+                        }
+                        let r = sum4(a0, a1, a2, a3)
+                        gxu[m] = r[0]; gxu[m + 1] = r[1]; gxu[m + 2] = r[2]; gxu[m + 3] = r[3]
+                        m += 4
+                    }
+                    while m < d1 {
+                        let tm = tg + m * nv
+                        var acc = V()
+                        for v in 0 ..< nv { acc = acc.addingProduct(gyu[v], tm[v]) }
+                        gxu[m] = acc.sum()
+                        m += 1
                     }
                 }
-                for k in base ..< plan.pairStart[p + 1] {
-                    let tk = s.t + (k - base) * B
-                    let t0 = tk[0], t1 = tk[1], t2 = tk[2], t3 = tk[3], t4 = tk[4], t5 = tk[5], t6 = tk[6], t7 = tk[7]
-                    var gy = UnsafePointer(s.gy + plan.pairM[k] * u * B)
-                    let start = (off + plan.pairM1[k] * u) * B
-                    var xs = UnsafePointer(s.x1B + start), gxs = s.gx1B + start
-                    var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
-                    for _ in 0 ..< u {
-                        gxs[0] += t0 * gy[0]; gxs[1] += t1 * gy[1]; gxs[2] += t2 * gy[2]; gxs[3] += t3 * gy[3]
-                        gxs[4] += t4 * gy[4]; gxs[5] += t5 * gy[5]; gxs[6] += t6 * gy[6]; gxs[7] += t7 * gy[7]
-                        a0 += gy[0] * xs[0]; a1 += gy[1] * xs[1]; a2 += gy[2] * xs[2]; a3 += gy[3] * xs[3]
-                        a4 += gy[4] * xs[4]; a5 += gy[5] * xs[5]; a6 += gy[6] * xs[6]; a7 += gy[7] * xs[7]
-                        gy += B; xs += B; gxs += B
-                    }
-                    let gt = s.gt
-                    gt[0] = a0; gt[1] = a1; gt[2] = a2; gt[3] = a3; gt[4] = a4; gt[5] = a5; gt[6] = a6; gt[7] = a7
-                    for b in 0 ..< nb {
-                        let gtb = gt[b]
-                        let gx2r = gx2 + (e0 + b) * plan.dim2 + x2o
-                        for z in plan.nzStart[k] ..< plan.nzStart[k + 1] { gx2r[plan.nzM2[z]] += s.coef[z] * gtb }
-                    }
-                }
+                // gT[m1, n] = Σ_u x1[u, m1] gy[u, n].
+                accumulateTGradient(xg, mul, d1, UnsafePointer(s.gRows), gStride, nv, s.gt + g[5])
             }
-            // Back to [u][m1] per edge; entries no path reads keep zero gradient.
-            for b in 0 ..< nb {
-                let gx1r = gx1 + (e0 + b) * plan.dim1
-                gx1r.update(repeating: 0, count: plan.dim1)
-                for (off, u, d) in plan.entries {
-                    for c in 0 ..< u { for m in 0 ..< d { gx1r[off + c * d + m] = s.gx1B[(off + m * u + c) * B + b] } }
-                }
-            }
+            let gx2r = gx2 + e * dim2
+            gx2r.update(repeating: 0, count: dim2)
+            s.scatterGT(gx2r)
         }
     }
 }
@@ -273,7 +465,7 @@ extension ChannelwiseTensorProduct {
         let plan = self.plan, edges = x1.shape[0]
         guard !plan.mul.isEmpty else { return Tensor<T>(zeros: [edges, 0]) }
         // Every output element is written by the kernel: no zero fill.
-        var out = [T](unsafeUninitializedCapacity: edges * plan.dimOut) { _, n in n = edges * plan.dimOut }
+        var out: [T] = uninitializedArray(count: edges * plan.dimOut)
         x1.data.withUnsafeBufferPointer { a in x2.data.withUnsafeBufferPointer { b in weights.data.withUnsafeBufferPointer { w in
             out.withUnsafeMutableBufferPointer { o in
                 guard let ob = o.baseAddress, let ab = a.baseAddress, let bb = b.baseAddress, let wb = w.baseAddress else { return }
@@ -282,20 +474,17 @@ extension ChannelwiseTensorProduct {
         } } }
         return try Tensor.recorded(out, shape: [edges, plan.dimOut], op: "ChannelwiseTensorProduct", inputs: [x1, x2, weights]) { g in
             guard edges > 0, !plan.mul.isEmpty else { return }
-            var gx1 = [T](repeating: 0, count: edges * plan.dim1)
-            var gx2 = [T](repeating: 0, count: edges * plan.dim2)
-            var gw = [T](repeating: 0, count: edges * plan.weightCount)
+            var gx1: [T] = uninitializedArray(count: edges * plan.dim1)
+            var gx2: [T] = uninitializedArray(count: edges * plan.dim2)
+            var gw: [T] = uninitializedArray(count: edges * plan.weightCount)
             x1.data.withUnsafeBufferPointer { a in x2.data.withUnsafeBufferPointer { b in weights.data.withUnsafeBufferPointer { w in
                 gx1.withUnsafeMutableBufferPointer { ga in gx2.withUnsafeMutableBufferPointer { gb in gw.withUnsafeMutableBufferPointer { gwb in
                     fusedTensorProductBackward(plan, edges: edges, x1: a.baseAddress!, x2: b.baseAddress!, w: w.baseAddress!,
                                                gOut: g.baseAddress!, gx1: ga.baseAddress!, gx2: gb.baseAddress!, gw: gwb.baseAddress!)
                 } } }
             } } }
-            for (input, grad) in [(x1, gx1), (x2, gx2), (weights, gw)] {
-                input.accumulateGradient { acc in
-                    grad.withUnsafeBufferPointer { src in for i in 0 ..< acc.count { acc[i] += src[i] } }
-                }
-            }
+            // Written in full: they become the gradients as they are when none exist yet.
+            x1.accumulateGradient(written: gx1); x2.accumulateGradient(written: gx2); weights.accumulateGradient(written: gw)
         }
     }
 }

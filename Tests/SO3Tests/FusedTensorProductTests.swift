@@ -38,19 +38,24 @@ final class FusedTensorProductTests: XCTestCase {
     /// A scaled-down DeepH-E3 layout: every l ≤ 4 in both operands, mixed parities, mul > 1.
     let irreps1 = try! Irreps("3x0e+2x1o+2x2e+1x3o+2x4e")
 
-    func makeProduct<T: Scalar>(_: T.Type, allowed: Bool = true) throws -> (ChannelwiseTensorProduct<T>, SphericalHarmonics) {
+    /// Multiplicities of 5–9 channels: the kernel's four-channel reductions and their remainders.
+    let wideIrreps1 = try! Irreps("9x0e+6x1o+5x2e+7x3o+5x4e")
+
+    func makeProduct<T: Scalar>(_: T.Type, allowed: Bool = true, wide: Bool = false) throws -> (ChannelwiseTensorProduct<T>, SphericalHarmonics) {
         let sh = try SphericalHarmonics(lmax: 4, normalization: .component)
+        let irreps1 = wide ? wideIrreps1 : self.irreps1
         let tp = try ChannelwiseTensorProduct<T>(irreps1: irreps1, irreps2: sh.irreps, lmaxOut: 4,
                                                  allowedOutputs: allowed ? Set(irreps1.entries.map(\.irrep)) : nil)
         return (tp, sh)
     }
 
     func testFusedMatchesComposedValuesAndGradients() throws {
-        for allowed in [true, false] {
-            let (tp, _) = try makeProduct(Double.self, allowed: allowed)
-            let edges = 13   // not a multiple of the worker chunking
+        for (allowed, wide) in [(true, false), (false, false), (true, true)] {
+            let (tp, _) = try makeProduct(Double.self, allowed: allowed, wide: wide)
+            // 13 edges run on one worker; 75 are split between workers unevenly.
+            let edges = wide ? 75 : 13
             let inputs: [[Tensor<Double>]] = (0 ..< 2).map { k in
-                [leaf([edges, irreps1.dim], seed: 1), leaf([edges, tp.irreps2.dim], seed: 2), leaf([edges, tp.weightCount], seed: 3)]
+                [leaf([edges, tp.irreps1.dim], seed: 1), leaf([edges, tp.irreps2.dim], seed: 2), leaf([edges, tp.weightCount], seed: 3)]
                     .map { t in k == 0 ? t : (try! Tensor<Double>(t.data, shape: t.shape, requiresGrad: true)) }
             }
             let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 4).data
@@ -62,7 +67,7 @@ final class FusedTensorProductTests: XCTestCase {
             try reference.backward(seed: probe)
             for i in 0 ..< 3 {
                 let a = try XCTUnwrap(inputs[0][i].grad), b = try XCTUnwrap(inputs[1][i].grad)
-                XCTAssertLessThan(maxAbsDifference(a, b), 1e-12, "gradient of input \(i) (allowed-outputs filter \(allowed))")
+                XCTAssertLessThan(maxAbsDifference(a, b), 1e-12, "gradient of input \(i) (allowed-outputs filter \(allowed), wide \(wide))")
                 XCTAssertGreaterThan(b.map(abs).max()!, 0.1)
             }
         }
