@@ -88,6 +88,21 @@ final class FullyConnectedTensorProductTests: XCTestCase {
         XCTAssertFalse(tp.paths.contains { $0.output == 6 })
     }
 
+    func testZeroMultiplicitiesAreSkipped() throws {
+        let irreps1 = try Irreps("2x0e+0x1o+1x1o"), irreps2 = try Irreps("1x0e+0x2e+2x1o"), irrepsOut = try Irreps("0x0e+2x1o+1x0e")
+        let tp = try FullyConnectedTensorProduct<Double>(irreps1: irreps1, irreps2: irreps2, irrepsOut: irrepsOut)
+        let edges = 2
+        var rng = SeededGenerator(seed: 16)
+        let x1: [Double] = values(edges * irreps1.dim, &rng), x2: [Double] = values(edges * irreps2.dim, &rng)
+        let w: [Double] = values(edges * tp.weightCount, &rng)
+        let (expected, count) = try reference(x1, x2, w, edges: edges, perEdge: true, irreps1, irreps2, irrepsOut)
+        XCTAssertEqual(tp.weightCount, count)
+        let out = try tp(try Tensor(x1, shape: [edges, irreps1.dim]), try Tensor(x2, shape: [edges, irreps2.dim]),
+                         weights: try Tensor(w, shape: [edges, count]))
+        XCTAssertLessThan(maxAbsDifference(out.data, expected), 1e-12)
+        XCTAssertFalse(tp.paths.contains { $0.mul1 == 0 || $0.mul2 == 0 || $0.mulOut == 0 })
+    }
+
     func testInternalWeightsAreOneNormalParameter() throws {
         let params = ParameterSet<Double>(seed: 4)
         let tp = try FullyConnectedTensorProduct(params, name: "fc", irreps1: irreps1, irreps2: irreps2, irrepsOut: irrepsOut)
