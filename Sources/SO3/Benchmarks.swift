@@ -7,6 +7,8 @@ import Structures
 
 public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
     public var irreps1: String, irreps2: String, irrepsOut: String
+    /// Output values per edge.
+    public var outputDim: Int
     public var edges: Int, repeats: Int
     /// Median seconds of one forward / one backward pass over all edges (the fused op).
     public var forwardSeconds: Double, backwardSeconds: Double
@@ -21,6 +23,9 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
     public var conventionalForwardFlops: Double
     /// Median sgemm rate (GFLOP/s) on 512³ measured in the same run, the ceiling to compare with.
     public var sgemmGflops: Double
+    /// Median seconds to overwrite an already mapped buffer of the output's size with the same
+    /// worker split: the memory floor under any forward pass that writes this output.
+    public var outputWriteSeconds: Double
 
     public var description: String {
         func f(_ x: Double, _ d: Int = 2) -> String { String(format: "%.\(d)f", x) }
@@ -32,6 +37,7 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
           forward  \(f(forwardSeconds, 5)) s  \(f(Double(edges) / forwardSeconds, 0)) edges/s  \(f(fe)) GFLOP/s executed, \(f(fc)) GFLOP/s conventional sparse count (\(f(100 * fc / sgemmGflops, 1)) % of sgemm)
           backward \(f(backwardSeconds, 5)) s  \(f(Double(edges) / backwardSeconds, 0)) edges/s  \(f(be)) GFLOP/s executed, \(f(bc)) GFLOP/s conventional (\(f(100 * bc / sgemmGflops, 1)) % of sgemm)
           kernels alone (preallocated buffers): forward \(f(forwardKernelSeconds, 5)) s (\(f(conventionalForwardFlops / forwardKernelSeconds / 1e9)) GFLOP/s conventional, \(f(100 * conventionalForwardFlops / forwardKernelSeconds / 1e9 / sgemmGflops, 1)) % of sgemm), backward \(f(backwardKernelSeconds, 5)) s (\(f(2 * conventionalForwardFlops / backwardKernelSeconds / 1e9)) GFLOP/s, \(f(100 * 2 * conventionalForwardFlops / backwardKernelSeconds / 1e9 / sgemmGflops, 1)) %)
+          memory floor: writing the \(f(Double(edges) * Double(outputDim) * 4 / 1e6, 1)) MB output alone takes \(f(outputWriteSeconds, 5)) s (\(f(Double(edges) * Double(outputDim) * 4 / outputWriteSeconds / 1e9, 1)) GB/s), so no forward pass can exceed \(f(conventionalForwardFlops / outputWriteSeconds / 1e9)) GFLOP/s conventional (\(f(100 * conventionalForwardFlops / outputWriteSeconds / 1e9 / sgemmGflops, 1)) % of sgemm); the kernel reaches \(f(100 * outputWriteSeconds / forwardKernelSeconds, 0)) % of that bound
           flops/edge: forward \(f(forwardFlops / Double(edges), 0)) executed, \(f(conventionalForwardFlops / Double(edges), 0)) conventional; backward \(f(backwardFlops / Double(edges), 0)) executed
           sgemm 512³ \(f(sgemmGflops, 1)) GFLOP/s (same run)
         """
@@ -82,16 +88,36 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
         } } }
         let e = Double(edges)
         return TensorProductBenchmark(
-            irreps1: irreps1.description, irreps2: sh.irreps.description, irrepsOut: tp.irrepsOut.regrouped().description,
+            irreps1: irreps1.description, irreps2: sh.irreps.description, irrepsOut: tp.irrepsOut.regrouped().description, outputDim: plan.dimOut,
             edges: edges, repeats: repeats, forwardSeconds: median(forward), backwardSeconds: median(backward),
             forwardKernelSeconds: median(forwardKernel), backwardKernelSeconds: median(backwardKernel),
             forwardFlops: tp.plan.forwardFlopsPerEdge * e, backwardFlops: tp.plan.backwardFlopsPerEdge * e,
-            conventionalForwardFlops: tp.plan.sparseFlopsPerEdge * e, sgemmGflops: sgemmRate())
+            conventionalForwardFlops: tp.plan.sparseFlopsPerEdge * e, sgemmGflops: sgemmRate(),
+            outputWriteSeconds: writeFloor(&out, repeats: repeats))
     }
 
     static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Median seconds to fill `buffer` (already touched) with a fresh value per repeat, split
+    /// into contiguous ranges over `Parallel.workers` threads like the kernels.
+    static func writeFloor(_ buffer: inout [Float], repeats: Int) -> Double {
+        let count = buffer.count, workers = max(Parallel.workers, 1)
+        var times: [Double] = []
+        buffer.withUnsafeMutableBufferPointer { b in
+            let base = b.baseAddress!
+            for r in 0 ... repeats {
+                let value = Float(r)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                DispatchQueue.concurrentPerform(iterations: workers) { c in
+                    (base + count * c / workers).update(repeating: value, count: count * (c + 1) / workers - count * c / workers)
+                }
+                if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            }
+        }
+        return median(times)
     }
 
     static func sgemmRate() -> Double {

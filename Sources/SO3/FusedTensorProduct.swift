@@ -139,8 +139,8 @@ private final class KernelScratch<T: Scalar> {
     /// offset, column.
     let group: UnsafeMutablePointer<Int>, groupPaths: UnsafeMutablePointer<Int>, path: UnsafeMutablePointer<Int>
     let groupCount: Int
-    /// 0, 1, …, 15.
-    let laneIndex = SIMD16<T>((0 ..< 16).map { T($0) })
+    /// dropLanes[d]: lanes d ..< 16 set (built once; building it per use was a scalar loop).
+    let dropLanes: UnsafeMutablePointer<SIMDMask<SIMD16<T>.MaskStorage>>
 
     init(_ plan: FusedTensorProductPlan) {
         let tCount = max(plan.tVectors, 1)
@@ -176,13 +176,16 @@ private final class KernelScratch<T: Scalar> {
         var pt: [Int] = []
         for p in 0 ..< plan.dL.count { pt += [plan.dL[p], plan.outOffset[p], plan.wOffset[p], plan.column[p]] }
         path = copy(pt)
+        let laneIndex = SIMD16<T>((0 ..< 16).map { T($0) })
+        dropLanes = .allocate(capacity: 17)
+        for d in 0 ... 16 { dropLanes[d] = laneIndex .>= T(d) }
     }
 
     deinit {
         t.deallocate(); gt.deallocate(); rows.deallocate(); gRows.deallocate()
         fillTarget.deallocate(); fillI0.deallocate(); fillI1.deallocate(); fillC0.deallocate(); fillC1.deallocate()
         extraTarget.deallocate(); extraI.deallocate(); extraC.deallocate()
-        group.deallocate(); groupPaths.deallocate(); path.deallocate()
+        group.deallocate(); groupPaths.deallocate(); path.deallocate(); dropLanes.deallocate()
     }
 
     /// T = C·x2 for one edge (only the structurally non-zero entries are written; the rest stay 0).
@@ -243,6 +246,47 @@ private func rowProduct<T: Scalar>(_ x: UnsafePointer<T>, _ d1: Int, _ t: Unsafe
         for m in 0 ..< d1 { a0 = a0.addingProduct(V(repeating: x[m]), tp[0]); tp += nv }
         out[j] = a0
     }
+}
+
+/// rowProduct for two channels at once (rows x and x + d1 into out and out + nv): twice the
+/// independent accumulators, so the FMA latency chains of small d1 overlap.
+@inline(__always)
+private func rowProduct2<T: Scalar>(_ x: UnsafePointer<T>, _ d1: Int, _ t: UnsafePointer<SIMD8<T>>, _ nv: Int, _ out: UnsafeMutablePointer<SIMD8<T>>) {
+    typealias V = SIMD8<T>
+    var j = 0
+    while j + 4 <= nv {
+        var a0 = V(), a1 = V(), a2 = V(), a3 = V(), b0 = V(), b1 = V(), b2 = V(), b3 = V()
+        var tp = t + j
+        for m in 0 ..< d1 {
+            let s = V(repeating: x[m]), r = V(repeating: x[d1 + m])
+            let t0 = tp[0], t1 = tp[1], t2 = tp[2], t3 = tp[3]
+            a0 = a0.addingProduct(s, t0); a1 = a1.addingProduct(s, t1); a2 = a2.addingProduct(s, t2); a3 = a3.addingProduct(s, t3)
+            b0 = b0.addingProduct(r, t0); b1 = b1.addingProduct(r, t1); b2 = b2.addingProduct(r, t2); b3 = b3.addingProduct(r, t3)
+            tp += nv
+        }
+        out[j] = a0; out[j + 1] = a1; out[j + 2] = a2; out[j + 3] = a3
+        out[nv + j] = b0; out[nv + j + 1] = b1; out[nv + j + 2] = b2; out[nv + j + 3] = b3
+        j += 4
+    }
+    while j < nv {
+        var a0 = V(), b0 = V()
+        var tp = t + j
+        for m in 0 ..< d1 {
+            let t0 = tp[0]
+            a0 = a0.addingProduct(V(repeating: x[m]), t0); b0 = b0.addingProduct(V(repeating: x[d1 + m]), t0)
+            tp += nv
+        }
+        out[j] = a0; out[nv + j] = b0
+        j += 1
+    }
+}
+
+/// Rows of all `mul` channels of one group: out[u·nv ..< (u+1)·nv] = x[u·d1 ..< +d1] · t.
+@inline(__always)
+private func groupRows<T: Scalar>(_ x: UnsafePointer<T>, _ mul: Int, _ d1: Int, _ t: UnsafePointer<SIMD8<T>>, _ nv: Int, _ out: UnsafeMutablePointer<SIMD8<T>>) {
+    var u = 0
+    while u + 2 <= mul { rowProduct2(x + u * d1, d1, t, nv, out + u * nv); u += 2 }
+    if u < mul { rowProduct(x + u * d1, d1, t, nv, out + u * nv) }
 }
 
 /// gt[m][0 ..< nv] += Σ_u x[u·d1 + m] · g[u·gStride ..< +nv]: the T gradient of one group, summed
@@ -346,7 +390,7 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
                 // All channels' rows first, then each path's output block written front to back:
                 // the row of an edge is filled sequentially (scattered partial-line stores were
                 // measured ~2x slower).
-                for u in 0 ..< mul { rowProduct(x1r + x1Offset + u * d1, d1, tg, nv, s.rows + u * nv) }
+                groupRows(x1r + x1Offset, mul, d1, tg, nv, s.rows)
                 for k in g[6] ..< g[7] {
                     let p = s.path + 4 * s.groupPaths[k]
                     scaledBlockCopy(outRow + p[1], rows + p[3], nv * lanes, p[0], wRow + p[2], mul)
@@ -381,7 +425,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                 // segment must not reach the next channel's row, which is already written.
                 let tg = UnsafePointer(s.t + g[5]), rowLength = nv * lanes, gStride = nv + 2, gRowLength = gStride * lanes
                 let xg = x1r + x1Offset
-                for u in 0 ..< mul { rowProduct(xg + u * d1, d1, tg, nv, s.rows + u * nv) }
+                groupRows(xg, mul, d1, tg, nv, s.rows)
                 // Per path: gw[u] = Σ_M g·y and gy = w·g in the row layout. Spilled lanes of gy
                 // are overwritten by the next path's segment; the padding is cleared below.
                 for k in g[6] ..< g[7] {
@@ -391,7 +435,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                     if d > 1 && d <= 16 {
                         // Lanes past d hold the next channel's values: selected away, not multiplied
                         // by 0, so an infinity there cannot turn this sum into NaN.
-                        let drop = s.laneIndex .>= T(d)
+                        let drop = s.dropLanes[d]
                         // Masked products folded to 8 lanes, four channels reduced together.
                         @inline(__always) func product(_ j: Int) -> SIMD8<T> {
                             let gv = UnsafeRawPointer(gp + j * d).loadUnaligned(as: SIMD16<T>.self)
