@@ -147,8 +147,12 @@ public final class Tensor<T: Scalar> {
             throw TensorError("backward", "the graph behind this tensor was released by an earlier backward; recompute the forward pass")
         }
         let order = topologicalOrder()
-        withGrad { g in
-            if let seed { for i in 0..<g.count { g[i] += seed[i] } } else { g[0] += 1 }
+        if let seed, grad == nil {
+            grad = seed   // shares the caller's buffer (copy on write): no zero fill and add
+        } else {
+            withGrad { g in
+                if let seed { for i in 0..<g.count { g[i] += seed[i] } } else { g[0] += 1 }
+            }
         }
         for t in order.reversed() {
             guard let node = t.node else { continue }
