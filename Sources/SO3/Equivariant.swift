@@ -3,8 +3,8 @@
 // (`ChannelwiseTensorProduct`) and the gate non-linearity (`Gate`). Feature tensors are
 // [rows, irreps.dim] in e3nn's layout (per entry, `mul` blocks of 2l+1 components). Every block
 // is composed of Autograd's public ops, except the tensor product, which is one fused custom op
-// (sparse CG contraction, hand-written backward: FusedTensorProduct.swift) because composing it
-// from ~5 generic ops per CG path ran at ~1 % of sgemm peak.
+// (per-edge dense products through T = C·x2, hand-written backward: FusedTensorProduct.swift)
+// because composing it from ~5 generic ops per CG path ran at ~1 % of sgemm peak.
 import Foundation
 import Autograd
 import Structures

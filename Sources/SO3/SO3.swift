@@ -6,7 +6,8 @@
 // `AtomPairDecomposition`, `OperatorDecomposition`, `OrbitalRotation`), the orbital-order tables
 // between the internal (m = −l…l) and the DeepH legacy (OpenMX) conventions
 // (`OrbitalConvention`), and the differentiable equivariant layers on Autograd
-// (`EquivariantLinear`, `ChannelwiseTensorProduct`, `Gate`, `EquivariantLayerNorm`).
+// (`EquivariantLinear`, `ChannelwiseTensorProduct`, `FullyConnectedTensorProduct`, `Gate`,
+// `EquivariantLayerNorm`).
 //
 // Conventions (docs/so3.md has the full statement):
 // - Real spherical harmonics follow Structures' internal order m = −l…l with no Condon–Shortley
