@@ -1,5 +1,6 @@
 // Density of states on a Monkhorst–Pack mesh with Gaussian smearing, and the electron count read
-// from a DeepH-dock info.json (`occupation`), which DFTRecord does not carry.
+// from a DeepH-dock info.json (`occupation`) file alone (band inputs take it from the record,
+// `DFTRecord.electronCount`).
 import Foundation
 import HDF5Kit
 import Structures
