@@ -104,6 +104,35 @@ final class InfoExtrasTests: XCTestCase {
         }
     }
 
+    /// Archives go through the same reader: extras arrive in the record.
+    func testExtrasFromAnArchive() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let url = tmp.appendingPathComponent("set.tar.gz")
+        try TestArchive.write(url, kind: .tarGz, root: Fixtures.url("datasets"), folders: ["water-0020"])
+        var records: [DFTRecord] = []
+        try DatasetSource(url: url).forEachRecord { records.append($0) }
+        XCTAssertEqual(records.count, 1)
+        let folder = try FormatReader.readRecord(at: Fixtures.url("datasets/water-0020"))
+        XCTAssertEqual(records.first?.extraInfo, folder.extraInfo)
+        XCTAssertEqual(records.first?.electronCount, 10)
+    }
+
+    /// Python's json never writes a key twice; a file that does is ambiguous and rejected.
+    func testDuplicateInfoKeyIsAnError() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let s = tmp.appendingPathComponent("s")
+        try FileManager.default.copyItem(at: Fixtures.url("datasets/water-0020"), to: s)
+        let info = s.appendingPathComponent("info.json")
+        let text = try String(contentsOf: info, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"xc\": \"pbe\"", with: "\"xc\": \"pbe\", \"xc\": \"b3lyp\"")
+            .write(to: info, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try FormatReader.readRecord(at: s)) { error in
+            let e = error as? FormatError
+            XCTAssertEqual(e?.file, info.path)
+            XCTAssertTrue(e?.message.contains("duplicate key \"xc\"") == true, "\(error)")
+        }
+    }
+
     /// The ingest stage stores dock folders whose info.json is the source's, extras included.
     func testIngestKeepsExtras() throws {
         let tmp = try makeTemporaryDirectory(self)
