@@ -1,5 +1,6 @@
-// Density of states on a Monkhorst–Pack mesh with Gaussian smearing, and the electron count read
-// from a DeepH-dock info.json (`occupation`), which DFTRecord does not carry.
+// Density of states on a Monkhorst–Pack mesh with Gaussian smearing. The electron count that fixes
+// E_F without a Fermi energy is info.json `occupation`, which the Formats reader carries in the
+// record (`DFTRecord.electronCount`).
 import Foundation
 import HDF5Kit
 import Structures
@@ -89,11 +90,4 @@ public struct DensityOfStates: Sendable {
         }
         try AtomicOutput.write(Data(svg.utf8), to: directory.appendingPathComponent("dos.svg"))
     }
-}
-
-/// The electron count in a DeepH-dock info.json (`occupation`), or nil when absent or unreadable.
-public func electronCount(infoJSON url: URL) -> Double? {
-    guard let data = try? Data(contentsOf: url),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-    return (object["occupation"] as? NSNumber)?.doubleValue
 }

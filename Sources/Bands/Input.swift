@@ -25,9 +25,10 @@ public struct BandInput {
             source = hamiltonian.path
         }
         let system = try BlochSystem(record: record, hamiltonianSource: source)
-        let info = structure.appendingPathComponent("info.json")
         let kpath = structure.appendingPathComponent("K_PATH")
-        return BandInput(record: record, system: system, electronCount: Bands.electronCount(infoJSON: info),
+        // The reader carries info.json `occupation` in the record (checked there), so a folder
+        // written by convert or ingest keeps its electron count.
+        return BandInput(record: record, system: system, electronCount: record.electronCount,
                          folderKPath: FileManager.default.fileExists(atPath: kpath.path) ? kpath : nil)
     }
 

@@ -12,6 +12,10 @@ public enum DeepHDock {
     public static let infoFile = "info.json"
     public static let hamiltonianFile = "hamiltonian.h5"
     public static let overlapFile = "overlap.h5"
+    /// The info.json keys DFTRecord's fields hold, in the order DeepH-dock writes them; any other
+    /// key (`occupation`, `homo_eV`, …) is carried as `DFTRecord.extraInfo` and written after these.
+    public static let modelledInfoKeys = ["atoms_quantity", "orbits_quantity", "orthogonal_basis", "spinful",
+                                          "fermi_energy_eV", "elements_orbital_map"]
 
     /// The atom order DeepH-dock requires: grouped by element in order of first appearance, stable
     /// within an element. `order[k]` is the index (in `structure`) of the atom written k-th.
@@ -43,14 +47,13 @@ public enum DeepHDock {
             guard let z = Elements.atomicNumber(of: symbol) else {
                 throw FormatError(file: info.file, field: field, message: "unknown element '\(symbol)'")
             }
-            let items = value as? [Any] ?? []
+            let items = value.arrayValue ?? []
             let ls = items.compactMap { item -> Int? in
-                guard let n = item as? NSNumber, !String(describing: type(of: n)).contains("Boolean"),
-                      n.doubleValue == n.doubleValue.rounded(), (0 ... 6).contains(n.intValue) else { return nil }
-                return n.intValue
+                guard let d = item.doubleValue, d == d.rounded(), (0 ... 6).contains(d) else { return nil }
+                return Int(d)
             }
-            guard value is [Any], ls.count == items.count else {
-                throw FormatError(file: info.file, field: field, message: "expected a list of angular momenta 0…6, found \(value)")
+            guard value.arrayValue != nil, ls.count == items.count else {
+                throw FormatError(file: info.file, field: field, message: "expected a list of angular momenta 0…6, found \(value.pythonStyleString)")
             }
             basis[z] = OrbitalShells(ls)
         }
@@ -75,7 +78,8 @@ public enum DeepHDock {
         return DFTRecord(name: name, structure: structure, hamiltonian: hamiltonian, overlap: overlap,
                          fermiEnergy: try info.double("fermi_energy_eV"),
                          spinful: false,
-                         orthogonalBasis: try info.bool("orthogonal_basis") ?? false)
+                         orthogonalBasis: try info.bool("orthogonal_basis") ?? false,
+                         extraInfo: try info.extras(excluding: modelledInfoKeys))
     }
 
     static func readOperator(_ file: HDF5File, structure: Structure) throws -> BlockOperator {
@@ -143,15 +147,18 @@ public enum DeepHDock {
         let orbitalMap: [(String, JSONValue)] = s.species.map { z in
             (Elements.symbol(of: z)!, .array(s.basis[z]!.ls.map { .int($0) }))
         }
-        let info: JSONValue = .object([
+        let infoURL = dir.appendingPathComponent(infoFile)
+        let modelled: [(String, JSONValue)] = [
             ("atoms_quantity", .int(s.atomCount)),
             ("orbits_quantity", .int(s.totalOrbitals)),
             ("orthogonal_basis", .bool(record.orthogonalBasis)),
             ("spinful", .bool(record.spinful)),
             ("fermi_energy_eV", record.fermiEnergy.map { .double($0) } ?? .null),
             ("elements_orbital_map", .object(orbitalMap)),
-        ])
-        try info.pythonStyleString.write(to: dir.appendingPathComponent(infoFile), atomically: false, encoding: .utf8)
+        ]
+        assert(modelled.map(\.0) == modelledInfoKeys)
+        try JSONFields.infoText(modelled, extras: record.extraInfo, file: infoURL.path)
+            .write(to: infoURL, atomically: false, encoding: .utf8)
 
         if let h = record.hamiltonian { try writeOperator(h, to: dir.appendingPathComponent(hamiltonianFile)) }
         if let o = record.overlap { try writeOperator(o, to: dir.appendingPathComponent(overlapFile)) }

@@ -1,7 +1,8 @@
 // DeepH legacy structure folders (DeepH-pack / DeepH-E3 preprocessing output): lat.dat (3×3,
 // columns are lattice vectors, Å), rlat.dat (columns are reciprocal vectors, with 2π),
 // site_positions.dat (3×N, Å), element.dat (atomic numbers), orbital_types.dat (l of each shell,
-// one line per atom), info.json (fermi_level, isspinful, isorthogonal, nsites), and
+// one line per atom), info.json (fermi_level, isspinful, isorthogonal, nsites; other keys are
+// carried through as extras), and
 // hamiltonians.h5 / overlaps.h5 with one (n_i, n_j) dataset per block named "[Rx, Ry, Rz, i, j]"
 // with 1-based atoms; orbitals in OpenMX order (converted through `OrbitalOrder`). Atoms may come
 // in any order; it is kept on reading and on writing.
@@ -13,6 +14,9 @@ import Structures
 public enum DeepHLegacy {
     public static let hamiltonianFile = "hamiltonians.h5"
     public static let overlapFile = "overlaps.h5"
+    /// The info.json keys DFTRecord's fields hold; others are carried as `DFTRecord.extraInfo`, as
+    /// for DeepH-dock, so dock → legacy → dock keeps `occupation` and the like.
+    public static let modelledInfoKeys = ["nsites", "isorthogonal", "isspinful", "fermi_level"]
 
     // MARK: Reading
 
@@ -79,7 +83,8 @@ public enum DeepHLegacy {
         structure.lattice.periodic = inferPeriodicity([hamiltonian, overlap])
         return DFTRecord(name: name, structure: structure, hamiltonian: hamiltonian, overlap: overlap,
                          fermiEnergy: try info.double("fermi_level"), spinful: false,
-                         orthogonalBasis: try info.bool("isorthogonal") ?? false)
+                         orthogonalBasis: try info.bool("isorthogonal") ?? false,
+                         extraInfo: try info.extras(excluding: modelledInfoKeys))
     }
 
     /// Whitespace-separated numbers, one array per non-empty line.
@@ -161,13 +166,14 @@ public enum DeepHLegacy {
         try write((0 ..< 3).map { r in s.positions.map { fixed($0[r]) }.joined(separator: " ") + "\n" }.joined(), "site_positions.dat")
         try write(s.atomicNumbers.map { "\($0)\n" }.joined(), "element.dat")
         try write(s.atomicNumbers.map { s.basis[$0]!.ls.map(String.init).joined(separator: "  ") + "\n" }.joined(), "orbital_types.dat")
-        let info: JSONValue = .object([
+        let modelled: [(String, JSONValue)] = [
             ("nsites", .int(s.atomCount)),
             ("isorthogonal", .bool(record.orthogonalBasis)),
             ("isspinful", .bool(record.spinful)),
             ("fermi_level", record.fermiEnergy.map { .double($0) } ?? .null),
-        ])
-        try write(info.pythonStyleString, "info.json")
+        ]
+        assert(modelled.map(\.0) == modelledInfoKeys)
+        try write(try JSONFields.infoText(modelled, extras: record.extraInfo, file: dir.appendingPathComponent("info.json").path), "info.json")
         if let h = record.hamiltonian { try writeOperator(h, structure: s, to: dir.appendingPathComponent(hamiltonianFile)) }
         if let o = record.overlap { try writeOperator(o, structure: s, to: dir.appendingPathComponent(overlapFile)) }
     }

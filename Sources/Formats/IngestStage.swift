@@ -11,7 +11,8 @@ public struct IngestStage: StageKind {
     public let name = "ingest"
     public let summary = "Validate a DFT dataset (DeepH-dock or legacy folders, or an archive) and store it as DeepH-dock folders."
     /// 1: structures/<name>/ DeepH-dock folders (+ K_PATH) + index.tsv.
-    public let artifactVersion = 1
+    /// 2: info.json keeps the source's extra keys (`occupation`, `homo_eV`, …) after the modelled ones.
+    public let artifactVersion = 2
     public let parameters: [ParameterSpec] = [
         ParameterSpec("hermiticity_tolerance", .number, default: .double(RecordValidation.defaultHermiticityTolerance), minimum: 0,
                       help: "report H or S blocks whose Hermitian partner differs by more than this (eV for H)"),

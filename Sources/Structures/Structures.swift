@@ -218,10 +218,22 @@ public struct DFTRecord: Equatable, Sendable {
     public var spinful: Bool
     /// Whether the basis is orthogonal (S = 1, no overlap file).
     public var orthogonalBasis: Bool
+    /// info.json keys the fields above do not model (DeepH-dock's `occupation`, dataset extras such
+    /// as `homo_eV`), in file order, so that converting or ingesting a folder keeps them. Each value
+    /// is its JSON text: this module knows no JSON; Formats parses and writes these.
+    public var extraInfo: [ExtraInfo]
+
+    public struct ExtraInfo: Equatable, Sendable {
+        public var key: String
+        /// The value as JSON text (`26`, `"pbe"`, `[4, 4, 1]`, `{}`).
+        public var json: String
+        public init(key: String, json: String) { self.key = key; self.json = json }
+    }
 
     public init(name: String, structure: Structure, hamiltonian: BlockOperator? = nil,
                 overlap: BlockOperator? = nil, fermiEnergy: Double? = nil, spinful: Bool = false,
-                orthogonalBasis: Bool = false) {
+                orthogonalBasis: Bool = false, extraInfo: [ExtraInfo] = []) {
+        self.extraInfo = extraInfo
         self.name = name
         self.structure = structure
         self.hamiltonian = hamiltonian

@@ -86,7 +86,7 @@ final class DFTBandsTests: XCTestCase {
             let system = try BlochSystem(record: record)
             XCTAssertEqual(system.dispersiveDirections, [false, false, false])
             let info = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("info.json"))) as! [String: Any]
-            let electrons = try XCTUnwrap(electronCount(infoJSON: dir.appendingPathComponent("info.json")))
+            let electrons = try XCTUnwrap(record.electronCount)
             let (path, kind) = KPath.standard(for: record.structure.lattice, periodic: system.dispersiveDirections)
             XCTAssertEqual(kind, .molecule)
             // Both ways of fixing E_F must find the same frontier orbitals.
@@ -104,7 +104,7 @@ final class DFTBandsTests: XCTestCase {
         let dir = Fixtures.url("datasets/mos2-2x2-0000")
         let record = try FormatReader.readRecord(at: dir)
         let system = try BlochSystem(record: record)
-        let electrons = try XCTUnwrap(electronCount(infoJSON: dir.appendingPathComponent("info.json")))
+        let electrons = try XCTUnwrap(record.electronCount)
         let dos = try DensityOfStates.compute(system, mesh: SIMD3(2, 2, 1), sigma: 0.1, fermiEnergy: nil, electronCount: electrons)
         XCTAssertEqual(dos.mesh, SIMD3(2, 2, 1))
         // All states: 2 electrons per band. Up to E_F: the electron count.

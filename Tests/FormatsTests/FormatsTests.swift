@@ -150,9 +150,12 @@ final class RoundTripTests: XCTestCase {
             XCTAssertEqual(Set(try h5.memberNames()), ["atom_pairs", "chunk_boundaries", "chunk_shapes", "entries"])
             XCTAssertEqual(try h5.datasetInfo("entries").kind, .float64)
             XCTAssertEqual(try h5.datasetInfo("atom_pairs").kind, .int64)
+            // info.json: DeepH-dock's keys, then the source's extras (molecules/25000: occupation).
             let info = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("info.json"))) as! [String: Any]
-            XCTAssertEqual(Set(info.keys), ["atoms_quantity", "orbits_quantity", "orthogonal_basis", "spinful",
-                                            "fermi_energy_eV", "elements_orbital_map"])
+            let source = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("peer/deeph-dock/\(name)/info.json"))) as! [String: Any]
+            XCTAssertEqual(Set(info.keys), Set(["atoms_quantity", "orbits_quantity", "orthogonal_basis", "spinful",
+                                                "fermi_energy_eV", "elements_orbital_map"] + original.extraInfo.map(\.key)))
+            XCTAssertEqual(Set(info.keys), Set(source.keys), name)
         }
     }
 
