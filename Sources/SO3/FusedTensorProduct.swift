@@ -41,9 +41,10 @@ struct FusedTensorProductPlan: Sendable {
     let forwardFlopsPerEdge: Double
     /// The conventional sparse count: 2 per CG non-zero per channel, plus the weight multiply.
     let sparseFlopsPerEdge: Double
-    /// Backward as executed: T and the row products again (for the weight gradient), 2 per output
-    /// for gw and 1 for w·g, twice the row products (x1 gradient and T gradient), 2 per CG
-    /// non-zero for x2.
+    /// Backward as executed when x1 and the weights need gradients and x2 does not (edge
+    /// harmonics): T and the row products again (for the weight gradient), 2 per output for gw and
+    /// 1 for w·g, the row products once more for the x1 gradient. An x2 gradient adds the row
+    /// products a third time (the T gradient) and 2 per CG non-zero.
     let backwardFlopsPerEdge: Double
 
     init(irreps1: Irreps, irreps2: Irreps, paths: [TensorProductPath]) throws {
@@ -96,7 +97,7 @@ struct FusedTensorProductPlan: Sendable {
                 let u = Double(path.mul), d = Double(2 * L + 1), nz = Double(c.nonZeros.count)
                 sparse += 2 * nz * u + u * d
                 fwd += 2 * nz + 2 * u * Double(2 * l1 + 1) * d + u * d
-                bwd += 2 * nz + 2 * u * Double(2 * l1 + 1) * d + 3 * u * d + 4 * u * Double(2 * l1 + 1) * d + 2 * nz
+                bwd += 2 * nz + 2 * u * Double(2 * l1 + 1) * d + 3 * u * d + 2 * u * Double(2 * l1 + 1) * d
             }
         }
         dim1 = irreps1.dim; dim2 = irreps2.dim; dimOut = out; weightCount = w
@@ -400,36 +401,46 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
     }
 }
 
-/// Gradients of one backward pass, each a full [edges, dim] array (written, not accumulated).
+/// Gradients of one backward pass, each a full [edges, dim] array (written, not accumulated); a nil
+/// destination is not computed. Without gw the rows y are not recomputed, and without gx2 neither
+/// the T gradient nor its scatter runs: edge harmonics (x2) and constant weights usually need
+/// no gradient, and skipping them saves about half the work.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                            x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, gOut: UnsafePointer<T>,
-                                           gx1: UnsafeMutablePointer<T>, gx2: UnsafeMutablePointer<T>, gw: UnsafeMutablePointer<T>) {
+                                           gx1: UnsafeMutablePointer<T>?, gx2: UnsafeMutablePointer<T>?, gw: UnsafeMutablePointer<T>?) {
     typealias V = SIMD8<T>
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
     let tVectors = plan.tVectors
+    guard gx1 != nil || gx2 != nil || gw != nil else { return }
     forEdgeRanges(edges) { range in
         let s = KernelScratch<T>(plan)
         let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
         let gRows = UnsafeMutableRawPointer(s.gRows).assumingMemoryBound(to: T.self)
         for e in range {
             s.fillT(x2 + e * dim2)
-            s.gt.update(repeating: V(), count: tVectors)
+            if gx2 != nil { s.gt.update(repeating: V(), count: tVectors) }
             let x1r = x1 + e * dim1, gRowOut = gOut + e * dimOut, wRow = w + e * wCount
-            let gx1r = gx1 + e * dim1, gwRow = gw + e * wCount
-            gx1r.update(repeating: 0, count: dim1)
+            let gx1r = gx1.map { $0 + e * dim1 }, gwRow = gw.map { $0 + e * wCount }
+            gx1r?.update(repeating: 0, count: dim1)
             for gi in 0 ..< s.groupCount {
                 let g = s.group + 8 * gi, x1Offset = g[0], mul = g[1], d1 = g[2], nv = g[3], columns = g[4]
                 // gy rows get two spare vectors each: a spilling store past the last path's
                 // segment must not reach the next channel's row, which is already written.
                 let tg = UnsafePointer(s.t + g[5]), rowLength = nv * lanes, gStride = nv + 2, gRowLength = gStride * lanes
                 let xg = x1r + x1Offset
-                groupRows(xg, mul, d1, tg, nv, s.rows)
+                if gwRow != nil { groupRows(xg, mul, d1, tg, nv, s.rows) }
                 // Per path: gw[u] = Σ_M g·y and gy = w·g in the row layout. Spilled lanes of gy
                 // are overwritten by the next path's segment; the padding is cleared below.
                 for k in g[6] ..< g[7] {
                     let p = s.path + 4 * s.groupPaths[k], d = p[0], column = p[3]
+                    guard let gwRow else {
+                        for j in 0 ..< mul {
+                            scaledCopy(gRows + column + j * gRowLength, gRowOut + p[1] + j * d, d, wRow[p[2] + j], spill: j + 1 < mul)
+                        }
+                        continue
+                    }
                     var gp = gRowOut + p[1], y = rows + column, gy = gRows + column, wp = wRow + p[2], gwp = gwRow + p[2]
                     // (y rows are read past their end only into lanes the mask drops.)
                     if d > 1 && d <= 16 {
@@ -466,10 +477,14 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                     for m in 0 ..< d { acc += gp[m] * y[m]; gy[m] = wp.pointee * gp[m] }
                     gwp.pointee = acc
                 }
-                // gx1[u, m1] = Σ_n gy[u, n] T[m1, n].
                 for u in 0 ..< mul {
-                    let gyu = UnsafePointer(s.gRows + u * gStride), gyScalars = gRows + u * gRowLength
+                    let gyScalars = gRows + u * gRowLength
                     for c in columns ..< rowLength { gyScalars[c] = 0 }
+                }
+                // gx1[u, m1] = Σ_n gy[u, n] T[m1, n].
+                if let gx1r {
+                for u in 0 ..< mul {
+                    let gyu = UnsafePointer(s.gRows + u * gStride)
                     let gxu = gx1r + x1Offset + u * d1
                     var m = 0
                     while m + 4 <= d1 {
@@ -492,12 +507,15 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                         m += 1
                     }
                 }
+                }
                 // gT[m1, n] = Σ_u x1[u, m1] gy[u, n].
-                accumulateTGradient(xg, mul, d1, UnsafePointer(s.gRows), gStride, nv, s.gt + g[5])
+                if gx2 != nil { accumulateTGradient(xg, mul, d1, UnsafePointer(s.gRows), gStride, nv, s.gt + g[5]) }
             }
-            let gx2r = gx2 + e * dim2
-            gx2r.update(repeating: 0, count: dim2)
-            s.scatterGT(gx2r)
+            if let gx2 {
+                let gx2r = gx2 + e * dim2
+                gx2r.update(repeating: 0, count: dim2)
+                s.scatterGT(gx2r)
+            }
         }
     }
 }
@@ -518,17 +536,21 @@ extension ChannelwiseTensorProduct {
         } } }
         return try Tensor.recorded(out, shape: [edges, plan.dimOut], op: "ChannelwiseTensorProduct", inputs: [x1, x2, weights]) { g in
             guard edges > 0, !plan.mul.isEmpty else { return }
-            var gx1: [T] = uninitializedArray(count: edges * plan.dim1)
-            var gx2: [T] = uninitializedArray(count: edges * plan.dim2)
-            var gw: [T] = uninitializedArray(count: edges * plan.weightCount)
+            // Only the gradients some input needs (harmonics and constant weights usually need none).
+            var gx1: [T] = x1.requiresGrad ? uninitializedArray(count: edges * plan.dim1) : []
+            var gx2: [T] = x2.requiresGrad ? uninitializedArray(count: edges * plan.dim2) : []
+            var gw: [T] = weights.requiresGrad ? uninitializedArray(count: edges * plan.weightCount) : []
             x1.data.withUnsafeBufferPointer { a in x2.data.withUnsafeBufferPointer { b in weights.data.withUnsafeBufferPointer { w in
                 gx1.withUnsafeMutableBufferPointer { ga in gx2.withUnsafeMutableBufferPointer { gb in gw.withUnsafeMutableBufferPointer { gwb in
-                    fusedTensorProductBackward(plan, edges: edges, x1: a.baseAddress!, x2: b.baseAddress!, w: w.baseAddress!,
-                                               gOut: g.baseAddress!, gx1: ga.baseAddress!, gx2: gb.baseAddress!, gw: gwb.baseAddress!)
+                    fusedTensorProductBackward(plan, edges: edges, x1: a.baseAddress!, x2: b.baseAddress!, w: w.baseAddress!, gOut: g.baseAddress!,
+                                               gx1: x1.requiresGrad ? ga.baseAddress : nil, gx2: x2.requiresGrad ? gb.baseAddress : nil,
+                                               gw: weights.requiresGrad ? gwb.baseAddress : nil)
                 } } }
             } } }
             // Written in full: they become the gradients as they are when none exist yet.
-            x1.accumulateGradient(written: gx1); x2.accumulateGradient(written: gx2); weights.accumulateGradient(written: gw)
+            if x1.requiresGrad { x1.accumulateGradient(written: gx1) }
+            if x2.requiresGrad { x2.accumulateGradient(written: gx2) }
+            if weights.requiresGrad { weights.accumulateGradient(written: gw) }
         }
     }
 }

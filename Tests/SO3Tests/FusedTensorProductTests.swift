@@ -151,6 +151,35 @@ final class FusedTensorProductTests: XCTestCase {
         }
     }
 
+    /// The backward kernel skips what no input needs (the rows for gw, the T gradient for gx2):
+    /// every combination of inputs that need gradients gets the same gradients as the full pass.
+    func testEverySubsetOfGradientsMatchesTheFullBackward() throws {
+        let (tp, _) = try makeProduct(Double.self, wide: true)
+        let edges = 75
+        let values = [Tensor<Double>.randomNormal([edges, tp.irreps1.dim], seed: 51).data,
+                      Tensor<Double>.randomNormal([edges, tp.irreps2.dim], seed: 52).data,
+                      Tensor<Double>.randomNormal([edges, tp.weightCount], seed: 53).data]
+        let shapes = [[edges, tp.irreps1.dim], [edges, tp.irreps2.dim], [edges, tp.weightCount]]
+        let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 54).data
+        func gradients(_ needs: [Bool]) throws -> [[Double]?] {
+            let inputs = try (0 ..< 3).map { try Tensor<Double>(values[$0], shape: shapes[$0], requiresGrad: needs[$0]) }
+            try tp(inputs[0], inputs[1], weights: inputs[2]).backward(seed: probe)
+            return inputs.map(\.grad)
+        }
+        let full = try gradients([true, true, true])
+        for mask in 1 ..< 7 {
+            let needs = (0 ..< 3).map { mask & (1 << $0) != 0 }
+            let got = try gradients(needs)
+            for i in 0 ..< 3 {
+                if needs[i] {
+                    XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(got[i]), try XCTUnwrap(full[i])), 1e-12, "input \(i), needs \(needs)")
+                } else {
+                    XCTAssertNil(got[i], "input \(i), needs \(needs)")
+                }
+            }
+        }
+    }
+
     func testInputsWithoutGradientAreLeftAlone() throws {
         let (tp, sh) = try makeProduct(Double.self)
         let x1: Tensor<Double> = leaf([2, irreps1.dim], seed: 41)
