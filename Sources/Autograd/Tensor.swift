@@ -210,6 +210,8 @@ public final class Tensor<T: Scalar> {
     /// Takes a gradient computed in full by a custom backward: becomes the gradient buffer as is
     /// when none exists yet (no zero fill, no copy), else is added to it. A no-op for tensors that
     /// do not require a gradient.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func accumulateGradient(written values: [T]) {
         guard requiresGrad else { return }
         precondition(values.count == data.count, "gradient of \(values.count) values for a tensor of \(data.count)")

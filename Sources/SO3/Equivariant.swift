@@ -123,6 +123,14 @@ public struct ChannelwiseTensorProduct<T: Scalar> {
 
     /// All paths with L ≤ lmaxOut (and, if given, output irreps among `allowedOutputs`).
     public init(irreps1: Irreps, irreps2: Irreps, lmaxOut: Int, allowedOutputs: Set<Irrep>? = nil) throws {
+        try self.init(irreps1: irreps1, irreps2: irreps2, lmaxOut: lmaxOut, allowedOutputs: allowedOutputs, mMajorOutput: false)
+    }
+
+    /// With `mMajorOutput` (module-internal, for products whose paths all have the same L, as in
+    /// `FullyConnectedTensorProduct`), each output row is laid out [2L+1][weightCount] — component
+    /// M outermost, then the channels of every path in weight order — instead of e3nn's per-path
+    /// [mul][2L+1], so a channel-mixing GEMM can read it without a permute. Same values otherwise.
+    init(irreps1: Irreps, irreps2: Irreps, lmaxOut: Int, allowedOutputs: Set<Irrep>?, mMajorOutput: Bool) throws {
         for e in irreps2.entries where e.mul != 1 {
             throw SO3Error.badIrrepsString(irreps2.description, reason: "the channel-wise product needs multiplicity 1 in the second operand (e.g. spherical harmonics), got \(e)")
         }
@@ -138,7 +146,7 @@ public struct ChannelwiseTensorProduct<T: Scalar> {
         self.paths = paths
         irrepsOut = Irreps(paths.map { MulIrrep($0.mul, $0.output) })
         weightCount = paths.reduce(0) { $0 + $1.mul }
-        plan = try FusedTensorProductPlan(irreps1: irreps1, irreps2: irreps2, paths: paths)
+        plan = try FusedTensorProductPlan(irreps1: irreps1, irreps2: irreps2, paths: paths, mMajorOutput: mMajorOutput)
     }
 
     /// x1 [E, irreps1.dim], x2 [E, irreps2.dim], weights [E, weightCount] → [E, irrepsOut.dim].

@@ -52,6 +52,8 @@ public struct FullyConnectedTensorProduct<T: Scalar> {
     struct Group {
         let irrep: Irrep
         let product: ChannelwiseTensorProduct<T>
+        /// The same product writing [2L+1][fan] rows: the shared-weight GEMM's layout, no permute.
+        let mMajorProduct: ChannelwiseTensorProduct<T>
         let fan: Int
         let scale: T
     }
@@ -97,7 +99,10 @@ public struct FullyConnectedTensorProduct<T: Scalar> {
                     // (n single-channel paths here); a constant weight √(n / fan) turns that into
                     // this product's 1/√fan, at no extra pass over the data.
                     let n = product.paths.count, fan = product.weightCount
-                    groups.append(Group(irrep: eo.irrep, product: product, fan: fan, scale: T((Double(n) / Double(fan)).squareRoot())))
+                    let mMajor = try ChannelwiseTensorProduct<T>(irreps1: irreps1, irreps2: irreps2Split, lmaxOut: eo.irrep.l,
+                                                                 allowedOutputs: [eo.irrep], mMajorOutput: true)
+                    groups.append(Group(irrep: eo.irrep, product: product, mMajorProduct: mMajor, fan: fan,
+                                        scale: T((Double(n) / Double(fan)).squareRoot())))
                     groupOf[eo.irrep] = groups.count - 1
                 }
             }
@@ -153,8 +158,8 @@ public struct FullyConnectedTensorProduct<T: Scalar> {
             if let y = mixed[g] { return y }
             let group = groups[g], d = group.irrep.dim
             let unit = Tensor<T>(repeating: group.scale, shape: [edges, group.product.weightCount])
-            var y = try group.product(x1, x2, weights: unit).reshaped([edges, group.fan, d])
-            if !perEdge { y = try (d == 1 ? y : y.permuted([0, 2, 1])).reshaped([edges * d, group.fan]) }
+            let y = perEdge ? try group.product(x1, x2, weights: unit).reshaped([edges, group.fan, d])
+                            : try group.mMajorProduct(x1, x2, weights: unit).reshaped([edges * d, group.fan])
             mixed[g] = y
             return y
         }

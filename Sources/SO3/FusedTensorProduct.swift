@@ -21,6 +21,8 @@ struct FusedTensorProductPlan: Sendable {
     static let lanes = 8
 
     let dim1: Int, dim2: Int, dimOut: Int, weightCount: Int
+    /// Output rows laid out [M][weight index] (all paths share one L) instead of per path [u][M].
+    let mMajor: Bool
     // Per path.
     let x2Offset: [Int], outOffset: [Int], dL: [Int], wOffset: [Int], mul: [Int]
     /// Column of the path's first M inside its group's T rows.
@@ -47,8 +49,12 @@ struct FusedTensorProductPlan: Sendable {
     /// products a third time (the T gradient) and 2 per CG non-zero.
     let backwardFlopsPerEdge: Double
 
-    init(irreps1: Irreps, irreps2: Irreps, paths: [TensorProductPath]) throws {
+    init(irreps1: Irreps, irreps2: Irreps, paths: [TensorProductPath], mMajorOutput: Bool = false) throws {
         let s1 = irreps1.slices, s2 = irreps2.slices, lanes = Self.lanes
+        if mMajorOutput, let l = paths.first?.output.l, paths.contains(where: { $0.output.l != l }) {
+            throw SO3Error.badIrrepsString(irreps1.description, reason: "an m-major tensor-product output needs one output L for all paths")
+        }
+        mMajor = mMajorOutput
         var fan: [Irrep: Int] = [:]
         for p in paths { fan[p.output, default: 0] += 1 }
         var x2o: [Int] = [], oo: [Int] = [], dls: [Int] = [], wo: [Int] = [], mu: [Int] = []
@@ -379,6 +385,7 @@ private func scaledCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: Unsafe
 func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                           x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
+    let mMajor = plan.mMajor
     forEdgeRanges(edges) { range in
         let s = KernelScratch<T>(plan)
         let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
@@ -394,7 +401,17 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
                 groupRows(x1r + x1Offset, mul, d1, tg, nv, s.rows)
                 for k in g[6] ..< g[7] {
                     let p = s.path + 4 * s.groupPaths[k]
-                    scaledBlockCopy(outRow + p[1], rows + p[3], nv * lanes, p[0], wRow + p[2], mul)
+                    if mMajor {
+                        // out[M·wCount + weight index]: consecutive channels are contiguous.
+                        let d = p[0], wp = wRow + p[2]
+                        for m in 0 ..< d {
+                            let o = outRow + m * wCount + p[2]
+                            var y = rows + p[3] + m
+                            for u in 0 ..< mul { o[u] = wp[u] * y.pointee; y += nv * lanes }
+                        }
+                    } else {
+                        scaledBlockCopy(outRow + p[1], rows + p[3], nv * lanes, p[0], wRow + p[2], mul)
+                    }
                 }
             }
         }
@@ -412,7 +429,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                                            gx1: UnsafeMutablePointer<T>?, gx2: UnsafeMutablePointer<T>?, gw: UnsafeMutablePointer<T>?) {
     typealias V = SIMD8<T>
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
-    let tVectors = plan.tVectors
+    let tVectors = plan.tVectors, mMajor = plan.mMajor
     guard gx1 != nil || gx2 != nil || gw != nil else { return }
     forEdgeRanges(edges) { range in
         let s = KernelScratch<T>(plan)
@@ -435,6 +452,22 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                 // are overwritten by the next path's segment; the padding is cleared below.
                 for k in g[6] ..< g[7] {
                     let p = s.path + 4 * s.groupPaths[k], d = p[0], column = p[3]
+                    if mMajor {
+                        // g[M·wCount + weight index]; plain loops (this layout serves the fully
+                        // connected product, whose time is in its mixing GEMMs).
+                        let gBase = gRowOut + p[2], wp = wRow + p[2]
+                        for u in 0 ..< mul {
+                            var acc: T = 0
+                            let y = rows + u * rowLength + column, gy = gRows + u * gRowLength + column
+                            for m in 0 ..< d {
+                                let gv = gBase[m * wCount + u]
+                                if gwRow != nil { acc += gv * y[m] }
+                                gy[m] = wp[u] * gv
+                            }
+                            gwRow?[p[2] + u] = acc
+                        }
+                        continue
+                    }
                     guard let gwRow else {
                         for j in 0 ..< mul {
                             scaledCopy(gRows + column + j * gRowLength, gRowOut + p[1] + j * d, d, wRow[p[2] + j], spill: j + 1 < mul)

@@ -180,6 +180,36 @@ final class FusedTensorProductTests: XCTestCase {
         }
     }
 
+    /// The m-major output layout (all paths into one L, used by the fully connected product) is
+    /// the e3nn layout permuted, in values and in every gradient.
+    func testMMajorLayoutIsThePermutedProduct() throws {
+        let sh = try SphericalHarmonics(lmax: 4, normalization: .component)
+        let split = Irreps(sh.irreps.entries.flatMap { e in (0 ..< 2).map { _ in MulIrrep(1, e.irrep) } })
+        for target in [Irrep(unchecked: 0, 1), Irrep(unchecked: 3, -1)] {
+            let plain = try ChannelwiseTensorProduct<Double>(irreps1: wideIrreps1, irreps2: split, lmaxOut: target.l, allowedOutputs: [target])
+            let mMajor = try ChannelwiseTensorProduct<Double>(irreps1: wideIrreps1, irreps2: split, lmaxOut: target.l,
+                                                              allowedOutputs: [target], mMajorOutput: true)
+            let edges = 37, d = target.dim, fan = plain.weightCount
+            let values = [Tensor<Double>.randomNormal([edges, wideIrreps1.dim], seed: 61).data,
+                          Tensor<Double>.randomNormal([edges, split.dim], seed: 62).data,
+                          Tensor<Double>.randomNormal([edges, fan], seed: 63).data]
+            let shapes = [[edges, wideIrreps1.dim], [edges, split.dim], [edges, fan]]
+            let probe = Tensor<Double>.randomNormal([edges, fan, d], seed: 64)
+            let a = try (0 ..< 3).map { try Tensor<Double>(values[$0], shape: shapes[$0], requiresGrad: true) }
+            let b = try (0 ..< 3).map { try Tensor<Double>(values[$0], shape: shapes[$0], requiresGrad: true) }
+            let ya = try plain(a[0], a[1], weights: a[2])
+            let yb = try mMajor(b[0], b[1], weights: b[2])
+            let permuted = try ya.reshaped([edges, fan, d]).permuted([0, 2, 1]).reshaped([edges, d * fan])
+            XCTAssertLessThan(maxAbsDifference(permuted.data, yb.data), 1e-13, "values, \(target)")
+            try ya.backward(seed: probe.data)
+            try yb.backward(seed: try probe.permuted([0, 2, 1]).reshaped([edges, d * fan]).data)
+            for i in 0 ..< 3 {
+                XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(a[i].grad), try XCTUnwrap(b[i].grad)), 1e-12, "gradient \(i), \(target)")
+            }
+        }
+        XCTAssertThrowsError(try ChannelwiseTensorProduct<Double>(irreps1: irreps1, irreps2: sh.irreps, lmaxOut: 4, allowedOutputs: nil, mMajorOutput: true))
+    }
+
     func testInputsWithoutGradientAreLeftAlone() throws {
         let (tp, sh) = try makeProduct(Double.self)
         let x1: Tensor<Double> = leaf([2, irreps1.dim], seed: 41)
