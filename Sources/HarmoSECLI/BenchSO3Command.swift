@@ -7,13 +7,17 @@ struct BenchSO3Command: ParsableCommand {
         commandName: "bench-so3",
         abstract: "Time the equivariant tensor products and the exact SO(3) kernels.",
         discussion: """
-        channelwise: DeepH-E3's default tensor product (64x0e+32x1o+16x2e+8x3o+8x4e ⊗ spherical
-        harmonics l ≤ 4, Float32, per-edge weights, the fused sparse-CG op) forward and backward,
-        with medians, edges/s, GFLOP/s (FLOPs as the kernel executes them, and the conventional
-        count of 2 per CG non-zero per channel) against this machine's sgemm rate measured in the
-        same run; then harmonics and Wigner D throughput.
-        fully-connected: the same irreps through FullyConnectedTensorProduct (→ the same irreps,
+        channelwise: DeepH-E3's default tensor product (64x0e+32x1o+16x2e+8x3o+8x4e ⊗ spherical \
+        harmonics l ≤ 4, Float32, per-edge weights, the fused op) forward and backward (gradients of \
+        x1 and the weights, as in training), with medians, edges/s and GFLOP/s (as the kernel \
+        executes them, and the conventional count of 2 per CG non-zero per channel) against this \
+        machine's sgemm rate measured in the same run; the kernels alone on preallocated buffers; \
+        the memory floor (a memset of the output's size), which bounds any forward pass; then \
+        harmonics and Wigner D throughput.
+        fully-connected: the same irreps through FullyConnectedTensorProduct (→ the same irreps, \
         e3nn's FullyConnectedTensorProduct shape), shared weights and per-edge weights.
+        e3nn's side: tools/bench_so3_e3nn.py and tools/bench_so3_fctp_e3nn.py (tools/bench/so3.sh \
+        runs both); docs/benchmarks-so3.md has the measurements.
         Build with -c release for meaningful numbers.
         """,
         shouldDisplay: false)
