@@ -180,6 +180,28 @@ final class FusedTensorProductTests: XCTestCase {
         }
     }
 
+    /// Up to l = 8 (2L+1 = 17, wider than the kernel's 16-lane stores and masks): the plain-loop
+    /// branches agree with the composed reference too.
+    func testHighAngularMomentaMatchTheComposedReference() throws {
+        let sh = try SphericalHarmonics(lmax: 8, normalization: .component)
+        let irreps = try Irreps("2x0e+3x5o+2x8e")
+        let tp = try ChannelwiseTensorProduct<Double>(irreps1: irreps, irreps2: sh.irreps, lmaxOut: 8)
+        XCTAssertTrue(tp.paths.contains { $0.output.l == 8 })
+        let edges = 9
+        let inputs: [[Tensor<Double>]] = (0 ..< 2).map { _ in
+            [leaf([edges, irreps.dim], seed: 71), leaf([edges, sh.irreps.dim], seed: 72), leaf([edges, tp.weightCount], seed: 73)]
+        }
+        let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 74).data
+        let fused = try tp(inputs[0][0], inputs[0][1], weights: inputs[0][2])
+        let reference = try composedReference(tp, inputs[1][0], inputs[1][1], inputs[1][2])
+        XCTAssertLessThan(maxAbsDifference(fused.data, reference.data), 1e-12)
+        try fused.backward(seed: probe)
+        try reference.backward(seed: probe)
+        for i in 0 ..< 3 {
+            XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(inputs[0][i].grad), try XCTUnwrap(inputs[1][i].grad)), 1e-11, "gradient of input \(i)")
+        }
+    }
+
     /// The m-major output layout (all paths into one L, used by the fully connected product) is
     /// the e3nn layout permuted, in values and in every gradient.
     func testMMajorLayoutIsThePermutedProduct() throws {
