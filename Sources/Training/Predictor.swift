@@ -93,6 +93,11 @@ public final class Predictor {
         return results
     }
 
+    /// info.json extras copied into prediction folders: properties of the system (the electron
+    /// count, which places the Fermi level of predicted bands), not results of the DFT run such as
+    /// `homo_eV`, which would sit next to a Hamiltonian they do not describe.
+    static let carriedInfoKeys: Set<String> = ["occupation"]
+
     func write(_ record: DFTRecord, prediction: BlockOperator, format: DFTFormat, under root: URL) throws -> URL {
         let destination = root.appendingPathComponent(record.name)
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -100,7 +105,8 @@ public final class Predictor {
             .appendingPathComponent(".\(destination.lastPathComponent).predict-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: staging)
         let out = DFTRecord(name: record.name, structure: record.structure, hamiltonian: prediction, overlap: record.overlap,
-                            fermiEnergy: record.fermiEnergy, spinful: false, orthogonalBasis: record.orthogonalBasis)
+                            fermiEnergy: record.fermiEnergy, spinful: false, orthogonalBasis: record.orthogonalBasis,
+                            extraInfo: record.extraInfo.filter { Predictor.carriedInfoKeys.contains($0.key) })
         do {
             try FormatWriter.write(out, to: staging, format: format)
             let plain = staging.appendingPathComponent(format == .deephDock ? DeepHDock.hamiltonianFile : DeepHLegacy.hamiltonianFile)

@@ -56,7 +56,8 @@ public struct PredictStageKind: StageKind {
     public init() {}
     public let name = "predict"
     public let summary = "Predicts Hamiltonians with a trained model: one folder per structure with hamiltonian_pred.h5 (dock) or hamiltonians_pred.h5 (legacy)."
-    public let artifactVersion = 1
+    /// 2: info.json of predictions carries the input's `occupation`.
+    public let artifactVersion = 2
     public let parameters: [ParameterSpec] = [
         ParameterSpec("checkpoint", .choice(["best", "last"]), default: .string("best"), help: "which checkpoint of a train stage to use"),
         ParameterSpec("split", .choice(["all", "train", "validation", "test"]), default: .string("all"),

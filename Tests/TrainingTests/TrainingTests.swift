@@ -177,6 +177,10 @@ final class PredictionTests: XCTestCase {
         try FileManager.default.moveItem(at: check.appendingPathComponent("hamiltonian_pred.h5"), to: check.appendingPathComponent("hamiltonian.h5"))
         let back = try FormatReader.readRecord(at: check)
         let original = try FormatReader.readRecord(at: input)
+        // The electron count travels with the prediction; DFT results (homo_eV, …) do not.
+        XCTAssertTrue(original.extraInfo.contains { $0.key == "homo_eV" })
+        XCTAssertEqual(back.extraInfo.map(\.key), ["occupation"])
+        XCTAssertEqual(back.extraInfo, original.extraInfo.filter { $0.key == "occupation" })
         let h = try XCTUnwrap(back.hamiltonian)
         XCTAssertEqual(Set(h.keys), Set(original.overlap!.keys))
         for (b, key) in h.keys.enumerated() {
