@@ -349,6 +349,14 @@ private func scaledBlockCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: U
         for u in 0 ..< mul - 1 { o.storeBytes(of: y.loadUnaligned(as: SIMD4<T>.self) * w[u], as: SIMD4<T>.self); o += dstBytes; y += srcBytes }
     } else if d <= 8 {
         for u in 0 ..< mul - 1 { o.storeBytes(of: y.loadUnaligned(as: SIMD8<T>.self) * w[u], as: SIMD8<T>.self); o += dstBytes; y += srcBytes }
+    } else if d <= 12 {
+        let tail = 8 * MemoryLayout<T>.stride
+        for u in 0 ..< mul - 1 {
+            let wu = w[u]
+            o.storeBytes(of: y.loadUnaligned(as: SIMD8<T>.self) * wu, as: SIMD8<T>.self)
+            (o + tail).storeBytes(of: (y + tail).loadUnaligned(as: SIMD4<T>.self) * wu, as: SIMD4<T>.self)
+            o += dstBytes; y += srcBytes
+        }
     } else if d <= 16 {
         for u in 0 ..< mul - 1 { o.storeBytes(of: y.loadUnaligned(as: SIMD16<T>.self) * w[u], as: SIMD16<T>.self); o += dstBytes; y += srcBytes }
     } else {
