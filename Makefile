@@ -1,6 +1,6 @@
 # HarmoSE: two commands set everything up on a fresh Debian machine.
 #   make run   — install missing system packages, build release, run pipeline.json on data/
-#   make test  — install missing system packages, run the test suite
+#   make test  — install missing system packages, run the test suite (kernel tests also under ASan)
 #   make bench — benchmarks (results go in BENCHMARKS.md by hand, with the command)
 SHELL := /bin/bash
 DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config
@@ -25,12 +25,17 @@ build: deps
 run: build
 	$(HARMOSE) run --pipeline pipeline.json
 
+# The tensor-product kernels read and write through raw pointers with vector loads that may run
+# past a segment: their tests run a second time under AddressSanitizer (own build folder). Leak
+# reports are off: XCTest itself leaks a few objects per test case.
 test: deps
 	swift test $(SWIFT_BUILD_FLAGS)
+	ASAN_OPTIONS=detect_leaks=0 swift test --scratch-path .build-asan --sanitize=address $(SWIFT_BUILD_FLAGS) \
+	  --filter 'FusedTensorProductTests|FullyConnectedTensorProductTests'
 
 # Each benchmark is a script in tools/bench/ that prints its results (medians and ratios).
 bench: build
 	@for s in tools/bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-asan

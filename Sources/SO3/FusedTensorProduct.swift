@@ -146,8 +146,11 @@ private final class KernelScratch<T: Scalar> {
     /// offset, column.
     let group: UnsafeMutablePointer<Int>, groupPaths: UnsafeMutablePointer<Int>, path: UnsafeMutablePointer<Int>
     let groupCount: Int
-    /// dropLanes[d]: lanes d ..< 16 set (built once; building it per use was a scalar loop).
+    /// dropLanes[d]: lanes d ..< 16 set (built once; building it per use was a scalar loop); the
+    /// same for 4 and 8 lanes.
     let dropLanes: UnsafeMutablePointer<SIMDMask<SIMD16<T>.MaskStorage>>
+    let dropLanes4: UnsafeMutablePointer<SIMDMask<SIMD4<T>.MaskStorage>>
+    let dropLanes8: UnsafeMutablePointer<SIMDMask<SIMD8<T>.MaskStorage>>
 
     init(_ plan: FusedTensorProductPlan) {
         let tCount = max(plan.tVectors, 1)
@@ -186,13 +189,17 @@ private final class KernelScratch<T: Scalar> {
         let laneIndex = SIMD16<T>((0 ..< 16).map { T($0) })
         dropLanes = .allocate(capacity: 17)
         for d in 0 ... 16 { dropLanes[d] = laneIndex .>= T(d) }
+        dropLanes4 = .allocate(capacity: 5)
+        for d in 0 ... 4 { dropLanes4[d] = SIMD4<T>(0, 1, 2, 3) .>= T(d) }
+        dropLanes8 = .allocate(capacity: 9)
+        for d in 0 ... 8 { dropLanes8[d] = SIMD8<T>(0, 1, 2, 3, 4, 5, 6, 7) .>= T(d) }
     }
 
     deinit {
         t.deallocate(); gt.deallocate(); rows.deallocate(); gRows.deallocate()
         fillTarget.deallocate(); fillI0.deallocate(); fillI1.deallocate(); fillC0.deallocate(); fillC1.deallocate()
         extraTarget.deallocate(); extraI.deallocate(); extraC.deallocate()
-        group.deallocate(); groupPaths.deallocate(); path.deallocate(); dropLanes.deallocate()
+        group.deallocate(); groupPaths.deallocate(); path.deallocate(); dropLanes.deallocate(); dropLanes4.deallocate(); dropLanes8.deallocate()
     }
 
     /// T = C·x2 for one edge (only the structurally non-zero entries are written; the rest stay 0).
@@ -485,15 +492,29 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
                     var gp = gRowOut + p[1], y = rows + column, gy = gRows + column, wp = wRow + p[2], gwp = gwRow + p[2]
                     // (y rows are read past their end only into lanes the mask drops.)
                     if d > 1 && d <= 16 {
-                        // Lanes past d hold the next channel's values: selected away, not multiplied
-                        // by 0, so an infinity there cannot turn this sum into NaN.
-                        let drop = s.dropLanes[d]
-                        // Masked products folded to 8 lanes, four channels reduced together.
+                        // Masked products folded to 8 lanes, four channels reduced together. Loads
+                        // are 4, 8 or 16 wide (at most 2d, so they stay inside this path's block:
+                        // the next channel's segment); lanes past d hold that channel's values and
+                        // are selected away, not multiplied by 0, so an infinity there cannot turn
+                        // this sum into NaN.
+                        let drop4 = s.dropLanes4[min(d, 4)], drop8 = s.dropLanes8[min(d, 8)], drop16 = s.dropLanes[d]
                         @inline(__always) func product(_ j: Int) -> SIMD8<T> {
-                            let gv = UnsafeRawPointer(gp + j * d).loadUnaligned(as: SIMD16<T>.self)
-                            UnsafeMutableRawPointer(gy + j * gRowLength).storeBytes(of: gv * wp[j], as: SIMD16<T>.self)
-                            let pr = (gv * UnsafeRawPointer(y + j * rowLength).loadUnaligned(as: SIMD16<T>.self)).replacing(with: 0, where: drop)
-                            return pr.lowHalf + pr.highHalf
+                            let g = UnsafeRawPointer(gp + j * d), yy = UnsafeRawPointer(y + j * rowLength)
+                            let out = UnsafeMutableRawPointer(gy + j * gRowLength), wj = wp[j]
+                            if d <= 4 {
+                                let gv = g.loadUnaligned(as: SIMD4<T>.self)
+                                out.storeBytes(of: gv * wj, as: SIMD4<T>.self)
+                                return SIMD8(lowHalf: (gv * yy.loadUnaligned(as: SIMD4<T>.self)).replacing(with: 0, where: drop4), highHalf: SIMD4())
+                            } else if d <= 8 {
+                                let gv = g.loadUnaligned(as: SIMD8<T>.self)
+                                out.storeBytes(of: gv * wj, as: SIMD8<T>.self)
+                                return (gv * yy.loadUnaligned(as: SIMD8<T>.self)).replacing(with: 0, where: drop8)
+                            } else {
+                                let gv = g.loadUnaligned(as: SIMD16<T>.self)
+                                out.storeBytes(of: gv * wj, as: SIMD16<T>.self)
+                                let pr = (gv * yy.loadUnaligned(as: SIMD16<T>.self)).replacing(with: 0, where: drop16)
+                                return pr.lowHalf + pr.highHalf
+                            }
                         }
                         var u = 0
                         while u + 4 <= mul - 1 {

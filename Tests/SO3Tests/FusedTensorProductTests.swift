@@ -202,6 +202,30 @@ final class FusedTensorProductTests: XCTestCase {
         }
     }
 
+    /// The last path of every row has 2L+1 = 3: the backward's vector loads of the output gradient
+    /// must stay inside that path's block, which for the last edge ends the array (run under
+    /// `swift test --sanitize=address` this catches a read past it; plain runs check the values).
+    func testNarrowLastPathAgreesWithTheComposedReference() throws {
+        let sh = try SphericalHarmonics(lmax: 1, normalization: .component)
+        let irreps = try Irreps("4x0e+6x1o")
+        let tp = try ChannelwiseTensorProduct<Double>(irreps1: irreps, irreps2: sh.irreps, lmaxOut: 1,
+                                                      allowedOutputs: [Irrep(unchecked: 0, 1), Irrep(unchecked: 1, -1), Irrep(unchecked: 1, 1)])
+        XCTAssertEqual(tp.paths.last?.output, Irrep(unchecked: 1, 1))
+        let edges = 33
+        let inputs: [[Tensor<Double>]] = (0 ..< 2).map { _ in
+            [leaf([edges, irreps.dim], seed: 81), leaf([edges, sh.irreps.dim], seed: 82), leaf([edges, tp.weightCount], seed: 83)]
+        }
+        let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 84).data
+        let fused = try tp(inputs[0][0], inputs[0][1], weights: inputs[0][2])
+        let reference = try composedReference(tp, inputs[1][0], inputs[1][1], inputs[1][2])
+        XCTAssertLessThan(maxAbsDifference(fused.data, reference.data), 1e-12)
+        try fused.backward(seed: probe)
+        try reference.backward(seed: probe)
+        for i in 0 ..< 3 {
+            XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(inputs[0][i].grad), try XCTUnwrap(inputs[1][i].grad)), 1e-12, "gradient of input \(i)")
+        }
+    }
+
     /// The m-major output layout (all paths into one L, used by the fully connected product) is
     /// the e3nn layout permuted, in values and in every gradient.
     func testMMajorLayoutIsThePermutedProduct() throws {
