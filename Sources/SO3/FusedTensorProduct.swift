@@ -6,10 +6,13 @@
 // T = C·x2 contracted once per edge from the sparse CG non-zeros and shared by all u channels.
 // So per edge and x1 entry the product is a small dense GEMM [u × (2l1+1)] · [(2l1+1) × N] (N = Σ
 // over the entry's paths of 2L+1, padded to the SIMD width), run with SIMD accumulators in
-// registers; the weights are applied while each (u, path) row segment is written out with one
-// vector store. Edges are independent in both directions (every gradient of x1, x2 and the weights
-// belongs to one edge), so contiguous ranges of edges run in parallel with no reduction.
-// docs/benchmarks-so3.md has the measurements and the alternatives weighed (SO(2)/eSCN rotation).
+// registers; the weights are applied while each path's output block is written front to back,
+// one or two vector stores per (u, path) segment. Vector accesses of a segment are at most twice
+// its width, so they spill only into the next channel's segment of the same path, never past the
+// block (make test runs these kernels under AddressSanitizer). Edges are independent in both
+// directions (every gradient of x1, x2 and the weights belongs to one edge), so contiguous ranges
+// of edges run in parallel with no reduction. docs/benchmarks-so3.md has the measurements and
+// docs/so3.md the alternatives weighed (SO(2)/eSCN rotation).
 import Foundation
 import Autograd
 
@@ -343,8 +346,8 @@ private func sum4<T: Scalar>(_ a: SIMD8<T>, _ b: SIMD8<T>, _ c: SIMD8<T>, _ d: S
 }
 
 /// One path's output block: dst[u·d ..< (u+1)·d] = w[u] · src[u·srcStride ..< +d] for u < mul.
-/// Every channel but the last is written with one vector store of the next width up (4, 8 or 16)
-/// that spills into the next channel's segment, written right after.
+/// Every channel but the last is written with vector stores of the next width up (4, 8, 8 + 4 or
+/// 16; at most 2d) that spill into the next channel's segment, written right after.
 @inline(__always)
 private func scaledBlockCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: UnsafePointer<T>, _ srcStride: Int, _ d: Int, _ w: UnsafePointer<T>, _ mul: Int) {
     var o = UnsafeMutableRawPointer(dst), y = UnsafeRawPointer(src)
