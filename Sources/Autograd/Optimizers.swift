@@ -64,9 +64,13 @@ public final class Adam<T: Scalar> {
 /// Scales all trainable gradients so their joint L2 norm is at most `maxNorm` (PyTorch's
 /// clip_grad_norm_: factor maxNorm/(norm + 1e-6) when below 1). Returns the norm before clipping.
 @discardableResult
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func clipGradientNorm<T: Scalar>(_ params: ParameterSet<T>, maxNorm: Double) -> Double {
     var total = 0.0
-    for p in params.trainable { if let g = p.grad { for x in g { total += Double(x) * Double(x) } } }
+    for p in params.trainable {
+        p.grad?.withUnsafeBufferPointer { g in for x in g { total += Double(x) * Double(x) } }
+    }
     let norm = total.squareRoot()
     let factor = maxNorm / (norm + 1e-6)
     if factor < 1 {
