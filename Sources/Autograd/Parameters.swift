@@ -19,6 +19,8 @@ public final class ParameterSet<T: Scalar> {
     public let seed: UInt64
     public private(set) var names: [String] = []
     private var byName: [String: Tensor<T>] = [:]
+    /// The tensors in creation order (optimisers walk them every step: no name lookups).
+    public private(set) var tensors: [Tensor<T>] = []
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -49,11 +51,11 @@ public final class ParameterSet<T: Scalar> {
         }
         names.append(name)
         byName[name] = t
+        tensors.append(t)
         return t
     }
 
     public subscript(_ name: String) -> Tensor<T>? { byName[name] }
-    public var tensors: [Tensor<T>] { names.map { byName[$0]! } }
     /// Parameters that currently train (not frozen), in creation order.
     public var trainable: [Tensor<T>] { tensors.filter(\.requiresGrad) }
     public var scalarCount: Int { tensors.reduce(0) { $0 + $1.count } }
