@@ -50,18 +50,6 @@ final class EquivariantLayerTests: XCTestCase {
         Tensor<T>.randomNormal(shape, seed: seed, requiresGrad: requiresGrad)
     }
 
-    func rotated<T: Scalar>(_ t: Tensor<T>, _ irreps: Irreps, _ r: Rotation) throws -> Tensor<T> {
-        var d = t.data
-        try irreps.rotate(&d, rotation: r)
-        return try Tensor<T>(d, shape: t.shape)
-    }
-
-    func relativeError<T: Scalar>(_ a: Tensor<T>, _ b: Tensor<T>) -> Double {
-        let num = zip(a.data, b.data).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
-        let den = b.data.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
-        return num / max(den, 1e-300)
-    }
-
     func testEachBlockIsEquivariant() throws {
         try blocksEquivariance(Double.self, tolerance: 1e-12)
         try blocksEquivariance(Float.self, tolerance: 1e-5)

@@ -34,6 +34,25 @@ private func leaf<T: Scalar>(_ shape: [Int], seed: UInt64) -> Tensor<T> {
     Tensor<T>.randomNormal(shape, seed: seed, requiresGrad: true)
 }
 
+/// Values (≤ 1e-12) and the gradients of all three inputs (≤ `gradientTolerance`) of `tp` on
+/// `edges` random rows, against the composed reference; seeds `seed` … `seed + 3`.
+private func assertMatchesComposedReference(_ tp: ChannelwiseTensorProduct<Double>, edges: Int, seed: UInt64, gradientTolerance: Double,
+                                            file: StaticString = #filePath, line: UInt = #line) throws {
+    let inputs: [[Tensor<Double>]] = (0 ..< 2).map { _ in
+        [leaf([edges, tp.irreps1.dim], seed: seed), leaf([edges, tp.irreps2.dim], seed: seed + 1), leaf([edges, tp.weightCount], seed: seed + 2)]
+    }
+    let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: seed + 3).data
+    let fused = try tp(inputs[0][0], inputs[0][1], weights: inputs[0][2])
+    let reference = try composedReference(tp, inputs[1][0], inputs[1][1], inputs[1][2])
+    XCTAssertLessThan(maxAbsDifference(fused.data, reference.data), 1e-12, file: file, line: line)
+    try fused.backward(seed: probe)
+    try reference.backward(seed: probe)
+    for i in 0 ..< 3 {
+        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(inputs[0][i].grad, file: file, line: line), try XCTUnwrap(inputs[1][i].grad, file: file, line: line)),
+                          gradientTolerance, "gradient of input \(i)", file: file, line: line)
+    }
+}
+
 final class FusedTensorProductTests: XCTestCase {
     /// A scaled-down DeepH-E3 layout: every l ≤ 4 in both operands, mixed parities, mul > 1.
     let irreps1 = try! Irreps("3x0e+2x1o+2x2e+1x3o+2x4e")
@@ -187,19 +206,7 @@ final class FusedTensorProductTests: XCTestCase {
         let irreps = try Irreps("2x0e+3x5o+2x8e")
         let tp = try ChannelwiseTensorProduct<Double>(irreps1: irreps, irreps2: sh.irreps, lmaxOut: 8)
         XCTAssertTrue(tp.paths.contains { $0.output.l == 8 })
-        let edges = 9
-        let inputs: [[Tensor<Double>]] = (0 ..< 2).map { _ in
-            [leaf([edges, irreps.dim], seed: 71), leaf([edges, sh.irreps.dim], seed: 72), leaf([edges, tp.weightCount], seed: 73)]
-        }
-        let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 74).data
-        let fused = try tp(inputs[0][0], inputs[0][1], weights: inputs[0][2])
-        let reference = try composedReference(tp, inputs[1][0], inputs[1][1], inputs[1][2])
-        XCTAssertLessThan(maxAbsDifference(fused.data, reference.data), 1e-12)
-        try fused.backward(seed: probe)
-        try reference.backward(seed: probe)
-        for i in 0 ..< 3 {
-            XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(inputs[0][i].grad), try XCTUnwrap(inputs[1][i].grad)), 1e-11, "gradient of input \(i)")
-        }
+        try assertMatchesComposedReference(tp, edges: 9, seed: 71, gradientTolerance: 1e-11)
     }
 
     /// The last path of every row has 2L+1 = 3: the backward's vector loads of the output gradient
@@ -211,19 +218,7 @@ final class FusedTensorProductTests: XCTestCase {
         let tp = try ChannelwiseTensorProduct<Double>(irreps1: irreps, irreps2: sh.irreps, lmaxOut: 1,
                                                       allowedOutputs: [Irrep(unchecked: 0, 1), Irrep(unchecked: 1, -1), Irrep(unchecked: 1, 1)])
         XCTAssertEqual(tp.paths.last?.output, Irrep(unchecked: 1, 1))
-        let edges = 33
-        let inputs: [[Tensor<Double>]] = (0 ..< 2).map { _ in
-            [leaf([edges, irreps.dim], seed: 81), leaf([edges, sh.irreps.dim], seed: 82), leaf([edges, tp.weightCount], seed: 83)]
-        }
-        let probe = Tensor<Double>.randomNormal([edges, tp.irrepsOut.dim], seed: 84).data
-        let fused = try tp(inputs[0][0], inputs[0][1], weights: inputs[0][2])
-        let reference = try composedReference(tp, inputs[1][0], inputs[1][1], inputs[1][2])
-        XCTAssertLessThan(maxAbsDifference(fused.data, reference.data), 1e-12)
-        try fused.backward(seed: probe)
-        try reference.backward(seed: probe)
-        for i in 0 ..< 3 {
-            XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(inputs[0][i].grad), try XCTUnwrap(inputs[1][i].grad)), 1e-12, "gradient of input \(i)")
-        }
+        try assertMatchesComposedReference(tp, edges: 33, seed: 81, gradientTolerance: 1e-12)
     }
 
     /// The m-major output layout (all paths into one L, used by the fully connected product) is

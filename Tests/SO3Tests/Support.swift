@@ -1,4 +1,5 @@
 import Foundation
+import Autograd
 @testable import SO3
 import Structures
 
@@ -51,4 +52,18 @@ func kron(_ a: [Double], _ na: Int, _ b: [Double], _ nb: Int) -> [Double] {
     for i in 0 ..< na { for j in 0 ..< na { let x = a[i * na + j]; if x == 0 { continue }
         for p in 0 ..< nb { for q in 0 ..< nb { k[(i * nb + p) * n + j * nb + q] = x * b[p * nb + q] } } } }
     return k
+}
+
+/// Features rotated by D(R) of their irreps (the expected output of an equivariant map).
+func rotated<T: Scalar>(_ t: Tensor<T>, _ irreps: Irreps, _ r: Rotation) throws -> Tensor<T> {
+    var d = t.data
+    try irreps.rotate(&d, rotation: r)
+    return try Tensor<T>(d, shape: t.shape)
+}
+
+/// ‖a − b‖ / ‖b‖ over all elements.
+func relativeError<T: Scalar>(_ a: Tensor<T>, _ b: Tensor<T>) -> Double {
+    let num = zip(a.data, b.data).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+    let den = b.data.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+    return num / max(den, 1e-300)
 }
