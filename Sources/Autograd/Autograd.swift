@@ -143,9 +143,10 @@ public enum Parallel {
     }
 
     /// Splits 0..<count into contiguous ranges of at least `grain` items and runs them on up to
-    /// `workers` threads. Callers must only write disjoint outputs per range.
+    /// `workers` threads. Callers must only write disjoint outputs per range (custom ops in other
+    /// modules use it too, e.g. the SO3 tensor-product kernels).
     @inline(__always)
-    static func forRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+    public static func forRanges(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let chunks = min(workers, count / max(grain, 1))
         if chunks <= 1 {
             if count > 0 { body(0..<count) }

@@ -36,9 +36,8 @@ struct FusedTensorProductPlan: Sendable {
     let groups: [(x1Offset: Int, mul: Int, d1: Int, paths: [Int], columns: Int, vectors: Int, tOffset: Int)]
     /// Size of the per-edge T buffer in SIMD vectors; widest T row in vectors.
     let tVectors: Int, maxVectors: Int
-    /// T[targetIndex[k]] = Σ_{z in nzStart[k] ..< nzStart[k+1]} nzValue[z] · x2[nzX2[z]], scalar
-    /// indices into the T buffer and the x2 row; every other T entry is a structural zero.
-    let targetIndex: [Int], nzStart: [Int], nzX2: [Int], nzValue: [Double]
+    /// The fill instructions and index tables as raw memory, built here once.
+    let tables: FusedTensorProductTables
 
     /// Floating-point operations of one forward pass per edge as the kernel executes them:
     /// 2 per CG non-zero (T = C·x2), 2 per (channel, m1, column) of the row products (padding not
@@ -112,43 +111,92 @@ struct FusedTensorProductPlan: Sendable {
         dim1 = irreps1.dim; dim2 = irreps2.dim; dimOut = out; weightCount = w
         x2Offset = x2o; outOffset = oo; dL = dls; wOffset = wo; mul = mu; column = col
         groups = gs; tVectors = tv; maxVectors = maxV
-        targetIndex = targets; nzStart = nzs; nzX2 = nx2; nzValue = nv
         forwardFlopsPerEdge = fwd; sparseFlopsPerEdge = sparse; backwardFlopsPerEdge = bwd
+        tables = FusedTensorProductTables(targets: targets, nzStart: nzs, nzX2: nx2, nzValue: nv, groups: gs,
+                                          paths: (0 ..< paths.count).map { [dls[$0], oo[$0], wo[$0], col[$0]] })
     }
 }
 
-/// Splits `count` edges into one contiguous range per worker and runs `body` on each; every range
-/// writes only its own edges' rows, so no reduction is needed.
-@inline(__always)
-private func forEdgeRanges(_ count: Int, _ body: (Range<Int>) -> Void) {
-    let chunks = min(max(Parallel.workers, 1), (count + 31) / 32)
-    if chunks <= 1 {
-        if count > 0 { body(0 ..< count) }
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        body(count * c / chunks ..< count * (c + 1) / chunks)
-    }
-}
-
-/// Per-worker buffers and the plan's tables as raw pointers, so the loops carry no bounds checks
-/// or reference counting: the T matrices of one edge and their gradient, the rows y (and gy) of
-/// all channels of one group with room for a 16-wide access past the end.
-private final class KernelScratch<T: Scalar> {
-    typealias V = SIMD8<T>
-    let t: UnsafeMutablePointer<V>, gt: UnsafeMutablePointer<V>, rows: UnsafeMutablePointer<V>, gRows: UnsafeMutablePointer<V>
-    /// T fill as one instruction per structurally non-zero T entry (its first two CG terms:
-    /// T[target] = c0·x2[i0] + c1·x2[i1], c1 = 0 for single terms), then `extra` terms added.
+/// A plan's tables as raw memory, built once per plan rather than per call, so the kernels' loops
+/// carry no bounds checks or reference counting. T is filled by one instruction per structurally
+/// non-zero entry (its first two CG terms: T[target] = c0·x2[i0] + c1·x2[i1], c1 = 0 for single
+/// terms), then the `extra` terms are added; every other T entry stays 0. Coefficients are kept
+/// in Double and in Float.
+final class FusedTensorProductTables: @unchecked Sendable {
     let fillTarget: UnsafeMutablePointer<Int32>, fillI0: UnsafeMutablePointer<Int32>, fillI1: UnsafeMutablePointer<Int32>
-    let fillC0: UnsafeMutablePointer<T>, fillC1: UnsafeMutablePointer<T>
     let fillCount: Int
-    let extraTarget: UnsafeMutablePointer<Int32>, extraI: UnsafeMutablePointer<Int32>, extraC: UnsafeMutablePointer<T>
+    let extraTarget: UnsafeMutablePointer<Int32>, extraI: UnsafeMutablePointer<Int32>
     let extraCount: Int
+    /// [c0 (fillCount) | c1 (fillCount) | extra (extraCount)].
+    let coefficients: [Double]
+    private let doubleCoefficients: UnsafeMutablePointer<Double>, floatCoefficients: UnsafeMutablePointer<Float>
     /// Per group (8 values): x1 offset, mul, 2l1+1, vectors per T row, columns, T offset (vectors),
     /// first and end index into `groupPaths`. Per path (4 values): 2L+1, output offset, weight
     /// offset, column.
     let group: UnsafeMutablePointer<Int>, groupPaths: UnsafeMutablePointer<Int>, path: UnsafeMutablePointer<Int>
     let groupCount: Int
+
+    /// `targets[k]` (a scalar index into the T buffer) = Σ over z in nzStart[k] ..< nzStart[k+1] of
+    /// nzValue[z] · x2[nzX2[z]].
+    init(targets: [Int], nzStart: [Int], nzX2: [Int], nzValue: [Double],
+         groups: [(x1Offset: Int, mul: Int, d1: Int, paths: [Int], columns: Int, vectors: Int, tOffset: Int)], paths: [[Int]]) {
+        var ft: [Int32] = [], f0: [Int32] = [], f1: [Int32] = [], c0: [Double] = [], c1: [Double] = []
+        var et: [Int32] = [], ei: [Int32] = [], ec: [Double] = []
+        for k in targets.indices {
+            let z0 = nzStart[k], z1 = nzStart[k + 1]
+            ft.append(Int32(targets[k]))
+            f0.append(Int32(nzX2[z0])); c0.append(nzValue[z0])
+            if z1 - z0 >= 2 { f1.append(Int32(nzX2[z0 + 1])); c1.append(nzValue[z0 + 1]) } else { f1.append(Int32(nzX2[z0])); c1.append(0) }
+            for z in min(z0 + 2, z1) ..< z1 { et.append(Int32(targets[k])); ei.append(Int32(nzX2[z])); ec.append(nzValue[z]) }
+        }
+        func copy<E>(_ a: [E]) -> UnsafeMutablePointer<E> {
+            let p = UnsafeMutablePointer<E>.allocate(capacity: max(a.count, 1))
+            p.initialize(from: a, count: a.count)
+            return p
+        }
+        fillTarget = copy(ft); fillI0 = copy(f0); fillI1 = copy(f1); fillCount = ft.count
+        extraTarget = copy(et); extraI = copy(ei); extraCount = et.count
+        coefficients = c0 + c1 + ec
+        doubleCoefficients = copy(coefficients); floatCoefficients = copy(coefficients.map(Float.init))
+        var gt: [Int] = [], gp: [Int] = []
+        for g in groups {
+            gt += [g.x1Offset, g.mul, g.d1, g.vectors, g.columns, g.tOffset, gp.count, gp.count + g.paths.count]
+            gp += g.paths
+        }
+        group = copy(gt); groupPaths = copy(gp); groupCount = groups.count
+        path = copy(paths.flatMap { $0 })
+    }
+
+    deinit {
+        fillTarget.deallocate(); fillI0.deallocate(); fillI1.deallocate(); extraTarget.deallocate(); extraI.deallocate()
+        doubleCoefficients.deallocate(); floatCoefficients.deallocate()
+        group.deallocate(); groupPaths.deallocate(); path.deallocate()
+    }
+
+    /// The coefficients in T's precision, when a converted copy is kept (Float and Double).
+    func coefficients<T: Scalar>(as _: T.Type) -> UnsafePointer<T>? {
+        if T.self == Double.self { return UnsafeRawPointer(doubleCoefficients).assumingMemoryBound(to: T.self) }
+        if T.self == Float.self { return UnsafeRawPointer(floatCoefficients).assumingMemoryBound(to: T.self) }
+        return nil
+    }
+}
+
+/// Per-worker buffers: the T matrices of one edge and their gradient, the rows y (and gy) of all
+/// channels of one group with room for a 16-wide access past the end, and lane masks; plus the
+/// plan's tables (shared, built once) with the coefficients in T's precision.
+private final class KernelScratch<T: Scalar> {
+    typealias V = SIMD8<T>
+    let t: UnsafeMutablePointer<V>, gt: UnsafeMutablePointer<V>, rows: UnsafeMutablePointer<V>, gRows: UnsafeMutablePointer<V>
+    let tables: FusedTensorProductTables
+    let fillTarget: UnsafeMutablePointer<Int32>, fillI0: UnsafeMutablePointer<Int32>, fillI1: UnsafeMutablePointer<Int32>
+    let fillCount: Int
+    let extraTarget: UnsafeMutablePointer<Int32>, extraI: UnsafeMutablePointer<Int32>
+    let extraCount: Int
+    let group: UnsafeMutablePointer<Int>, groupPaths: UnsafeMutablePointer<Int>, path: UnsafeMutablePointer<Int>
+    let groupCount: Int
+    /// c0, c1 and the extra coefficients in T (the tables' copy, or `converted` for other T).
+    let fillC0: UnsafePointer<T>, fillC1: UnsafePointer<T>, extraC: UnsafePointer<T>
+    private let converted: UnsafeMutablePointer<T>?
     /// dropLanes[d]: lanes d ..< 16 set (built once; building it per use was a scalar loop); the
     /// same for 4 and 8 lanes.
     let dropLanes: UnsafeMutablePointer<SIMDMask<SIMD16<T>.MaskStorage>>
@@ -162,33 +210,20 @@ private final class KernelScratch<T: Scalar> {
         let rowsCount = (plan.groups.map { $0.mul * ($0.vectors + 2) }.max() ?? 0) + 2
         rows = .allocate(capacity: rowsCount); rows.initialize(repeating: V(), count: rowsCount)
         gRows = .allocate(capacity: rowsCount); gRows.initialize(repeating: V(), count: rowsCount)
-
-        var ft: [Int32] = [], f0: [Int32] = [], f1: [Int32] = [], c0: [T] = [], c1: [T] = []
-        var et: [Int32] = [], ei: [Int32] = [], ec: [T] = []
-        for k in 0 ..< plan.targetIndex.count {
-            let z0 = plan.nzStart[k], z1 = plan.nzStart[k + 1]
-            ft.append(Int32(plan.targetIndex[k]))
-            f0.append(Int32(plan.nzX2[z0])); c0.append(T(plan.nzValue[z0]))
-            if z1 - z0 >= 2 { f1.append(Int32(plan.nzX2[z0 + 1])); c1.append(T(plan.nzValue[z0 + 1])) } else { f1.append(Int32(plan.nzX2[z0])); c1.append(0) }
-            for z in min(z0 + 2, z1) ..< z1 { et.append(Int32(plan.targetIndex[k])); ei.append(Int32(plan.nzX2[z])); ec.append(T(plan.nzValue[z])) }
+        let tb = plan.tables
+        tables = tb
+        fillTarget = tb.fillTarget; fillI0 = tb.fillI0; fillI1 = tb.fillI1; fillCount = tb.fillCount
+        extraTarget = tb.extraTarget; extraI = tb.extraI; extraCount = tb.extraCount
+        group = tb.group; groupPaths = tb.groupPaths; path = tb.path; groupCount = tb.groupCount
+        let coefficients: UnsafePointer<T>
+        if let c = tb.coefficients(as: T.self) {
+            coefficients = c; converted = nil
+        } else {
+            let c = UnsafeMutablePointer<T>.allocate(capacity: max(tb.coefficients.count, 1))
+            c.initialize(from: tb.coefficients.map { T($0) }, count: tb.coefficients.count)
+            coefficients = UnsafePointer(c); converted = c
         }
-        func copy<E>(_ a: [E]) -> UnsafeMutablePointer<E> {
-            let p = UnsafeMutablePointer<E>.allocate(capacity: max(a.count, 1))
-            p.initialize(from: a, count: a.count)
-            return p
-        }
-        fillTarget = copy(ft); fillI0 = copy(f0); fillI1 = copy(f1); fillC0 = copy(c0); fillC1 = copy(c1); fillCount = ft.count
-        extraTarget = copy(et); extraI = copy(ei); extraC = copy(ec); extraCount = et.count
-
-        var gt: [Int] = [], gp: [Int] = []
-        for g in plan.groups {
-            gt += [g.x1Offset, g.mul, g.d1, g.vectors, g.columns, g.tOffset, gp.count, gp.count + g.paths.count]
-            gp += g.paths
-        }
-        group = copy(gt); groupPaths = copy(gp); groupCount = plan.groups.count
-        var pt: [Int] = []
-        for p in 0 ..< plan.dL.count { pt += [plan.dL[p], plan.outOffset[p], plan.wOffset[p], plan.column[p]] }
-        path = copy(pt)
+        fillC0 = coefficients; fillC1 = coefficients + fillCount; extraC = coefficients + 2 * fillCount
         let laneIndex = SIMD16<T>((0 ..< 16).map { T($0) })
         dropLanes = .allocate(capacity: 17)
         for d in 0 ... 16 { dropLanes[d] = laneIndex .>= T(d) }
@@ -199,10 +234,8 @@ private final class KernelScratch<T: Scalar> {
     }
 
     deinit {
-        t.deallocate(); gt.deallocate(); rows.deallocate(); gRows.deallocate()
-        fillTarget.deallocate(); fillI0.deallocate(); fillI1.deallocate(); fillC0.deallocate(); fillC1.deallocate()
-        extraTarget.deallocate(); extraI.deallocate(); extraC.deallocate()
-        group.deallocate(); groupPaths.deallocate(); path.deallocate(); dropLanes.deallocate(); dropLanes4.deallocate(); dropLanes8.deallocate()
+        t.deallocate(); gt.deallocate(); rows.deallocate(); gRows.deallocate(); converted?.deallocate()
+        dropLanes.deallocate(); dropLanes4.deallocate(); dropLanes8.deallocate()
     }
 
     /// T = C·x2 for one edge (only the structurally non-zero entries are written; the rest stay 0).
@@ -404,7 +437,7 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
                                           x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
     let mMajor = plan.mMajor
-    forEdgeRanges(edges) { range in
+    Parallel.forRanges(edges, grain: 32) { range in
         let s = KernelScratch<T>(plan)
         let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
         for e in range {
@@ -449,7 +482,7 @@ func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
     let tVectors = plan.tVectors, mMajor = plan.mMajor
     guard gx1 != nil || gx2 != nil || gw != nil else { return }
-    forEdgeRanges(edges) { range in
+    Parallel.forRanges(edges, grain: 32) { range in
         let s = KernelScratch<T>(plan)
         let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
         let gRows = UnsafeMutableRawPointer(s.gRows).assumingMemoryBound(to: T.self)
