@@ -22,7 +22,7 @@ import Darwin
 #endif
 
 /// The element type of a tensor: Float for training, Double for finite-difference checks.
-public protocol Scalar: BLASScalar, SIMDScalar, CustomStringConvertible {
+public protocol Scalar: BLASScalar, SIMDScalar, Codable, CustomStringConvertible {
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func log1p(_ x: Self) -> Self
