@@ -105,15 +105,14 @@ public struct TensorProductBenchmark: Sendable, CustomStringConvertible {
     /// Median seconds to fill `buffer` (already touched) with a fresh value per repeat, split
     /// into contiguous ranges over `Parallel.workers` threads like the kernels.
     static func writeFloor(_ buffer: inout [Float], repeats: Int) -> Double {
-        let count = buffer.count, workers = max(Parallel.workers, 1)
         var times: [Double] = []
         buffer.withUnsafeMutableBufferPointer { b in
             let base = b.baseAddress!
             for r in 0 ... repeats {
                 let value = Float(r)
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                DispatchQueue.concurrentPerform(iterations: workers) { c in
-                    (base + count * c / workers).update(repeating: value, count: count * (c + 1) / workers - count * c / workers)
+                Parallel.forRanges(b.count, grain: 1) { range in
+                    (base + range.lowerBound).update(repeating: value, count: range.count)
                 }
                 if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
             }

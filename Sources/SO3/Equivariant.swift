@@ -54,8 +54,8 @@ public struct EquivariantLinear<T: Scalar> {
     /// (input entry, output entry, weight).
     public let weights: [(input: Int, output: Int, weight: Tensor<T>)]
     public let biases: [Int: Tensor<T>]
-    /// Per output entry, its terms (indices into `weights`) and fan-in: built once, not per call.
-    private let termsByOutput: [(terms: [Int], fanIn: Int)]
+    /// Per output entry, its terms and fan-in: grouped once, not per call.
+    private let termsByOutput: [(terms: [(input: Int, output: Int, weight: Tensor<T>)], fanIn: Int)]
 
     public init(_ params: ParameterSet<T>, name: String, irrepsIn: Irreps, irrepsOut: Irreps, bias: Bool = true) throws {
         self.irrepsIn = irrepsIn; self.irrepsOut = irrepsOut
@@ -71,8 +71,8 @@ public struct EquivariantLinear<T: Scalar> {
         }
         weights = w; biases = b
         termsByOutput = irrepsOut.entries.indices.map { o in
-            let terms = w.indices.filter { w[$0].output == o }
-            return (terms, terms.reduce(0) { $0 + irrepsIn.entries[w[$1].input].mul })
+            let terms = w.filter { $0.output == o }
+            return (terms, terms.reduce(0) { $0 + irrepsIn.entries[$1.input].mul })
         }
     }
 
@@ -82,9 +82,9 @@ public struct EquivariantLinear<T: Scalar> {
         var parts: [Tensor<T>] = []
         for (o, eo) in irrepsOut.entries.enumerated() {
             let d = eo.irrep.dim
-            let (termIndices, fanIn) = termsByOutput[o]
+            let (terms, fanIn) = termsByOutput[o]
             var acc: Tensor<T>? = nil
-            for t in termIndices.map({ weights[$0] }) {
+            for t in terms {
                 let mi = irrepsIn.entries[t.input].mul
                 var xi = try x.slice(axis: 1, inSlices[t.input])
                 if d > 1 { xi = try xi.reshaped([rows, mi, d]).permuted([0, 2, 1]) }
