@@ -68,6 +68,8 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
+        // Hostile input and faults (issue #12): archives, lattices, bounds, messages, partial output.
+        .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "CArchive", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

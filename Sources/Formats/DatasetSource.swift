@@ -39,7 +39,7 @@ public struct DatasetSource {
     /// reads the member headers (one pass, no decompression of data kept).
     public func structureNames() throws -> [String] {
         switch kind {
-        case .structureFolder: return [url.lastPathComponent]
+        case .structureFolder: return [url.standardizedFileURL.lastPathComponent]
         case .folderOfStructures: return try DatasetSource.findStructureFolders(in: url)
         case .archive: return try ArchiveReader.structureNames(archive: url)
         }
@@ -63,11 +63,36 @@ public struct DatasetSource {
         }
     }
 
+    /// Whether every file under `root` (hidden ones aside) is a structure file: what `convert`
+    /// writes, and so what it may replace. False past `limit` entries or on any link.
+    public static func holdsOnlyStructureFiles(_ root: URL, limit: Int = 100_000) -> Bool {
+        let allowed = StructureLayout.knownFiles.union(["K_PATH"])
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isDirectoryKey, .isSymbolicLinkKey],
+                                                          options: [.skipsHiddenFiles]) else { return false }
+        var seen = 0
+        for case let url as URL in walker {
+            seen += 1
+            if seen > limit { return false }
+            let values = try? url.resourceValues(forKeys: [.isDirectoryKey, .isSymbolicLinkKey])
+            if values?.isSymbolicLink == true { return false }
+            if values?.isDirectory == true { continue }
+            if !allowed.contains(url.lastPathComponent) { return false }
+        }
+        return true
+    }
+
     /// Relative paths of the structure folders under `root`, sorted; hidden folders (including
     /// our own temporary outputs) are skipped and structure folders are not searched further.
     static func findStructureFolders(in root: URL) throws -> [String] {
         var found: [String] = []
+        // Symbolic links are followed, but each real folder is visited once (a link back to an
+        // ancestor would otherwise recurse forever) and no deeper than MemberPath.maxDepth.
+        var visited = Set<String>()
         func visit(_ dir: URL, _ relative: String) throws {
+            guard visited.insert(dir.resolvingSymlinksInPath().path).inserted else { return }
+            if relative.split(separator: "/").count > MemberPath.maxDepth {
+                throw FormatError(file: dir.path, message: "folders nested deeper than \(MemberPath.maxDepth) levels (a link loop?)")
+            }
             let names = try FormatReader.directoryFileNames(dir)
             if !relative.isEmpty, StructureLayout.format(ofFileNames: names) != nil {
                 found.append(relative)

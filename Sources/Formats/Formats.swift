@@ -81,7 +81,7 @@ public enum FormatReader {
         guard let format = StructureLayout.format(ofFileNames: try directoryFileNames(url)) else {
             throw FormatError(file: url.path, message: "not a structure folder: expected POSCAR and info.json (DeepH-dock) or element.dat, lat.dat, site_positions.dat, orbital_types.dat, info.json (DeepH legacy)")
         }
-        return try read(files, format: format, name: url.lastPathComponent)
+        return try read(files, format: format, name: url.standardizedFileURL.lastPathComponent)
     }
 
     static func read(_ files: StructureFiles, format: DFTFormat, name: String) throws -> DFTRecord {
@@ -99,12 +99,14 @@ public enum FormatReader {
 }
 
 public enum FormatWriter {
-    /// Writes `record` as one structure folder at `url` (replaced whole if it exists), atomically:
-    /// the folder is built under a temporary name and renamed into place only when complete.
+    /// Writes `record` as one structure folder at `url`, atomically: the folder is built under a
+    /// temporary name and renamed into place only when complete. An existing folder at `url` is
+    /// replaced whole when `replacing` is true and refused otherwise (writers that place many
+    /// structures in one fresh folder pass false, so two records can never overwrite each other).
     /// Entries are written as Float64.
-    public static func write(_ record: DFTRecord, to url: URL, format: DFTFormat) throws {
+    public static func write(_ record: DFTRecord, to url: URL, format: DFTFormat, replacing: Bool = true) throws {
         try RecordValidation.checkWritable(record, destination: url.path)
-        try AtomicOutput.writeDirectory(at: url) { dir in
+        try AtomicOutput.writeDirectory(at: url, replacing: replacing) { dir in
             try mappingHDF5Errors {
                 switch format {
                 case .deephDock: try DeepHDock.write(record, to: dir)

@@ -68,11 +68,13 @@ public struct IngestStage: StageKind {
                 throw FormatError(file: file, field: first.field, message: "\(first.message) (params.strict is true)")
             }
             warnings += found.count
-            let destination = store.appendingPathComponent(record.name)
-            try FormatWriter.write(record, to: destination, format: .deephDock)
+            // Names come from outside (archive members): confined to the store, never replacing.
+            let destination = try MemberPath.confined(record.name, in: store, source: file)
+            let kpathBytes = try folder.flatMap { try IngestStage.readKPathFile(in: $0) }
+            try FormatWriter.write(record, to: destination, format: .deephDock, replacing: false)
             // A structure's own k-path travels with it (fractional k: unaffected by atom order).
-            if let kpath = folder?.appendingPathComponent(IngestStage.kpathFile), FileManager.default.fileExists(atPath: kpath.path) {
-                try FileManager.default.copyItem(at: kpath, to: destination.appendingPathComponent(IngestStage.kpathFile))
+            if let kpathBytes {
+                try kpathBytes.write(to: destination.appendingPathComponent(IngestStage.kpathFile))
             }
             let s = record.structure
             atoms += s.atomCount
@@ -114,6 +116,26 @@ public struct IngestStage: StageKind {
             "hamiltonian_blocks": .int(blocks),
             "warnings": .int(warnings),
         ]
+    }
+
+    /// Largest K_PATH file carried along (a k-path is a few lines).
+    public static let maxKPathBytes = 1 << 20
+
+    /// A structure folder's K_PATH bytes, when it has one: a regular file (links are not
+    /// followed) of at most `maxKPathBytes`.
+    static func readKPathFile(in folder: URL) throws -> Data? {
+        let url = folder.appendingPathComponent(kpathFile)
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path) else { return nil }
+        guard attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw FormatError(file: url.path, message: "not a regular file (links and folders are not read)")
+        }
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= maxKPathBytes else {
+            throw FormatError(file: url.path, message: "\(size) bytes, over the limit of \(maxKPathBytes) bytes for a K_PATH file")
+        }
+        do { return try Data(contentsOf: url) } catch {
+            throw FormatError(file: url.path, message: "cannot read: \(error.localizedDescription)")
+        }
     }
 
     /// The structure folders of an ingest artifact, in index order (for downstream kinds).

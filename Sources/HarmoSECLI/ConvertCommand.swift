@@ -20,7 +20,10 @@ public struct ConvertCommand: ParsableCommand {
         mirrors SRC's names: SRC/molecules/water-0001 → DST/molecules/water-0001.
 
         Output is written to a temporary folder and renamed into place when every structure has \
-        converted; on any error DST is left untouched. An existing DST is replaced.
+        converted; on any error DST is left untouched. An existing DST is replaced only when it is \
+        empty or holds structure folders (an earlier conversion); a file or a folder holding \
+        anything else is refused. Member names that could leave DST (`..`, absolute paths, drive \
+        letters, control characters, overlong names) are refused, naming the archive and member.
 
         Orbital order is converted (legacy: OpenMX order, 1-based atoms; dock: m = −l…l, 0-based, \
         atoms grouped by element); entries are written as Float64. Non-Hermitian data is reported \
@@ -36,7 +39,7 @@ public struct ConvertCommand: ParsableCommand {
     @Argument(help: "Structure folder, folder of structure folders, or archive to read.")
     public var source: String
 
-    @Argument(help: "Output folder (replaced whole if it exists).")
+    @Argument(help: "Output folder (replaced whole if it holds only structure folders).")
     public var destination: String
 
     @Option(name: .customLong("to"), help: ArgumentHelp("Output layout.", valueName: "layout"))
@@ -62,11 +65,11 @@ public struct ConvertCommand: ParsableCommand {
         // Folders can be counted up front (cheap); archives would need an extra pass, so no total.
         let total = dataset.kind == .archive ? nil : try dataset.structureNames().count
         let start = Date()
-        func convert(_ record: DFTRecord, to url: URL) throws {
+        func convert(_ record: DFTRecord, to url: URL, replacing: Bool = true) throws {
             for warning in RecordValidation.validate(record) {
                 FileHandle.standardError.write(Data((warning.description + "\n").utf8))
             }
-            try FormatWriter.write(record, to: url, format: format)
+            try FormatWriter.write(record, to: url, format: format, replacing: replacing)
             names.append(record.name)
             var progress = "[\(names.count)\(total.map { "/\($0)" } ?? "")]"
             if let total, names.count < total {
@@ -75,13 +78,34 @@ public struct ConvertCommand: ParsableCommand {
             }
             log("\(progress) \(record.name): \(record.structure.atomCount) atoms, \(record.hamiltonian?.blockCount ?? 0) H blocks")
         }
+        try ConvertCommand.checkReplaceable(dst)
         if dataset.kind == .structureFolder {
             try dataset.forEachRecord { try convert($0, to: dst) }
         } else {
             try AtomicOutput.writeDirectory(at: dst) { tmp in
-                try dataset.forEachRecord { try convert($0, to: tmp.appendingPathComponent($0.name)) }
+                // Record names come from outside (archive members): each is confined to the
+                // fresh folder and may not replace another.
+                try dataset.forEachRecord { record in
+                    let source = dataset.kind == .archive ? "\(src.path):\(record.name)" : src.appendingPathComponent(record.name).path
+                    try convert(record, to: try MemberPath.confined(record.name, in: tmp, source: source), replacing: false)
+                }
             }
         }
         return names
+    }
+
+    /// DST may be replaced only when it is what a convert writes: nothing, an empty folder, or a
+    /// folder of structure folders (a previous conversion). Anything else — a regular file, a
+    /// link, a folder with other files — is refused, so a mistyped DST never deletes user data.
+    static func checkReplaceable(_ dst: URL) throws {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: dst.path) else { return }
+        let type = attributes[.type] as? FileAttributeType
+        guard type == .typeDirectory else {
+            let what = type == .typeRegular ? "a regular file" : type == .typeSymbolicLink ? "a symbolic link" : "not a folder"
+            throw FormatError(file: dst.path, field: "DST", message: "exists and is \(what): refusing to replace it (choose a new output folder)")
+        }
+        guard DatasetSource.holdsOnlyStructureFiles(dst) else {
+            throw FormatError(file: dst.path, field: "DST", message: "exists and holds files that are not structure folders: refusing to replace it (remove it, or choose a new output folder)")
+        }
     }
 }

@@ -3,12 +3,30 @@
 // a half-written artifact where a reader (or the pipeline runner) would take it for a good one.
 import Foundation
 
+/// A destination AtomicOutput will not write: names the path and the reason.
+public struct AtomicOutputError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public var path: String
+    public var message: String
+    public init(path: String, message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+    public var errorDescription: String? { description }
+}
+
 public enum AtomicOutput {
-    /// Writes a file atomically: `body` receives a temporary path in the same directory.
+    /// What is at `url` without following a final symbolic link: nil when nothing.
+    static func kind(of url: URL) -> FileAttributeType? {
+        (try? FileManager.default.attributesOfItem(atPath: url.path))?[.type] as? FileAttributeType
+    }
+
+    /// Writes a file atomically: `body` receives a temporary path in the same directory. An
+    /// existing folder (or anything but a regular file) at `destination` is refused, not replaced.
     public static func writeFile(at destination: URL, _ body: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let dir = destination.deletingLastPathComponent()
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        if let kind = kind(of: destination), kind != .typeRegular {
+            throw AtomicOutputError(path: destination.path, message: "exists and is not a regular file (\(describe(kind))): refusing to replace it")
+        }
+        let created = try createParents(dir)
         let tmp = dir.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))")
         do {
             try body(tmp)
@@ -16,7 +34,29 @@ public enum AtomicOutput {
             try fm.moveItem(at: tmp, to: destination)
         } catch {
             try? fm.removeItem(at: tmp)
+            removeIfEmpty(created)
             throw error
+        }
+    }
+
+    /// Creates `dir` and its missing ancestors; returns the folders it created, deepest first,
+    /// so that a failed write can take them away again (no empty output folders left behind).
+    static func createParents(_ dir: URL) throws -> [URL] {
+        var missing: [URL] = []
+        var u = dir.standardizedFileURL
+        while kind(of: u) == nil, u.path != "/" {
+            missing.append(u)
+            u = u.deletingLastPathComponent()
+        }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return missing
+    }
+
+    /// Removes the given folders (deepest first) while they are empty.
+    static func removeIfEmpty(_ folders: [URL]) {
+        for f in folders {
+            guard (try? FileManager.default.contentsOfDirectory(atPath: f.path))?.isEmpty == true else { return }
+            try? FileManager.default.removeItem(at: f)
         }
     }
 
@@ -26,16 +66,28 @@ public enum AtomicOutput {
     }
 
     /// Builds a directory atomically: `body` fills a temporary directory, which then replaces
-    /// `destination` (an existing destination is replaced whole).
-    public static func writeDirectory(at destination: URL, _ body: (URL) throws -> Void) throws {
+    /// `destination` (an existing folder is replaced whole when `replacing` is true, refused
+    /// otherwise; an existing file, link or anything else is always refused).
+    public static func writeDirectory(at destination: URL, replacing: Bool = true, _ body: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let parent = destination.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        if let kind = kind(of: destination) {
+            guard kind == .typeDirectory else {
+                throw AtomicOutputError(path: destination.path, message: "exists and is not a folder (\(describe(kind))): refusing to replace it")
+            }
+            guard replacing else {
+                throw AtomicOutputError(path: destination.path, message: "already exists: refusing to replace it (two outputs with the same name?)")
+            }
+        }
+        let created = try createParents(parent)
         let tmp = parent.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))")
-        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         do {
+            try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
             try body(tmp)
-            if fm.fileExists(atPath: destination.path) {
+            if kind(of: destination) != nil {
+                guard replacing else {
+                    throw AtomicOutputError(path: destination.path, message: "appeared while it was being written: refusing to replace it")
+                }
                 let old = parent.appendingPathComponent(".\(destination.lastPathComponent).old-\(UInt32.random(in: 0 ... .max))")
                 try fm.moveItem(at: destination, to: old)
                 try fm.moveItem(at: tmp, to: destination)
@@ -45,7 +97,17 @@ public enum AtomicOutput {
             }
         } catch {
             try? fm.removeItem(at: tmp)
+            removeIfEmpty(created)
             throw error
+        }
+    }
+
+    static func describe(_ kind: FileAttributeType) -> String {
+        switch kind {
+        case .typeRegular: return "a regular file"
+        case .typeDirectory: return "a folder"
+        case .typeSymbolicLink: return "a symbolic link"
+        default: return "a special file"
         }
     }
 }
