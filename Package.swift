@@ -29,27 +29,35 @@ let package = Package(
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
         .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
 
+        // The stage API (StageKind, JSONValue, parameter/input specs, Partition, atomic output):
+        // what domain modules implement, without linking the runner.
+        .target(name: "StageAPI"),
+        // Code identity: a build-time digest of the sources of every module HarmoSECLI links, part of
+        // every stage fingerprint (Sources/StageAPI/CodeIdentity.swift).
+        .executableTarget(name: "CodeIdentityTool", dependencies: ["StageAPI"]),
+        .plugin(name: "CodeIdentityPlugin", capability: .buildTool(), dependencies: ["CodeIdentityTool"]),
+
         // Domain.
         .target(name: "Structures", dependencies: ["Linalg"]),
-        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "Pipeline"]),
-        .target(name: "Graphs", dependencies: ["Structures", "Formats", "HDF5Kit", "Pipeline"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "Pipeline", "Plots"]),
+        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "StageAPI"]),
+        .target(name: "Graphs", dependencies: ["Structures"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "StageAPI", "Plots"]),
         .target(name: "Plots"),
 
         // Learning.
         .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
         .target(name: "Training", dependencies: [
-            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "Pipeline", "Plots", "HDF5Kit",
+            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit",
         ], swiftSettings: hotKernel),
-        .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "Pipeline", "Plots", "HDF5Kit"]),
+        .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
 
         // Orchestration.
-        .target(name: "Pipeline", dependencies: ["Structures"]),
+        .target(name: "Pipeline", dependencies: ["StageAPI"]),
         .target(name: "HarmoSECLI", dependencies: [
-            "Structures", "Formats", "Graphs", "Bands", "Pipeline", "SO3", "Autograd",
+            "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
             "Plots", "Models", "Training", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
@@ -65,8 +73,8 @@ let package = Package(
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Pipeline", "Structures", "TestSupport"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "StageAPI", "Structures", "TestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "StageAPI", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
         // Hostile input and faults (issue #12): archives, lattices, bounds, messages, partial output.
         .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "CArchive", "TestSupport"]),

@@ -1,6 +1,7 @@
 // Band structures along a k-path: Fermi level and gap analysis, and the band.h5 / bands.csv /
 // bands.svg outputs (band.h5 uses DeepH-dock's keys so its tools can read ours).
 import Foundation
+import StageAPI
 import HDF5Kit
 import Linalg
 import Structures

@@ -4,7 +4,7 @@
 // Per-structure: with a partition, each rank computes only the structures it owns.
 import Foundation
 import Formats
-import Pipeline
+import StageAPI
 import Structures
 
 public struct BandsStage: StageKind {
@@ -30,7 +30,7 @@ public struct BandsStage: StageKind {
 
     public static let bandsFolder = "bands"
 
-    public func run(_ context: StageContext) throws -> [String: Pipeline.JSONValue] {
+    public func run(_ context: StageContext) throws -> [String: StageAPI.JSONValue] {
         let structures = try IngestStage.structureFolders(in: context.input("structures"))
         let density = context.parameters.double("points_per_inverse_angstrom")
         let threshold = context.parameters.double("overlap_threshold")
@@ -60,7 +60,7 @@ public struct BandsStage: StageKind {
         let header = "name\tbands\tkpoints\tfermi_energy_eV\tfermi_source\tmetal\tgap_eV\thomo_eV\tlumo_eV\tdropped_overlap_directions\n"
         try Data((header + rows.map { $0 + "\n" }.joined()).utf8).write(to: context.outputDirectory.appendingPathComponent("summary.tsv"))
         context.log("computed \(owned.count) band structures at \(kpoints) k-points in all; \(metals) metallic")
-        var metrics: [String: Pipeline.JSONValue] = [
+        var metrics: [String: StageAPI.JSONValue] = [
             "structures": .int(owned.count),
             "kpoints": .int(kpoints),
             "metals": .int(metals),

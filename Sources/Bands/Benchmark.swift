@@ -3,6 +3,7 @@
 // problems and check it gets the same eigenvalues.
 import Dispatch
 import Foundation
+import StageAPI
 import HDF5Kit
 import Linalg
 import Structures

@@ -2,6 +2,7 @@
 // E_F without a Fermi energy is info.json `occupation`, which the Formats reader carries in the
 // record (`DFTRecord.electronCount`).
 import Foundation
+import StageAPI
 import HDF5Kit
 import Structures
 

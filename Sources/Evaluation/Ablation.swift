@@ -3,7 +3,7 @@
 // columns for each variant's predictions on randomly rotated copies of the test set, evaluated
 // against the rotated reference.
 import Foundation
-import Pipeline
+import StageAPI
 import Structures
 
 public struct AblationRow: Sendable {

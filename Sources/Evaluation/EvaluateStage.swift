@@ -1,7 +1,7 @@
 // Pipeline stage kind `evaluate`: a predict stage's output (or any folder of predictions) against
 // a reference dataset; writes metrics.json, table.txt, parity.svg and band overlays.
 import Foundation
-import Pipeline
+import StageAPI
 
 public struct EvaluateStageKind: StageKind {
     public init() {}
@@ -22,8 +22,8 @@ public struct EvaluateStageKind: StageKind {
                       help: "H entries drawn (seeded) into the parity plot; metrics use all entries"),
     ]
     public let inputs: [InputSpec] = [
-        InputSpec("predictions", .pathOrStage, help: "predicted Hamiltonians: a predict stage or a folder of structure folders with hamiltonian_pred.h5 / hamiltonians_pred.h5"),
-        InputSpec("reference", .pathOrStage, help: "the DFT dataset the predictions are compared with (structure folders matched by name)"),
+        InputSpec("predictions", .pathOrStageOf(kinds: ["predict"]), help: "predicted Hamiltonians: a predict stage or a folder of structure folders with hamiltonian_pred.h5 / hamiltonians_pred.h5"),
+        InputSpec("reference", .pathOrStageOf(kinds: ["ingest"]), help: "the DFT dataset the predictions are compared with (structure folders matched by name)"),
     ]
 
     public func run(_ context: StageContext) throws -> [String: JSONValue] {
@@ -35,8 +35,18 @@ public struct EvaluateStageKind: StageKind {
         options.skipMissingPredictions = context.parameters.string("missing_predictions") == "skip"
         let threshold = context.parameters.double("overlap_threshold")
         options.overlapThreshold = threshold > 0 ? threshold : nil
-        let report = try Evaluator.evaluate(predictions: context.input("predictions"), reference: context.input("reference"),
+        var report = try Evaluator.evaluate(predictions: context.input("predictions"), reference: context.input("reference"),
                                             options: options) { done, total in context.progress(done: done, total: total) }
+        // Paths inside the artifact store are written relative to it (e.g. predict/<id>/water/…),
+        // so the same inputs give the same bytes wherever outputs/ lives.
+        let store = context.outputDirectory.deletingLastPathComponent().deletingLastPathComponent().standardizedFileURL.path + "/"
+        func relative(_ path: String) -> String { path.hasPrefix(store) ? String(path.dropFirst(store.count)) : path }
+        report.prediction = relative(report.prediction)
+        report.reference = relative(report.reference)
+        for i in report.structures.indices {
+            report.structures[i].referencePath = relative(report.structures[i].referencePath)
+            report.structures[i].predictionPath = relative(report.structures[i].predictionPath)
+        }
         try report.write(to: context.outputDirectory)
         for line in report.text.split(separator: "\n") { context.log(String(line)) }
         let t = report.total, b = report.bandSummary

@@ -95,7 +95,8 @@ public struct HamiltonianErrors: Equatable, Sendable {
 
     private func group(_ label: (ShellPair) -> String) -> [String: ErrorStats] {
         var out: [String: ErrorStats] = [:]
-        for (pair, stats) in byShellPair { out[label(pair), default: ErrorStats()].merge(stats) }
+        // In key order: sums over a Dictionary's own order would round differently in every process.
+        for (pair, stats) in byShellPair.sorted(by: { $0.key < $1.key }) { out[label(pair), default: ErrorStats()].merge(stats) }
         return out
     }
 

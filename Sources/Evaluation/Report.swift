@@ -1,7 +1,7 @@
 // The outputs of an evaluation: metrics.json (stable keys, documented in docs/evaluation.md), a
 // human-readable table, parity.svg and band overlays.
 import Foundation
-import Pipeline
+import StageAPI
 import Plots
 import Structures
 

@@ -4,7 +4,7 @@
 // internal m = −l…l order, so blocks pass through unpermuted.
 import Foundation
 import HDF5Kit
-import Pipeline
+import StageAPI
 import Structures
 
 public enum DeepHDock {

@@ -8,7 +8,7 @@
 // in any order; it is kept on reading and on writing.
 import Foundation
 import HDF5Kit
-import Pipeline
+import StageAPI
 import Structures
 
 public enum DeepHLegacy {

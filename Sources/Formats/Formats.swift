@@ -15,6 +15,7 @@
 //   has a nonzero lattice shift along it (molecules have only R = 0 blocks: non-periodic; a slab
 //   has R₃ = 0 everywhere: periodic in-plane only). With no blocks at all, all three are periodic.
 import Foundation
+import StageAPI
 import HDF5Kit
 import Structures
 

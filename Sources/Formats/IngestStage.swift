@@ -4,7 +4,7 @@
 // with the structure's K_PATH when it has one (folder datasets) — and a per-structure index. Downstream stages (graph, bands, training) read that store.
 // Per-structure: with a partition, each rank ingests only the structures it owns.
 import Foundation
-import Pipeline
+import StageAPI
 import Structures
 
 public struct IngestStage: StageKind {
@@ -33,7 +33,7 @@ public struct IngestStage: StageKind {
     public static let indexFile = "index.tsv"
     public static let kpathFile = "K_PATH"
 
-    public func run(_ context: StageContext) throws -> [String: Pipeline.JSONValue] {
+    public func run(_ context: StageContext) throws -> [String: StageAPI.JSONValue] {
         let datasetURL = context.input("dataset")
         let source = try DatasetSource(url: datasetURL)
         let names = try source.structureNames()

@@ -1,11 +1,11 @@
 // info.json in and out — the one place it is parsed and built. Parsing goes through
-// Pipeline.JSONValue, which keeps key order and tells integers from floats and booleans; typed field
+// StageAPI.JSONValue, which keeps key order and tells integers from floats and booleans; typed field
 // access names the file and key in every error. Keys a format does not model travel as
 // `DFTRecord.extraInfo` (file order, values untouched) and are written back after the modelled
 // keys, with `pythonStyleString`, so files we write look like — and, for DeepH-dock's own files,
 // are byte for byte — the ones DeepH tools write.
 import Foundation
-import Pipeline
+import StageAPI
 import Structures
 
 struct JSONFields {

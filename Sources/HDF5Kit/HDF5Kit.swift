@@ -82,7 +82,12 @@ public final class HDF5File {
     public init(creatingAt path: String) throws {
         self.path = path
         id = try withHDF5 {
-            let f = H5Fcreate(path, harmose_h5f_acc_trunc(), harmose_h5p_default(), harmose_h5p_default())
+            // No modification times in object headers (root group here, groups and datasets
+            // below): the same content gives the same bytes, so artifacts compare byte for byte.
+            let fcpl = H5Pcreate(harmose_h5p_file_create())
+            defer { H5Pclose(fcpl) }
+            H5Pset_obj_track_times(fcpl, false)
+            let f = H5Fcreate(path, harmose_h5f_acc_trunc(), fcpl, harmose_h5p_default())
             guard f >= 0 else { throw HDF5Error(file: path, message: "cannot create file") }
             return f
         }
@@ -191,7 +196,9 @@ public final class HDF5File {
             defer { H5Sclose(s) }
             let lcpl = try linkCreationProperties()
             defer { H5Pclose(lcpl) }
-            let d = H5Dcreate2(id, name, t, s, lcpl, harmose_h5p_default(), harmose_h5p_default())
+            let dcpl = Self.untimedDatasetProperties()
+            defer { H5Pclose(dcpl) }
+            let d = H5Dcreate2(id, name, t, s, lcpl, dcpl, harmose_h5p_default())
             guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create dataset") }
             defer { H5Dclose(d) }
             let status: herr_t = string.withCString { c in
@@ -218,7 +225,9 @@ public final class HDF5File {
             defer { H5Sclose(s) }
             let lcpl = try linkCreationProperties()
             defer { H5Pclose(lcpl) }
-            let d = H5Dcreate2(id, name, t, s, lcpl, harmose_h5p_default(), harmose_h5p_default())
+            let dcpl = Self.untimedDatasetProperties()
+            defer { H5Pclose(dcpl) }
+            let d = H5Dcreate2(id, name, t, s, lcpl, dcpl, harmose_h5p_default())
             guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create dataset (exists?)") }
             defer { H5Dclose(d) }
             let cStrings = strings.map { strdup($0) }
@@ -265,12 +274,22 @@ public final class HDF5File {
         }
     }
 
+    /// Dataset creation properties without modification times (see init(creatingAt:)).
+    static func untimedDatasetProperties() -> hid_t {
+        let dcpl = H5Pcreate(harmose_h5p_dataset_create())
+        H5Pset_obj_track_times(dcpl, false)
+        return dcpl
+    }
+
     /// Creates a group (and missing parents).
     public func createGroup(_ name: String) throws {
         try withHDF5 {
             let lcpl = try linkCreationProperties()
             defer { H5Pclose(lcpl) }
-            let g = H5Gcreate2(id, name, lcpl, harmose_h5p_default(), harmose_h5p_default())
+            let gcpl = H5Pcreate(harmose_h5p_group_create())
+            defer { H5Pclose(gcpl) }
+            H5Pset_obj_track_times(gcpl, false)
+            let g = H5Gcreate2(id, name, lcpl, gcpl, harmose_h5p_default())
             guard g >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create group") }
             H5Gclose(g)
         }
@@ -461,7 +480,7 @@ public final class HDF5File {
             var dims = shape.map { hsize_t($0) }
             let s = H5Screate_simple(Int32(dims.count), &dims, nil)
             defer { H5Sclose(s) }
-            let dcpl = H5Pcreate(harmose_h5p_dataset_create())
+            let dcpl = Self.untimedDatasetProperties()
             defer { H5Pclose(dcpl) }
             if compressed && values.count > 0 {
                 var chunk = dims

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Formats
 import Foundation
+import StageAPI
 import Structures
 
 extension DFTFormat: ExpressibleByArgument {}

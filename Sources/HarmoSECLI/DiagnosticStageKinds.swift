@@ -1,8 +1,9 @@
 // Stage kinds for exercising the runner end to end through the real `harmose` binary: crash
-// recovery (kill -9 mid-stage), failure reporting, the no-op benchmark. Hidden unless
+// recovery (kill -9 mid-stage), failure reporting, crash isolation, the no-op benchmark. Hidden unless
 // HARMOSE_DIAGNOSTIC_KINDS=1; they do no science.
 import Foundation
 import Pipeline
+import StageAPI
 
 public enum DiagnosticStageKinds {
     public static let all: [any StageKind] = [CopyFilesKind()]
@@ -18,6 +19,7 @@ struct CopyFilesKind: StageKind {
         ParameterSpec("tag", .string, default: "", help: "text prepended to every copied file"),
         ParameterSpec("delay_ms", .integer, default: 0, minimum: 0, help: "sleep this long after each file"),
         ParameterSpec("fail", .boolean, default: false, help: "throw after copying (to test failure handling)"),
+        ParameterSpec("crash", .boolean, default: false, help: "trap after copying (to test crash isolation)"),
     ]
     let inputs: [InputSpec] = [
         InputSpec("source", .pathOrStage, multiple: true, help: "files or directories to copy"),
@@ -58,6 +60,7 @@ struct CopyFilesKind: StageKind {
         }
         context.log("copied \(files.count) files, \(bytes) bytes")
         if context.parameters.bool("fail") { throw Failure(description: "failing on request (params.fail = true)") }
+        if context.parameters.bool("crash") { fatalError("crashing on request (params.crash = true)") }
         return ["files": .int(files.count), "bytes": .int(bytes)]
     }
 }

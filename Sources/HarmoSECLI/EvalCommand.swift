@@ -4,6 +4,7 @@ import ArgumentParser
 import Evaluation
 import Foundation
 import Pipeline
+import StageAPI
 
 public struct EvalCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(

@@ -21,6 +21,7 @@ public struct HarmoSECommand: ParsableCommand {
             RunCommand.self,
             StatusCommand.self,
             GCCommand.self,
+            StageWorkerCommand.self,
             TrainCommand.self,
             RefineCommand.self,
             PredictCommand.self,

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import StageAPI
 
 /// Options shared by the pipeline commands.
 struct PipelineLocation: ParsableArguments {
@@ -41,12 +42,14 @@ public struct RunCommand: ParsableCommand {
         renamed to outputs/<stage>/<fingerprint>/ on success, with manifest.json and log.txt; \
         outputs/<stage>/latest points at the current version. A failing stage stops the stages \
         that read it, keeps the ones that completed, prints the end of its log, and the command \
-        exits non-zero. Schema and details: docs/pipeline.md.
+        exits non-zero. Every stage runs in a worker process of its own (a crash is that stage's \
+        failure, recorded with its log; the others finish) with cores/jobs threads; artifacts are \
+        byte-identical for any --jobs. Schema and details: docs/pipeline.md.
 
         Examples:
           harmose run                       # everything that is stale
           harmose run --dry-run             # what would run, and why
-          harmose run --until graph         # graph and what it needs
+          harmose run --until features-molecules   # that stage and what it needs
           harmose run --force bands         # rebuild bands even if up to date
         """
     )
@@ -92,7 +95,7 @@ public struct RunCommand: ParsableCommand {
         let spec: PipelineSpec
         do { spec = try location.load() } catch { throw fail(error, code: 2) }
         let runner = PipelineRunner(spec: spec, outputs: location.outputsURL, toolVersion: HarmoSECommand.version,
-                                    console: RunConsole(verbose: verbose))
+                                    console: RunConsole(verbose: verbose), execution: StageWorkerCommand.execution)
         var options = RunOptions()
         options.only = only
         options.until = until
@@ -111,6 +114,34 @@ public struct RunCommand: ParsableCommand {
     }
 }
 
+/// `harmose stage-worker <job>`: runs one stage for `harmose run` in a process of its own (see
+/// Sources/Pipeline/StageWorker.swift). Hidden: only the runner calls it.
+public struct StageWorkerCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "stage-worker",
+        abstract: "Run one pipeline stage from a job file written by `harmose run` (internal).",
+        shouldDisplay: false
+    )
+
+    @Argument(help: "The job file.")
+    var job: String
+
+    public init() {}
+
+    /// How `harmose run` executes stages: this binary, this subcommand.
+    static var execution: StageExecution {
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        return .workerProcess(executable: executable, arguments: ["stage-worker"])
+    }
+
+    public func run() throws {
+        let registry: StageRegistry
+        do { registry = try StageKinds.registry() } catch { throw fail(error) }
+        let status = StageWorker.main(jobFile: URL(fileURLWithPath: job), registry: registry)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
 /// Text for --list-kinds (and the source of docs/pipeline.md's kind reference).
 func describeKinds(_ kinds: [any StageKind]) -> String {
     guard !kinds.isEmpty else { return "No stage kinds are registered in this build." }
@@ -124,6 +155,7 @@ func describeKinds(_ kinds: [any StageKind]) -> String {
             case .path: source = "path"
             case let .stage(kinds): source = kinds.isEmpty ? "{\"stage\": …}" : "{\"stage\": …} of kind " + kinds.joined(separator: "/")
             case .pathOrStage: source = "path or {\"stage\": …}"
+            case let .pathOrStageOf(kinds): source = "path or {\"stage\": …} of kind " + kinds.joined(separator: "/")
             }
             out += "    \(input.name): \(source)\(input.multiple ? ", one or a list" : "")\(input.required ? "" : ", optional") — \(input.help)\n"
         }

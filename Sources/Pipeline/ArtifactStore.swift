@@ -6,9 +6,10 @@
 //   outputs/<stage>/latest           symlink to the current version, replaced atomically
 //   outputs/<stage>/failed.json      the last failure at the current fingerprint, with failed.log
 //   outputs/<stage>/.tmp-*           a version being built (removed at the next run if abandoned)
+//   outputs/<stage>/.job-*.json      its worker's job and result files (StageWorker.swift)
 //   outputs/.lock, outputs/.cache/   the runner lock and the content-hash cache
 import Foundation
-import Structures
+import StageAPI
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -95,7 +96,7 @@ public struct ArtifactStore: Sendable {
         for stage in storedStages() {
             let dir = stageDirectory(stage)
             guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { continue }
-            for name in entries where name.hasPrefix(".tmp-") || name.hasPrefix(".old-") || name.hasPrefix(".latest.tmp-") {
+            for name in entries where name.hasPrefix(".tmp-") || name.hasPrefix(".old-") || name.hasPrefix(".latest.tmp-") || name.hasPrefix(".job-") {
                 try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
             }
         }
@@ -176,6 +177,8 @@ public struct Manifest: Sendable {
     public var stage: String { json["stage"]?.stringValue ?? "" }
     public var kind: String { json["kind"]?.stringValue ?? "" }
     public var artifactVersion: Int { json["artifactVersion"]?.intValue ?? 0 }
+    /// The code identity digest recorded at build time (nil in manifests written before it existed).
+    public var codeDigest: String? { json["code"]?["digest"]?.stringValue }
     public var fingerprint: String { json["fingerprint"]?.stringValue ?? "" }
     public var params: [(String, JSONValue)] { json["params"]?.objectValue ?? [] }
     public var inputs: [(String, JSONValue)] { json["inputs"]?.objectValue ?? [] }

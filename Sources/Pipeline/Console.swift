@@ -2,6 +2,7 @@
 // done/total, ETA) redrawn in place under the permanent messages. Otherwise (CI, `| tee`, cron):
 // plain timestamped lines, with progress only every 10 % or 30 s so logs stay readable.
 import Foundation
+import StageAPI
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -4,7 +4,7 @@
 // one rehash and changes no fingerprint.
 import Dispatch
 import Foundation
-import Structures
+import StageAPI
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -139,7 +139,8 @@ public final class ContentHasher: @unchecked Sendable {
     /// SHA-256 of one regular file's bytes, from the cache when its stamp is unchanged.
     func hashFile(atPath path: String, stamp: FileStamp) throws -> String {
         if let cached = cachedHash(atPath: path, stamp: stamp) { return cached }
-        let hash = try SHA256.hashFile(atPath: path)
+        let hash: String
+        do { hash = try SHA256.hashFile(atPath: path) } catch let e as FileError { throw PipelineError.io(path: e.path, reason: e.reason) }
         // A file rewritten while we read it must not be cached under the new stamp with old bytes.
         guard case let .file(after) = fileKind(atPath: path), after == stamp else {
             throw PipelineError.io(path: path, reason: "file changed while it was being hashed")

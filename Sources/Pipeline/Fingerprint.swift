@@ -1,9 +1,11 @@
 // Stage fingerprints and the explanation of why a stage is stale. A fingerprint is the SHA-256 of
-// a canonical JSON "basis": kind, artifact version, normalised parameters, and per input either the
-// upstream stage's fingerprint or the content hash of the file/directory. It depends on
+// a canonical JSON "basis": kind, artifact version, the kind's code identity (a build-time digest
+// of the sources of its module and everything it links), normalised parameters, and per input
+// either the upstream stage's fingerprint or the content hash of the file/directory. It depends on
 // configuration and input content only (not on upstream outputs), so the whole pipeline's
 // fingerprints are known before anything runs.
 import Foundation
+import StageAPI
 
 public struct StageFingerprint: Sendable {
     public let stage: String
@@ -48,12 +50,15 @@ public func computeFingerprints(_ spec: PipelineSpec, hasher: ContentHasher) thr
             basisInputs.append((input, .array(basis)))
             records[input] = recs
         }
-        let basis: JSONValue = [
+        var basis: JSONValue = [
             "kind": .string(stage.kind.name),
             "artifactVersion": .int(stage.kind.artifactVersion),
             "params": stage.parameters.json,
             "inputs": .object(basisInputs),
         ]
+        if let code = stage.codeIdentity, case let .object(fields) = basis {
+            basis = .object(fields + [("code", .string(code.digest))])
+        }
         result[name] = StageFingerprint(stage: name, full: SHA256.hash(basis.canonicalString),
                                         inputRecords: records, pathDigests: digests)
     }
@@ -95,6 +100,10 @@ func staleReasons(stage: StageSpec, fingerprint: StageFingerprint, latest: Manif
         reasons.append("kind changed: '\(latest.kind)' → '\(stage.kind.name)'")
     } else if latest.artifactVersion != stage.kind.artifactVersion {
         reasons.append("artifact format of kind '\(stage.kind.name)' changed: version \(latest.artifactVersion) → \(stage.kind.artifactVersion)")
+    }
+    if let code = stage.codeIdentity, latest.codeDigest != code.digest {
+        reasons.append("code changed: module \(code.module) or a module it links differs from the build that made "
+            + "\(latest.fingerprint.prefix(16)) (code \(latest.codeDigest.map { String($0.prefix(12)) } ?? "not recorded") → \(code.digest.prefix(12)))")
     }
     let old = Dictionary(latest.params, uniquingKeysWith: { a, _ in a })
     let new = stage.parameters.values

@@ -5,6 +5,7 @@
 // the outputs/ lock, parallel scheduling and progress display. It knows no chemistry: stage kinds
 // are defined by the modules that own them (see StageKind.swift) and registered by HarmoSECLI.
 import Foundation
+import StageAPI
 
 /// Every error the runner reports. Descriptions name the file and, for pipeline.json problems,
 /// the JSON path of the offending field (e.g. `stages.graph.params.cutoff`).

@@ -2,6 +2,7 @@
 // problem it finds, each naming the file and the JSON path of the field, before anything runs.
 // The schema is documented in docs/pipeline.md.
 import Foundation
+import StageAPI
 
 /// Where a stage input comes from.
 public enum InputReference: Equatable, Sendable, CustomStringConvertible {
@@ -22,6 +23,8 @@ public enum InputReference: Equatable, Sendable, CustomStringConvertible {
 public struct StageSpec: Sendable {
     public let name: String
     public let kind: any StageKind
+    /// The code that computes this stage's kind (nil for kinds registered without one).
+    public let codeIdentity: CodeIdentity?
     public let parameters: StageParameters
     /// Input name → references, in the order given. Optional inputs not given are absent.
     public let inputs: [String: [InputReference]]
@@ -189,7 +192,8 @@ private struct Validator {
         let parameters = validateParameters(params, kind: kind, path: "\(path).params")
         let resolved = validateInputs(inputs, kind: kind, stage: name, path: "\(path).inputs", allStages: allStages, stageObjects: stageObjects)
         guard issues.count == before else { return nil }
-        return StageSpec(name: name, kind: kind, parameters: parameters, inputs: resolved, description: description)
+        return StageSpec(name: name, kind: kind, codeIdentity: registry.codeIdentities[kindName], parameters: parameters,
+                         inputs: resolved, description: description)
     }
 
     mutating func validateParameters(_ given: [(String, JSONValue)], kind: any StageKind, path: String) -> StageParameters {
@@ -328,7 +332,7 @@ private struct Validator {
                 issue("\(path).stage", "no stage named \"\(upstream)\" in this pipeline \(suggestion(upstream, among: allStages.sorted(), noun: "stages"))")
                 return nil
             }
-            if case let .stage(kinds) = spec.source, !kinds.isEmpty,
+            if let kinds = spec.source.stageKinds, !kinds.isEmpty,
                let upstreamKind = stageObjects.first(where: { $0.0 == upstream })?.1["kind"]?.stringValue,
                !kinds.contains(upstreamKind)
             {
@@ -394,4 +398,32 @@ func editDistance(_ a: String, _ b: String) -> Int {
         previous = current
     }
     return previous[b.count]
+}
+
+/// All stage kinds known to this process, by name, each with the identity of the code that computes
+/// it (part of its stages' fingerprints).
+public struct StageRegistry: Sendable {
+    public private(set) var kinds: [String: any StageKind] = [:]
+    /// Kind name → code identity. A kind without one (kinds defined by tests) is fingerprinted
+    /// without code; HarmoSECLI gives every production kind one (StageKinds.codeIdentity(of:)).
+    public private(set) var codeIdentities: [String: CodeIdentity] = [:]
+
+    public init() {}
+
+    public init(_ kinds: [any StageKind], codeIdentity: (any StageKind) -> CodeIdentity? = { _ in nil }) throws {
+        for kind in kinds { try register(kind, codeIdentity: codeIdentity(kind)) }
+    }
+
+    public mutating func register(_ kind: any StageKind, codeIdentity: CodeIdentity? = nil) throws {
+        guard kinds[kind.name] == nil else { throw PipelineError.duplicateKind(kind.name) }
+        guard !kind.name.isEmpty, kind.name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw PipelineError.invalidKindName(kind.name)
+        }
+        kinds[kind.name] = kind
+        codeIdentities[kind.name] = codeIdentity
+    }
+
+    public func kind(named name: String) -> (any StageKind)? { kinds[name] }
+
+    public var names: [String] { kinds.keys.sorted() }
 }

@@ -4,7 +4,7 @@
 // after the kind returned and manifest.json was written, so a failure or kill -9 leaves no
 // artifact that looks complete.
 import Foundation
-import Structures
+import StageAPI
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -21,6 +21,9 @@ public struct RunOptions: Sendable {
     public var dryRun = false
     /// How many stages may execute at once.
     public var jobs = 1
+    /// Cores shared by the stages running at once: each gets `max(1, cores / jobs)` threads
+    /// (StageContext.threads, OPENBLAS_NUM_THREADS of its worker). Results do not depend on it.
+    public var cores = ProcessInfo.processInfo.activeProcessorCount
     /// Wait for another runner holding the lock (false: fail at once).
     public var wait = true
 
@@ -106,15 +109,20 @@ public final class PipelineRunner: @unchecked Sendable {
     public let toolVersion: String
     public let console: RunConsole
     public let partition: Partition
+    /// Where stages execute (harmose: a worker process per stage; see StageWorker.swift).
+    public let execution: StageExecution
     /// Lines of the failing stage's log printed after a failure.
     public var logTailLines = 20
 
-    public init(spec: PipelineSpec, outputs: URL, toolVersion: String, console: RunConsole, partition: Partition = .whole) {
+    public init(spec: PipelineSpec, outputs: URL, toolVersion: String, console: RunConsole, partition: Partition = .whole,
+                execution: StageExecution = .inProcess)
+    {
         self.spec = spec
         store = ArtifactStore(root: outputs)
         self.toolVersion = toolVersion
         self.console = console
         self.partition = partition
+        self.execution = execution
     }
 
     private var hashCacheURL: URL { store.root.appendingPathComponent(".cache/content-hashes.tsv") }
@@ -249,7 +257,8 @@ public final class PipelineRunner: @unchecked Sendable {
         }
         let toRun = summary.plan.filter { if case .run = $0.action { return true }; return false }
         if !toRun.isEmpty {
-            execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs), summary: &summary)
+            execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs),
+                    threadsPerStage: max(1, options.cores / max(1, options.jobs)), summary: &summary)
         }
 
         let parts = [("ran", summary.executed.count), ("relinked", summary.relinked.count),
@@ -261,7 +270,9 @@ public final class PipelineRunner: @unchecked Sendable {
 
     /// Runs the planned stages: a stage starts once every stage it reads that is also in `toRun`
     /// has finished; a failure blocks exactly its descendants.
-    private func execute(_ toRun: [PlannedStage], fingerprints: [String: StageFingerprint], jobs: Int, summary: inout RunSummary) {
+    private func execute(_ toRun: [PlannedStage], fingerprints: [String: StageFingerprint], jobs: Int, threadsPerStage: Int,
+                         summary: inout RunSummary)
+    {
         let condition = NSCondition()
         var pending = toRun.map(\.name)
         let planned = Set(pending)
@@ -306,7 +317,9 @@ public final class PipelineRunner: @unchecked Sendable {
                         return []
                     }()
                     let thread = Thread { [self] in
-                        let result = Result { try self.executeStage(name, fingerprint: fp, fingerprints: fingerprints, reasons: reasons) }
+                        let result = Result {
+                            try self.executeStage(name, fingerprint: fp, fingerprints: fingerprints, reasons: reasons, threads: threadsPerStage)
+                        }
                         condition.lock()
                         shared.results.append((name, result))
                         shared.running -= 1
@@ -327,9 +340,10 @@ public final class PipelineRunner: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Executes one stage into a temporary directory and publishes it. Runs on a worker thread.
+    /// Executes one stage into a temporary directory and publishes it. Runs on a thread of its
+    /// own, which runs the kind itself or waits for the stage's worker process.
     private func executeStage(_ name: String, fingerprint fp: StageFingerprint, fingerprints: [String: StageFingerprint],
-                              reasons: [String]) throws
+                              reasons: [String], threads: Int) throws
     {
         let stage = spec.stages[name]!
         let stageDir = store.stageDirectory(name)
@@ -349,10 +363,12 @@ public final class PipelineRunner: @unchecked Sendable {
             }
         }
         let context = StageContext(stageName: name, parameters: stage.parameters, inputs: inputs,
-                                   outputDirectory: tmp, partition: partition, reporter: reporter)
+                                   outputDirectory: tmp, partition: partition, threads: threads, reporter: reporter)
         let start = Date()
         console.message("\(name): running \(stage.kind.name) (\(reasons.joined(separator: "; ")))")
         reporter.writeLog("stage \(name), kind \(stage.kind.name) v\(stage.kind.artifactVersion), fingerprint \(fp.full)")
+        if let code = stage.codeIdentity { reporter.writeLog("code \(code.module) \(code.digest)") }
+        reporter.writeLog("threads \(threads), partition \(partition.rank)/\(partition.size)")
         reporter.writeLog("params \(stage.parameters.json.canonicalString)")
         for (input, urls) in inputs.sorted(by: { $0.key < $1.key }) {
             reporter.writeLog("input \(input): " + urls.map(\.path).joined(separator: ", "))
@@ -360,7 +376,15 @@ public final class PipelineRunner: @unchecked Sendable {
         console.stageStarted(name)
         let metrics: [String: JSONValue]
         do {
-            metrics = try stage.kind.run(context)
+            switch execution {
+            case .inProcess:
+                metrics = try stage.kind.run(context)
+            case let .workerProcess(executable, arguments):
+                let job = StageJob(stage: name, kind: stage.kind.name, parameters: stage.parameters, inputs: inputs,
+                                   output: tmp, partition: partition, threads: threads)
+                metrics = try runInWorker(job, jobFile: stageDir.appendingPathComponent(".job" + tmp.lastPathComponent.dropFirst(".tmp".count) + ".json"), executable: executable,
+                                          arguments: arguments, reporter: reporter)
+            }
         } catch {
             let elapsed = Date().timeIntervalSince(start)
             console.stageFinished(name)
@@ -385,6 +409,7 @@ public final class PipelineRunner: @unchecked Sendable {
             ("stage", .string(name)),
             ("kind", .string(stage.kind.name)),
             ("artifactVersion", .int(stage.kind.artifactVersion)),
+            ("code", stage.codeIdentity.map { ["module": .string($0.module), "digest": .string($0.digest)] } ?? .null),
             ("fingerprint", .string(fp.full)),
             ("params", stage.parameters.json),
             ("inputs", .object(fp.inputRecords.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value)) })),

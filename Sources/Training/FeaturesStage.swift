@@ -6,7 +6,7 @@ import Foundation
 import Graphs
 import HDF5Kit
 import Models
-import Pipeline
+import StageAPI
 import SO3
 import Structures
 

@@ -14,7 +14,7 @@ import Formats
 import Foundation
 import HDF5Kit
 import Models
-import Pipeline
+import StageAPI
 import SO3
 import Structures
 

@@ -2,7 +2,7 @@
 // directory) and `predict` (a Predictor run over structures). Data inputs may be paths or the
 // artifact of an `ingest` stage (its structures/ folder is used).
 import Foundation
-import Pipeline
+import StageAPI
 
 /// The dataset folder behind a data input: an ingest artifact's structures/ folder, or the path.
 func resolveDataInput(_ url: URL) -> URL {

@@ -1,7 +1,7 @@
 import Bands
 import Foundation
 import Formats
-import Pipeline
+import StageAPI
 import Structures
 import TestSupport
 import XCTest

@@ -1,6 +1,7 @@
 import Foundation
 @testable import HarmoSECLI
 @testable import Pipeline
+@testable import StageAPI
 import TestSupport
 import XCTest
 

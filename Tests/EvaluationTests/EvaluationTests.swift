@@ -6,7 +6,7 @@ import Foundation
 import FoundationXML
 #endif
 import HDF5Kit
-import Pipeline
+import StageAPI
 import Structures
 import TestSupport
 import XCTest

@@ -1,6 +1,6 @@
 import Foundation
 import Formats
-import Pipeline
+import StageAPI
 import Structures
 import TestSupport
 import XCTest

@@ -3,6 +3,7 @@
 // stage kinds are enabled with HARMOSE_DIAGNOSTIC_KINDS=1.
 import Foundation
 @testable import Pipeline
+@testable import StageAPI
 import TestSupport
 import XCTest
 
@@ -190,5 +191,38 @@ final class CLIProcessTests: XCTestCase {
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.error.contains("holds \(project.appendingPathComponent("outputs/.lock").path)"), r.error)
         XCTAssertTrue(r.error.contains("pid \(getpid())"), r.error)
+    }
+
+    /// #12: a stage that traps takes down only its own worker process. The unrelated stage running
+    /// beside it finishes, the trap is recorded as the stage's failure with its message in the
+    /// log, `status` says "failed" (not "missing"), and the stage reading it is not run.
+    func testCrashingStageIsRecordedAsFailedAndUnrelatedStagesFinish() throws {
+        let project = try makeProject(delayMs: 0)
+        try """
+        {"stages": {
+          "crash": {"kind": "diagnostic-copy", "inputs": {"source": "data"}, "params": {"crash": true, "delay_ms": 20}},
+          "reads-crash": {"kind": "diagnostic-copy", "inputs": {"source": {"stage": "crash"}}},
+          "beside": {"kind": "diagnostic-copy", "inputs": {"source": "data"}, "params": {"tag": "B", "delay_ms": 40}}
+        }}
+        """.write(to: project.appendingPathComponent("pipeline.json"), atomically: true, encoding: .utf8)
+        let r = try harmose(["run", "--jobs", "2"], in: project)
+        XCTAssertEqual(r.status, 1, r.output + r.error)
+        XCTAssertTrue(r.output.contains("crash: FAILED"), r.output)
+        XCTAssertTrue(r.output.contains("stage worker crashed: signal"), r.output)
+        XCTAssertTrue(r.output.contains("reads-crash: not run (upstream 'crash' did not complete)"), r.output)
+        XCTAssertTrue(r.output.contains("beside: done"), r.output)
+        let outputs = project.appendingPathComponent("outputs")
+        XCTAssertEqual(try artifact(outputs, "beside").count, 13, "12 copies + inputs-index.tsv")
+
+        let status = try harmose(["status", "--json"], in: project)
+        XCTAssertEqual(status.status, 0, status.error)
+        let stages = try JSONValue.parse(status.output)["stages"]?.arrayValue ?? []
+        let states = Dictionary(uniqueKeysWithValues: stages.map { ($0["name"]?.stringValue ?? "", $0["state"]?.stringValue ?? "") })
+        XCTAssertEqual(states, ["crash": "failed", "reads-crash": "missing", "beside": "up-to-date"], status.output)
+        let log = try String(contentsOf: outputs.appendingPathComponent("crash/failed.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains("copied 12 files"), log)
+        XCTAssertTrue(log.contains("crashing on request (params.crash = true)"), "the trap's message is in the log: \(log)")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: outputs.appendingPathComponent("crash").path)
+            .contains { $0.hasPrefix(".tmp-") }, "nothing half-written is left")
     }
 }

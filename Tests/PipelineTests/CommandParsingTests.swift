@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 @testable import HarmoSECLI
 import Pipeline
+import StageAPI
 import TestSupport
 import XCTest
 

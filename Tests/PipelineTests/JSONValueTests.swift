@@ -1,5 +1,6 @@
 import Foundation
 @testable import Pipeline
+@testable import StageAPI
 import XCTest
 
 final class JSONValueTests: XCTestCase {

@@ -3,6 +3,7 @@
 import Foundation
 import HarmoSECLI
 @testable import Pipeline
+@testable import StageAPI
 import TestSupport
 import XCTest
 

@@ -1,4 +1,4 @@
-// The production stage kinds (ingest, graph, bands) run through the real runner on fixture data,
+// The production stage kinds (ingest, features, bands) run through the real runner on fixture data,
 // checked against the modules' direct APIs and against the DFT code's own numbers.
 import Bands
 import Formats
@@ -6,6 +6,7 @@ import Foundation
 import Graphs
 import HarmoSECLI
 @testable import Pipeline
+@testable import StageAPI
 import Structures
 import TestSupport
 import XCTest
@@ -30,8 +31,8 @@ final class StageKindsTests: XCTestCase {
           "stages": {
             "ingest-molecules": {"kind": "ingest", "inputs": {"dataset": "data/molecules"}},
             "ingest-crystals": {"kind": "ingest", "inputs": {"dataset": "data/crystals"}},
-            "graph-molecules": {"kind": "graph", "inputs": {"structures": {"stage": "ingest-molecules"}}, "params": {"cutoff": 4.0}},
-            "graph-crystals": {"kind": "graph", "inputs": {"structures": {"stage": "ingest-crystals"}}, "params": {"mode": "blocks", "include_self": true}},
+            "features-molecules": {"kind": "features", "inputs": {"data": {"stage": "ingest-molecules"}}, "params": {"cutoff": 4.0}},
+            "features-crystals": {"kind": "features", "inputs": {"data": {"stage": "ingest-crystals"}}},
             "bands-molecules": {"kind": "bands", "inputs": {"structures": {"stage": "ingest-molecules"}}},
             "bands-crystals": {"kind": "bands", "inputs": {"structures": {"stage": "ingest-crystals"}}, "params": {"points_per_inverse_angstrom": 8}}
           }
@@ -51,7 +52,7 @@ final class StageKindsTests: XCTestCase {
         return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(lines[0], $0)) }
     }
 
-    func testIngestGraphBandsChainMatchesTheModulesAndTheDFTReference() throws {
+    func testIngestFeaturesBandsChainMatchesTheModulesAndTheDFTReference() throws {
         let root = try makeProject()
         var options = RunOptions()
         options.jobs = 2
@@ -81,15 +82,15 @@ final class StageKindsTests: XCTestCase {
         XCTAssertEqual(ingestManifest["metrics"]?["structures"], 1)
         XCTAssertEqual(ingestManifest["metrics"]?["atoms"], 12)
 
-        // graph: the stored graphs are what the Graphs module builds from the stored structures.
+        // features: the stored edges are what the Graphs module builds from the stored structures.
         let water = try FormatReader.readRecord(at: outputs.appendingPathComponent("ingest-molecules/latest/structures/water-0020"))
-        let waterGraph = try GraphStage.readGraph(at: outputs.appendingPathComponent("graph-molecules/latest/graphs/water-0020.h5"))
-        XCTAssertEqual(waterGraph, try NeighborGraphBuilder.withinCutoff(water.structure, cutoff: 4.0))
-        XCTAssertEqual(waterGraph.edgeCount, 6, "3 atoms, all within 4 Å of each other")
+        let waterRow = try tsv(outputs.appendingPathComponent("features-molecules/latest/index.tsv")).first { $0["name"] == "water-0020" }
+        XCTAssertEqual(Int(waterRow?["edges"] ?? ""), try NeighborGraphBuilder.withinCutoff(water.structure, cutoff: 4.0, includeSelf: false).edgeCount)
+        XCTAssertEqual(Int(waterRow?["edges"] ?? ""), 6, "3 atoms, all within 4 Å of each other")
         let mos2 = try FormatReader.readRecord(at: outputs.appendingPathComponent("ingest-crystals/latest/structures/mos2-2x2-0000"))
-        let mos2Graph = try GraphStage.readGraph(at: outputs.appendingPathComponent("graph-crystals/latest/graphs/mos2-2x2-0000.h5"))
-        XCTAssertEqual(mos2Graph.edgeCount, mos2.hamiltonian!.blockCount, "blocks mode with on-site edges: one edge per H block")
-        XCTAssertNil(mos2Graph.cutoff)
+        let mos2Row = try tsv(outputs.appendingPathComponent("features-crystals/latest/index.tsv"))[0]
+        XCTAssertEqual(Int(mos2Row["edges"] ?? ""), mos2.overlap!.blockCount - mos2.structure.atomCount,
+                       "blocks mode: one edge per off-site overlap block")
 
         // bands: a molecule's levels at Γ are PySCF's orbital energies (info.json homo_eV/lumo_eV).
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("data/molecules/water-0020/info.json"))) as! [String: Any]
@@ -139,8 +140,8 @@ final class StageKindsTests: XCTestCase {
         let summary = try runner(root).run(RunOptions())
         XCTAssertEqual(Array(summary.failed.keys), ["ingest-molecules"])
         XCTAssertTrue(summary.failed["ingest-molecules"]!.contains("water-0020/hamiltonian.h5"), summary.failed["ingest-molecules"]!)
-        XCTAssertEqual(Set(summary.blocked), ["graph-molecules", "bands-molecules"])
-        XCTAssertEqual(Set(summary.executed), ["ingest-crystals", "graph-crystals", "bands-crystals"])
+        XCTAssertEqual(Set(summary.blocked), ["features-molecules", "bands-molecules"])
+        XCTAssertEqual(Set(summary.executed), ["ingest-crystals", "features-crystals", "bands-crystals"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("outputs/ingest-molecules/latest").path))
     }
 
@@ -175,7 +176,7 @@ final class StageKindsTests: XCTestCase {
 
     func testKindsAreRegisteredAndDocumented() throws {
         let registry = try StageKinds.registry()
-        XCTAssertTrue(Set(StageKinds.production.map(\.name)).isSuperset(of: ["ingest", "graph", "bands", "evaluate"]))
+        XCTAssertTrue(Set(StageKinds.production.map(\.name)).isSuperset(of: ["ingest", "features", "bands", "evaluate"]))
         for kind in StageKinds.production {
             XCTAssertNotNil(registry.kind(named: kind.name))
             XCTAssertFalse(kind.summary.isEmpty)

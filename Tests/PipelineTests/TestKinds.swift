@@ -2,6 +2,7 @@
 // count how often each stage executes, so tests can assert exactly what a run redid.
 import Foundation
 import Pipeline
+import StageAPI
 
 /// Executions per stage name, shared by all test kinds (tests use unique stage names per case).
 final class ExecutionLog: @unchecked Sendable {

@@ -3,7 +3,7 @@ import Formats
 import Foundation
 import HDF5Kit
 import Models
-import Pipeline
+import StageAPI
 import SO3
 import Structures
 import TestSupport

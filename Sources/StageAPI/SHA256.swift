@@ -1,8 +1,24 @@
 // SHA-256 (FIPS 180-4), written here so fingerprints need no crypto library. Content hashes of input
 // files and stage fingerprints are both SHA-256 digests in lowercase hex.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-public struct SHA256 {
+/// A failed system call on a file: the path and the reason (strerror).
+public struct FileError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let path: String
+    public let reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+}
+
+public struct SHA256: Sendable {
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A, 0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19)
     private var buffer = [UInt8](repeating: 0, count: 64)
@@ -141,7 +157,7 @@ public struct SHA256 {
     /// Hashes a file's content, reading it in 1 MiB chunks.
     public static func hashFile(atPath path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw posixError("open", path) }
+        guard fd >= 0 else { throw FileError(path: path, reason: "open failed: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var h = SHA256()
         let chunk = 1 << 20
@@ -151,7 +167,7 @@ public struct SHA256 {
             let n = read(fd, buf.baseAddress, chunk)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw posixError("read", path)
+                throw FileError(path: path, reason: "read failed: \(String(cString: strerror(errno)))")
             }
             if n == 0 { break }
             h.update(UnsafeRawBufferPointer(rebasing: buf[0 ..< n]))

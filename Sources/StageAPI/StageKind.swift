@@ -1,8 +1,9 @@
-// The contract between the runner and the modules that do the work. A module owning a stage kind
-// (Formats: ingest, Graphs: graph, Bands: bands, …) conforms a type to `StageKind`; HarmoSECLI
-// registers every kind in one list. The runner knows nothing about chemistry: it validates
-// parameters and inputs against the kind's declared schema, hands the kind a temporary output
-// directory, and records what the kind returns.
+// StageAPI: the contract between the runner (Pipeline) and the modules that do the work, plus the
+// small things both sides share: JSONValue, SHA-256, atomic file output. A module owning a stage
+// kind (Formats: ingest, Bands: bands, Training: features/train/…) conforms a type to `StageKind`
+// and links only this module, never the runner; HarmoSECLI registers every kind in one list. The
+// runner knows nothing about chemistry: it validates parameters and inputs against the kind's
+// declared schema, hands the kind a temporary output directory, and records what the kind returns.
 import Foundation
 
 /// One kind of pipeline stage: a documented, versioned transformation from inputs to a directory.
@@ -83,6 +84,9 @@ public struct InputSpec: Sendable {
         case stage(kinds: [String])
         /// Either of the above.
         case pathOrStage
+        /// A path, or the output of a stage of one of `kinds` (a stage of another kind is a
+        /// validation error naming the stage).
+        case pathOrStageOf(kinds: [String])
     }
 
     public let name: String
@@ -103,6 +107,7 @@ public struct InputSpec: Sendable {
 
 /// Which share of per-item work this process does. Per-structure stages process item `i` only when
 /// `owns(i)`, so the same stage can later be split across MPI ranks without changing its code.
+/// A stage running in a worker process receives the runner's partition in its job file.
 public struct Partition: Sendable, Equatable {
     public let rank: Int
     public let size: Int
@@ -159,16 +164,22 @@ public final class StageContext: @unchecked Sendable {
     /// manifest.json, log.txt and inputs-index.tsv beside it: kinds must not use those names.
     public let outputDirectory: URL
     public let partition: Partition
+    /// Threads this stage may keep busy (the runner's share of the cores for it). Kinds size their
+    /// own worker pools with it; results must not depend on it. In a stage worker process
+    /// OPENBLAS_NUM_THREADS is set to the same number before the process starts.
+    public let threads: Int
     private let reporter: StageReporter
 
     public init(stageName: String, parameters: StageParameters, inputs: [String: [URL]],
-                outputDirectory: URL, partition: Partition = .whole, reporter: StageReporter)
+                outputDirectory: URL, partition: Partition = .whole,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, reporter: StageReporter)
     {
         self.stageName = stageName
         self.parameters = parameters
         self.inputs = inputs
         self.outputDirectory = outputDirectory
         self.partition = partition
+        self.threads = max(1, threads)
         self.reporter = reporter
     }
 
@@ -194,25 +205,13 @@ open class StageReporter: @unchecked Sendable {
     public static let discard = StageReporter()
 }
 
-/// All stage kinds known to this process, by name.
-public struct StageRegistry: Sendable {
-    public private(set) var kinds: [String: any StageKind] = [:]
-
-    public init() {}
-
-    public init(_ kinds: [any StageKind]) throws {
-        for kind in kinds { try register(kind) }
-    }
-
-    public mutating func register(_ kind: any StageKind) throws {
-        guard kinds[kind.name] == nil else { throw PipelineError.duplicateKind(kind.name) }
-        guard !kind.name.isEmpty, kind.name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-            throw PipelineError.invalidKindName(kind.name)
+extension InputSpec.Source {
+    /// The stage kinds a stage reference may name (empty: any); nil when only paths are accepted.
+    public var stageKinds: [String]? {
+        switch self {
+        case .path: return nil
+        case let .stage(kinds), let .pathOrStageOf(kinds): return kinds
+        case .pathOrStage: return []
         }
-        kinds[kind.name] = kind
     }
-
-    public func kind(named name: String) -> (any StageKind)? { kinds[name] }
-
-    public var names: [String] { kinds.keys.sorted() }
 }

@@ -137,13 +137,13 @@ extension JSONValue {
     }
 
     /// Shortest text that reads back as the same Double; non-finite values (not JSON) become null.
-    static func format(_ d: Double) -> String {
+    public static func format(_ d: Double) -> String {
         guard d.isFinite else { return "null" }
         if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
         return "\(d)"
     }
 
-    static func writeString(_ s: String, into out: inout String) {
+    public static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
