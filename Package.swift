@@ -7,6 +7,10 @@ let hotKernel: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
 ]
 
+// Swift 6 language mode (strict concurrency checked by the compiler) for the orchestration targets;
+// the package default stays Swift 5 until the numeric modules are converted.
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
 let package = Package(
     name: "HarmoSE",
     platforms: [.macOS(.v13)],
@@ -31,10 +35,10 @@ let package = Package(
 
         // The stage API (StageKind, JSONValue, parameter/input specs, Partition, atomic output):
         // what domain modules implement, without linking the runner.
-        .target(name: "StageAPI"),
+        .target(name: "StageAPI", swiftSettings: swift6),
         // Code identity: a build-time digest of the sources of every module HarmoSECLI links, part of
         // every stage fingerprint (Sources/StageAPI/CodeIdentity.swift).
-        .executableTarget(name: "CodeIdentityTool", dependencies: ["StageAPI"]),
+        .executableTarget(name: "CodeIdentityTool", dependencies: ["StageAPI"], swiftSettings: swift6),
         .plugin(name: "CodeIdentityPlugin", capability: .buildTool(), dependencies: ["CodeIdentityTool"]),
 
         // Domain.
@@ -52,12 +56,12 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
 
         // Orchestration.
-        .target(name: "Pipeline", dependencies: ["StageAPI"]),
+        .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: swift6),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
             "Plots", "Models", "Training", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], plugins: ["CodeIdentityPlugin"]),
+        ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).

@@ -19,7 +19,7 @@ public final class RunConsole: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private let write: (String) -> Void
+    private let write: @Sendable (String) -> Void
     public let isTerminal: Bool
     public let verbose: Bool
     private var running: [(String, Running)] = []
@@ -28,10 +28,7 @@ public final class RunConsole: @unchecked Sendable {
 
     /// `write` receives every piece of text (default: stdout, unbuffered).
     public init(isTerminal: Bool = isatty(STDOUT_FILENO) == 1, verbose: Bool = false,
-                write: @escaping (String) -> Void = { s in
-                    _ = s.withCString { fputs($0, stdout) }
-                    fflush(stdout)
-                })
+                write: @escaping @Sendable (String) -> Void = writeStandardOutput)
     {
         self.isTerminal = isTerminal
         self.verbose = verbose
@@ -124,6 +121,11 @@ public final class RunConsole: @unchecked Sendable {
         }
         return text
     }
+}
+
+/// Writes text to file descriptor 1 at once (no stdio buffer, which is process-global state).
+@Sendable public func writeStandardOutput(_ text: String) {
+    FileHandle.standardOutput.write(Data(text.utf8))
 }
 
 /// "0.4 s", "12 s", "3:05", "1:02:03".

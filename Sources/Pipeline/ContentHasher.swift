@@ -199,20 +199,25 @@ public final class ContentHasher: @unchecked Sendable {
             for k in misses { hashes[k] = try hashFile(atPath: files[k].path, stamp: files[k].stamp) }
             return hashes
         }
-        let errorLock = NSLock()
-        var firstError: Error?
-        hashes.withUnsafeMutableBufferPointer { out in
-            DispatchQueue.concurrentPerform(iterations: misses.count) { m in
-                let k = misses[m]
-                do { out[k] = try hashFile(atPath: files[k].path, stamp: files[k].stamp) } catch {
-                    errorLock.lock()
-                    if firstError == nil { firstError = error }
-                    errorLock.unlock()
-                }
+        // Workers write disjoint slots of `results` and the first error, under the lock.
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var hashes: [String]
+            var firstError: Error?
+            init(_ hashes: [String]) { self.hashes = hashes }
+        }
+        let results = Results(hashes)
+        DispatchQueue.concurrentPerform(iterations: misses.count) { m in
+            let k = misses[m]
+            let outcome = Result { try hashFile(atPath: files[k].path, stamp: files[k].stamp) }
+            results.lock.lock(); defer { results.lock.unlock() }
+            switch outcome {
+            case let .success(hash): results.hashes[k] = hash
+            case let .failure(error): if results.firstError == nil { results.firstError = error }
             }
         }
-        if let firstError { throw firstError }
-        return hashes
+        if let firstError = results.firstError { throw firstError }
+        return results.hashes
     }
 
     private func walk(_ dir: String, relative: String, into files: inout [(relative: String, path: String, stamp: FileStamp)],

@@ -143,8 +143,7 @@ final class WorkerReporter: StageReporter, @unchecked Sendable {
 
     private func send(_ line: String) {
         lock.lock(); defer { lock.unlock() }
-        _ = (workerMessagePrefix + line + "\n").withCString { fputs($0, stdout) }
-        fflush(stdout)
+        writeStandardOutput(workerMessagePrefix + line + "\n")
     }
 
     override func log(_ message: String) {
