@@ -47,7 +47,10 @@ public struct BandComparison: Sendable {
     /// (nil: the automatic standard path of Bands at `density` points per 1/Å).
     public static func compute(reference: BlochSystem, predicted: BlochSystem, path: KPath?, fermiEnergy: Double?,
                                electronCount: Double?, bandsAbove: Int, density: Double,
-                               overlapThreshold: Double? = nil, minimumKPoints: Int = 60) throws -> BandComparison {
+                               overlapThreshold: Double? = nil, minimumKPoints: Int = 60,
+                               stored: StoredBands? = nil) throws -> BandComparison {
+        if let stored { return try compare(stored: stored, predicted: predicted, reference: reference, fermiEnergy: fermiEnergy,
+                                           electronCount: electronCount, bandsAbove: bandsAbove) }
         let molecule = !reference.dispersiveDirections.contains(true)
         var kpath: KPath?
         let kpoints: [Vec3]
@@ -64,6 +67,28 @@ public struct BandComparison: Sendable {
         }
         let (ref, dropped) = try reference.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
         let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold).bands
+        return summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count, path: kpath,
+                         distances: distances, boundaries: boundaries, dropped: dropped, fermiEnergy: fermiEnergy,
+                         electronCount: electronCount, bandsAbove: bandsAbove)
+    }
+
+    /// Against reference bands a `bands` stage stored: its k-points (Γ alone for a molecule),
+    /// its overlap filter, its energies; only the predicted side is solved.
+    static func compare(stored: StoredBands, predicted: BlochSystem, reference: BlochSystem, fermiEnergy: Double?,
+                        electronCount: Double?, bandsAbove: Int) throws -> BandComparison {
+        let molecule = !reference.dispersiveDirections.contains(true)
+        let kpoints = molecule ? [stored.kpoints[0]] : stored.kpoints
+        let ref = molecule ? stored.energies.map { [$0[0]] } : stored.energies
+        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: stored.overlapThreshold).bands
+        return summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count,
+                         path: molecule ? nil : stored.path, distances: molecule ? [0] : stored.distances,
+                         boundaries: molecule ? [] : stored.boundaryDistances, dropped: stored.droppedOverlapDirections,
+                         fermiEnergy: fermiEnergy, electronCount: electronCount, bandsAbove: bandsAbove)
+    }
+
+    static func summarize(reference ref: [[Double]], predicted pred: [[Double]], molecule: Bool, kpoints kcount: Int, path kpath: KPath?,
+                          distances: [Double], boundaries: [Double], dropped: Int, fermiEnergy: Double?, electronCount: Double?,
+                          bandsAbove: Int) -> BandComparison {
         let nb = min(ref.count, pred.count)
         let analysis = BandAnalysis.analyze(bands: ref, fermiEnergy: fermiEnergy, electronCount: electronCount)
         var occupied: Int?
@@ -72,16 +97,16 @@ public struct BandComparison: Sendable {
         } else if let e = electronCount, e > 0 {
             occupied = min(nb, Int((e / 2).rounded(.up)))
         } else if let ef = analysis.fermiEnergy {
-            occupied = (0 ..< kpoints.count).map { k in ref.prefix(nb).filter { $0[k] <= ef }.count }.max()
+            occupied = (0 ..< kcount).map { k in ref.prefix(nb).filter { $0[k] <= ef }.count }.max()
         }
         let windowBands = occupied.map { min(nb, $0 + max(0, bandsAbove)) } ?? nb
-        var out = BandComparison(kind: molecule ? .molecule : .periodic, kpointCount: kpoints.count, bandCount: nb,
+        var out = BandComparison(kind: molecule ? .molecule : .periodic, kpointCount: kcount, bandCount: nb,
                                  occupiedBands: occupied, windowBands: windowBands, fermiEnergy: analysis.fermiEnergy,
                                  referenceBands: Array(ref.prefix(nb)), predictedBands: Array(pred.prefix(nb)),
                                  path: kpath, distances: distances, boundaryDistances: boundaries)
         out.droppedOverlapDirections = dropped
         for b in 0 ..< nb {
-            for k in 0 ..< kpoints.count {
+            for k in 0 ..< kcount {
                 let e = pred[b][k] - ref[b][k]
                 out.allBands.add(e)
                 if b < windowBands { out.window.add(e) }

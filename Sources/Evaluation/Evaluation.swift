@@ -55,6 +55,11 @@ public struct EvaluationOptions: Sendable, Equatable {
     /// ~1e-4, e.g. GPAW dzp) amplify an error δ in H along those directions to δ/s — spurious
     /// deep states that reorder every band. nil: no filtering.
     public var overlapThreshold: Double? = 1e-3
+    /// A `bands` stage's artifact: each structure's reference bands are read from
+    /// `<it>/bands/<name>/band.h5` — its k-points, overlap filter and energies — instead of being
+    /// recomputed, and the predicted bands are solved at those k-points with that filter
+    /// (`kpointDensity` and `overlapThreshold` then do not apply).
+    public var referenceBands: URL?
     /// Leave out reference structures that have no prediction (listed in metrics.json
     /// `skipped_references`) instead of failing — when only one split was predicted.
     public var skipMissingPredictions = false

@@ -2,6 +2,7 @@
 // a parity sample.
 import Bands
 import Foundation
+import HDF5Kit
 import Structures
 
 /// Everything measured on one structure.
@@ -76,7 +77,7 @@ public enum Evaluator {
     /// must fit, which the readers guarantee for files). `kpath` nil: the automatic path.
     public static func evaluate(reference: DFTRecord, prediction: BlockOperator, kpath: KPath? = nil,
                                 electronCount: Double? = nil, options: EvaluationOptions = EvaluationOptions(),
-                                referencePath: String? = nil, predictionPath: String? = nil,
+                                referencePath: String? = nil, predictionPath: String? = nil, storedBands: StoredBands? = nil,
                                 sample: inout ReservoirSample) throws -> StructureEvaluation {
         guard let h = reference.hamiltonian else {
             throw EvaluationError.noReferenceHamiltonian(file: referencePath ?? reference.name)
@@ -93,7 +94,8 @@ public enum Evaluator {
             bands = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: kpath,
                                                fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
                                                bandsAbove: options.bandsAbove, density: options.kpointDensity,
-                                               overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints)
+                                               overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints,
+                                               stored: storedBands)
         }
         let deviation = prediction.hermiticityDeviation().maxDeviation
         return StructureEvaluation(name: reference.name, referencePath: referencePath ?? reference.name,
@@ -115,9 +117,21 @@ public enum Evaluator {
             var record = ref.record
             record.name = pair.name
             let kpath = try ref.folderKPath.map { try KPath.read($0) }
+            var stored: StoredBands?
+            if options.computeBands, let bands = options.referenceBands {
+                // A bands stage names structures as its ingest artifact does (relative to structures/).
+                let folder = pair.referenceFolder.standardizedFileURL.path
+                let ingested = reference.appendingPathComponent("structures").standardizedFileURL.path + "/"
+                let name = folder.hasPrefix(ingested) ? String(folder.dropFirst(ingested.count)) : pair.name
+                let file = bands.appendingPathComponent("bands/\(name)/band.h5")
+                guard FileManager.default.fileExists(atPath: file.path) else {
+                    throw HDF5Error(file: file.path, message: "no reference bands for structure '\(name)' in the bands artifact (it must be computed from the same reference dataset)")
+                }
+                stored = try StoredBands.read(file)
+            }
             structures.append(try evaluate(reference: record, prediction: pred, kpath: kpath, electronCount: ref.electronCount,
                                            options: options, referencePath: pair.referenceFolder.path,
-                                           predictionPath: pair.predictionFile.path, sample: &sample))
+                                           predictionPath: pair.predictionFile.path, storedBands: stored, sample: &sample))
             progress?(n + 1, pairs.count)
         }
         return EvaluationReport(prediction: predictions.path, reference: reference.path, options: options,

@@ -283,6 +283,41 @@ final class EvaluationFileTests: XCTestCase {
         XCTAssertTrue(XMLParser(data: try Data(contentsOf: overlay)).parse())
     }
 
+    /// evaluate given a bands stage's artifact: the stored DFT bands (their k-points and overlap
+    /// filter) are the reference, and the numbers agree with recomputing them with those settings.
+    func testStoredReferenceBandsAreUsedAndAgreeWithRecomputing() throws {
+        let record = try FormatReader.readRecord(at: mote2)
+        let pred = try makePredictions([("MoTe2", shifted(record.hamiltonian!, by: 0.1, overlap: record.overlap!))])
+        let input = try BandInput.load(structure: mote2)
+        let kpath = try KPath.read(mote2.appendingPathComponent("K_PATH"))
+        let bands = try BandStructure.compute(input.system, path: kpath, fermiEnergy: input.record.fermiEnergy,
+                                              electronCount: input.electronCount, overlapThreshold: 1e-3)
+        let artifact = try makeTemporaryDirectory(self)
+        try bands.write(to: artifact.appendingPathComponent("bands/MoTe2"))
+
+        var options = EvaluationOptions()
+        options.overlapThreshold = nil  // the stored bands' filter (1e-3) must win
+        options.referenceBands = artifact
+        let stored = try XCTUnwrap(try Evaluator.evaluate(predictions: pred, reference: mote2, options: options).structures.first?.bands)
+        var same = EvaluationOptions()
+        same.overlapThreshold = 1e-3
+        let recomputed = try XCTUnwrap(try Evaluator.evaluate(predictions: pred, reference: mote2, options: same).structures.first?.bands)
+        XCTAssertEqual(stored.kpointCount, kpath.kpoints.count)
+        XCTAssertEqual(stored.kpointCount, recomputed.kpointCount)
+        XCTAssertEqual(stored.bandCount, recomputed.bandCount)
+        XCTAssertLessThan(maxAbsDifference(stored.referenceBands.flatMap { $0 }, recomputed.referenceBands.flatMap { $0 }), 1e-8)
+        XCTAssertEqual(stored.predictedBands, recomputed.predictedBands, "the predicted side is solved the same way")
+        XCTAssertEqual(stored.window.mae, 0.1, accuracy: 1e-8)
+        XCTAssertEqual(stored.window.mae, recomputed.window.mae, accuracy: 1e-9)
+        XCTAssertEqual(stored.occupiedBands, recomputed.occupiedBands)
+
+        // A bands artifact without this structure names the file it looked for.
+        options.referenceBands = try makeTemporaryDirectory(self)
+        XCTAssertThrowsError(try Evaluator.evaluate(predictions: pred, reference: mote2, options: options)) { error in
+            XCTAssertTrue("\(error)".contains("bands/MoTe2/band.h5") && "\(error)".contains("no reference bands"), "\(error)")
+        }
+    }
+
     func testLegacyPredictionIsAlignedOntoDockReference() throws {
         // The legacy MoTe2 folder is the same calculation as the dock one (other layout, OpenMX
         // orbital order, 1-based atoms): as a prediction it must match to storage precision.

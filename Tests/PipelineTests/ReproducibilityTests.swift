@@ -31,7 +31,8 @@ final class ReproducibilityTests: XCTestCase {
                        "params": {"mode": "strict", "epochs": 2, "width": 8, "heads": 2, "layers": 1, "feed_forward": 8,
                                   "radial_count": 4, "sh_lmax": 3}},
             "predict": {"kind": "predict", "inputs": {"model": {"stage": "refine"}, "data": {"stage": "ingest"}}},
-            "evaluate": {"kind": "evaluate", "inputs": {"predictions": {"stage": "predict"}, "reference": {"stage": "ingest"}},
+            "evaluate": {"kind": "evaluate", "inputs": {"predictions": {"stage": "predict"}, "reference": {"stage": "ingest"},
+                                                        "reference_bands": {"stage": "bands"}},
                          "params": {"parity_sample": 500}}
           }
         }
