@@ -55,11 +55,15 @@ let package = Package(
         ], swiftSettings: hotKernel),
         .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
 
+        // Timing code of the CLI's bench commands (not in the library modules).
+        .target(name: "Benchmarks", dependencies: ["Linalg", "Autograd", "SO3", "Structures", "Bands", "HDF5Kit", "StageAPI"],
+                swiftSettings: hotKernel),
+
         // Orchestration.
         .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: swift6),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
-            "Plots", "Models", "Training", "Evaluation",
+            "Plots", "Models", "Training", "Evaluation", "Benchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),

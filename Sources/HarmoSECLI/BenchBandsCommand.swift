@@ -1,5 +1,6 @@
 // `harmose bench-bands` (hidden): per-k-point timings behind tools/bench/bands.sh.
 import ArgumentParser
+import Benchmarks
 import Bands
 import Foundation
 import Structures

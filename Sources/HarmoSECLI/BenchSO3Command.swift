@@ -1,5 +1,6 @@
 // `harmose bench-so3`: times the SO3 kernels (tools/bench/so3.sh runs it on a release build).
 import ArgumentParser
+import Benchmarks
 import SO3
 
 struct BenchSO3Command: ParsableCommand {

@@ -124,7 +124,7 @@ public struct ChannelwiseTensorProduct<T: Scalar> {
     /// Per-edge weights needed: Σ over paths of their multiplicity.
     public let weightCount: Int
     /// Flat CG non-zeros and offsets for the fused kernel (FusedTensorProduct.swift).
-    let plan: FusedTensorProductPlan
+    package let plan: FusedTensorProductPlan
 
     /// All paths with L ≤ lmaxOut (and, if given, output irreps among `allowedOutputs`).
     public init(irreps1: Irreps, irreps2: Irreps, lmaxOut: Int, allowedOutputs: Set<Irrep>? = nil) throws {

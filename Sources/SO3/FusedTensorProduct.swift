@@ -20,10 +20,10 @@ import Autograd
 /// paths that read them, the layout of the per-edge T matrices, and the sparse instructions that
 /// fill T from x2. Coefficients already carry the 1/√(paths into the same output irrep)
 /// normalisation.
-struct FusedTensorProductPlan: Sendable {
+package struct FusedTensorProductPlan: Sendable {
     static let lanes = 8
 
-    let dim1: Int, dim2: Int, dimOut: Int, weightCount: Int
+    package let dim1: Int, dim2: Int, dimOut: Int, weightCount: Int
     /// Output rows laid out [M][weight index] (all paths share one L) instead of per path [u][M].
     let mMajor: Bool
     // Per path.
@@ -42,14 +42,14 @@ struct FusedTensorProductPlan: Sendable {
     /// Floating-point operations of one forward pass per edge as the kernel executes them:
     /// 2 per CG non-zero (T = C·x2), 2 per (channel, m1, column) of the row products (padding not
     /// counted), 1 per output (weight).
-    let forwardFlopsPerEdge: Double
+    package let forwardFlopsPerEdge: Double
     /// The conventional sparse count: 2 per CG non-zero per channel, plus the weight multiply.
-    let sparseFlopsPerEdge: Double
+    package let sparseFlopsPerEdge: Double
     /// Backward as executed when x1 and the weights need gradients and x2 does not (edge
     /// harmonics): T and the row products again (for the weight gradient), 2 per output for gw and
     /// 1 for w·g, the row products once more for the x1 gradient. An x2 gradient adds the row
     /// products a third time (the T gradient) and 2 per CG non-zero.
-    let backwardFlopsPerEdge: Double
+    package let backwardFlopsPerEdge: Double
 
     init(irreps1: Irreps, irreps2: Irreps, paths: [TensorProductPath], mMajorOutput: Bool = false) throws {
         let s1 = irreps1.slices, s2 = irreps2.slices, lanes = Self.lanes
@@ -433,7 +433,7 @@ private func scaledCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: Unsafe
 
 @_specialize(where T == Float)
 @_specialize(where T == Double)
-func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
+package func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                           x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
     let mMajor = plan.mMajor
@@ -475,7 +475,7 @@ func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges:
 /// no gradient, and skipping them saves about half the work.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
-func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
+package func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
                                            x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, gOut: UnsafePointer<T>,
                                            gx1: UnsafeMutablePointer<T>?, gx2: UnsafeMutablePointer<T>?, gw: UnsafeMutablePointer<T>?) {
     typealias V = SIMD8<T>

@@ -20,15 +20,11 @@ public enum OrbitalConvention: String, Sendable, CaseIterable {
         switch self {
         case .dock: return Array(0 ... 2 * l)
         case .openMX:
-            switch l {
-            case 0: return [0]
-            case 1: return [2, 0, 1]
-            case 2: return [2, 4, 0, 3, 1]
-            default:
-                var out = [l]
-                for m in 1 ... l { out.append(l + m); out.append(l - m) }
-                return out
-            }
+            // The inverse of Structures' OrbitalOrder table (internal k sits at OpenMX position p[k]).
+            let positions = OrbitalOrder.openMXIndex(l: l)
+            var out = [Int](repeating: 0, count: positions.count)
+            for (k, p) in positions.enumerated() { out[p] = k }
+            return out
         }
     }
 

@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import StageAPI
 import HDF5Kit
+import Bands
 import Linalg
 import Structures
 

@@ -2,6 +2,7 @@
 // (tools/bench/so3.sh); the e3nn side is tools/bench_so3_fctp_e3nn.py. Never called from tests.
 import Foundation
 import Autograd
+import SO3
 import Structures
 
 public struct FullyConnectedTensorProductBenchmark: Sendable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 // The one table between OpenMX's orbital order (DeepH legacy files) and the internal m = −l…l
-// order (Structures.swift; also DeepH-dock's). Facts from the OpenMX manual (real harmonics table)
+// order (Structures.swift; also DeepH-dock's). Formats reads and writes legacy files with it; SO3's
+// `OrbitalConvention.openMX` is derived from it. Facts from the OpenMX manual (real harmonics table)
 // and DeepH-dock's BASIS_TRANS_OPENMX2WIKI; both sets are real harmonics with positive sign and no
 // Condon–Shortley phase, so the change is a pure permutation (no sign flips):
 //
@@ -9,7 +10,7 @@
 //   3  m = 0, +1, −1, +2, −2, +3, −3                         m = −3 … +3
 //      (z³, xz², yz², z(x²−y²), xyz, x(x²−3y²), y(3x²−y²))
 //   l  m = 0, +1, −1, …, +l, −l                               m = −l … +l
-import Structures
+import Foundation
 
 public enum OrbitalOrder {
     /// `openMXIndex(l)[k]` is the OpenMX position of the internal orbital k of a shell:
@@ -37,7 +38,7 @@ public enum OrbitalOrder {
     }
 
     /// Block (rows × cols, row-major) from OpenMX order into internal order.
-    static func fromOpenMX(_ block: [Double], rowIndex: [Int], colIndex: [Int]) -> [Double] {
+    public static func fromOpenMX(_ block: [Double], rowIndex: [Int], colIndex: [Int]) -> [Double] {
         let cols = colIndex.count
         var out = [Double](repeating: 0, count: block.count)
         for (r, rs) in rowIndex.enumerated() {
@@ -47,7 +48,7 @@ public enum OrbitalOrder {
     }
 
     /// Block from internal order into OpenMX order (the inverse permutation of `fromOpenMX`).
-    static func toOpenMX(_ block: some Collection<Double>, rowIndex: [Int], colIndex: [Int]) -> [Double] {
+    public static func toOpenMX(_ block: some Collection<Double>, rowIndex: [Int], colIndex: [Int]) -> [Double] {
         let values = Array(block)
         let cols = colIndex.count
         var out = [Double](repeating: 0, count: values.count)

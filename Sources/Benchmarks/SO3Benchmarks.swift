@@ -1,7 +1,10 @@
-// Timing of the SO3 kernels for `harmose bench-so3` (tools/bench/so3.sh). Lives with the module so
-// the benchmark measures exactly the public code paths; never called from tests.
+// Benchmarks: the timing code behind the CLI's bench commands (bench-so3, bench-bands), kept out of
+// the library modules. It calls only their public API, so it measures exactly what users run.
+//
+// Timing of the SO3 kernels for `harmose bench-so3` (tools/bench/so3.sh); never called from tests.
 import Foundation
 import Autograd
+import SO3
 import Linalg
 import Structures
 
