@@ -72,11 +72,7 @@ public struct ConvertCommand: ParsableCommand {
             }
             try FormatWriter.write(record, to: url, format: format, replacing: replacing)
             names.append(record.name)
-            var progress = "[\(names.count)\(total.map { "/\($0)" } ?? "")]"
-            if let total, names.count < total {
-                let eta = Date().timeIntervalSince(start) / Double(names.count) * Double(total - names.count)
-                progress += String(format: " ETA %.0fs", eta)
-            }
+            let progress = "[" + progressText(done: names.count, total: total ?? 0, elapsed: Date().timeIntervalSince(start)) + "]"
             log("\(progress) \(record.name): \(record.structure.atomCount) atoms, \(record.hamiltonian?.blockCount ?? 0) H blocks")
         }
         try ConvertCommand.checkReplaceable(dst)

@@ -141,18 +141,10 @@ public struct EvalCommand: ParsableCommand {
     /// Evaluates --pred against --ref and writes the outputs.
     @discardableResult
     public func execute() throws -> EvaluationReport {
-        let start = Date()
-        let showProgress = !quiet && !json
+        let bar = TerminalProgress(isTerminal: !quiet && !json && isatty(STDERR_FILENO) == 1)
         let report = try Evaluator.evaluate(predictions: URL(fileURLWithPath: pred!), reference: URL(fileURLWithPath: ref),
-                                            options: options) { done, total in
-            guard showProgress, total > 1 else { return }
-            let elapsed = Date().timeIntervalSince(start)
-            let eta = elapsed / Double(done) * Double(total - done)
-            let width = 24, filled = width * done / total
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            let line = String(format: "\r[%@] %d/%d structures, %.0f s elapsed, ETA %.0f s", bar, done, total, elapsed, eta)
-            FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
-        }
+                                            options: options) { done, total in bar.update(done: done, total: total, suffix: "structures") }
+        bar.finish()
         try report.write(to: URL(fileURLWithPath: out))
         return report
     }

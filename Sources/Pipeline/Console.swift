@@ -110,16 +110,7 @@ public final class RunConsole: @unchecked Sendable {
     }
 
     private func progressText(_ r: Running, now: Date) -> String {
-        let elapsed = now.timeIntervalSince(r.started)
-        guard r.total > 0 else { return "running, \(formatDuration(elapsed))" }
-        let percent = Int((Double(r.done) / Double(r.total) * 100).rounded(.down))
-        var text = "\(r.done)/\(r.total) (\(percent)%)"
-        if r.done > 0, r.done < r.total {
-            text += ", ETA " + formatDuration(elapsed * Double(r.total - r.done) / Double(r.done))
-        } else {
-            text += ", \(formatDuration(elapsed))"
-        }
-        return text
+        StageAPI.progressText(done: r.done, total: r.total, elapsed: now.timeIntervalSince(r.started))
     }
 }
 
@@ -128,14 +119,6 @@ public final class RunConsole: @unchecked Sendable {
     FileHandle.standardOutput.write(Data(text.utf8))
 }
 
-/// "0.4 s", "12 s", "3:05", "1:02:03".
-public func formatDuration(_ seconds: Double) -> String {
-    if seconds < 10 { return String(format: "%.1f s", max(0, seconds)) }
-    let s = Int(seconds.rounded())
-    if s < 60 { return "\(s) s" }
-    if s < 3600 { return String(format: "%d:%02d", s / 60, s % 60) }
-    return String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60)
-}
 
 /// The reporter a running stage gets: log lines go to its log.txt (and the console when verbose),
 /// progress to the console and, every 10 %, to the log.
