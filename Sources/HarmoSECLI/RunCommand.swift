@@ -80,6 +80,9 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "List the stage kinds with their parameters and inputs, then exit.")
     var listKinds = false
 
+    @Flag(help: ArgumentHelp("Run stages on threads of this process instead of worker processes (debugging, benchmarks): stages then share process state and a crash ends the run.", visibility: .hidden))
+    var stagesInProcess = false
+
     public init() {}
 
     public func validate() throws {
@@ -95,7 +98,8 @@ public struct RunCommand: ParsableCommand {
         let spec: PipelineSpec
         do { spec = try location.load() } catch { throw fail(error, code: 2) }
         let runner = PipelineRunner(spec: spec, outputs: location.outputsURL, toolVersion: HarmoSECommand.version,
-                                    console: RunConsole(verbose: verbose), execution: StageWorkerCommand.execution)
+                                    console: RunConsole(verbose: verbose),
+                                    execution: stagesInProcess ? .inProcess : StageWorkerCommand.execution)
         var options = RunOptions()
         options.only = only
         options.until = until

@@ -174,6 +174,26 @@ final class StageKindsTests: XCTestCase {
         XCTAssertTrue(error.contains("water-0020: hamiltonian: not Hermitian") && error.contains("params.strict is true"), error)
     }
 
+    /// Typed input contracts: a stage reference to an artifact of the wrong kind is a validation
+    /// error naming the stage, the input and the kinds it takes.
+    func testAnInputOfTheWrongKindIsAValidationErrorNamingTheStage() throws {
+        let root = try makeProject()
+        let text = """
+        {"stages": {
+          "ingest": {"kind": "ingest", "inputs": {"dataset": "data/molecules"}},
+          "bands": {"kind": "bands", "inputs": {"structures": {"stage": "ingest"}}},
+          "evaluate": {"kind": "evaluate", "inputs": {"predictions": {"stage": "bands"}, "reference": {"stage": "ingest"},
+                                                      "reference_bands": {"stage": "ingest"}}}
+        }}
+        """
+        XCTAssertThrowsError(try PipelineSpec.parse(Data(text.utf8), file: root.appendingPathComponent("pipeline.json"),
+                                                    registry: StageKinds.registry())) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("stages.evaluate.inputs.predictions.stage: stage \"bands\" is of kind 'bands', but this input takes the output of 'predict'"), message)
+            XCTAssertTrue(message.contains("stages.evaluate.inputs.reference_bands.stage: stage \"ingest\" is of kind 'ingest', but this input takes the output of 'bands'"), message)
+        }
+    }
+
     func testKindsAreRegisteredAndDocumented() throws {
         let registry = try StageKinds.registry()
         XCTAssertTrue(Set(StageKinds.production.map(\.name)).isSuperset(of: ["ingest", "features", "bands", "evaluate"]))
