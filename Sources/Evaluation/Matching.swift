@@ -39,22 +39,16 @@ public enum PredictionFiles {
             }
             return ["": root]
         }
-        var found: [String: URL] = [:]
-        func visit(_ dir: URL, _ relative: String) throws {
-            if let file = file(in: dir) { found[relative] = file; return }
-            let entries: [String]
-            do { entries = try FileManager.default.contentsOfDirectory(atPath: dir.path) } catch {
-                throw EvaluationError.invalidInput(file: dir.path, message: "cannot list folder: \(error.localizedDescription)")
-            }
-            for name in entries.sorted() where !name.hasPrefix(".") {
-                let child = dir.appendingPathComponent(name)
-                var sub: ObjCBool = false
-                if FileManager.default.fileExists(atPath: child.path, isDirectory: &sub), sub.boolValue {
-                    try visit(child, relative.isEmpty ? name : "\(relative)/\(name)")
-                }
-            }
+        let folders: [String]
+        do {
+            folders = try DatasetSource.findFolders(under: root) { _, files in names.contains { files.contains($0) } }
+        } catch let e as FormatError {
+            throw EvaluationError.invalidInput(file: e.file, message: e.message)
         }
-        try visit(root, "")
+        var found: [String: URL] = [:]
+        for relative in folders {
+            if let file = file(in: relative.isEmpty ? root : root.appendingPathComponent(relative)) { found[relative] = file }
+        }
         return found
     }
 }

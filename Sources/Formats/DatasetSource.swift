@@ -84,6 +84,14 @@ public struct DatasetSource {
     /// Relative paths of the structure folders under `root`, sorted; hidden folders (including
     /// our own temporary outputs) are skipped and structure folders are not searched further.
     static func findStructureFolders(in root: URL) throws -> [String] {
+        try findFolders(under: root) { relative, names in !relative.isEmpty && StructureLayout.format(ofFileNames: names) != nil }
+    }
+
+    /// The one dataset walk (structure folders here, prediction folders in Evaluation): relative
+    /// paths of the folders under `root` (itself included, as "") for which `matches(relative
+    /// path, file names)` holds, sorted; matching folders are not searched further and hidden
+    /// folders (including our own temporary outputs) are skipped. Errors name the folder.
+    public static func findFolders(under root: URL, matching matches: (String, [String]) -> Bool) throws -> [String] {
         var found: [String] = []
         // Symbolic links are followed, but each real folder is visited once (a link back to an
         // ancestor would otherwise recurse forever) and no deeper than MemberPath.maxDepth.
@@ -94,7 +102,7 @@ public struct DatasetSource {
                 throw FormatError(file: dir.path, message: "folders nested deeper than \(MemberPath.maxDepth) levels (a link loop?)")
             }
             let names = try FormatReader.directoryFileNames(dir)
-            if !relative.isEmpty, StructureLayout.format(ofFileNames: names) != nil {
+            if matches(relative, names) {
                 found.append(relative)
                 return
             }
