@@ -219,7 +219,21 @@ func runInWorker(_ job: StageJob, jobFile: URL, executable: URL, arguments: [Str
             reporter.log(String(body))
         }
     }
-    drain(err.fileHandleForReading) { text in reporter.log("stderr: " + text) }
+    // The first line of a Swift trap's message ("…/File.swift:12: Fatal error: …") names the
+    // cause; it goes into the failure itself, the backtrace stays in the log.
+    final class TrapMessage: @unchecked Sendable {
+        let lock = NSLock()
+        var line: String?
+    }
+    let trap = TrapMessage()
+    drain(err.fileHandleForReading) { text in
+        reporter.log("stderr: " + text)
+        if ["Fatal error", "Precondition failed", "Assertion failed", "Illegal instruction", "Segmentation fault"].contains(where: text.contains) {
+            trap.lock.lock()
+            if trap.line == nil { trap.line = text.trimmingCharacters(in: .whitespaces) }
+            trap.lock.unlock()
+        }
+    }
     process.waitUntilExit()
     group.wait()
 
@@ -227,8 +241,9 @@ func runInWorker(_ job: StageJob, jobFile: URL, executable: URL, arguments: [Str
     if process.terminationReason == .uncaughtSignal {
         let signal = process.terminationStatus
         let name = String(cString: strsignal(signal))
-        throw WorkerCrash(description: "stage worker crashed: signal \(signal) (\(name))"
-            + (signal == SIGILL || signal == SIGTRAP ? " — a trap (failed precondition, overflow or fatal error); its message is in the log" : "; see the log"))
+        let cause = trap.line.map { ": \($0)" }
+            ?? (signal == SIGILL || signal == SIGTRAP ? " — a trap (failed precondition, overflow or fatal error)" : "")
+        throw WorkerCrash(description: "stage worker crashed: signal \(signal) (\(name))\(cause); the backtrace is in the log")
     }
     if let metrics = result?["metrics"]?.objectValue, process.terminationStatus == 0 {
         return Dictionary(metrics, uniquingKeysWith: { a, _ in a })

@@ -209,6 +209,7 @@ final class CLIProcessTests: XCTestCase {
         XCTAssertEqual(r.status, 1, r.output + r.error)
         XCTAssertTrue(r.output.contains("crash: FAILED"), r.output)
         XCTAssertTrue(r.output.contains("stage worker crashed: signal"), r.output)
+        XCTAssertTrue(r.error.contains("Fatal error: crashing on request (params.crash = true)"), "the trap's message names the cause: \(r.error)")
         XCTAssertTrue(r.output.contains("reads-crash: not run (upstream 'crash' did not complete)"), r.output)
         XCTAssertTrue(r.output.contains("beside: done"), r.output)
         let outputs = project.appendingPathComponent("outputs")
