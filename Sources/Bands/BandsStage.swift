@@ -46,7 +46,7 @@ public struct BandsStage: StageKind {
                 ?? KPath.standard(for: input.record.structure.lattice, periodic: input.system.dispersiveDirections, density: density).path
             let bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
                                                   electronCount: input.electronCount,
-                                                  overlapThreshold: threshold > 0 ? threshold : nil)
+                                                  overlapThreshold: threshold > 0 ? threshold : nil, workers: context.threads)
             try bands.write(to: out.appendingPathComponent(name))
             let a = bands.analysis
             kpoints += bands.kpoints.count

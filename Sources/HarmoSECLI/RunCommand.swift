@@ -35,7 +35,8 @@ public struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run the stages of pipeline.json that are not up to date.",
         discussion: """
-        Each stage's fingerprint covers its kind, parameters, artifact format version, the \
+        Each stage's fingerprint covers its kind, parameters, artifact format version, the code \
+        that computes it (a build-time hash of its module's sources and what it links), the \
         fingerprints of the stages it reads, and the content of its input files. A stage whose \
         fingerprint has an artifact in outputs/<stage>/ is skipped; the others run in dependency \
         order (independent ones in parallel, see --jobs), each into a temporary folder that is \
@@ -183,7 +184,8 @@ public struct StatusCommand: ParsableCommand {
         abstract: "Show which stages are up to date, stale (and why), missing, or failed.",
         discussion: """
         Stale stages list what changed since their latest artifact: a parameter (old → new), an \
-        input file's content (which files), an upstream stage, or the kind's artifact format. \
+        input file's content (which files), an upstream stage, the kind's artifact format, or its \
+        code ("code changed"). A stage whose last attempt failed or crashed is "failed", with its log. \
         Reads only; safe to run while `harmose run` is working.
         """
     )
