@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
+        // Debian: libopenmpi-dev (mpirun from openmpi-bin runs the tests).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi"),
 
         // Cores with no knowledge of chemistry.
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
@@ -61,9 +63,10 @@ let package = Package(
 
         // Orchestration.
         .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: swift6),
+        .target(name: "Cluster", dependencies: ["CMPI", "StageAPI"], swiftSettings: swift6),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
-            "Plots", "Models", "Training", "Evaluation", "Benchmarks",
+            "Plots", "Models", "Training", "Evaluation", "Benchmarks", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),

@@ -68,6 +68,26 @@ public struct BandsStage: StageKind {
         if !gaps.isEmpty {
             metrics["min_gap_eV"] = .double(gaps.min()!)
             metrics["mean_gap_eV"] = .double(gaps.reduce(0, +) / Double(gaps.count))
+            metrics["gapped"] = .int(gaps.count)
+        }
+        return metrics
+    }
+
+    public var rankParallelism: RankParallelism { .perStructure }
+
+    /// bands/ moved together by the runner; summary.tsv rows interleaved back into order. The
+    /// mean gap is the ranks' means weighted by their counts (equal up to round-off).
+    public func merge(_ parts: [StagePart]) throws -> [String: StageAPI.JSONValue] {
+        let summary = try StagePart.interleavedTable(parts, file: "summary.tsv")
+        try Data(summary.utf8).write(to: parts[0].directory.appendingPathComponent("summary.tsv"))
+        var metrics: [String: StageAPI.JSONValue] = ["structures": StagePart.sum(parts, "structures"),
+                                                     "kpoints": StagePart.sum(parts, "kpoints"), "metals": StagePart.sum(parts, "metals")]
+        let gapped = parts.compactMap { p in p.metrics["gapped"]?.intValue.flatMap { n in p.metrics["mean_gap_eV"]?.doubleValue.map { (n, $0, p.metrics["min_gap_eV"]?.doubleValue ?? .infinity) } } }
+        let count = gapped.reduce(0) { $0 + $1.0 }
+        if count > 0 {
+            metrics["min_gap_eV"] = .double(gapped.map(\.2).min()!)
+            metrics["mean_gap_eV"] = .double(gapped.reduce(0.0) { $0 + Double($1.0) * $1.1 } / Double(count))
+            metrics["gapped"] = .int(count)
         }
         return metrics
     }

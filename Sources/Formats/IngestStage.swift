@@ -48,8 +48,14 @@ public struct IngestStage: StageKind {
         let store = context.outputDirectory.appendingPathComponent(IngestStage.structuresFolder)
         try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
 
+        if context.partition.size > names.count {
+            throw FormatError(file: datasetURL.path, message: "\(names.count) structure(s) cannot be shared by \(context.partition.size) MPI ranks: run with at most \(names.count) ranks")
+        }
         let owned = names.enumerated().filter { context.partition.owns($0.offset) }.map(\.element)
-        var rows: [String] = []
+        // Rows in `names` order whatever order an archive streams its records in (rank merges
+        // interleave the ranks' rows by that order).
+        let position = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        var rows: [(Int, String)] = []
         var warnings = 0, atoms = 0, maxOrbitals = 0, blocks = 0
         var done = 0
         context.log("ingesting \(owned.count) of \(names.count) structures from \(datasetURL.path)")
@@ -82,9 +88,9 @@ public struct IngestStage: StageKind {
             blocks += record.hamiltonian?.blockCount ?? 0
             let formula = s.species.map { z in "\(Elements.symbol(of: z) ?? "?")\(s.atomicNumbers.filter { $0 == z }.count)" }.joined()
             let periodic = s.lattice.periodic.map { $0 ? "1" : "0" }.joined()
-            rows.append([record.name, formula, "\(s.atomCount)", "\(s.totalOrbitals)", periodic,
+            rows.append((position[record.name] ?? 0, [record.name, formula, "\(s.atomCount)", "\(s.totalOrbitals)", periodic,
                          "\(record.hamiltonian?.blockCount ?? 0)", record.fermiEnergy.map { "\($0)" } ?? "", "\(found.count)"]
-                .joined(separator: "\t"))
+                .joined(separator: "\t")))
             done += 1
             context.progress(done: done, total: owned.count)
         }
@@ -107,7 +113,8 @@ public struct IngestStage: StageKind {
             }
         }
         let header = "name\tformula\tatoms\torbitals\tperiodic\th_blocks\tfermi_energy_eV\twarnings\n"
-        try Data((header + rows.map { $0 + "\n" }.joined()).utf8).write(to: context.outputDirectory.appendingPathComponent(IngestStage.indexFile))
+        try Data((header + rows.sorted { $0.0 < $1.0 }.map { $0.1 + "\n" }.joined()).utf8)
+            .write(to: context.outputDirectory.appendingPathComponent(IngestStage.indexFile))
         context.log("ingested \(done) structures, \(atoms) atoms, \(warnings) warnings")
         return [
             "structures": .int(done),
@@ -136,6 +143,17 @@ public struct IngestStage: StageKind {
         do { return try Data(contentsOf: url) } catch {
             throw FormatError(file: url.path, message: "cannot read: \(error.localizedDescription)")
         }
+    }
+
+    public var rankParallelism: RankParallelism { .perStructure }
+
+    /// structures/ moved together by the runner; index.tsv rows interleaved back into order.
+    public func merge(_ parts: [StagePart]) throws -> [String: StageAPI.JSONValue] {
+        let index = try StagePart.interleavedTable(parts, file: IngestStage.indexFile)
+        try Data(index.utf8).write(to: parts[0].directory.appendingPathComponent(IngestStage.indexFile))
+        return ["structures": StagePart.sum(parts, "structures"), "atoms": StagePart.sum(parts, "atoms"),
+                "max_orbitals": .int(parts.compactMap { $0.metrics["max_orbitals"]?.intValue }.max() ?? 0),
+                "hamiltonian_blocks": StagePart.sum(parts, "hamiltonian_blocks"), "warnings": StagePart.sum(parts, "warnings")]
     }
 
     /// The structure folders of an ingest artifact, in index order (for downstream kinds).

@@ -1,5 +1,6 @@
 // `harmose refine`: a thin shell over Training.Refiner (stage 2 of the HarmoSE hybrid).
 import ArgumentParser
+import Cluster
 import Foundation
 import Training
 
@@ -55,16 +56,19 @@ public struct RefineCommand: ParsableCommand {
         var cfg = try config.map { try RefineConfig.load(URL(fileURLWithPath: $0)) } ?? RefineConfig()
         if let mode { cfg.stage2.mode = mode == "strict" ? .strict : .empirical }
         let refiner = Refiner(config: cfg, stage1: URL(fileURLWithPath: stage1), outputDirectory: URL(fileURLWithPath: out))
+        // Under mpirun/srun every rank trains its share of each batch; rank 0 reports and writes.
+        let group = Cluster.group()
+        refiner.group = group
         let bar = ProgressBar()
-        if !quiet {
+        if !quiet, group.isRoot {
             refiner.log = { bar.message($0) }
             refiner.progress = { done, total, loss in bar.update(done: done, total: total, suffix: String(format: "loss %.4g", loss)) }
         }
-        let s = try refiner.run(data: data.map { URL(fileURLWithPath: $0) })
+        let s = try group.failingTogether { try refiner.run(data: data.map { URL(fileURLWithPath: $0) }) }
         bar.finish()
         var line = String(format: "best epoch %d: validation MAE %.3f meV (stage 1 alone %.3f meV)", s.bestEpoch,
                           s.validation.hybrid.mae * 1000, s.validation.stage1.mae * 1000)
         if let t = s.test { line += String(format: ", test MAE %.3f meV (stage 1 alone %.3f meV)", t.hybrid.mae * 1000, t.stage1.mae * 1000) }
-        print(line + " → \(out)/best.h5")
+        if group.isRoot { print(line + " → \(out)/best.h5") }
     }
 }

@@ -1,5 +1,6 @@
 // `harmose run`, `harmose status`, `harmose gc`: thin shells over the Pipeline module.
 import ArgumentParser
+import Cluster
 import Foundation
 import Pipeline
 import StageAPI
@@ -98,9 +99,12 @@ public struct RunCommand: ParsableCommand {
         }
         let spec: PipelineSpec
         do { spec = try location.load() } catch { throw fail(error, code: 2) }
+        // Under mpirun/srun every rank runs the pipeline together (docs/scaling.md); rank 0 speaks.
+        let group = Cluster.group()
+        let console = group.isRoot ? RunConsole(verbose: verbose) : RunConsole(isTerminal: false, write: { _ in })
         let runner = PipelineRunner(spec: spec, outputs: location.outputsURL, toolVersion: HarmoSECommand.version,
-                                    console: RunConsole(verbose: verbose),
-                                    execution: stagesInProcess ? .inProcess : StageWorkerCommand.execution)
+                                    console: console,
+                                    execution: stagesInProcess ? .inProcess : StageWorkerCommand.execution, group: group)
         var options = RunOptions()
         options.only = only
         options.until = until
@@ -109,8 +113,12 @@ public struct RunCommand: ParsableCommand {
         options.jobs = jobs
         options.wait = !noWait
         let summary: RunSummary
-        do { summary = try runner.run(options) } catch { throw fail(error) }
+        do { summary = try runner.run(options) } catch {
+            if group.isRoot { throw fail(error) }
+            throw ExitCode(1)
+        }
         if !summary.succeeded {
+            guard group.isRoot else { throw ExitCode(1) }
             for (stage, reason) in summary.failed.sorted(by: { $0.key < $1.key }) {
                 FileHandle.standardError.write(Data("error: \(PipelineError.stageFailed(stage: stage, reason: reason))\n".utf8))
             }

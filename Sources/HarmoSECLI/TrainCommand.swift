@@ -1,5 +1,6 @@
 // `harmose train`: a thin shell over Training.Trainer.
 import ArgumentParser
+import Cluster
 import Foundation
 import Training
 
@@ -48,15 +49,18 @@ public struct TrainCommand: ParsableCommand {
     public func run() throws {
         let cfg = try TrainConfig.load(URL(fileURLWithPath: config))
         let trainer = Trainer(config: cfg, outputDirectory: URL(fileURLWithPath: out))
+        // Under mpirun/srun every rank trains its share of each batch; rank 0 reports and writes.
+        let group = Cluster.group()
+        trainer.group = group
         let bar = ProgressBar()
-        if !quiet {
+        if !quiet, group.isRoot {
             trainer.log = { bar.message($0) }
             trainer.progress = { done, total, loss in bar.update(done: done, total: total, suffix: String(format: "loss %.4g", loss)) }
         }
-        let summary = try trainer.run(data: data.map { URL(fileURLWithPath: $0) }, resume: resume)
+        let summary = try group.failingTogether { try trainer.run(data: data.map { URL(fileURLWithPath: $0) }, resume: resume) }
         bar.finish()
         var line = String(format: "best epoch %d: validation MAE %.3f meV", summary.bestEpoch, summary.validation.mae * 1000)
         if let t = summary.test { line += String(format: ", test MAE %.3f meV (%.2f µEh)", t.mae * 1000, t.mae / 27.211386245988 * 1e6) }
-        print(line + " → \(out)/best.h5")
+        if group.isRoot { print(line + " → \(out)/best.h5") }
     }
 }

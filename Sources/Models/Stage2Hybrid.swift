@@ -192,11 +192,14 @@ public enum Stage2Fitting {
 
     /// One optimisation step of the hybrid: zero gradients, loss, backward, clip, Adam on stage 2
     /// and — in joint epochs, when `stage1` is given — on stage 1. Returns the loss tensor.
-    public static func step<T: Scalar>(_ model: HybridHamiltonianModel<T>, loss: () throws -> Tensor<T>, stage2: Adam<T>, stage1: Adam<T>?,
-                                       clipNorm: Double?) throws -> Tensor<T> {
+    /// `reduce` runs between backward and clipping (a data-parallel run sums gradients there);
+    /// `loss` returning nil means this process has no share of the batch (zero gradients).
+    public static func step<T: Scalar>(_ model: HybridHamiltonianModel<T>, loss: () throws -> Tensor<T>?, stage2: Adam<T>, stage1: Adam<T>?,
+                                       clipNorm: Double?, reduce: () throws -> Void = {}) throws -> Tensor<T>? {
         model.stage1.parameters.zeroGrad(); model.stage2.parameters.zeroGrad()
         let l = try loss()
-        try l.backward()
+        try l?.backward()
+        try reduce()
         if let c = clipNorm { _ = clipGradientNorm(model.stage2.parameters, maxNorm: c) }
         stage2.step(model.stage2.parameters)
         if let stage1 {
@@ -227,7 +230,7 @@ public enum Stage2Fitting {
             var sum = 0.0
             for (batch, targets) in epochBatches {
                 let loss = try step(model, loss: { try BlockTargets.meanSquaredError(try model(batch).blocks, targets) },
-                                    stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: options.clipNorm)
+                                    stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: options.clipNorm)!
                 sum += Double(loss.item)
             }
             let mean = sum / Double(epochBatches.count)

@@ -111,12 +111,15 @@ public final class PipelineRunner: @unchecked Sendable {
     public let partition: Partition
     /// Where stages execute (harmose: a worker process per stage; see StageWorker.swift).
     public let execution: StageExecution
+    /// The MPI ranks running this pipeline together (RankedRun.swift), or the single process.
+    public let group: any ProcessGroup
     /// Lines of the failing stage's log printed after a failure.
     public var logTailLines = 20
 
     public init(spec: PipelineSpec, outputs: URL, toolVersion: String, console: RunConsole, partition: Partition = .whole,
-                execution: StageExecution = .inProcess)
+                execution: StageExecution = .inProcess, group: any ProcessGroup = SingleProcess.shared)
     {
+        self.group = group
         self.spec = spec
         store = ArtifactStore(root: outputs)
         self.toolVersion = toolVersion
@@ -216,19 +219,25 @@ public final class PipelineRunner: @unchecked Sendable {
 
     public func run(_ options: RunOptions) throws -> RunSummary {
         var lock: OutputsLock?
-        if !options.dryRun {
-            lock = try OutputsLock.acquire(outputs: store.root, wait: options.wait) { console.message($0) }
-            store.removeAbandonedTemporaries()
+        var lockFailure: Error?
+        if !options.dryRun, group.isRoot {
+            do {
+                lock = try OutputsLock.acquire(outputs: store.root, wait: options.wait) { console.message($0) }
+                store.removeAbandonedTemporaries()
+            } catch { lockFailure = error }
         }
         defer { lock?.release() }
 
         let hasher = ContentHasher(cacheURL: hashCacheURL, excluding: [store.root])
-        let fingerprints = try computeFingerprints(spec, hasher: hasher)
-        if !options.dryRun { try hasher.save() }
+        let computed = lockFailure.map { Result.failure($0) } ?? Result { try computeFingerprints(spec, hasher: hasher) }
+        if group.size > 1 { try agreeAcrossRanks(computed, checkOutputs: !options.dryRun) }
+        let fingerprints = try computed.get()
+        if !options.dryRun, group.isRoot { try hasher.save() }
         let statuses = status(fingerprints)
         var summary = RunSummary()
         summary.filesHashed = hasher.filesRead
         summary.plan = try plan(options, statuses: statuses)
+        if group.size > 1 { try agreeOnPlan(summary.plan) }
 
         if options.dryRun {
             for p in summary.plan {
@@ -247,8 +256,10 @@ public final class PipelineRunner: @unchecked Sendable {
                 summary.upToDate.append(p.name)
                 console.message("\(p.name): up to date (\(p.id))")
             case .relink:
-                try store.setLatest(stage: p.name, id: p.id)
-                store.clearFailure(stage: p.name)
+                if group.isRoot {
+                    try store.setLatest(stage: p.name, id: p.id)
+                    store.clearFailure(stage: p.name)
+                }
                 summary.relinked.append(p.name)
                 console.message("\(p.name): relinked stored version \(p.id)")
             case .run:
@@ -256,7 +267,10 @@ public final class PipelineRunner: @unchecked Sendable {
             }
         }
         let toRun = summary.plan.filter { if case .run = $0.action { return true }; return false }
-        if !toRun.isEmpty {
+        if !toRun.isEmpty, group.size > 1 {
+            // Ranks execute one stage at a time, each with the cores a single process would use.
+            executeRanked(toRun, fingerprints: fingerprints, threads: max(1, options.cores), summary: &summary)
+        } else if !toRun.isEmpty {
             execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs),
                     threadsPerStage: max(1, options.cores / max(1, options.jobs)), summary: &summary)
         }
@@ -342,17 +356,43 @@ public final class PipelineRunner: @unchecked Sendable {
 
     /// Executes one stage into a temporary directory and publishes it. Runs on a thread of its
     /// own, which runs the kind itself or waits for the stage's worker process.
-    private func executeStage(_ name: String, fingerprint fp: StageFingerprint, fingerprints: [String: StageFingerprint],
-                              reasons: [String], threads: Int) throws
+    func executeStage(_ name: String, fingerprint fp: StageFingerprint, fingerprints: [String: StageFingerprint],
+                      reasons: [String], threads: Int) throws
     {
-        let stage = spec.stages[name]!
+        let (tmp, reporter) = try startStage(name, fingerprint: fp)
+        let context = stageContext(name, fingerprints: fingerprints, outputDirectory: tmp, partition: partition,
+                                   threads: threads, reporter: reporter)
+        let start = Date()
+        announce(name, fingerprint: fp, reasons: reasons, context: context, reporter: reporter)
+        console.stageStarted(name)
+        let metrics: [String: JSONValue]
+        do {
+            metrics = try runKind(name, context: context, temporary: tmp, reporter: reporter)
+        } catch {
+            console.stageFinished(name)
+            failStage(name, fingerprint: fp, error: "\(error)", temporary: tmp, reporter: reporter, elapsed: Date().timeIntervalSince(start))
+            throw error
+        }
+        let end = Date()
+        console.stageFinished(name)
+        reporter.writeLog("finished in \(formatDuration(end.timeIntervalSince(start)))")
+        reporter.close()
+        try storeArtifact(name, fingerprint: fp, temporary: tmp, metrics: metrics, start: start, end: end, partition: partition)
+    }
+
+    /// A fresh temporary directory for one execution of a stage, with its log reporter.
+    func startStage(_ name: String, fingerprint fp: StageFingerprint) throws -> (URL, RunnerStageReporter) {
         let stageDir = store.stageDirectory(name)
         try FileManager.default.createDirectory(at: stageDir, withIntermediateDirectories: true)
         let tmp = stageDir.appendingPathComponent(".tmp-\(fp.id)-\(getpid())-\(UInt32.random(in: 0 ... .max))", isDirectory: true)
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-        let logURL = tmp.appendingPathComponent(ArtifactStore.logName)
-        let reporter = RunnerStageReporter(stage: name, console: console, logURL: logURL)
+        return (tmp, RunnerStageReporter(stage: name, console: console, logURL: tmp.appendingPathComponent(ArtifactStore.logName)))
+    }
 
+    /// What a stage sees: its parameters and resolved inputs, writing into `outputDirectory`.
+    func stageContext(_ name: String, fingerprints: [String: StageFingerprint], outputDirectory: URL, partition: Partition,
+                      threads: Int, group: any ProcessGroup = SingleProcess.shared, reporter: StageReporter) -> StageContext {
+        let stage = spec.stages[name]!
         var inputs: [String: [URL]] = [:]
         for (input, refs) in stage.inputs {
             inputs[input] = refs.map { ref in
@@ -362,48 +402,59 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
             }
         }
-        let context = StageContext(stageName: name, parameters: stage.parameters, inputs: inputs,
-                                   outputDirectory: tmp, partition: partition, threads: threads, reporter: reporter)
-        let start = Date()
+        return StageContext(stageName: name, parameters: stage.parameters, inputs: inputs, outputDirectory: outputDirectory,
+                            partition: partition, threads: threads, group: group, reporter: reporter)
+    }
+
+    /// The console line and the log header of a starting stage.
+    func announce(_ name: String, fingerprint fp: StageFingerprint, reasons: [String], context: StageContext,
+                  reporter: RunnerStageReporter) {
+        let stage = spec.stages[name]!
         console.message("\(name): running \(stage.kind.name) (\(reasons.joined(separator: "; ")))")
         reporter.writeLog("stage \(name), kind \(stage.kind.name) v\(stage.kind.artifactVersion), fingerprint \(fp.full)")
         if let code = stage.codeIdentity { reporter.writeLog("code \(code.module) \(code.digest)") }
-        reporter.writeLog("threads \(threads), partition \(partition.rank)/\(partition.size)")
+        reporter.writeLog("threads \(context.threads), partition \(context.partition.rank)/\(context.partition.size)")
         reporter.writeLog("params \(stage.parameters.json.canonicalString)")
-        for (input, urls) in inputs.sorted(by: { $0.key < $1.key }) {
+        for (input, urls) in context.inputs.sorted(by: { $0.key < $1.key }) {
             reporter.writeLog("input \(input): " + urls.map(\.path).joined(separator: ", "))
         }
-        console.stageStarted(name)
-        let metrics: [String: JSONValue]
-        do {
-            switch execution {
-            case .inProcess:
-                metrics = try stage.kind.run(context)
-            case let .workerProcess(executable, arguments):
-                let job = StageJob(stage: name, kind: stage.kind.name, parameters: stage.parameters, inputs: inputs,
-                                   output: tmp, partition: partition, threads: threads)
-                metrics = try runInWorker(job, jobFile: stageDir.appendingPathComponent(".job" + tmp.lastPathComponent.dropFirst(".tmp".count) + ".json"), executable: executable,
-                                          arguments: arguments, reporter: reporter)
-            }
-        } catch {
-            let elapsed = Date().timeIntervalSince(start)
-            console.stageFinished(name)
-            reporter.writeLog("FAILED after \(formatDuration(elapsed)): \(error)")
-            reporter.close()
-            try? store.recordFailure(stage: name, fingerprint: fp.full, error: "\(error)", time: isoTimestamp(Date()), log: logURL)
-            try? FileManager.default.removeItem(at: tmp)
-            let logPath = stageDir.appendingPathComponent("failed.log")
-            let tail = ((try? String(contentsOf: logPath, encoding: .utf8)) ?? "")
-                .split(separator: "\n", omittingEmptySubsequences: false).suffix(logTailLines + 1)
-                .map { "    " + $0 }.joined(separator: "\n")
-            console.message("\(name): FAILED after \(formatDuration(elapsed)): \(error)\n  last lines of \(logPath.path):\n\(tail)")
-            throw error
-        }
-        let end = Date()
-        console.stageFinished(name)
-        reporter.writeLog("finished in \(formatDuration(end.timeIntervalSince(start)))")
-        reporter.close()
+    }
 
+    /// Runs the stage's kind where `execution` says (in this process or a worker process).
+    func runKind(_ name: String, context: StageContext, temporary tmp: URL, reporter: RunnerStageReporter) throws -> [String: JSONValue] {
+        let stage = spec.stages[name]!
+        switch execution {
+        case .inProcess:
+            return try stage.kind.run(context)
+        case let .workerProcess(executable, arguments):
+            let job = StageJob(stage: name, kind: stage.kind.name, parameters: stage.parameters, inputs: context.inputs,
+                               output: tmp, partition: context.partition, threads: context.threads)
+            let jobFile = store.stageDirectory(name).appendingPathComponent(".job" + tmp.lastPathComponent.dropFirst(".tmp".count) + ".json")
+            return try runInWorker(job, jobFile: jobFile, executable: executable, arguments: arguments, reporter: reporter)
+        }
+    }
+
+    /// Records a failed execution (failed.json and failed.log), removes its temporary directory
+    /// and prints the end of its log.
+    func failStage(_ name: String, fingerprint fp: StageFingerprint, error: String, temporary tmp: URL,
+                   reporter: RunnerStageReporter, elapsed: Double) {
+        reporter.writeLog("FAILED after \(formatDuration(elapsed)): \(error)")
+        reporter.close()
+        let logURL = tmp.appendingPathComponent(ArtifactStore.logName)
+        try? store.recordFailure(stage: name, fingerprint: fp.full, error: error, time: isoTimestamp(Date()), log: logURL)
+        try? FileManager.default.removeItem(at: tmp)
+        let logPath = store.stageDirectory(name).appendingPathComponent("failed.log")
+        let tail = ((try? String(contentsOf: logPath, encoding: .utf8)) ?? "")
+            .split(separator: "\n", omittingEmptySubsequences: false).suffix(logTailLines + 1)
+            .map { "    " + $0 }.joined(separator: "\n")
+        console.message("\(name): FAILED after \(formatDuration(elapsed)): \(error)\n  last lines of \(logPath.path):\n\(tail)")
+    }
+
+    /// Writes manifest.json into a finished temporary directory and publishes it as the stage's
+    /// version `fp.id`. `partition`: rank 0 and the number of ranks that produced it.
+    func storeArtifact(_ name: String, fingerprint fp: StageFingerprint, temporary tmp: URL, metrics: [String: JSONValue],
+                       start: Date, end: Date, partition: Partition) throws {
+        let stage = spec.stages[name]!
         let manifest: JSONValue = .object([
             ("format", 1),
             ("stage", .string(name)),

@@ -24,6 +24,74 @@ public protocol StageKind: Sendable {
     /// the runner renames into place when this returns). Returns metrics for manifest.json.
     /// Throwing marks the stage failed; nothing it wrote is kept.
     func run(_ context: StageContext) throws -> [String: JSONValue]
+    /// How `harmose run` shares this kind's work among MPI ranks (default: rank 0 alone).
+    var rankParallelism: RankParallelism { get }
+    /// For `.perStructure` kinds: joins the ranks' partial outputs into `parts[0].directory`
+    /// (rank 0's), so that it holds exactly what one process would have written, and returns the
+    /// whole run's metrics. The runner has already moved every file the parts do not share into
+    /// place; what is left are the per-rank files that name several structures (index tables).
+    func merge(_ parts: [StagePart]) throws -> [String: JSONValue]
+}
+
+/// How a kind runs when `harmose run` is launched by mpirun/srun (ProcessGroup.size > 1).
+public enum RankParallelism: Sendable, Equatable {
+    /// Rank 0 runs it; the other ranks wait.
+    case rootOnly
+    /// Every rank runs it on the items its `Partition` owns into its own directory; the runner
+    /// moves the per-item files together and the kind's `merge` joins the rest.
+    case perStructure
+    /// Every rank runs it together with `StageContext.group` (data-parallel training); rank 0's
+    /// directory is the artifact. A failure on any rank ends the job (its peers are inside
+    /// collectives and cannot be told otherwise).
+    case collective
+}
+
+/// A rank's partial output that cannot be merged.
+public struct RankMergeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+}
+
+/// One rank's output of a `.perStructure` stage.
+public struct StagePart: Sendable {
+    public let rank: Int
+    public let directory: URL
+    public let metrics: [String: JSONValue]
+    public init(rank: Int, directory: URL, metrics: [String: JSONValue]) {
+        self.rank = rank
+        self.directory = directory
+        self.metrics = metrics
+    }
+
+    /// The lines of a table every rank wrote (header first): the header once, then the rows
+    /// in the order one process writes them. Rank r owns items r, r + size, …, in order, so row k
+    /// of rank r is item r + k·size.
+    public static func interleavedTable(_ parts: [StagePart], file: String) throws -> String {
+        let tables = try parts.map { part -> [Substring] in
+            let url = part.directory.appendingPathComponent(file)
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw RankMergeError(description: "\(url.path): rank \(part.rank) wrote no \(file)") }
+            return text.split(separator: "\n")
+        }
+        guard let header = tables.first?.first else { return "" }
+        var lines = [header]
+        let rows = tables.map { $0.dropFirst() }
+        for k in 0 ..< (rows.map(\.count).max() ?? 0) {
+            for r in rows.indices where k < rows[r].count { lines.append(rows[r][rows[r].startIndex + k]) }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Sum of an integer metric over the parts.
+    public static func sum(_ parts: [StagePart], _ key: String) -> JSONValue {
+        .int(parts.reduce(0) { $0 + ($1.metrics[key]?.intValue ?? 0) })
+    }
+}
+
+extension StageKind {
+    public var rankParallelism: RankParallelism { .rootOnly }
+    public func merge(_ parts: [StagePart]) throws -> [String: JSONValue] {
+        throw RankMergeError(description: "kind \(name) is not split across ranks")
+    }
 }
 
 /// The JSON type of a parameter. Validation checks values against it; the runner normalises values
@@ -168,11 +236,15 @@ public final class StageContext: @unchecked Sendable {
     /// own worker pools with it; results must not depend on it. In a stage worker process
     /// OPENBLAS_NUM_THREADS is set to the same number before the process starts.
     public let threads: Int
+    /// The ranks of the job: `.collective` kinds train together through it. Per-structure kinds
+    /// use only `partition`.
+    public let group: any ProcessGroup
     private let reporter: StageReporter
 
     public init(stageName: String, parameters: StageParameters, inputs: [String: [URL]],
                 outputDirectory: URL, partition: Partition = .whole,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount, reporter: StageReporter)
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount, group: any ProcessGroup = SingleProcess.shared,
+                reporter: StageReporter)
     {
         self.stageName = stageName
         self.parameters = parameters
@@ -180,6 +252,7 @@ public final class StageContext: @unchecked Sendable {
         self.outputDirectory = outputDirectory
         self.partition = partition
         self.threads = max(1, threads)
+        self.group = group
         self.reporter = reporter
     }
 

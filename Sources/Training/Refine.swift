@@ -156,6 +156,8 @@ public final class Refiner {
     public let outputDirectory: URL
     public var log: (String) -> Void = { _ in }
     public var progress: ((Int, Int, Double) -> Void)?
+    /// The ranks sharing each batch (one process: SingleProcess); only rank 0 writes files.
+    public var group: any ProcessGroup = SingleProcess.shared
 
     /// `stage1`: a train output folder (its best.h5 and splits.json are used) or a checkpoint file.
     public init(config: RefineConfig, stage1: URL, outputDirectory: URL) {
@@ -182,13 +184,15 @@ public final class Refiner {
         let modelConfig = base.config
         log("stage 1 from \(checkpoint.path): \(base.trainableCount) parameters; stage 2 (\(config.stage2.mode.rawValue)): \(model.stage2.trainableCount) parameters")
 
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        let writes = group.isRoot
+        if writes { try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true) }
         let records = try Dataset.readRecords(data, log: log)
+        try DataParallelStep.checkSameData(records, group: group, what: data.map(\.path).joined(separator: ", "))
         let byName = Dictionary(uniqueKeysWithValues: records.map { ($0.name, $0) })
         let splitsURL = checkpoint.deletingLastPathComponent().appendingPathComponent("splits.json")
         let splits = FileManager.default.fileExists(atPath: splitsURL.path) ? try Splits.read(splitsURL)
             : Splits(seed: config.seed, train: records.map(\.name).sorted(), validation: [], test: [])
-        try splits.write(to: outputDirectory.appendingPathComponent("splits.json"))
+        if writes { try splits.write(to: outputDirectory.appendingPathComponent("splits.json")) }
         func samples(_ names: [String]) throws -> [Sample] {
             try Dataset.samples(try names.map { n in
                 guard let r = byName[n] else { throw TrainingError(file: splitsURL.path, message: "structure \"\(n)\" is not in the data") }
@@ -197,16 +201,21 @@ public final class Refiner {
         }
         let train = try samples(splits.train), validation = try samples(splits.validation), test = try samples(splits.test)
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
+        if group.size > config.batchSize {
+            throw TrainingError(file: "refine configuration", field: "batch_size",
+                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
+        }
+        let parallel = try DataParallelStep(group: group, samples: train, config: modelConfig)
         let configData = try { () -> Data in
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
             return try e.encode(config)
         }()
-        try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json"))
+        if writes { try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
 
         let adam2 = Adam<Float>(learningRate: config.learningRate)
         let adam1 = Adam<Float>(learningRate: config.learningRate * config.jointLRFactor)
         let curve = outputDirectory.appendingPathComponent("learning_curve.jsonl")
-        try? FileManager.default.removeItem(at: curve)
+        if writes { try? FileManager.default.removeItem(at: curve) }
         var curveText = ""
         let batchesPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
         var augmentRNG = SplitMix64(seed: config.seed ^ 0xA06_3E17)
@@ -222,56 +231,73 @@ public final class Refiner {
             if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
             var trainMetrics = EpochMetrics(), lossSum = 0.0
             for b in 0 ..< batchesPerEpoch {
-                var members = order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)].map { train[$0] }
-                if config.stage2.augmentRotations { members = try members.map { try Refiner.rotated($0, rng: &augmentRNG, config: modelConfig) } }
-                let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
-                let targets = try BatchTargets(batch, samples: members)
+                let global = Array(order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)])
+                let owned = Set(parallel.shard(global))
+                var members: [Sample] = []
+                for i in global {
+                    // Every rank draws every member's rotation, so the augmentation is the single-process one.
+                    let rotation = config.stage2.augmentRotations ? Refiner.randomRotation(&augmentRNG) : nil
+                    guard owned.contains(i) else { continue }
+                    members.append(try rotation.map { try Refiner.rotated(train[i], by: $0, config: modelConfig) } ?? train[i])
+                }
+                let entries = parallel.globalEntries(global)
                 var batchLoss: BatchLoss<Float>? = nil
-                _ = try Stage2Fitting.step(model, loss: { () throws -> Tensor<Float> in
-                    let b = try maskedLoss(try model(batch).blocks, targets)
+                var value = 0.0
+                _ = try Stage2Fitting.step(model, loss: { () throws -> Tensor<Float>? in
+                    guard !members.isEmpty else { return nil }
+                    let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
+                    let b = try maskedLoss(try model(batch).blocks, try BatchTargets(batch, samples: members), entriesInBatch: entries)
                     batchLoss = b
                     return b.loss
-                }, stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil)
-                let l = batchLoss!
-                let value = Double(l.loss.item)
+                }, stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil, reduce: {
+                    let sets = joint ? [model.stage2.parameters, model.stage1.parameters] : [model.stage2.parameters]
+                    value = Double(try parallel.allReduce(sets, localLoss: batchLoss?.loss.item ?? 0))
+                })
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "refinement diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
-                lossSum += value * Double(l.entries)
-                trainMetrics.absSum(l)
+                lossSum += value * Double(entries ?? batchLoss?.entries ?? 0)
+                if let l = batchLoss { trainMetrics.absSum(l) }
                 progress?((epoch - 1) * batchesPerEpoch + b + 1, config.epochs * batchesPerEpoch, value)
             }
+            trainMetrics = parallel.reduce(trainMetrics)
             trainMetrics.finish(lossSum: lossSum)
             let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(model, validation)
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
             let seconds = Date().timeIntervalSince(started)
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best, "seconds": seconds]
-            if improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
-            try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta)
+            if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
+            if writes { try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
             curveText += String(format: "{\"epoch\": %d, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, \"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f, \"joint\": %@, \"best\": %@, \"epoch_seconds\": %.4f}\n",
                                 epoch, trainMetrics.loss, trainMetrics.mae * 1000, val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000,
                                 joint ? "true" : "false", improved ? "true" : "false", Date().timeIntervalSince(epochStart))
-            try AtomicFile.write(Data(curveText.utf8), to: curve)
+            if writes { try AtomicFile.write(Data(curveText.utf8), to: curve) }
             log(String(format: "epoch %d/%d  train MAE %.3f meV | val MAE hybrid %.3f meV, stage 1 %.3f meV%@%@",
                        epoch, config.epochs, trainMetrics.mae * 1000, val.hybrid.mae * 1000, val.stage1.mae * 1000,
                        improved ? " (best)" : "", joint ? " [joint]" : ""))
-            if config.maxSeconds > 0, seconds >= config.maxSeconds {
+            // Rank 0's clock decides, so every rank stops after the same epoch.
+            if config.maxSeconds > 0, group.broadcast([seconds >= config.maxSeconds ? 1 : 0])[0] == 1 {
                 log("stopping: time budget of \(config.maxSeconds) s reached")
                 break
             }
         }
         model.freezeStage1(true)
+        group.barrier()  // rank 0 wrote best.h5; the others read it after it did
         try Checkpoint.load(from: bestPath.path, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
         let finalValidation = validation.isEmpty ? RefineMetrics() : try evaluate(model, validation)
         let finalTest = test.isEmpty ? nil : try evaluate(model, test)
         let summary = RefineSummary(epochsRun: epoch, bestEpoch: bestEpoch, validation: finalValidation, test: finalTest,
                                     seconds: Date().timeIntervalSince(started), checkpoint: bestPath)
-        try writeMetrics(summary, parameters: model.stage2.trainableCount)
+        if writes { try writeMetrics(summary, parameters: model.stage2.trainableCount) }
         return summary
     }
 
-    /// A sample rotated rigidly at random, with its target rotated to match.
-    static func rotated(_ s: Sample, rng: inout SplitMix64, config: ModelConfig) throws -> Sample {
-        let r = Rotation(uniform: rng.nextUnit(), rng.nextUnit(), rng.nextUnit())
+    /// A uniformly random rotation (three draws of `rng`).
+    static func randomRotation(_ rng: inout SplitMix64) -> Rotation {
+        Rotation(uniform: rng.nextUnit(), rng.nextUnit(), rng.nextUnit())
+    }
+
+    /// A sample rotated rigidly, with its target rotated to match.
+    static func rotated(_ s: Sample, by r: Rotation, config: ModelConfig) throws -> Sample {
         let (structure, target) = try BlockTargets.rotated(s.graph.structure, operator: s.target, by: r)
         let graph = try StructureGraph(name: s.name, structure: structure, keys: s.graph.keys, config: config)
         return Sample(graph: graph, target: target!)
@@ -280,6 +306,7 @@ public final class Refiner {
     /// Stage-1 and hybrid errors on samples, without gradients.
     public func evaluate(_ model: HybridHamiltonianModel<Float>, _ samples: [Sample]) throws -> RefineMetrics {
         var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0
+        let samples = group.size == 1 ? samples : samples.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
         try GradMode.withoutGrad {
             var start = 0
             while start < samples.count {
@@ -293,6 +320,12 @@ public final class Refiner {
                 m.stage1.absSum(l1); m.hybrid.absSum(l2)
                 m.stage1.structures += members.count; m.hybrid.structures += members.count
             }
+        }
+        if group.size > 1 {
+            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse,
+                               Double(m.stage1.entries), Double(m.hybrid.entries), Double(m.hybrid.structures)])
+            sum1 = s[0]; sum2 = s[1]; m.stage1.mae = s[2]; m.stage1.rmse = s[3]; m.hybrid.mae = s[4]; m.hybrid.rmse = s[5]
+            m.stage1.entries = Int(s[6]); m.hybrid.entries = Int(s[7]); m.stage1.structures = Int(s[8]); m.hybrid.structures = Int(s[8])
         }
         m.stage1.finish(lossSum: sum1); m.hybrid.finish(lossSum: sum2)
         return m
@@ -314,7 +347,7 @@ public final class Refiner {
 }
 
 /// Masked mean squared error over every group (the `mse` loss of `train`), with error sums.
-func maskedLoss<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], _ targets: BatchTargets<T>) throws -> BatchLoss<T> {
+func maskedLoss<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], _ targets: BatchTargets<T>, entriesInBatch: Int? = nil) throws -> BatchLoss<T> {
     var total: Tensor<T>? = nil
     var absSum = 0.0, squareSum = 0.0
     for g in blocks.keys.sorted() {
@@ -324,7 +357,7 @@ func maskedLoss<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], _ targets: BatchTa
         let term = try diff.square().sum()
         total = try total.map { try $0 + term } ?? term
     }
-    let n = max(targets.entryCount, 1)
+    let n = max(entriesInBatch ?? targets.entryCount, 1)
     return BatchLoss(loss: (total ?? Tensor<T>(scalar: 0)) * T(1 / Double(n)), absSum: absSum, squareSum: squareSum, entries: targets.entryCount)
 }
 
@@ -380,6 +413,7 @@ public struct RefineStageKind: StageKind {
         config.stage2.seed = config.seed
         try config.validate(file: "pipeline.json: stage \(context.stageName)")
         let refiner = Refiner(config: config, stage1: context.input("model"), outputDirectory: context.outputDirectory)
+        refiner.group = context.group
         refiner.log = { context.log($0) }
         refiner.progress = { done, total, _ in context.progress(done: done, total: total) }
         let s = try refiner.run(data: (context.inputs["data"] ?? []).map(resolveDataInput))
@@ -392,4 +426,7 @@ public struct RefineStageKind: StageKind {
         }
         return out
     }
+
+    /// Under mpirun every rank trains its share of each batch (DataParallel.swift).
+    public var rankParallelism: RankParallelism { .collective }
 }

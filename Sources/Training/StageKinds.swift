@@ -39,6 +39,7 @@ public struct TrainStageKind: StageKind {
         if p.double("max_seconds") > 0 { config.maxSeconds = p.double("max_seconds") }
         if p.int("max_structures") > 0 { config.maxStructures = p.int("max_structures") }
         let trainer = Trainer(config: config, outputDirectory: context.outputDirectory)
+        trainer.group = context.group
         trainer.log = { context.log($0) }
         trainer.progress = { done, total, _ in context.progress(done: done, total: total) }
         let data = (context.inputs["data"] ?? []).map(resolveDataInput)
@@ -50,6 +51,9 @@ public struct TrainStageKind: StageKind {
         if let t = s.test { metrics["test_mae_meV"] = .double(t.mae * 1000) }
         return metrics
     }
+
+    /// Under mpirun every rank trains its share of each batch (DataParallel.swift).
+    public var rankParallelism: RankParallelism { .collective }
 }
 
 public struct PredictStageKind: StageKind {
@@ -92,5 +96,15 @@ public struct PredictStageKind: StageKind {
         let seconds = results.reduce(0) { $0 + $1.seconds }
         return ["structures": .int(results.count), "blocks": .int(results.reduce(0) { $0 + $1.blocks }),
                 "ms_per_structure": .double(1000 * seconds / Double(max(results.count, 1)))]
+    }
+
+    public var rankParallelism: RankParallelism { .perStructure }
+
+    /// One folder per structure, moved together by the runner; nothing else to join.
+    public func merge(_ parts: [StagePart]) throws -> [String: JSONValue] {
+        let structures = parts.reduce(0) { $0 + ($1.metrics["structures"]?.intValue ?? 0) }
+        let ms = parts.reduce(0.0) { $0 + Double($1.metrics["structures"]?.intValue ?? 0) * ($1.metrics["ms_per_structure"]?.doubleValue ?? 0) }
+        return ["structures": .int(structures), "blocks": StagePart.sum(parts, "blocks"),
+                "ms_per_structure": .double(ms / Double(max(structures, 1)))]
     }
 }

@@ -2,12 +2,14 @@
 // seed and epoch) and the initialisation are all seeded, kernels are thread-count independent,
 // so a seeded run is bit-for-bit repeatable; a resumed run restores parameters, Adam moments and
 // the schedule from last.h5 and continues with the next epoch's batch order, so it equals the
-// uninterrupted run. The gradient step goes through one flat buffer (`allReduce`), the hook a
-// data-parallel run fills in.
+// uninterrupted run. The gradient step goes through one flat buffer summed over `group`'s ranks
+// (DataParallel.swift: under mpirun each rank computes its share of every global batch; rank 0
+// alone writes files).
 import Autograd
 import Foundation
 import HDF5Kit
 import Models
+import StageAPI
 import Plots
 import Structures
 
@@ -57,8 +59,9 @@ struct BatchLoss<T: Scalar> {
 }
 
 /// Masked loss over every group of a batch, mean over the counted entries.
+/// `entriesInBatch`: the normaliser when `targets` is one rank's share of a larger batch.
 func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kind: LossKind, huberDelta: Double,
-                          normalizeBy scales: [BlockGroup: Double]?) throws -> BatchLoss<T> {
+                          normalizeBy scales: [BlockGroup: Double]?, entriesInBatch: Int? = nil) throws -> BatchLoss<T> {
     var total: Tensor<T>? = nil
     var absSum = 0.0, squareSum = 0.0
     for g in out.blocks.keys.sorted() {
@@ -80,7 +83,7 @@ func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kin
         }
         total = try total.map { try $0 + term } ?? term
     }
-    let n = max(targets.entryCount, 1)
+    let n = max(entriesInBatch ?? targets.entryCount, 1)
     let loss = (total ?? Tensor<T>(scalar: 0)) * T(1 / Double(n))
     return BatchLoss(loss: loss, absSum: absSum, squareSum: squareSum, entries: targets.entryCount)
 }
@@ -103,8 +106,8 @@ public final class Trainer {
     public var log: (String) -> Void = { _ in }
     /// Per-batch progress within the run: (batches done, batches total, current loss).
     public var progress: ((Int, Int, Double) -> Void)?
-    /// Sums the flat gradient over ranks (identity for one process).
-    public var allReduce: ([Float]) -> [Float] = { $0 }
+    /// The ranks sharing each batch (one process: SingleProcess); only rank 0 writes files.
+    public var group: any ProcessGroup = SingleProcess.shared
     /// Stop after this epoch even if more are configured (tests of resume).
     public var stopAfterEpoch: Int?
 
@@ -132,14 +135,16 @@ public final class Trainer {
         }
         let records = try Dataset.readRecords(data, limit: config.maxStructures, log: log)
         guard records.count >= 1 else { throw TrainingError(file: data.first?.path ?? "data", message: "no structures") }
+        try DataParallelStep.checkSameData(records, group: group, what: data.map(\.path).joined(separator: ", "))
+        let writes = group.isRoot
         // The output folder appears only once the data has been read.
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        if writes { try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true) }
         let splits: Splits
         if resume, FileManager.default.fileExists(atPath: splitsPath.path) {
             splits = try Splits.read(splitsPath)
         } else {
             splits = Splits.make(names: records.map(\.name), fractions: config.split, seed: config.seed)
-            try splits.write(to: splitsPath)
+            if writes { try splits.write(to: splitsPath) }
         }
         var modelConfig = config.model
         modelConfig.basis = try Dataset.basis(of: records)
@@ -156,6 +161,11 @@ public final class Trainer {
         let valSamples = try Dataset.samples(try pick(splits.validation), config: modelConfig)
         let testSamples = try Dataset.samples(try pick(splits.test), config: modelConfig)
         log("split: \(trainSamples.count) train, \(valSamples.count) validation, \(testSamples.count) test (seed \(splits.seed))")
+        if group.size > config.batchSize {
+            throw TrainingError(file: "training configuration", field: "batch_size",
+                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
+        }
+        let step = try DataParallelStep(group: group, samples: trainSamples, config: modelConfig)
 
         let model = try HamiltonianModel<Float>(config: modelConfig)
         for (g, s) in try model.estimateStatistics(Dataset.groupedTargets(trainSamples)) { try model.setStatistics(s, for: g) }
@@ -176,9 +186,9 @@ public final class Trainer {
             badEpochs = Int(meta["bad_epochs"] ?? 0)
             bestLoss = meta["best_loss"] ?? .infinity
             previousSeconds = meta["seconds"] ?? 0
-            try truncateCurve(after: startEpoch - 1)
+            if writes { try truncateCurve(after: startEpoch - 1) }
             log("resuming after epoch \(startEpoch - 1) (best epoch \(bestEpoch))")
-        } else {
+        } else if writes {
             try? FileManager.default.removeItem(at: curvePath)
         }
         let configData = try { () -> Data in
@@ -186,7 +196,7 @@ public final class Trainer {
             var resolved = config; resolved.model = modelConfig
             return try e.encode(resolved)
         }()
-        try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json"))
+        if writes { try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
 
         let scales: [BlockGroup: Double]? = config.normalize
             ? Dictionary(uniqueKeysWithValues: model.groups.compactMap { g in model.statistics(of: g).map { (g, $0.scale) } }) : nil
@@ -204,22 +214,30 @@ public final class Trainer {
             if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
             var train = EpochMetrics(), lossSum = 0.0
             for b in 0 ..< batchesPerEpoch {
-                let members = order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)].map { trainSamples[$0] }
-                let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
-                let targets = try BatchTargets(batch, samples: members)
+                let global = Array(order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)])
+                let members = step.shard(global).map { trainSamples[$0] }
+                let entries = step.globalEntries(global)
                 model.parameters.zeroGrad()
-                let out = try model(batch)
-                let l = try batchLoss(out, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales)
-                try l.loss.backward()
-                try model.parameters.loadGradients(allReduce(model.parameters.flattenGradients()))
+                var localLoss: Float = 0, batchEntries = entries ?? 0
+                if !members.isEmpty {
+                    let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
+                    let targets = try BatchTargets(batch, samples: members)
+                    let out = try model(batch)
+                    let l = try batchLoss(out, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
+                                          entriesInBatch: entries)
+                    try l.loss.backward()
+                    localLoss = l.loss.item
+                    if entries == nil { batchEntries = l.entries }
+                    train.absSum(l); train.structures += members.count; train.edges += batch.edgeCount
+                }
+                let value = Double(try step.allReduce([model.parameters], localLoss: localLoss))
                 if config.clipNorm > 0 { clipGradientNorm(model.parameters, maxNorm: config.clipNorm) }
                 optimizer.step(model.parameters)
-                let value = Double(l.loss.item)
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "training diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
-                lossSum += value * Double(l.entries)
-                train.absSum(l); train.structures += members.count; train.edges += batch.edgeCount
+                lossSum += value * Double(batchEntries)
                 progress?((epoch - startEpoch) * batchesPerEpoch + b + 1, (lastEpoch - startEpoch + 1) * batchesPerEpoch, value)
             }
+            train = step.reduce(train)
             train.finish(lossSum: lossSum)
             let validation = valSamples.isEmpty ? train : try evaluate(model, valSamples, modelConfig: modelConfig, scales: scales)
             lastValidation = validation
@@ -229,17 +247,19 @@ public final class Trainer {
             let seconds = previousSeconds + Date().timeIntervalSince(started)
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
                                           "best_loss": bestLoss, "seconds": seconds, "seed": Double(config.seed)]
-            if improved { try Checkpoint.save(to: bestPath.path, parts: parts, metadata: meta) }
-            try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
             let epochSeconds = Date().timeIntervalSince(epochStart)
-            try appendCurve([
-                "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
-                "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
-                "learning_rate": .num(optimizer.learningRate), "best": .bool(improved), "epoch_seconds": .num(epochSeconds),
-                "structures_per_second": .num(Double(train.structures) / max(epochSeconds, 1e-9)),
-                "edges_per_second": .num(Double(train.edges) / max(epochSeconds, 1e-9)),
-            ])
-            try plotCurve()
+            if writes {
+                if improved { try Checkpoint.save(to: bestPath.path, parts: parts, metadata: meta) }
+                try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
+                try appendCurve([
+                    "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
+                    "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
+                    "learning_rate": .num(optimizer.learningRate), "best": .bool(improved), "epoch_seconds": .num(epochSeconds),
+                    "structures_per_second": .num(Double(train.structures) / max(epochSeconds, 1e-9)),
+                    "edges_per_second": .num(Double(train.edges) / max(epochSeconds, 1e-9)),
+                ])
+                try plotCurve()
+            }
             log(String(format: "epoch %d/%d  train loss %.4g  MAE %.3f meV | val loss %.4g  MAE %.3f meV%@  lr %.2g  %.1fs",
                        epoch, config.epochs, train.loss, train.mae * 1000, validation.loss, validation.mae * 1000,
                        improved ? " (best)" : "", optimizer.learningRate, epochSeconds))
@@ -248,14 +268,16 @@ public final class Trainer {
                 stoppedEarly = true
                 break
             }
-            if config.maxSeconds > 0, seconds >= config.maxSeconds {
+            // Rank 0's clock decides, so every rank stops after the same epoch.
+            if config.maxSeconds > 0, group.broadcast([seconds >= config.maxSeconds ? 1 : 0])[0] == 1 {
                 log("stopping: time budget of \(config.maxSeconds) s reached")
                 stoppedEarly = true
                 break
             }
         }
 
-        // Final numbers with the best weights.
+        // Final numbers with the best weights (rank 0 wrote them; the others read them after it did).
+        group.barrier()
         if FileManager.default.fileExists(atPath: bestPath.path) {
             try Checkpoint.load(from: bestPath.path, parts: ["model": model.parameters])
         }
@@ -263,14 +285,15 @@ public final class Trainer {
         let test = testSamples.isEmpty ? nil : try evaluate(model, testSamples, modelConfig: modelConfig, scales: scales)
         let summary = TrainingSummary(epochsRun: epoch, bestEpoch: bestEpoch, bestValidationLoss: bestLoss, validation: bestValidation,
                                       test: test, stoppedEarly: stoppedEarly, seconds: previousSeconds + Date().timeIntervalSince(started))
-        try writeMetrics(summary, parameters: model.trainableCount)
+        if writes { try writeMetrics(summary, parameters: model.trainableCount) }
         return summary
     }
 
-    /// Loss and errors of the model on samples, without gradients.
+    /// Loss and errors of the model on samples, without gradients (each rank computes its share).
     public func evaluate(_ model: HamiltonianModel<Float>, _ samples: [Sample], modelConfig: ModelConfig,
                          scales: [BlockGroup: Double]?) throws -> EpochMetrics {
         var m = EpochMetrics(), lossSum = 0.0
+        let samples = group.size == 1 ? samples : samples.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
         try GradMode.withoutGrad {
             var start = 0
             while start < samples.count {
@@ -282,6 +305,10 @@ public final class Trainer {
                 lossSum += Double(l.loss.item) * Double(l.entries)
                 m.absSum(l); m.structures += members.count; m.edges += batch.edgeCount
             }
+        }
+        if group.size > 1 {
+            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries), Double(m.structures), Double(m.edges)])
+            lossSum = s[0]; m.mae = s[1]; m.rmse = s[2]; m.entries = Int(s[3]); m.structures = Int(s[4]); m.edges = Int(s[5])
         }
         m.finish(lossSum: lossSum)
         return m
