@@ -89,6 +89,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
         // Hostile input and faults (issue #12): archives, lattices, bounds, messages, partial output.
         .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "CArchive", "TestSupport"]),
+        // mpirun end to end (Debian openmpi-bin); skipped with a message where mpirun is absent.
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "StageAPI", "HDF5Kit", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

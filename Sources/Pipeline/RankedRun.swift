@@ -56,6 +56,22 @@ extension PipelineRunner {
         }
     }
 
+    /// Every rank planned before any executes (a rank's temporary directory would otherwise
+    /// look like another process building the stage), and all planned the same.
+    func agreeOnPlan(_ plan: [PlannedStage]) throws {
+        let mine = plan.map { p -> String in
+            switch p.action {
+            case .upToDate: return "\(p.name) up-to-date"
+            case .relink: return "\(p.name) relink"
+            case .run: return "\(p.name) run"
+            }
+        }.joined(separator: "\n")
+        let all = group.allGather(mine, patient: true)
+        if let r = all.firstIndex(where: { $0 != all[0] }) {
+            throw PipelineError.io(path: store.root.path, reason: "rank \(r) of \(group.size) planned differently from rank 0 (it sees other artifacts in outputs/): every rank must share the outputs folder")
+        }
+    }
+
     /// Executes the planned stages in plan order on every rank; a failure blocks exactly its
     /// descendants, as in a single-process run. Every rank reaches the same verdicts.
     func executeRanked(_ toRun: [PlannedStage], fingerprints: [String: StageFingerprint], threads: Int, summary: inout RunSummary) {

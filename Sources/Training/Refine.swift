@@ -174,6 +174,10 @@ public final class Refiner {
 
     func runExclusive(data: [URL]) throws -> RefineSummary {
         try config.validate(file: "refine configuration")
+        if group.size > config.batchSize {
+            throw TrainingError(file: "refine configuration", field: "batch_size",
+                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
+        }
         let checkpoint = try HybridCheckpoint.resolve(stage1)
         guard try HybridCheckpoint.kind(checkpoint.path) == .stage1 else {
             throw TrainingError(file: checkpoint.path, message: "already a hybrid checkpoint; refine needs a stage-1 one")
@@ -201,10 +205,6 @@ public final class Refiner {
         }
         let train = try samples(splits.train), validation = try samples(splits.validation), test = try samples(splits.test)
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
-        if group.size > config.batchSize {
-            throw TrainingError(file: "refine configuration", field: "batch_size",
-                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
-        }
         let parallel = try DataParallelStep(group: group, samples: train, config: modelConfig)
         let configData = try { () -> Data in
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -130,6 +130,10 @@ public final class Trainer {
 
     func runExclusive(data: [URL], resume: Bool) throws -> TrainingSummary {
         try config.validate(file: "training configuration")
+        if group.size > config.batchSize {
+            throw TrainingError(file: "training configuration", field: "batch_size",
+                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
+        }
         if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
             throw TrainingError(file: lastPath.path, message: "--resume given but there is no last checkpoint to resume from")
         }
@@ -161,10 +165,6 @@ public final class Trainer {
         let valSamples = try Dataset.samples(try pick(splits.validation), config: modelConfig)
         let testSamples = try Dataset.samples(try pick(splits.test), config: modelConfig)
         log("split: \(trainSamples.count) train, \(valSamples.count) validation, \(testSamples.count) test (seed \(splits.seed))")
-        if group.size > config.batchSize {
-            throw TrainingError(file: "training configuration", field: "batch_size",
-                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
-        }
         let step = try DataParallelStep(group: group, samples: trainSamples, config: modelConfig)
 
         let model = try HamiltonianModel<Float>(config: modelConfig)

@@ -39,3 +39,24 @@ public struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The `harmose` executable built beside the test bundle (`swift test` builds it), for tests that
+/// must run it as a separate process (mpirun, kill -9, exit codes).
+public func builtHarmoseExecutable() throws -> URL {
+    var candidates: [URL] = []
+    if let exe = Bundle.main.executableURL {
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0 ..< 4 {
+            candidates.append(dir.appendingPathComponent("harmose"))
+            dir = dir.deletingLastPathComponent()
+        }
+    }
+    for bundle in Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
+        candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("harmose"))
+    }
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    candidates.append(packageRoot.appendingPathComponent(".build/debug/harmose"))
+    if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return found }
+    throw NSError(domain: "TestSupport", code: 1, userInfo: [NSLocalizedDescriptionKey:
+        "harmose binary not found (looked in \(candidates.map(\.path))); build it with `swift build`"])
+}
