@@ -30,6 +30,7 @@ public struct HarmoSECommand: ParsableCommand {
             BenchSO3Command.self,
             BenchAutogradCommand.self,
             BenchStage2Command.self,
+            BenchAllReduceCommand.self,
         ]
     )
     public init() {}
