@@ -45,6 +45,9 @@ final class MPIRunTests: XCTestCase {
         process.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         env["HARMOSE_DIAGNOSTIC_KINDS"] = "1"
+        // Containers often forbid the cross-process memory copies (ptrace scope) OpenMPI's
+        // shared-memory transport prefers; plain copies work everywhere.
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         for (k, v) in environment { env[k] = v }
         process.environment = env
         let log = dir.appendingPathComponent("output-\(UUID().uuidString).txt")
