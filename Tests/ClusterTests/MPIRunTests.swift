@@ -288,6 +288,22 @@ final class MPIRunTests: XCTestCase {
         XCTAssertNotEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("rank 1 of 2 sees different inputs than rank 0 for stage 'copy'"), run.output)
         try assertNothingPublished(URL(fileURLWithPath: outputs), stage: "copy")
+
+        // Training: rank 1's copy of the dataset lacks a structure.
+        for (machine, count) in [("a", 4), ("b", 3)] {
+            for i in 0 ..< count {
+                try FileManager.default.copyItem(at: Fixtures.url("training/water-000\(i)"),
+                                                 to: root.appendingPathComponent("\(machine)/water/water-000\(i)"))
+            }
+        }
+        let config = try writeTinyConfig(root, epochs: 1)
+        let train = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+                     "-np", "1", "-wdir", root.appendingPathComponent("a").path, binary, "train", "--config", config, "water", "--out", root.appendingPathComponent("run").path, ":",
+                     "-np", "1", "-wdir", root.appendingPathComponent("b").path, binary, "train", "--config", config, "water", "--out", root.appendingPathComponent("run").path]
+        let trained = try harmose([], ranks: 2, in: root, mpiArguments: train, limit: 60)
+        XCTAssertNotEqual(trained.status, 0, trained.output)
+        XCTAssertTrue(trained.output.contains("read different data than rank 0"), trained.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("run/best.h5").path))
     }
 
     func testMoreRanksThanStructuresIsAnError() throws {
