@@ -111,6 +111,17 @@ enum ArchiveReader {
     /// belong to no structure layout and macOS resource forks.
     static func split(_ path: String) -> (folder: String, file: String)? {
         let parts = path.split(separator: "/").map(String.init)
+        guard !parts.contains("__MACOSX"), !parts.contains(where: { $0.hasPrefix("._") }) else { return nil }
+        // ABACUS run directories: STRU at the top, the matrices and log one level down in OUT.*.
+        if parts.count >= 2, parts[parts.count - 2].hasPrefix("OUT."), ABACUS.knownOutFiles.contains(parts[parts.count - 1]) {
+            return (parts.dropLast(2).joined(separator: "/"), parts.suffix(2).joined(separator: "/"))
+        }
+        if let file = parts.last, ABACUS.knownRunFiles.contains(file) { return (parts.dropLast().joined(separator: "/"), file) }
+        // CP2K output folders: the .out/.inp files and the real-space KS/S CSR files.
+        if let file = parts.last, file.hasSuffix(".out") || file.hasSuffix(".inp")
+            || (file.hasSuffix(".csr") && (file.contains("-KS_SPIN_") || file.contains("-S_SPIN_"))) {
+            return (parts.dropLast().joined(separator: "/"), file)
+        }
         guard let file = parts.last, StructureLayout.knownFiles.contains(file),
               !parts.contains("__MACOSX"), !parts.contains(where: { $0.hasPrefix("._") }) else { return nil }
         return (parts.dropLast().joined(separator: "/"), file)
@@ -200,16 +211,19 @@ enum ArchiveReader {
     static func detectFormat(archive: URL) throws -> DFTFormat {
         var found: DFTFormat?
         do {
+            var names: [String: Set<String>] = [:]
             try forEachMember(of: archive) { m in
-                guard m.isRegularFile, let (_, file) = split(m.path) else { return }
-                if let format = StructureLayout.format(ofFileNames: [file]) {
+                guard m.isRegularFile, let (folder, file) = split(m.path) else { return }
+                names[folder, default: []].insert(file)
+                // A CP2K folder is recognised by two files together (the .out and a KS CSR file).
+                if let format = StructureLayout.format(ofFileNames: names[folder]!) {
                     found = format
                     throw StopReading()
                 }
             }
         } catch is StopReading {}
         guard let found else {
-            throw FormatError(file: archive.path, message: "no DeepH-dock or DeepH legacy structure found in the archive")
+            throw FormatError(file: archive.path, message: "no DeepH-dock, DeepH legacy, ABACUS or CP2K structure found in the archive")
         }
         return found
     }
@@ -259,7 +273,7 @@ enum ArchiveReader {
         }
         for folder in pendingOrder { try finish(folder) }
         guard count > 0 else {
-            throw FormatError(file: archive.path, message: "no DeepH-dock or DeepH legacy structure found in the archive")
+            throw FormatError(file: archive.path, message: "no DeepH-dock, DeepH legacy, ABACUS or CP2K structure found in the archive")
         }
     }
 
@@ -269,6 +283,8 @@ enum ArchiveReader {
         switch StructureLayout.format(ofFileNames: names) {
         case .deephDock: return names.isSuperset(of: ["POSCAR", "info.json"])
         case .deephLegacy: return names.isSuperset(of: ["lat.dat", "element.dat", "site_positions.dat", "orbital_types.dat", "info.json"])
+        case .cp2k: return CP2K.isRunDirectory(names: names)
+        case .abacus: return names.contains(ABACUS.struFile) && names.contains { $0.hasPrefix("OUT.") && $0.hasSuffix("/" + ABACUS.logFile) }
         case nil: return false
         }
     }

@@ -26,7 +26,7 @@ public struct DatasetSource {
                 kind = .structureFolder
             } else {
                 guard try !DatasetSource.findStructureFolders(in: url).isEmpty else {
-                    throw FormatError(file: url.path, message: "no structure folders found (expected DeepH-dock folders with POSCAR and info.json, or DeepH legacy folders with element.dat, lat.dat, …)")
+                    throw FormatError(file: url.path, message: "no structure folders found (expected DeepH-dock folders with POSCAR and info.json, DeepH legacy folders with element.dat, lat.dat, …, ABACUS runs with STRU and OUT.*/running_scf.log, or CP2K outputs with <project>.out and <project>-KS_SPIN_1*.csr)")
                 }
                 kind = .folderOfStructures
             }

@@ -23,6 +23,11 @@ import Structures
 public enum DFTFormat: String, CaseIterable, Sendable {
     case deephDock = "deeph-dock"
     case deephLegacy = "deeph-legacy"
+    /// ABACUS LCAO run directories in (STRU, OUT.*/running_scf.log and H(R)/S(R) CSR text, both
+    /// namings); ABACUS ≤ 3.9.0 CSR text out (ABACUS.swift, ABACUSWriter.swift).
+    case abacus = "abacus-csr"
+    /// CP2K output folders in (the .out file and KS/S real-space CSR text; CP2K.swift). Read only.
+    case cp2k = "cp2k"
 }
 
 /// An error in input data, naming the file and the field (HDF5 key, JSON key, line) at fault.
@@ -60,9 +65,11 @@ public enum FormatReader {
             throw FormatError(file: url.path, message: "no such file or folder")
         }
         if isDir.boolValue {
+            if ABACUS.isRunDirectory(url) { return .abacus }
+            if CP2K.isRunDirectory(names: try directoryFileNames(url)) { return .cp2k }
             if let format = StructureLayout.format(ofFileNames: try directoryFileNames(url)) { return format }
             guard let first = try DatasetSource.findStructureFolders(in: url).first else {
-                throw FormatError(file: url.path, message: "no DeepH-dock (POSCAR, info.json) or DeepH legacy (element.dat, lat.dat, …) structure found")
+                throw FormatError(file: url.path, message: "no DeepH-dock (POSCAR, info.json), DeepH legacy (element.dat, lat.dat, …), ABACUS (STRU, OUT.*/running_scf.log) or CP2K (<project>.out, *-KS_SPIN_1*.csr) structure found")
             }
             return try detect(at: url.appendingPathComponent(first))
         }
@@ -78,6 +85,8 @@ public enum FormatReader {
         guard isDir.boolValue else {
             throw FormatError(file: url.path, message: "not a structure folder (archives are read with DatasetSource)")
         }
+        if ABACUS.isRunDirectory(url) { return try ABACUS.readRun(at: url) }
+        if CP2K.isRunDirectory(names: try directoryFileNames(url)) { return try CP2K.readRun(at: url) }
         let files = DirectoryFiles(url: url)
         guard let format = StructureLayout.format(ofFileNames: try directoryFileNames(url)) else {
             throw FormatError(file: url.path, message: "not a structure folder: expected POSCAR and info.json (DeepH-dock) or element.dat, lat.dat, site_positions.dat, orbital_types.dat, info.json (DeepH legacy)")
@@ -89,6 +98,14 @@ public enum FormatReader {
         switch format {
         case .deephDock: return try DeepHDock.read(files, name: name)
         case .deephLegacy: return try DeepHLegacy.read(files, name: name)
+        case .abacus:
+            let paths = (files as? MemoryFiles).map { Array($0.members.keys) } ?? []
+            guard let out = try ABACUS.outFolder(amongPaths: paths, location: files.displayPath("")) else {
+                throw FormatError(file: files.displayPath("OUT.*/running_scf.log"), message: "missing file (an ABACUS run directory needs its OUT.* folder)")
+            }
+            return try ABACUS.read(files, out: out, name: name)
+        case .cp2k:
+            return try CP2K.read(files, names: (files as? MemoryFiles).map { Array($0.members.keys) } ?? [], name: name)
         }
     }
 
@@ -106,12 +123,25 @@ public enum FormatWriter {
     /// structures in one fresh folder pass false, so two records can never overwrite each other).
     /// Entries are written as Float64.
     public static func write(_ record: DFTRecord, to url: URL, format: DFTFormat, replacing: Bool = true) throws {
+        if format == .cp2k {
+            throw FormatError(file: url.path, message: "cp2k is an input format only; write deeph-dock, deeph-legacy or abacus-csr")
+        }
+        if format == .abacus {
+            try ABACUSWriter.check(record, destination: url.path)
+            try AtomicOutput.writeDirectory(at: url, replacing: replacing) { try ABACUSWriter.write(record, to: $0) }
+            return
+        }
+        if record.spinful {
+            throw FormatError(file: url.path, field: "spinful", message: "spinful (nspin = 2) records cannot be written as \(format.rawValue) yet; write them as abacus-csr")
+        }
         try RecordValidation.checkWritable(record, destination: url.path)
         try AtomicOutput.writeDirectory(at: url, replacing: replacing) { dir in
             try mappingHDF5Errors {
                 switch format {
                 case .deephDock: try DeepHDock.write(record, to: dir)
                 case .deephLegacy: try DeepHLegacy.write(record, to: dir)
+                case .abacus: try ABACUSWriter.write(record, to: dir)
+                case .cp2k: break   // refused above
                 }
             }
         }
@@ -127,6 +157,11 @@ enum StructureLayout {
 
     static func format(ofFileNames names: some Sequence<String>) -> DFTFormat? {
         let set = Set(names)
+        if set.contains(ABACUS.struFile) || set.contains(ABACUS.logFile)
+            || set.contains(where: { $0.hasPrefix("OUT.") && $0.hasSuffix("/" + ABACUS.logFile) }) {
+            return .abacus
+        }
+        if CP2K.isRunDirectory(names: set) { return .cp2k }
         if set.contains("element.dat") || set.contains("site_positions.dat") || set.contains("orbital_types.dat") {
             return .deephLegacy
         }
@@ -141,6 +176,8 @@ enum StructureLayout {
         switch format {
         case .deephDock: return Set(dockFiles).isSubset(of: names)
         case .deephLegacy: return Set(legacyFiles).isSubset(of: names)
+        // How many H files an ABACUS run has depends on its log: read when the archive moves on.
+        case .abacus, .cp2k: return false
         }
     }
 }

@@ -1,5 +1,6 @@
 // The `ingest` pipeline stage: reads a dataset (a structure folder, a folder of structure folders,
-// or an archive of either, in DeepH-dock or DeepH legacy layout), validates every record, and
+// or an archive of either, in DeepH-dock or DeepH legacy layout, or ABACUS / CP2K run folders),
+// validates every record, and
 // writes it in HarmoSE's internal store layout — DeepH-dock folders under structures/<name>/,
 // with the structure's K_PATH when it has one (folder datasets) — and a per-structure index. Downstream stages (graph, bands, training) read that store.
 // Per-structure: with a partition, each rank ingests only the structures it owns.
@@ -9,7 +10,7 @@ import Structures
 
 public struct IngestStage: StageKind {
     public let name = "ingest"
-    public let summary = "Validate a DFT dataset (DeepH-dock or legacy folders, or an archive) and store it as DeepH-dock folders."
+    public let summary = "Validate a DFT dataset (DeepH-dock or legacy folders, ABACUS or CP2K runs, or an archive) and store it as DeepH-dock folders."
     /// 1: structures/<name>/ DeepH-dock folders (+ K_PATH) + index.tsv.
     /// 2: info.json keeps the source's extra keys (`occupation`, `homo_eV`, …) after the modelled ones.
     public let artifactVersion = 2
@@ -24,7 +25,7 @@ public struct IngestStage: StageKind {
                       help: "fail on a structure without a Hamiltonian (false: structures only, e.g. for prediction)"),
     ]
     public let inputs: [InputSpec] = [
-        InputSpec("dataset", .path, help: "a structure folder, a folder of structure folders (any depth), or a .tar/.tar.gz/.tar.xz/.zip of either"),
+        InputSpec("dataset", .path, help: "a structure folder (DeepH-dock, DeepH legacy, ABACUS run, CP2K output), a folder of them (any depth), or a .tar/.tar.gz/.tar.xz/.zip of either"),
     ]
 
     public init() {}

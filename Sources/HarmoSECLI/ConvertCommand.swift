@@ -1,4 +1,5 @@
-// `harmose convert`: DeepH-dock ↔ DeepH legacy, for one structure, a folder of them, or an archive.
+// `harmose convert`: DeepH-dock, DeepH legacy, ABACUS and CP2K in; DeepH-dock, DeepH legacy and
+// ABACUS CSR text out; for one structure, a folder of them, or an archive.
 // A thin shell over Formats (DatasetSource → FormatWriter).
 import ArgumentParser
 import Formats
@@ -11,11 +12,14 @@ extension DFTFormat: ExpressibleByArgument {}
 public struct ConvertCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert DFT Hamiltonian data between the DeepH-dock and DeepH legacy layouts.",
+        abstract: "Convert DFT Hamiltonian data: DeepH-dock, DeepH legacy, ABACUS, CP2K in; DeepH-dock, DeepH legacy, ABACUS CSR out.",
         discussion: """
         SRC is one structure folder, a folder of structure folders (found at any depth), or an \
         archive (.tar, .tar.gz/.tgz, .tar.xz, .zip) of either; the input layout is detected per \
-        structure. Archives are streamed: nothing is extracted to disk.
+        structure. Archives are streamed: nothing is extracted to disk. A structure folder is a \
+        DeepH-dock or DeepH legacy folder, an ABACUS LCAO run (STRU + OUT.*/running_scf.log and \
+        H(R)/S(R) CSR text from out_mat_hs2, or the OUT.* folder itself), or a CP2K output folder \
+        (<project>.out and the KS/S CSR text of &KS_CSR_WRITE/&S_CSR_WRITE with REAL_SPACE).
 
         For one structure, DST is the output structure folder. Otherwise DST is a folder that \
         mirrors SRC's names: SRC/molecules/water-0001 → DST/molecules/water-0001.
@@ -26,14 +30,19 @@ public struct ConvertCommand: ParsableCommand {
         anything else is refused. Member names that could leave DST (`..`, absolute paths, drive \
         letters, control characters, overlong names) are refused, naming the archive and member.
 
-        Orbital order is converted (legacy: OpenMX order, 1-based atoms; dock: m = −l…l, 0-based, \
-        atoms grouped by element); entries are written as Float64. Non-Hermitian data is reported \
-        as a warning on stderr. See docs/formats.md for both conversion tables.
+        Orbital order, signs and units are converted (legacy: OpenMX order, 1-based atoms; dock: \
+        m = −l…l, 0-based, atoms grouped by element; ABACUS: m = 0, +1, −1, … with (−1)^|m| \
+        signs, Rydberg and Bohr; CP2K: Hartree); entries are written as Float64, ABACUS CSR as \
+        ABACUS prints it (Ry, %.8e). Non-Hermitian data is reported as a warning on stderr. See \
+        docs/formats.md for the conversion tables.
 
         Examples:
           harmose convert deeph-legacy/MoTe2 out/MoTe2 --to deeph-dock
           harmose convert data/molecules out/molecules-legacy --to deeph-legacy
           harmose convert dataset.tar.gz out/dataset --to deeph-dock
+          harmose convert MoS2/OUT.ABACUS out/MoS2 --to deeph-dock
+          harmose convert out/MoS2 out/MoS2-abacus --to abacus-csr
+          harmose convert cp2k-runs out/cp2k --to deeph-dock
         """
     )
 
@@ -43,13 +52,17 @@ public struct ConvertCommand: ParsableCommand {
     @Argument(help: "Output folder (replaced whole if it holds only structure folders).")
     public var destination: String
 
-    @Option(name: .customLong("to"), help: ArgumentHelp("Output layout.", valueName: "layout"))
+    @Option(name: .customLong("to"), help: ArgumentHelp("Output layout: deeph-dock, deeph-legacy or abacus-csr.", valueName: "layout"))
     public var format: DFTFormat
 
     @Flag(name: .shortAndLong, help: "Print nothing but warnings and errors.")
     public var quiet = false
 
     public init() {}
+
+    public func validate() throws {
+        if format == .cp2k { throw ValidationError("--to cp2k: CP2K output is read, not written; use deeph-dock, deeph-legacy or abacus-csr") }
+    }
 
     public func run() throws {
         let converted = try execute { line in if !quiet { print(line) } }

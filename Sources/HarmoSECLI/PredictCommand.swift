@@ -1,5 +1,6 @@
 // `harmose predict`: a thin shell over Training.Predictor.
 import ArgumentParser
+import Formats
 import Foundation
 import Training
 
@@ -16,10 +17,14 @@ public struct PredictCommand: ParsableCommand {
 
         For each structure, DIR/<name>/ receives the input's layout with the prediction as \
         hamiltonian_pred.h5 (DeepH-dock) or hamiltonians_pred.h5 (DeepH legacy), in eV, readable by \
-        DeepH tools.
+        DeepH tools. With --format abacus-csr (the default for ABACUS input) DIR/<name>/ is an \
+        ABACUS run folder (STRU, OUT.ABACUS/data-HR-sparse_SPIN0.csr with the predicted H in Ry, \
+        data-SR-sparse_SPIN0.csr with the input's S) that ABACUS tools read. CP2K input is written \
+        as DeepH-dock unless --format says otherwise.
 
         Example:
           harmose predict --model runs/molecules data/molecules --out runs/molecules/pred
+          harmose predict --model runs/mos2 MoS2-run --out pred --format abacus-csr
         """
     )
 
@@ -32,6 +37,9 @@ public struct PredictCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: ArgumentHelp("Output folder.", valueName: "DIR"))
     public var out: String
 
+    @Option(name: .customLong("format"), help: ArgumentHelp("Output layout: deeph-dock, deeph-legacy or abacus-csr (default: the input's).", valueName: "layout"))
+    public var format: DFTFormat?
+
     @Flag(name: .shortAndLong, help: "Print only the summary.")
     public var quiet = false
 
@@ -39,12 +47,13 @@ public struct PredictCommand: ParsableCommand {
 
     public func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one INPUT path") }
+        if format == .cp2k { throw ValidationError("--format cp2k: CP2K output is read, not written; use deeph-dock, deeph-legacy or abacus-csr") }
     }
 
     public func run() throws {
         let predictor = try Predictor(checkpoint: URL(fileURLWithPath: model))
         let bar = ProgressBar()
-        let results = try predictor.predict(inputs: inputs.map { URL(fileURLWithPath: $0) }, outputDirectory: URL(fileURLWithPath: out),
+        let results = try predictor.predict(inputs: inputs.map { URL(fileURLWithPath: $0) }, outputDirectory: URL(fileURLWithPath: out), format: format,
                                             log: { if !quiet { bar.message($0) } },
                                             progress: { bar.update(done: $0, total: $1) })
         bar.finish()

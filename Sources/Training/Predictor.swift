@@ -26,8 +26,19 @@ public final class Predictor {
     public var kind: ModelKind { hybrid == nil ? .stage1 : .hybrid }
 
     /// File names of the predicted Hamiltonian in each layout.
+    /// For abacus-csr the whole folder is the prediction, in the names ABACUS tools read.
     public static func predictedFileName(_ format: DFTFormat) -> String {
-        format == .deephDock ? "hamiltonian_pred.h5" : "hamiltonians_pred.h5"
+        switch format {
+        case .deephDock: return "hamiltonian_pred.h5"
+        case .deephLegacy: return "hamiltonians_pred.h5"
+        case .abacus, .cp2k: return "OUT.ABACUS/data-HR-sparse_SPIN0.csr"
+        }
+    }
+
+    /// The layout predictions are written in: `requested`, else the input's own (DeepH-dock for
+    /// CP2K input, which HarmoSE reads but does not write).
+    public static func outputFormat(input: DFTFormat, requested: DFTFormat?) -> DFTFormat {
+        requested ?? (input == .cp2k ? .deephDock : input)
     }
 
     /// Loads a checkpoint file, or best.h5 (else last.h5) of a train or refine output folder;
@@ -68,7 +79,7 @@ public final class Predictor {
     /// Predicts every structure under the inputs and writes one folder per structure under
     /// `outputDirectory` (named like the record). Returns what was written.
     @discardableResult
-    public func predict(inputs: [URL], outputDirectory: URL, only names: Set<String>? = nil, owns: (Int) -> Bool = { _ in true },
+    public func predict(inputs: [URL], outputDirectory: URL, format requested: DFTFormat? = nil, only names: Set<String>? = nil, owns: (Int) -> Bool = { _ in true },
                         log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         var results: [PredictionResult] = []
@@ -76,7 +87,7 @@ public final class Predictor {
         for input in inputs { total += try DatasetSource(url: input).structureNames().filter { names?.contains($0) ?? true }.count }
         for input in inputs {
             let source = try DatasetSource(url: input)
-            let format = try FormatReader.detect(at: input)
+            let format = Predictor.outputFormat(input: try FormatReader.detect(at: input), requested: requested)
             try source.forEachRecord { record in
                 guard names?.contains(record.name) ?? true else { return }
                 defer { index += 1 }
@@ -109,8 +120,10 @@ public final class Predictor {
                             extraInfo: record.extraInfo.filter { Predictor.carriedInfoKeys.contains($0.key) })
         do {
             try FormatWriter.write(out, to: staging, format: format)
-            let plain = staging.appendingPathComponent(format == .deephDock ? DeepHDock.hamiltonianFile : DeepHLegacy.hamiltonianFile)
-            try FileManager.default.moveItem(at: plain, to: staging.appendingPathComponent(Predictor.predictedFileName(format)))
+            if format == .deephDock || format == .deephLegacy {
+                let plain = staging.appendingPathComponent(format == .deephDock ? DeepHDock.hamiltonianFile : DeepHLegacy.hamiltonianFile)
+                try FileManager.default.moveItem(at: plain, to: staging.appendingPathComponent(Predictor.predictedFileName(format)))
+            }
             if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
             try FileManager.default.moveItem(at: staging, to: destination)
         } catch {

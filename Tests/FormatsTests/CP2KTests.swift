@@ -1,0 +1,67 @@
+import Foundation
+@testable import Formats
+import Structures
+import TestSupport
+import XCTest
+
+/// Real CP2K 2023.1 output made by tools/cp2k_fixtures.sh (Tests/Fixtures/cp2k).
+final class CP2KReadTests: XCTestCase {
+    func testReadsWater() throws {
+        let r = try FormatReader.readRecord(at: Fixtures.url("cp2k/water"))
+        XCTAssertEqual(try FormatReader.detect(at: Fixtures.url("cp2k/water")), .cp2k)
+        let s = r.structure
+        XCTAssertEqual(s.atomicNumbers, [8, 1, 1])
+        XCTAssertEqual(s.basis[8]?.ls, [0, 0, 1, 1, 2])        // DZVP-MOLOPT-SR-GTH
+        XCTAssertEqual(s.basis[1]?.ls, [0, 0, 1])
+        XCTAssertEqual(s.totalOrbitals, 23)
+        XCTAssertEqual(s.lattice.periodic, [false, false, false])
+        XCTAssertEqual(s.positions[1].y, 0.755453, accuracy: 1e-12)
+        XCTAssertEqual(r.hamiltonian!.keys.map(\.shift), [LatticeShift](repeating: .zero, count: 9))
+        XCTAssertEqual(r.fermiEnergy!, -0.264711367684 * 27.21138386, accuracy: 1e-9)
+        XCTAssertEqual(r.extraInfo.first { $0.key == "occupation" }?.json, "8")
+        // Row 1, column 1 of the KS file: −0.86642585646389 Ha (O's first s).
+        XCTAssertEqual(r.hamiltonian!.values(for: BlockKey(0, 0, 0, 0, 0))!.first!, -0.86642585646389 * 27.21138386, accuracy: 1e-12)
+        XCTAssertLessThan(r.hamiltonian!.hermiticityDeviation().maxDeviation, 1e-10)
+        XCTAssertLessThan(r.overlap!.hermiticityDeviation().maxDeviation, 1e-12)
+    }
+
+    func testReadsGrapheneArchiveWithImages() throws {
+        var records: [DFTRecord] = []
+        try DatasetSource(url: Fixtures.url("cp2k/graphene.tar.xz")).forEachRecord { records.append($0) }
+        XCTAssertEqual(records.count, 1)
+        XCTAssertEqual(try FormatReader.detect(at: Fixtures.url("cp2k/graphene.tar.xz")), .cp2k)
+        let r = records[0], s = r.structure
+        XCTAssertEqual(r.name, "graphene")
+        XCTAssertEqual(s.atomicNumbers, [6, 6])
+        XCTAssertEqual(s.basis[6]?.ls, [0, 1])                   // SZV-MOLOPT-SR-GTH
+        XCTAssertEqual(s.lattice.periodic, [true, true, false])
+        XCTAssertEqual(s.lattice.vectors[1].y, 2.130422493309719, accuracy: 1e-12)   // from the .inp
+        let (hDev, hUnpaired) = r.hamiltonian!.hermiticityDeviation()
+        XCTAssertTrue(hUnpaired.isEmpty)
+        XCTAssertLessThan(hDev, 1e-9)
+        // The block convention ⟨i, 0| S |j, R⟩: an s–s overlap depends only on |r_j + R − r_i|.
+        // Read the other way round (⟨i, R| S |j, 0⟩), blocks at equal claimed distance disagree.
+        func spread(flipped: Bool) -> Double {
+            var byDistance: [Int: [Double]] = [:]
+            for (b, key) in r.overlap!.keys.enumerated() {
+                let shift = flipped ? LatticeShift.zero &- key.shift : key.shift
+                let d = norm(s.positions[key.j] + s.lattice.translation(shift) - s.positions[key.i])
+                byDistance[Int((d * 1e4).rounded()), default: []].append(r.overlap!.values(at: b).first!)
+            }
+            return byDistance.values.map { ($0.max()! - $0.min()!) }.max()!
+        }
+        print("graphene s–s overlap spread at equal distance: as read \(spread(flipped: false)), flipped \(spread(flipped: true))")
+        XCTAssertLessThan(spread(flipped: false), 1e-10)
+        XCTAssertGreaterThan(spread(flipped: true), 1e-2)
+    }
+
+    func testWritingCP2KIsRefused() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let r = try FormatReader.readRecord(at: Fixtures.url("cp2k/water"))
+        XCTAssertThrowsError(try FormatWriter.write(r, to: tmp.appendingPathComponent("x"), format: .cp2k))
+        // Water converts to dock and back unchanged.
+        try FormatWriter.write(r, to: tmp.appendingPathComponent("dock"), format: .deephDock)
+        let back = try FormatReader.readRecord(at: tmp.appendingPathComponent("dock"))
+        XCTAssertEqual(blockDifference(back.hamiltonian!, r.hamiltonian!), 0)
+    }
+}
