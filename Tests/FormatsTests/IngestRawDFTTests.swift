@@ -1,13 +1,13 @@
 import Foundation
 import Formats
-import Pipeline
+import StageAPI
 import Structures
 import TestSupport
 import XCTest
 
 /// The ingest stage takes ABACUS and CP2K run folders and archives of them.
 final class IngestRawDFTTests: XCTestCase {
-    func ingest(_ dataset: URL) throws -> (metrics: [String: Pipeline.JSONValue], out: URL) {
+    func ingest(_ dataset: URL) throws -> (metrics: [String: JSONValue], out: URL) {
         let kind = IngestStage()
         let parameters = StageParameters(Dictionary(uniqueKeysWithValues: kind.parameters.map { ($0.name, $0.defaultValue!) }))
         let out = try makeTemporaryDirectory(self).appendingPathComponent("out")
