@@ -75,6 +75,16 @@ public enum ABACUS {
         return (url, out)
     }
 
+    /// Reads a run held in memory: relative paths (`STRU`, `INPUT`, `OUT.<suffix>/running_scf.log`,
+    /// `OUT.<suffix>/data-HR-sparse_SPIN0.csr`, …) to bytes. The entry point for fuzzing.
+    public static func read(members: [String: [UInt8]], name: String) throws -> DFTRecord {
+        let files = MemoryFiles(location: name, members: members)
+        guard let out = try outFolder(amongPaths: members.keys, location: name) else {
+            throw FormatError(file: files.displayPath("OUT.*/running_scf.log"), message: "missing file (an ABACUS run directory needs its OUT.* folder)")
+        }
+        return try read(files, out: out, name: name)
+    }
+
     /// Reads a run directory (or an OUT.* folder) on disk.
     public static func readRun(at url: URL) throws -> DFTRecord {
         let (run, out) = try runLocation(url.standardizedFileURL)
@@ -235,7 +245,7 @@ struct RunLog {
                 log.types[log.types.count - 1].label = t.dropFirst("atom label =".count).trimmingCharacters(in: .whitespaces)
             } else if t.hasPrefix("L="), let comma = t.firstIndex(of: ","), !log.types.isEmpty {
                 guard let l = Int(t[t.index(t.startIndex, offsetBy: 2) ..< comma]), l >= 0, l <= 6,
-                      let n = number(after: "number of zeta =", in: line), n >= 0, n == n.rounded() else {
+                      let n = number(after: "number of zeta =", in: line), n >= 0, n <= 64, n == n.rounded() else {
                     throw FormatError(file: file, field: "line \(k + 1): L=…, number of zeta", message: "cannot read '\(t)'")
                 }
                 var zetas = log.types[log.types.count - 1].zetas
@@ -492,7 +502,8 @@ enum CSRText {
             var i = r.lowerBound, negative = false
             if bytes[i] == 45 || bytes[i] == 43 { negative = bytes[i] == 45; i += 1 }
             var v = 0
-            var ok = i < r.upperBound && r.count <= 19
+            var ok = i < r.upperBound && r.upperBound - i <= 18          // no overflow
+
             while ok, i < r.upperBound {
                 let d = Int(bytes[i]) - 48
                 if d < 0 || d > 9 { ok = false; break }
@@ -607,7 +618,8 @@ enum CSRText {
             }
             if nnz == 0 && !h.newStyle { continue }
             var values = [Double](), columns = [Int]()
-            values.reserveCapacity(nnz); columns.reserveCapacity(nnz)
+            // Each entry takes at least two bytes of text: a lying count cannot reserve more.
+            values.reserveCapacity(min(nnz, tokens.bytes.count / 2)); columns.reserveCapacity(min(nnz, tokens.bytes.count / 2))
             for _ in 0 ..< nnz { values.append(try tokens.double("CSR values of R = (\(r.x), \(r.y), \(r.z))") * scale) }
             for _ in 0 ..< nnz {
                 let c = try tokens.int("CSR column indices of R = (\(r.x), \(r.y), \(r.z))")

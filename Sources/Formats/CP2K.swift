@@ -33,6 +33,11 @@ public enum CP2K {
         return list.contains { $0.hasSuffix(".out") } && list.contains { $0.contains("-KS_SPIN_1") && $0.hasSuffix(".csr") }
     }
 
+    /// Reads an output folder held in memory (file name → bytes). The entry point for fuzzing.
+    public static func read(members: [String: [UInt8]], name: String) throws -> DFTRecord {
+        try read(MemoryFiles(location: name, members: members), names: Array(members.keys), name: name)
+    }
+
     public static func readRun(at url: URL) throws -> DFTRecord {
         try read(DirectoryFiles(url: url), names: try FormatReader.directoryFileNames(url), name: url.lastPathComponent)
     }
@@ -82,14 +87,14 @@ public enum CP2K {
     /// Reads the per-image files (or the single R = 0 file) of one operator.
     static func operatorFiles(_ files: StructureFiles, csr: [String], prefix: String, images: [LatticeShift], wrap: [LatticeShift],
                               structure: Structure, total: Int, scale: Double) throws -> BlockOperator {
-        var entries: [(LatticeShift, Int, Int, Double)] = []
+        var entries: [(LatticeShift, Int, Int, Double, String)] = []
         let single = csr.filter { $0.hasPrefix(prefix + "-") }
         let perImage = csr.filter { $0.hasPrefix(prefix + "_R_") }
         if perImage.isEmpty {
             guard single.count == 1 else {
                 throw FormatError(file: files.displayPath(prefix + "-1_0.csr"), message: single.isEmpty ? "missing file" : "several files (\(single.joined(separator: ", "))): one SCF print per folder")
             }
-            try parseCSR(try files.text(single[0]), file: files.displayPath(single[0]), total: total) { entries.append((.zero, $0, $1, $2 * scale)) }
+            try parseCSR(try files.text(single[0]), file: files.displayPath(single[0]), total: total) { entries.append((.zero, $0, $1, $2 * scale, single[0])) }
         } else {
             for name in perImage {
                 let tail = name.dropFirst(prefix.count + 3)
@@ -100,18 +105,27 @@ public enum CP2K {
                     throw FormatError(file: files.displayPath(name), field: "image \(image)", message: "not in the output's table of \(images.count) periodic images")
                 }
                 let r = images[image - 1]
-                try parseCSR(try files.text(name), file: files.displayPath(name), total: total) { entries.append((r, $0, $1, $2 * scale)) }
+                try parseCSR(try files.text(name), file: files.displayPath(name), total: total) { entries.append((r, $0, $1, $2 * scale, name)) }
             }
         }
         // Dense blocks per (R, atom i, atom j); CP2K's order within an atom is the internal one.
         let offsets = structure.orbitalOffsets, counts = structure.orbitalCounts
         let atomOf = counts.enumerated().flatMap { a, n in [Int](repeating: a, count: n) }
         var blocks: [BlockKey: [Double]] = [:]
-        for (r, row, col, v) in entries {
+        var filled: [BlockKey: (Int, String)] = [:]
+        for (r, row, col, v, file) in entries {
             let a = atomOf[row], b = atomOf[col]
             let key = BlockKey(shift: r &- wrap[b] &+ wrap[a], i: a, j: b)
             if blocks[key] == nil { blocks[key] = [Double](repeating: 0, count: counts[a] * counts[b]) }
             blocks[key]![(row - offsets[a]) * counts[b] + col - offsets[b]] = v
+            filled[key, default: (0, file)].0 += 1
+        }
+        // CP2K prints whole atomic blocks (every element of a block with any nonzero element), so
+        // a partial block means a truncated file (or a THRESHOLD in the print section).
+        for key in filled.keys.sorted() where filled[key]!.0 != counts[key.i] * counts[key.j] {
+            let (n, file) = filled[key]!
+            throw FormatError(file: files.displayPath(file), field: "atoms \(key.i + 1), \(key.j + 1)",
+                              message: "\(n) of the block's \(counts[key.i] * counts[key.j]) elements: truncated file, or a THRESHOLD in &KS_CSR_WRITE/&S_CSR_WRITE (whole blocks are needed)")
         }
         var op = BlockOperator()
         for key in blocks.keys.sorted() { op.append(key, rows: counts[key.i], cols: counts[key.j], values: blocks[key]!) }
@@ -120,6 +134,9 @@ public enum CP2K {
 
     /// "row col value" lines, 1-based; `body` gets 0-based indices.
     static func parseCSR(_ text: String, file: String, total: Int, _ body: (Int, Int, Double) -> Void) throws {
+        if !text.isEmpty, !text.hasSuffix("\n") {
+            throw FormatError(file: file, field: "last line", message: "the file does not end with a newline (truncated?)")
+        }
         var seen = Set<Int>()
         for (k, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })

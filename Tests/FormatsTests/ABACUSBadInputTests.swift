@@ -179,6 +179,18 @@ final class CP2KBadInputTests: XCTestCase {
         XCTAssertThrowsError(try FormatReader.readRecord(at: dir)) { e in XCTAssertTrue("\(e)".contains("line 2: value"), "\(e)") }
     }
 
+    func testTruncatedCSR() throws {
+        let dir = try copyWater()
+        let s = dir.appendingPathComponent("water-S_SPIN_1-1_0.csr")
+        let lines = try String(contentsOf: s, encoding: .utf8).split(separator: "\n")
+        try (lines.prefix(100).joined(separator: "\n") + "\n").write(to: s, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try FormatReader.readRecord(at: dir)) { e in
+            XCTAssertTrue("\(e)".contains("water-S_SPIN_1-1_0.csr: atoms 1, 1: 60 of the block's 169 elements: truncated file"), "\(e)")
+        }
+        try String(lines.prefix(100).joined(separator: "\n").dropLast(3)).write(to: s, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try FormatReader.readRecord(at: dir)) { e in XCTAssertTrue("\(e)".contains("does not end with a newline (truncated?)"), "\(e)") }
+    }
+
     func testOutputWithoutBasis() throws {
         let dir = try copyWater()
         let out = dir.appendingPathComponent("water.out")

@@ -55,6 +55,27 @@ final class CP2KReadTests: XCTestCase {
         XCTAssertGreaterThan(spread(flipped: true), 1e-2)
     }
 
+    /// The in-memory entry points (what a fuzzing harness calls) read the same records.
+    func testInMemoryEntryPoints() throws {
+        let dir = Fixtures.url("cp2k/water")
+        var members: [String: [UInt8]] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            members[name] = [UInt8](try Data(contentsOf: dir.appendingPathComponent(name)))
+        }
+        XCTAssertEqual(try CP2K.read(members: members, name: "water"), try FormatReader.readRecord(at: dir))
+        members["water-KS_SPIN_1-1_0.csr"] = Array(members["water-KS_SPIN_1-1_0.csr"]!.prefix(1000))
+        XCTAssertThrowsError(try CP2K.read(members: members, name: "water"))
+
+        let run = MoS2Run.extracted
+        var abacus: [String: [UInt8]] = [:]
+        for path in ["STRU", "INPUT", "OUT.ABACUS/running_scf.log", "OUT.ABACUS/data-HR-sparse_SPIN0.csr", "OUT.ABACUS/data-SR-sparse_SPIN0.csr"] {
+            abacus[path] = [UInt8](try Data(contentsOf: run.appendingPathComponent(path)))
+        }
+        XCTAssertEqual(try ABACUS.read(members: abacus, name: "MoS2"), MoS2Run.record)
+        abacus["OUT.ABACUS/running_scf.log"] = Array("READING ATOM TYPE 1\n atom label = Mo\n L=0, number of zeta = 1000000000\n".utf8)
+        XCTAssertThrowsError(try ABACUS.read(members: abacus, name: "MoS2")) { XCTAssertTrue("\($0)".contains("number of zeta"), "\($0)") }
+    }
+
     func testWritingCP2KIsRefused() throws {
         let tmp = try makeTemporaryDirectory(self)
         let r = try FormatReader.readRecord(at: Fixtures.url("cp2k/water"))
