@@ -534,6 +534,13 @@ enum CSRText {
             return v
         }
 
+        /// Whether the next non-blank line is a comment ("# CSR values" in the newer layout).
+        func nextIsComment() -> Bool {
+            var p = pos
+            while p < bytes.count, Tokens.isBlank(bytes[p]) || bytes[p] == 10 { p += 1 }
+            return p < bytes.count && bytes[p] == 35
+        }
+
         /// Whether anything but blanks and comment lines remains.
         mutating func atEnd() -> Bool { !skip() }
 
@@ -616,7 +623,9 @@ enum CSRText {
             guard seen.insert(r).inserted else {
                 throw FormatError(file: file, field: "line \(rLine): R = (\(r.x), \(r.y), \(r.z))", message: "R listed twice")
             }
-            if nnz == 0 && !h.newStyle { continue }
+            // Empty R: the ≤ 3.9.0 layout writes nothing more; the newer one writes the three
+            // markers and n + 1 zero row pointers (some intermediate versions wrote nothing).
+            if nnz == 0 && !(h.newStyle && tokens.nextIsComment()) { continue }
             var values = [Double](), columns = [Int]()
             // Each entry takes at least two bytes of text: a lying count cannot reserve more.
             values.reserveCapacity(min(nnz, tokens.bytes.count / 2)); columns.reserveCapacity(min(nnz, tokens.bytes.count / 2))

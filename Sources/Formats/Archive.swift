@@ -258,6 +258,8 @@ enum ArchiveReader {
                 throw FormatError(file: archive.path, field: "member \(MemberPath.quoted(m.path))", message: "refused: duplicate member (after normalising the name)")
             }
             if done[folder] != nil {
+                // A stray .out/.inp (a job log, say) after a DeepH folder was read is no CP2K file.
+                if !CP2K.isRunDirectory(names: done[folder]!), file.hasSuffix(".out") || file.hasSuffix(".inp") { return }
                 throw FormatError(file: archive.path, field: m.path, message: "member of structure '\(folder)', which was already read: the archive must keep each structure's files together")
             }
             // The archive moved on: earlier folders that can be read are read now, freeing memory.

@@ -86,3 +86,22 @@ final class CP2KReadTests: XCTestCase {
         XCTAssertEqual(blockDifference(back.hamiltonian!, r.hamiltonian!), 0)
     }
 }
+
+/// Claiming .out/.inp members for CP2K folders must not break DeepH archives that carry job logs.
+final class StrayLogArchiveTests: XCTestCase {
+    func testDockArchiveWithTrailingJobLogReads() throws {
+        let tmp = try makeTemporaryDirectory(self)
+        let dir = Fixtures.url("datasets/water-0020")
+        var members: [(String, [UInt8])] = []
+        for name in ["POSCAR", "info.json", "hamiltonian.h5", "overlap.h5"] {
+            members.append(("w/\(name)", [UInt8](try Data(contentsOf: dir.appendingPathComponent(name)))))
+        }
+        members.append(("w/job.out", Array("SCF converged\n".utf8)))
+        members.append(("w/job.inp", Array("&GLOBAL\n".utf8)))
+        let archive = tmp.appendingPathComponent("d.tar")
+        try TestArchive.write(archive, kind: .tar, members: members)
+        var names: [String] = []
+        try DatasetSource(url: archive).forEachRecord { names.append($0.name) }
+        XCTAssertEqual(names, ["w"])
+    }
+}
