@@ -28,10 +28,14 @@ let package = Package(
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
         // Debian: libopenmpi-dev (mpirun from openmpi-bin runs the tests).
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi"),
+        // Debian: libsuitesparse-dev (no .pc file), libarpack2-dev.
+        .systemLibrary(name: "CSuiteSparse", path: "Sources/CSuiteSparse"),
+        .systemLibrary(name: "CARPACK", path: "Sources/CARPACK", pkgConfig: "arpack"),
 
         // Cores with no knowledge of chemistry.
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
+        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK"]),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
         .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
 
@@ -47,7 +51,7 @@ let package = Package(
         .target(name: "Structures", dependencies: ["Linalg"]),
         .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "StageAPI"]),
         .target(name: "Graphs", dependencies: ["Structures"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "HDF5Kit", "Formats", "StageAPI", "Plots"]),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "Sparse", "COpenBLAS", "HDF5Kit", "Formats", "StageAPI", "Plots"]),
         .target(name: "Plots"),
 
         // Learning.
@@ -80,7 +84,7 @@ let package = Package(
         .testTarget(name: "StructuresTests", dependencies: ["Structures", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "GraphsTests", dependencies: ["Graphs", "Formats", "TestSupport"]),
-        .testTarget(name: "BandsTests", dependencies: ["Bands", "Formats", "TestSupport"]),
+        .testTarget(name: "BandsTests", dependencies: ["Bands", "Formats", "Sparse", "TestSupport"]),
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),

@@ -85,6 +85,8 @@ public struct BandStructure: Sendable {
     public var overlapThreshold: Double?
     /// Most S(k) directions removed at any k (0 without filtering).
     public var droppedOverlapDirections: Int
+    /// Set when the bands come from the sparse shift-invert solver (K bands near a target).
+    public var sparse: SparseBandInfo? = nil
 
     public static func compute(_ system: BlochSystem, path: KPath, fermiEnergy: Double?, electronCount: Double?,
                                overlapThreshold: Double? = nil,
@@ -141,6 +143,15 @@ public struct BandStructure: Sendable {
         try f.write("is_metal", int64s: [analysis.isMetal.map { $0 ? 1 : 0 } ?? -1], shape: [])
         try f.write("overlap_drop_threshold", doubles: [overlapThreshold ?? 0], shape: [])
         try f.write("overlap_dropped_directions", int64s: [Int64(droppedOverlapDirections)], shape: [])
+        try f.write("solver", string: sparse == nil ? "dense" : "sparse")
+        if let sparse {
+            // Sparse solver: band_data holds the K bands nearest the target, not all bands.
+            try f.write("solver_target_eV", doubles: [sparse.target], shape: [])
+            try f.write("solver_shift_eV", doubles: sparse.shifts, shape: [nk])
+            try f.write("bands_kept", int64s: [Int64(sparse.bandCount)], shape: [])
+            try f.write("residual_norms", doubles: sparse.residuals.flatMap { $0 }, shape: [nb, nk])
+            try f.write("overlap_dropped_directions_per_k", int64s: sparse.droppedDirections.map(Int64.init), shape: [nk])
+        }
         if let homo = analysis.homo, let lumo = analysis.lumo {
             try f.write("homo_eV", doubles: [homo], shape: [])
             try f.write("lumo_eV", doubles: [lumo], shape: [])

@@ -23,6 +23,8 @@ public enum BandsError: Error, CustomStringConvertible {
     case invalidSigma(Double)
     case eigensolverFailed(k: Vec3, underlying: EigenError)
     case noStandardPath(String)
+    case sparseSolverFailed(structure: String, kIndex: Int, k: Vec3, cause: String)
+    case invalidKPM(String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,9 @@ public enum BandsError: Error, CustomStringConvertible {
         case .eigensolverFailed(let k, let e):
             return "eigensolver failed at k = (\(k.x), \(k.y), \(k.z)): \(e)"
         case .noStandardPath(let m): return "automatic k-path: \(m); give one with --kpath"
+        case .invalidKPM(let m): return "kernel polynomial DOS: \(m)"
+        case .sparseSolverFailed(let s, let q, let k, let c):
+            return "\(s): sparse eigensolver failed at k-point \(q) (k = (\(k.x), \(k.y), \(k.z))): \(c); nothing was written"
         }
     }
 }
@@ -49,8 +54,8 @@ public enum BandsError: Error, CustomStringConvertible {
 public struct BlochSystem: Sendable {
     public let structure: Structure
     public let orbitalCount: Int
-    private let hamiltonian: BlockOperator
-    private let overlap: BlockOperator?
+    let hamiltonian: BlockOperator
+    let overlap: BlockOperator?
     /// Per block: (row offset, col offset) in the unit-cell orbital list, and whether the
     /// Hermitian partner block is absent (then its contribution is added as the conjugate).
     private let hPlacement: [(Int, Int, Bool)]
@@ -111,6 +116,10 @@ public struct BlochSystem: Sendable {
     }
 
     public var isOrthogonal: Bool { overlap == nil }
+
+    /// The real-space operators (after the structure checks), e.g. to build modified systems.
+    public var hamiltonianOperator: BlockOperator { hamiltonian }
+    public var overlapOperator: BlockOperator? { overlap }
 
     /// H(k) = Σ_R e^{i2πk·R} H(R) as a full Hermitian matrix.
     public func hamiltonian(at k: Vec3) -> ComplexMatrix { blochSum(hamiltonian, hPlacement, k) }

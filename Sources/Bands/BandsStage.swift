@@ -15,12 +15,18 @@ public struct BandsStage: StageKind {
     /// 1: bands/<name>/{band.h5, bands.csv, bands.svg}, summary.tsv.
     /// 2: standard k-paths tolerate strained cells, pick the nearest K, have ≥ 150 points.
     /// 3: band.h5 stores hsk_symbol_list as DeepH-dock's [segments, 2] string array.
-    public let artifactVersion = 3
+    /// 4: band.h5 records `solver`; large structures may use the sparse solver (K bands near E_F).
+    public let artifactVersion = 4
     public let parameters: [ParameterSpec] = [
         ParameterSpec("points_per_inverse_angstrom", .number, default: 60.0, minimum: 1, maximum: 10000,
                       help: "k-point density of standard paths (points per 1/Å of path)"),
         ParameterSpec("overlap_threshold", .number, default: 0.0, minimum: 0,
                       help: "drop S(k) eigen-directions below this before solving (0: no filter)"),
+        ParameterSpec("solver", .choice(["dense", "sparse", "auto"]), default: .string("auto"),
+                      help: "dense: all bands (LAPACK); sparse: num_bands bands nearest E_F + around_fermi_offset_eV by shift-invert; auto: sparse above \(BandSolver.autoThreshold) orbitals"),
+        ParameterSpec("num_bands", .integer, default: .int(40), minimum: 1, help: "sparse solver: eigenvalues kept per k-point"),
+        ParameterSpec("around_fermi_offset_eV", .number, default: .double(0),
+                      help: "sparse solver: target energy relative to each structure's Fermi level (eV), as `--around` is absolute for one structure"),
     ]
     public let inputs: [InputSpec] = [
         InputSpec("structures", .stage(kinds: ["ingest"]), help: "an ingest stage"),
@@ -44,9 +50,23 @@ public struct BandsStage: StageKind {
             let input = try BandInput.load(structure: folder)
             let path = try input.folderKPath.map { try KPath.read($0) }
                 ?? KPath.standard(for: input.record.structure.lattice, periodic: input.system.dispersiveDirections, density: density).path
-            let bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
+            let solver = BandSolver(rawValue: context.parameters.string("solver"))!.resolved(orbitals: input.system.orbitalCount)
+            let bands: BandStructure
+            if solver == .sparse {
+                guard let ef = input.record.fermiEnergy else {
+                    throw BandsError.sparseSolverFailed(structure: folder.path, kIndex: 0, k: Vec3(0, 0, 0),
+                                                        cause: "no fermi_energy_eV in info.json to place the target energy")
+                }
+                let options = SparseSolverOptions(bandCount: context.parameters.int("num_bands"),
+                                                  target: ef + context.parameters.double("around_fermi_offset_eV"),
+                                                  overlapThreshold: threshold > 0 ? threshold : nil)
+                bands = try BandStructure.computeSparse(input.system, structureName: folder.path, path: path, fermiEnergy: ef,
+                                                        options: options)
+            } else {
+                bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
                                                   electronCount: input.electronCount,
                                                   overlapThreshold: threshold > 0 ? threshold : nil, workers: context.threads)
+            }
             try bands.write(to: out.appendingPathComponent(name))
             let a = bands.analysis
             kpoints += bands.kpoints.count

@@ -28,8 +28,16 @@ public struct BandsCommand: ParsableCommand {
         match the structure's atoms and orbitals. --overlap-threshold removes S(k) directions with \
         eigenvalue below it (over-complete bases) and reports how many were dropped.
 
+        Large structures: --solver sparse keeps only the --num-bands K eigenvalues nearest \
+        --around E (default: the Fermi level), by shift-invert (UMFPACK LU of H(k) − σS(k) \
+        driving ARPACK); band.h5 then records solver, solver_target_eV, solver_shift_eV, \
+        bands_kept and residual_norms ‖Hψ − εSψ‖. --solver auto uses it above \(BandSolver.autoThreshold) \
+        orbitals. --window W makes it an error for a kept eigenvalue to lie farther than W eV \
+        from the target.
+
         Examples:
           harmose bands data/MoTe2 --out outputs/bands
+          harmose bands big-supercell --solver sparse --num-bands 40 --out outputs/big-bands
           harmose bands data/MoTe2 --hamiltonian predicted/hamiltonian.h5 --out outputs/pred-bands
         """
     )
@@ -46,6 +54,22 @@ public struct BandsCommand: ParsableCommand {
     @Option(name: .customLong("overlap-threshold"),
             help: ArgumentHelp("Drop S(k) eigen-directions below this value before solving.", valueName: "value"))
     public var overlapThreshold: Double?
+
+    @Option(help: ArgumentHelp("Eigensolver: dense (all bands, LAPACK), sparse (K bands near --around), auto (sparse above \(BandSolver.autoThreshold) orbitals).",
+                               valueName: "dense|sparse|auto"))
+    public var solver: String = "dense"
+
+    @Option(name: .customLong("num-bands"), help: "Sparse solver: eigenvalues kept per k-point (nearest the target).")
+    public var numBands: Int = 40
+
+    @Option(help: ArgumentHelp("Sparse solver: target energy in eV, absolute (default: the Fermi level of info.json).", valueName: "eV"))
+    public var around: Double?
+
+    @Option(help: ArgumentHelp("Sparse solver: fail unless every kept eigenvalue is within this many eV of the target.", valueName: "eV"))
+    public var window: Double?
+
+    @Option(name: .customLong("max-restarts"), help: "Sparse solver: ARPACK restart limit per k-point.")
+    public var maxRestarts: Int = 300
 
     @Option(name: .customLong("points-per-inverse-angstrom"),
             help: "k-point density of automatic paths (points per 1/Å of path).")
@@ -68,6 +92,11 @@ public struct BandsCommand: ParsableCommand {
         }
         guard density > 0, density.isFinite else { throw ValidationError("--points-per-inverse-angstrom must be positive") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers)") }
+        guard BandSolver(rawValue: solver) != nil else { throw ValidationError("--solver must be dense, sparse or auto, got `\(solver)`") }
+        guard numBands >= 1 else { throw ValidationError("--num-bands must be at least 1, got \(numBands)") }
+        if let a = around, !a.isFinite { throw ValidationError("--around must be a finite energy in eV") }
+        if let w = window, !(w > 0 && w.isFinite) { throw ValidationError("--window must be a positive number of eV, got \(w)") }
+        guard maxRestarts >= 1 else { throw ValidationError("--max-restarts must be at least 1") }
     }
 
     public func run() throws {
@@ -90,9 +119,22 @@ public struct BandsCommand: ParsableCommand {
             path = auto
             log("k-path: standard \(kind.rawValue) path \(auto.boundaryLabels.joined(separator: "–"))")
         }
-        let bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
+        let chosen = BandSolver(rawValue: solver)!.resolved(orbitals: input.system.orbitalCount)
+        let bands: BandStructure
+        if chosen == .sparse {
+            guard let target = around ?? input.record.fermiEnergy else {
+                throw ValidationError("\(structure): no fermi_energy_eV in info.json; give the target energy with --around")
+            }
+            var options = SparseSolverOptions(bandCount: numBands, target: target, overlapThreshold: overlapThreshold, window: window)
+            options.maxRestarts = maxRestarts
+            log("sparse solver: \(numBands) bands nearest \(target) eV, \(input.system.orbitalCount) orbitals, \(path.kpoints.count) k-points")
+            bands = try BandStructure.computeSparse(input.system, structureName: structure, path: path,
+                                                    fermiEnergy: input.record.fermiEnergy, options: options, log: log)
+        } else {
+            bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
                                               electronCount: input.electronCount, overlapThreshold: overlapThreshold,
                                               workers: workers)
+        }
         try bands.write(to: URL(fileURLWithPath: out))
         log(summary(bands))
         return bands
@@ -100,6 +142,10 @@ public struct BandsCommand: ParsableCommand {
 
     private func summary(_ b: BandStructure) -> String {
         var lines = ["\(b.bandCount) bands at \(b.kpoints.count) k-points → \(out)/band.h5, bands.csv, bands.svg"]
+        if let s = b.sparse {
+            lines.append(String(format: "sparse solver: %d bands nearest %.4f eV, largest residual ‖Hψ − εSψ‖ %.2e eV",
+                                s.bandCount, s.target, s.residuals.flatMap { $0 }.max() ?? 0))
+        }
         if let ef = b.analysis.fermiEnergy {
             lines.append(String(format: "Fermi level %.4f eV (%@)", ef, b.analysis.fermiSource))
         } else {

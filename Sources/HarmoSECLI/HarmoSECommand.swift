@@ -27,6 +27,7 @@ public struct HarmoSECommand: ParsableCommand {
             PredictCommand.self,
             EvalCommand.self,
             BenchBandsCommand.self,
+            BenchSparseCommand.self,
             BenchSO3Command.self,
             BenchAutogradCommand.self,
             BenchStage2Command.self,
