@@ -35,7 +35,7 @@ let package = Package(
         // Cores with no knowledge of chemistry.
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
-        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK"]),
+        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS"]),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
         .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
 

@@ -100,7 +100,7 @@ public struct KPMDensity: Sendable {
         let energies = xs.map { center + halfWidth * $0 }
         // Per vector, then mean and standard error (both spins: × 2; per eV: / halfWidth).
         let scale = 2 / halfWidth
-        let densities = perVector.map { KernelPolynomial.density(moments: $0, at: xs).map { $0 * scale } }
+        let densities = KernelPolynomial.densities(moments: perVector, at: xs).map { $0.map { $0 * scale } }
         var dos = [Double](repeating: 0, count: count), se = [Double](repeating: 0, count: count)
         for d in densities { for g in 0 ..< count { dos[g] += d[g] / r } }
         for d in densities { for g in 0 ..< count { se[g] += (d[g] - dos[g]) * (d[g] - dos[g]) } }

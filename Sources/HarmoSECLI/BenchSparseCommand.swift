@@ -42,7 +42,7 @@ public struct BenchSparseCommand: ParsableCommand {
 
     static func peakRSSGiB() -> Double {
         var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) / 1024 / 1024 // kB → GiB
     }
 

@@ -2,6 +2,7 @@
 // moments μ_n = tr T_n(M̃) of a real symmetric operator rescaled into (−1, 1), estimated with
 // Rademacher random vectors (one estimate per vector, so the spread gives error bars), Jackson
 // kernel damping, and the density reconstructed on an energy grid.
+import COpenBLAS
 import Foundation
 
 public enum KernelPolynomial {
@@ -145,5 +146,32 @@ public enum KernelPolynomial {
             }
             return s / (Double.pi * (1 - x * x).squareRoot())
         }
+    }
+
+    /// `density(moments:at:)` for many moment sets at once ([set][moment] → [set][point]), as one
+    /// GEMM with the damped Chebyshev table (the per-vector densities behind the error bars).
+    public static func densities(moments sets: [[Double]], at xs: [Double]) -> [[Double]] {
+        guard let nm = sets.first?.count, nm > 0 else { return [] }
+        let g = jackson(nm), np = xs.count, ns = sets.count
+        // table[n][p] = (n == 0 ? 1 : 2) g_n T_n(x_p) / (π √(1 − x_p²)), row-major nm × np.
+        var table = [Double](repeating: 0, count: nm * np)
+        for (p, x) in xs.enumerated() {
+            let w = 1 / (Double.pi * (1 - x * x).squareRoot())
+            var tPrev = 1.0, t = x
+            table[p] = g[0] * w
+            if nm > 1 { table[np + p] = 2 * g[1] * t * w }
+            if nm > 2 {
+                for n in 2 ..< nm {
+                    let next = 2 * x * t - tPrev
+                    tPrev = t; t = next
+                    table[n * np + p] = 2 * g[n] * t * w
+                }
+            }
+        }
+        let flat = sets.flatMap { $0 }
+        var out = [Double](repeating: 0, count: ns * np)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(ns), Int32(np), Int32(nm), 1, flat, Int32(nm),
+                    table, Int32(np), 0, &out, Int32(np))
+        return (0 ..< ns).map { Array(out[$0 * np ..< ($0 + 1) * np]) }
     }
 }

@@ -168,14 +168,20 @@ extension SparsePattern {
                             let v = v, xp = xp, yp = yp, rs = rs, cs = cs
                             DispatchQueue.concurrentPerform(iterations: chunks) { w in
                                 let lo = n * w / chunks, hi = n * (w + 1) / chunks
-                                var acc = [Double](repeating: 0, count: m)
+                                let acc = UnsafeMutablePointer<Double>.allocate(capacity: m)
+                                defer { acc.deallocate() }
+                                let vb = v.baseAddress!, xb = xp.baseAddress!, yb = yp.baseAddress!, cb = cs.baseAddress!
                                 for r in lo ..< hi {
-                                    for c in 0 ..< m { acc[c] = 0 }
-                                    for p in rs[r] ..< rs[r + 1] {
-                                        let a = v[p], col = cs[p]
-                                        for c in 0 ..< m { acc[c] += a * xp[c * n + col] }
+                                    acc.update(repeating: 0, count: m)
+                                    var p = rs[r]
+                                    let end = rs[r + 1]
+                                    while p < end {
+                                        let a = vb[p]
+                                        var src = xb + cb[p]
+                                        for c in 0 ..< m { acc[c] += a * src.pointee; src += n }
+                                        p += 1
                                     }
-                                    for c in 0 ..< m { yp[c * n + r] = acc[c] }
+                                    for c in 0 ..< m { yb[c * n + r] = acc[c] }
                                 }
                             }
                         }
