@@ -84,6 +84,10 @@ public struct SparseKPointSolution: Sendable {
     public var droppedDirections: Int
     public var restarts: Int
     public var factorNonzeros: Int
+    /// Operator applications (solves with H − σS) and seconds spent in: overlap filter,
+    /// assembly + LU, Arnoldi, Rayleigh–Ritz (for benchmarks).
+    public var operatorApplications: Int
+    public var seconds: (filter: Double, factor: Double, arnoldi: Double, rayleighRitz: Double)
 }
 
 /// Shift-invert solver for one Bloch system: the sparse pattern and its UMFPACK analysis are
@@ -116,12 +120,15 @@ public final class ShiftInvertSolver: @unchecked Sendable {
         let n = bloch.pattern.size
         let kc = options.bandCount
         let orthogonal = bloch.overlap == nil
+        var clock = Date()
+        func lap() -> Double { let now = Date(); defer { clock = now }; return now.timeIntervalSince(clock) }
         do {
             // 1. Near-singular overlap directions.
             var u0: [[Double]] = []
             if let t = options.overlapThreshold, !orthogonal {
                 u0 = try overlapNullDirections(at: k, threshold: t)
             }
+            let filterSeconds = lap()
             let m = u0.count
             guard kc >= 1, kc <= n - m - 2 else { throw SparseSolveFailure.tooManyBands(requested: kc, available: n - m, dropped: m) }
 
@@ -136,6 +143,7 @@ public final class ShiftInvertSolver: @unchecked Sendable {
                 } catch SparseError.singular { continue }
             }
             guard let lu else { throw SparseSolveFailure.singularShift(shift: options.target) }
+            let factorSeconds = lap()
 
             // 3. Bordered solve on V = U₀^⊥.
             var w: [[Double]] = []
@@ -187,6 +195,7 @@ public final class ShiftInvertSolver: @unchecked Sendable {
                 throw SparseSolveFailure.noConvergence("the shift-invert Arnoldi iteration did not converge: \(c) of \(r) eigenpairs after \(i) restarts (raise --max-restarts or ask for fewer bands)")
             }
 
+            let arnoldiSeconds = lap()
             // 5. Rayleigh–Ritz in the converged subspace.
             var z = ComplexMatrix(rows: n, cols: kc, storage: arnoldi.vectors)
             if m > 0 {
@@ -215,7 +224,7 @@ public final class ShiftInvertSolver: @unchecked Sendable {
                 values = r.values; y = r.vectors!
             } catch EigenError.notPositiveDefinite {
                 let smallest = (try? Eigen.hermitian(ss, vectors: false).values.first) ?? .nan
-                throw SparseSolveFailure.overlapNotPositiveDefinite(smallest: smallest ?? .nan, threshold: options.overlapThreshold)
+                throw SparseSolveFailure.overlapNotPositiveDefinite(smallest: smallest, threshold: options.overlapThreshold)
             }
             let psi = Eigen.multiply(z, y), hpsi = Eigen.multiply(hz, y), spsi = Eigen.multiply(sz, y)
             // ‖Hψ − εSψ‖, or with dropped directions ‖P(Hψ − εSψ)‖: the restricted problem
@@ -242,7 +251,9 @@ public final class ShiftInvertSolver: @unchecked Sendable {
                 }
             }
             return SparseKPointSolution(values: values, vectors: psi, residuals: residuals, shift: shift, droppedDirections: m,
-                                        restarts: arnoldi.restarts, factorNonzeros: lu.factorNonzeros)
+                                        restarts: arnoldi.restarts, factorNonzeros: lu.factorNonzeros,
+                                        operatorApplications: arnoldi.operatorApplications,
+                                        seconds: (filterSeconds, factorSeconds, arnoldiSeconds, lap()))
         } catch let e as SparseError {
             throw SparseSolveFailure.solver(e.description)
         }

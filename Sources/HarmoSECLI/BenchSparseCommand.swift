@@ -81,12 +81,16 @@ public struct BenchSparseCommand: ParsableCommand {
         json["nonzeros"] = solver.bloch.pattern.nonzeros
         var times: [Double] = [], residual = 0.0, firstValues: [Double] = [], factor = 0
         var denseTimes: [Double] = [], worstDifference = 0.0
+        var phases: [[String: Double]] = []
         for (q, k) in ks.enumerated() {
             let t = Date()
             let r = try solver.solve(at: k, options: SparseSolverOptions(bandCount: numBands, target: ef))
             times.append(Date().timeIntervalSince(t))
             residual = max(residual, r.residuals.max() ?? 0)
             factor = r.factorNonzeros
+            phases.append(["filter_s": r.seconds.filter, "factor_s": r.seconds.factor, "arnoldi_s": r.seconds.arnoldi,
+                           "rayleigh_ritz_s": r.seconds.rayleighRitz, "operator_applications": Double(r.operatorApplications),
+                           "restarts": Double(r.restarts)])
             if q == 0 { firstValues = r.values }
             if dense {
                 let t = Date()
@@ -101,6 +105,7 @@ public struct BenchSparseCommand: ParsableCommand {
         json["median_per_k_s"] = sorted[sorted.count / 2]
         json["max_residual_eV"] = residual
         json["lu_nonzeros"] = factor
+        json["phases"] = phases
         json["peak_rss_GiB"] = Self.peakRSSGiB()
         if dense {
             json["dense_per_k_s"] = denseTimes

@@ -90,6 +90,7 @@ public final class SparseLUAnalysis: @unchecked Sendable {
         // beside the factors (the Arnoldi iteration and the final Rayleigh–Ritz step make the
         // eigenpairs accurate; their residuals are checked).
         control[Int(UMFPACK_IRSTEP)] = 0
+        control[Int(UMFPACK_ORDERING)] = Double(UMFPACK_ORDERING_METIS)
         var info = [Double](repeating: 0, count: Int(UMFPACK_INFO))
         // UMFPACK reads compressed columns; our rows read as columns are Aᵀ, whose ordering and
         // pivots serve A (solves use UMFPACK_Aat).
