@@ -3,6 +3,7 @@
 // exact sparse H(k), S(k) so tools/bench_sparse_scipy.py can time SciPy on the same matrices.
 import ArgumentParser
 import Bands
+import Formats
 import Foundation
 import HDF5Kit
 import Structures
@@ -38,6 +39,10 @@ public struct BenchSparseCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the first k-point's H(k), S(k) (CSR) and our eigenvalues here.", valueName: "file.h5"))
     public var export: String?
 
+    @Option(name: .customLong("write-supercell"),
+            help: ArgumentHelp("Write the tiled supercell as a DeepH-dock folder here (for `harmose bands`) and exit.", valueName: "dir"))
+    public var writeSupercell: String?
+
     public init() {}
 
     static func peakRSSGiB() -> Double {
@@ -56,6 +61,14 @@ public struct BenchSparseCommand: ParsableCommand {
         let system = try BlochSystem(structure: big.structure, hamiltonian: big.operators[0]!, overlap: big.operators[1])
         let buildSeconds = Date().timeIntervalSince(t0)
         guard let ef = record.fermiEnergy else { throw ValidationError("\(structure): no fermi_energy_eV") }
+        if let writeSupercell {
+            let url = URL(fileURLWithPath: writeSupercell)
+            let tiled = DFTRecord(name: url.lastPathComponent, structure: big.structure, hamiltonian: big.operators[0],
+                                  overlap: big.operators[1], fermiEnergy: ef)
+            try FormatWriter.write(tiled, to: url, format: .deephDock)
+            print("wrote \(big.structure.atomCount) atoms, \(system.orbitalCount) orbitals → \(url.path)")
+            return
+        }
         var json: [String: Any] = ["structure": structure, "supercell": supercell, "atoms": system.structure.atomCount,
                                    "orbitals": system.orbitalCount, "build_s": buildSeconds]
         if let moments = kpmMoments {
