@@ -7,6 +7,7 @@ import Foundation
 import HDF5Kit
 import Plots
 import Sparse
+import StageAPI
 import Structures
 
 public struct KPMOptions: Sendable {

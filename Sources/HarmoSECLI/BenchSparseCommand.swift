@@ -6,6 +6,7 @@ import Bands
 import Formats
 import Foundation
 import HDF5Kit
+import StageAPI
 import Structures
 
 public struct BenchSparseCommand: ParsableCommand {
