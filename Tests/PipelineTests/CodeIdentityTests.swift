@@ -37,13 +37,22 @@ final class CodeIdentityTests: XCTestCase {
         XCTAssertEqual(Set(trainingFiles), Set(try XCTUnwrap(table["Training"]).files))
     }
 
+    private var cacheURL: URL?
+    func hashCache() throws -> URL {
+        if let cacheURL { return cacheURL }
+        let url = try makeTemporaryDirectory(self).appendingPathComponent("hashes.tsv")
+        cacheURL = url
+        return url
+    }
+
     /// Fingerprints of the repository's pipeline.json under a registry whose digest of `module` is replaced.
     func fingerprints(editing module: String?) throws -> [String: String] {
         let digests = module.map { [$0: String(repeating: "e", count: 64)] } ?? [:]
         let registry = try StageRegistry(StageKinds.all, codeIdentity: { StageKinds.codeIdentity(of: $0, ownDigests: digests) })
         let spec = try PipelineSpec.load(from: packageRoot.appendingPathComponent("pipeline.json"), registry: registry)
-        let cache = try makeTemporaryDirectory(self).appendingPathComponent("hashes.tsv")
-        let fps = try computeFingerprints(spec, hasher: ContentHasher(cacheURL: cache, excluding: []))
+        let hasher = ContentHasher(cacheURL: try hashCache(), excluding: [])
+        let fps = try computeFingerprints(spec, hasher: hasher)
+        try hasher.save()  // data/ is hashed once per test, not once per simulated edit
         return fps.mapValues(\.full)
     }
 

@@ -47,6 +47,8 @@ final class CommandParsingTests: XCTestCase {
             XCTAssertTrue(text.contains("\(kind.name) (artifact format \(kind.artifactVersion))"), text)
             for p in kind.parameters { XCTAssertTrue(text.contains("    \(p.name): "), p.name) }
         }
-        XCTAssertTrue(text.contains("cutoff: number = 6.0 in [0.1, 50.0]"), text)
+        XCTAssertTrue(text.contains("cutoff: number = 0.0 in [0.0, ∞]"), text)
+        XCTAssertTrue(text.contains("predictions: path or {\"stage\": …} of kind predict — "), text)
+        XCTAssertTrue(text.contains("reference_bands: {\"stage\": …} of kind bands, optional — "), text)
     }
 }
