@@ -45,7 +45,7 @@ public struct RunCommand: ParsableCommand {
         outputs/<stage>/latest points at the current version. A failing stage stops the stages \
         that read it, keeps the ones that completed, prints the end of its log, and the command \
         exits non-zero. Every stage runs in a worker process of its own (a crash is that stage's \
-        failure, recorded with its log; the others finish) with cores/jobs threads; artifacts are \
+        failure, recorded with its log; the others finish) with its share of the cores; artifacts are \
         byte-identical for any --jobs. Schema and details: docs/pipeline.md.
 
         Examples:

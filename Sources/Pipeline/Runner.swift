@@ -21,8 +21,10 @@ public struct RunOptions: Sendable {
     public var dryRun = false
     /// How many stages may execute at once.
     public var jobs = 1
-    /// Cores shared by the stages running at once: each gets `max(1, cores / jobs)` threads
-    /// (StageContext.threads, OPENBLAS_NUM_THREADS of its worker). Results do not depend on it.
+    /// Cores shared by the stages running at once: a stage starting gets `cores / n` threads
+    /// (StageContext.threads, OPENBLAS_NUM_THREADS of its worker), n = the stages running or ready
+    /// to start with it, at most `jobs` — a stage running alone gets every core. Results do not
+    /// depend on it (kernels split work by shape, never by thread count).
     public var cores = ProcessInfo.processInfo.activeProcessorCount
     /// Wait for another runner holding the lock (false: fail at once).
     public var wait = true
@@ -272,7 +274,7 @@ public final class PipelineRunner: @unchecked Sendable {
             executeRanked(toRun, fingerprints: fingerprints, threads: max(1, options.cores), summary: &summary)
         } else if !toRun.isEmpty {
             execute(toRun, fingerprints: fingerprints, jobs: max(1, options.jobs),
-                    threadsPerStage: max(1, options.cores / max(1, options.jobs)), summary: &summary)
+                    cores: max(1, options.cores), summary: &summary)
         }
 
         let parts = [("ran", summary.executed.count), ("relinked", summary.relinked.count),
@@ -284,7 +286,7 @@ public final class PipelineRunner: @unchecked Sendable {
 
     /// Runs the planned stages: a stage starts once every stage it reads that is also in `toRun`
     /// has finished; a failure blocks exactly its descendants.
-    private func execute(_ toRun: [PlannedStage], fingerprints: [String: StageFingerprint], jobs: Int, threadsPerStage: Int,
+    private func execute(_ toRun: [PlannedStage], fingerprints: [String: StageFingerprint], jobs: Int, cores: Int,
                          summary: inout RunSummary)
     {
         let condition = NSCondition()
@@ -309,7 +311,12 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
             }
             shared.results.removeAll()
-            // Block dependents of failures; start ready stages.
+            // Block dependents of failures; start ready stages, each with its share of the cores
+            // among the stages running or ready now (at most `jobs`).
+            let ready = pending.filter { name in
+                spec.stages[name]!.upstream.filter { planned.contains($0) }.allSatisfy { finished.contains($0) }
+            }.count
+            let threads = max(1, cores / max(1, min(jobs, shared.running + ready)))
             var i = 0
             while i < pending.count {
                 let name = pending[i]
@@ -332,7 +339,7 @@ public final class PipelineRunner: @unchecked Sendable {
                     }()
                     let thread = Thread { [self] in
                         let result = Result {
-                            try self.executeStage(name, fingerprint: fp, fingerprints: fingerprints, reasons: reasons, threads: threadsPerStage)
+                            try self.executeStage(name, fingerprint: fp, fingerprints: fingerprints, reasons: reasons, threads: threads)
                         }
                         condition.lock()
                         shared.results.append((name, result))
