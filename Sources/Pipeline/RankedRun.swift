@@ -109,27 +109,36 @@ extension PipelineRunner {
             return
         }
 
-        // Every rank executes into its own temporary directory.
+        // Every rank gets its own temporary directory (for its log, and for its share of a
+        // per-structure kind). A collective kind writes into rank 0's (only rank 0 writes, the
+        // others read back what it wrote, e.g. the best checkpoint).
         let start = Date()
+        let collective = kind.rankParallelism == .collective
         var metrics: [String: JSONValue] = [:]
         var failure: String?
         var started: (URL, RunnerStageReporter)?
-        do {
-            let (tmp, reporter) = try startStage(name, fingerprint: fp)
-            started = (tmp, reporter)
-            let collective = kind.rankParallelism == .collective
-            let context = stageContext(name, fingerprints: fingerprints, outputDirectory: tmp, partition: group.partition,
-                                       threads: threads, group: collective ? group : SingleProcess.shared, reporter: reporter)
-            announce(name, fingerprint: fp, reasons: reasons + ["rank \(group.rank) of \(group.size)"], context: context, reporter: reporter)
-            console.stageStarted(name)
-            defer { console.stageFinished(name) }
-            if collective {
-                metrics = try group.failingTogether { try kind.run(context) }
-            } else {
-                metrics = try runKind(name, context: context, temporary: tmp, reporter: reporter)
+        do { started = try startStage(name, fingerprint: fp) } catch { failure = "\(error)" }
+        var outputDirectory = started?.0
+        if collective {
+            let rootPath = String(decoding: group.broadcast(Array((started?.0.path ?? "").utf8)), as: UTF8.self)
+            outputDirectory = rootPath.isEmpty ? nil : URL(fileURLWithPath: rootPath)
+            if outputDirectory == nil, failure == nil { failure = "rank 0 could not create the stage's temporary folder" }
+        }
+        if failure == nil, let (tmp, reporter) = started, let outputDirectory {
+            do {
+                let context = stageContext(name, fingerprints: fingerprints, outputDirectory: outputDirectory, partition: group.partition,
+                                           threads: threads, group: collective ? group : SingleProcess.shared, reporter: reporter)
+                announce(name, fingerprint: fp, reasons: reasons + ["rank \(group.rank) of \(group.size)"], context: context, reporter: reporter)
+                console.stageStarted(name)
+                defer { console.stageFinished(name) }
+                if collective {
+                    metrics = try group.failingTogether { try kind.run(context) }
+                } else {
+                    metrics = try runKind(name, context: context, temporary: tmp, reporter: reporter)
+                }
+            } catch {
+                failure = "\(error)"
             }
-        } catch {
-            failure = "\(error)"
         }
         let mine: JSONValue = .object([
             ("error", failure.map { .string($0) } ?? .null),
@@ -164,11 +173,11 @@ extension PipelineRunner {
                         StagePart(rank: r, directory: URL(fileURLWithPath: status!["directory"]!.stringValue!),
                                   metrics: status!["metrics"]!.objectValue.map { Dictionary($0, uniquingKeysWith: { a, _ in a }) } ?? [:])
                     }
-                    for part in parts.dropFirst() {
-                        try moveItems(from: part.directory, into: tmp, rank: part.rank)
-                        try appendLog(of: part, to: tmp)
-                    }
+                    for part in parts.dropFirst() { try moveItems(from: part.directory, into: tmp, rank: part.rank) }
                     merged = try kind.merge(parts)
+                }
+                for (r, status) in all.enumerated().dropFirst() {
+                    try appendLog(of: StagePart(rank: r, directory: URL(fileURLWithPath: status!["directory"]!.stringValue!), metrics: [:]), to: tmp)
                 }
                 try storeArtifact(name, fingerprint: fp, temporary: tmp, metrics: merged, start: start, end: end,
                                   partition: Partition(rank: 0, size: group.size))
