@@ -53,11 +53,14 @@ let package = Package(
         .target(name: "Graphs", dependencies: ["Structures"]),
         .target(name: "Bands", dependencies: ["Structures", "Linalg", "Sparse", "COpenBLAS", "HDF5Kit", "Formats", "StageAPI", "Plots"]),
         .target(name: "Plots"),
+        // Basis sets and overlaps from them (GPAW NAO + PAW, Gaussian); no training.
+        .target(name: "Basis", dependencies: ["Structures", "Linalg", "SO3", "Graphs", "Formats", "StageAPI", "HDF5Kit", "CArchive"],
+                resources: [.copy("Resources/def2-svp.nw")], swiftSettings: hotKernel),
 
         // Learning.
         .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
         .target(name: "Training", dependencies: [
-            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit",
+            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit", "Basis",
         ], swiftSettings: hotKernel),
         .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
 
@@ -70,7 +73,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: ["CMPI", "StageAPI"], swiftSettings: swift6),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
-            "Plots", "Models", "Training", "Evaluation", "Benchmarks", "Cluster",
+            "Plots", "Models", "Training", "Evaluation", "Benchmarks", "Cluster", "Basis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
@@ -90,6 +93,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "StageAPI", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "StageAPI", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
+        .testTarget(name: "BasisTests", dependencies: ["Basis", "Formats", "Structures", "SO3", "StageAPI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
         // Hostile input and faults (issue #12): archives, lattices, bounds, messages, partial output.
         .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "CArchive", "TestSupport"]),

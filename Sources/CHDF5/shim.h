@@ -21,3 +21,4 @@ static inline hid_t harmose_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t harmose_h5p_link_create(void) { return H5P_LINK_CREATE; }
 static inline hid_t harmose_h5p_group_create(void) { return H5P_GROUP_CREATE; }
 static inline hid_t harmose_h5p_file_create(void) { return H5P_FILE_CREATE; }
+static inline hsize_t harmose_h5s_unlimited(void) { return H5S_UNLIMITED; }

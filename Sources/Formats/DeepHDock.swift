@@ -164,7 +164,7 @@ public enum DeepHDock {
         if let o = record.overlap { try writeOperator(o, to: dir.appendingPathComponent(overlapFile)) }
     }
 
-    static func writeOperator(_ op: BlockOperator, to url: URL) throws {
+    public static func writeOperator(_ op: BlockOperator, to url: URL) throws {
         let n = op.blockCount
         var pairs: [Int64] = []
         pairs.reserveCapacity(5 * n)

@@ -472,6 +472,74 @@ public final class HDF5File {
         return String(cString: buf)
     }
 
+    // MARK: Appendable (streamed) datasets
+
+    /// Creates an empty dataset of `columns`-wide rows (1-D when columns == 0) that grows along
+    /// its first axis with `append`; chunked (≈ `chunkRows` rows per chunk) and, when `compressed`,
+    /// shuffled + gzip-compressed. Memory stays at one chunk whatever the final size.
+    public func createAppendable(_ name: String, kind: HDF5ScalarKind, columns: Int = 0, chunkRows: Int = 65536,
+                                 compressed: Bool = true) throws {
+        try withHDF5 {
+            var dims: [hsize_t] = columns > 0 ? [0, hsize_t(columns)] : [0]
+            var maxDims: [hsize_t] = columns > 0 ? [harmose_h5s_unlimited(), hsize_t(columns)] : [harmose_h5s_unlimited()]
+            let s = H5Screate_simple(Int32(dims.count), &dims, &maxDims)
+            defer { H5Sclose(s) }
+            let dcpl = H5Pcreate(harmose_h5p_dataset_create())
+            defer { H5Pclose(dcpl) }
+            var chunk: [hsize_t] = columns > 0 ? [hsize_t(max(1, chunkRows)), hsize_t(columns)] : [hsize_t(max(1, chunkRows))]
+            H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
+            if compressed { H5Pset_shuffle(dcpl); H5Pset_deflate(dcpl, 4) }
+            let lcpl = try linkCreationProperties()
+            defer { H5Pclose(lcpl) }
+            let d = H5Dcreate2(id, name, Self.fileType(kind), s, lcpl, dcpl, harmose_h5p_default())
+            guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot create dataset (exists?)") }
+            H5Dclose(d)
+        }
+    }
+
+    public func append(_ name: String, doubles: [Double]) throws { try append(name, values: doubles, kind: .float64) }
+    public func append(_ name: String, int64s: [Int64]) throws { try append(name, values: int64s, kind: .int64) }
+
+    private static func fileType(_ kind: HDF5ScalarKind) -> hid_t {
+        switch kind {
+        case .float64: return harmose_h5t_native_double()
+        case .float32: return harmose_h5t_native_float()
+        default: return harmose_h5t_native_int64()
+        }
+    }
+
+    private func append<T>(_ name: String, values: [T], kind: HDF5ScalarKind) throws {
+        if values.isEmpty { return }
+        try withHDF5 {
+            let d = H5Dopen2(id, name, harmose_h5p_default())
+            guard d >= 0 else { throw HDF5Error(file: path, object: name, message: "no such dataset") }
+            defer { H5Dclose(d) }
+            let s0 = H5Dget_space(d)
+            let rank = Int(H5Sget_simple_extent_ndims(s0))
+            var dims = [hsize_t](repeating: 0, count: rank)
+            H5Sget_simple_extent_dims(s0, &dims, nil)
+            H5Sclose(s0)
+            let width = rank > 1 ? Int(dims[1]) : 1
+            guard values.count % width == 0 else {
+                throw HDF5Error(file: path, object: name, message: "\(values.count) values are not whole rows of \(width)")
+            }
+            var start = [hsize_t](repeating: 0, count: rank)
+            start[0] = dims[0]
+            var count = dims
+            count[0] = hsize_t(values.count / width)
+            var newDims = dims
+            newDims[0] += count[0]
+            guard H5Dset_extent(d, &newDims) >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot extend") }
+            let fs = H5Dget_space(d)
+            defer { H5Sclose(fs) }
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, nil, &count, nil)
+            let ms = H5Screate_simple(Int32(rank), &count, nil)
+            defer { H5Sclose(ms) }
+            let status = values.withUnsafeBytes { H5Dwrite(d, Self.fileType(kind), ms, fs, harmose_h5p_default(), $0.baseAddress) }
+            guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "append failed") }
+        }
+    }
+
     private func write<T>(_ name: String, values: [T], shape: [Int], fileType: hid_t, compressed: Bool) throws {
         guard shape.reduce(1, *) == values.count else {
             throw HDF5Error(file: path, object: name, message: "shape \(shape) does not hold \(values.count) values")

@@ -16,6 +16,7 @@ public struct HarmoSECommand: ParsableCommand {
         subcommands: [
             InspectCommand.self,
             ConvertCommand.self,
+            OverlapCommand.self,
             BandsCommand.self,
             DOSCommand.self,
             RunCommand.self,

@@ -13,7 +13,14 @@ public struct PredictCommand: ParsableCommand {
         Each INPUT is a structure folder, a folder of them, or an archive; only the structure and \
         the orbital basis are needed, not the DFT Hamiltonian. Blocks are predicted on the overlap's \
         sparsity when overlap.h5/overlaps.h5 is present, else on the Hamiltonian's, else for every \
-        atom pair within the model's cutoff.
+        atom pair within the model's cutoff. A dock structure without overlap.h5 whose info.json \
+        names a basis ("basis": "dzp" with "code": "gpaw", or "def2-svp") gets S computed from the \
+        basis first (see `harmose overlap`), written beside the prediction.
+
+        Large structures (more atoms than --chunk-atoms) are predicted tile by tile: each tile on \
+        the sub-graph within the model's receptive field (exactly the whole-structure numbers), \
+        its blocks streamed into a chunked, compressed hamiltonian_pred.h5, so memory stays at the \
+        model plus one tile (with a progress bar and ETA over atoms).
 
         For each structure, DIR/<name>/ receives the input's layout with the prediction as \
         hamiltonian_pred.h5 (DeepH-dock) or hamiltonians_pred.h5 (DeepH legacy), in eV, readable by \
@@ -40,6 +47,12 @@ public struct PredictCommand: ParsableCommand {
     @Option(name: .customLong("format"), help: ArgumentHelp("Output layout: deeph-dock, deeph-legacy or abacus-csr (default: the input's).", valueName: "layout"))
     public var format: DFTFormat?
 
+    @Option(name: .customLong("chunk-atoms"), help: "Atoms per tile for large structures (memory grows with it).")
+    public var chunkAtoms: Int = 800
+
+    @Option(name: .customLong("basis-path"), help: "Folder searched first for basis files when S is computed (repeatable).")
+    public var basisPath: [String] = []
+
     @Flag(name: .shortAndLong, help: "Print only the summary.")
     public var quiet = false
 
@@ -48,14 +61,18 @@ public struct PredictCommand: ParsableCommand {
     public func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one INPUT path") }
         if format == .cp2k { throw ValidationError("--format cp2k: CP2K output is read, not written; use deeph-dock, deeph-legacy or abacus-csr") }
+        guard chunkAtoms >= 1 else { throw ValidationError("--chunk-atoms must be ≥ 1") }
     }
 
     public func run() throws {
         let predictor = try Predictor(checkpoint: URL(fileURLWithPath: model))
         let bar = ProgressBar()
+        let atomBar = ProgressBar(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)
         let results = try predictor.predict(inputs: inputs.map { URL(fileURLWithPath: $0) }, outputDirectory: URL(fileURLWithPath: out), format: format,
-                                            log: { if !quiet { bar.message($0) } },
-                                            progress: { bar.update(done: $0, total: $1) })
+                                            options: LargeStructureOptions(chunkAtoms: chunkAtoms, basisSearchPaths: basisPath),
+                                            log: { if !quiet { atomBar.finish(); bar.message($0) } },
+                                            progress: { bar.update(done: $0, total: $1) },
+                                            atomProgress: { atomBar.update(done: $0, total: $1, suffix: "atoms") })
         bar.finish()
         let seconds = results.reduce(0) { $0 + $1.seconds }
         print(String(format: "predicted %d structure(s) in %.2f s (%.1f ms per structure) → %@", results.count, seconds,

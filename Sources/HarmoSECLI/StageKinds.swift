@@ -2,6 +2,7 @@
 // Graphs, Bands, and later Models/Training) defines a type conforming to StageAPI.StageKind; add
 // it here and nowhere else.
 import Bands
+import Basis
 import Formats
 import Foundation
 import Evaluation
@@ -13,6 +14,7 @@ public enum StageKinds {
     /// Production kinds, in the order `harmose run --list-kinds` shows them.
     public static let production: [any StageKind] = [
         IngestStage(),
+        OverlapStage(),
         BandsStage(),
         FeaturesStageKind(),
         TrainStageKind(),

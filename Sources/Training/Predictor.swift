@@ -3,7 +3,9 @@
 // convention: H has the sparsity of S), else of the Hamiltonian file, else every pair within the
 // model's cutoff. Each structure's output folder is the input's layout with the predicted H as
 // hamiltonian_pred.h5 (DeepH-dock) or hamiltonians_pred.h5 (DeepH legacy), written under a
-// temporary name and renamed into place.
+// temporary name and renamed into place. Structures larger than one tile, or without overlap.h5
+// but with a basis named in info.json (S is then computed from the basis), go through the
+// tiled, streaming path of LargeStructures.swift.
 import Autograd
 import Formats
 import Foundation
@@ -80,24 +82,41 @@ public final class Predictor {
     /// `outputDirectory` (named like the record). Returns what was written.
     @discardableResult
     public func predict(inputs: [URL], outputDirectory: URL, format requested: DFTFormat? = nil, only names: Set<String>? = nil, owns: (Int) -> Bool = { _ in true },
-                        log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
+                        options: LargeStructureOptions = LargeStructureOptions(),
+                        log: (String) -> Void = { _ in }, progress: ((Int, Int) -> Void)? = nil,
+                        atomProgress: ((Int, Int) -> Void)? = nil) throws -> [PredictionResult] {
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
         var results: [PredictionResult] = []
         var total = 0, index = 0
         for input in inputs { total += try DatasetSource(url: input).structureNames().filter { names?.contains($0) ?? true }.count }
         for input in inputs {
             let source = try DatasetSource(url: input)
-            let format = Predictor.outputFormat(input: try FormatReader.detect(at: input), requested: requested)
+            let inputFormat = try FormatReader.detect(at: input)
+            let format = Predictor.outputFormat(input: inputFormat, requested: requested)
+            let isFolder = (try? FileManager.default.attributesOfItem(atPath: input.path)[.type] as? FileAttributeType) == .typeDirectory
+            let single = isFolder && FileManager.default.fileExists(atPath: input.appendingPathComponent(DeepHDock.infoFile).path)
             try source.forEachRecord { record in
                 guard names?.contains(record.name) ?? true else { return }
                 defer { index += 1 }
                 guard owns(index) else { return }
                 let start = Date()
+                let folder = single ? input : input.appendingPathComponent(record.name)
+                let large = record.structure.atomCount > options.chunkAtoms
+                    || (record.overlap == nil && options.computeOverlap && record.extraInfoValue("basis") != nil)
+                if inputFormat == .deephDock && format == .deephDock && isFolder && large && FileManager.default.fileExists(atPath: folder.appendingPathComponent(DeepHDock.infoFile).path) {
+                    let destination = outputDirectory.appendingPathComponent(record.name)
+                    let r = try predictLarge(folder: folder, destination: destination, options: options, log: log, progress: atomProgress)
+                    results.append(PredictionResult(name: record.name, folder: destination, blocks: r.blocks, seconds: r.seconds))
+                    log(String(format: "%@: %d atoms, %d blocks predicted in %.3f s (tiles of %d atoms, streamed) → %@", record.name,
+                               record.structure.atomCount, r.blocks, r.seconds, options.chunkAtoms, destination.path))
+                    progress?(results.count, total)
+                    return
+                }
                 let h = try predict(record)
                 let seconds = Date().timeIntervalSince(start)
-                let folder = try write(record, prediction: h, format: format, under: outputDirectory)
-                results.append(PredictionResult(name: record.name, folder: folder, blocks: h.blockCount, seconds: seconds))
-                log(String(format: "%@: %d blocks predicted in %.3f s → %@", record.name, h.blockCount, seconds, folder.path))
+                let written = try write(record, prediction: h, format: format, under: outputDirectory)
+                results.append(PredictionResult(name: record.name, folder: written, blocks: h.blockCount, seconds: seconds))
+                log(String(format: "%@: %d blocks predicted in %.3f s → %@", record.name, h.blockCount, seconds, written.path))
                 progress?(results.count, total)
             }
         }

@@ -1,0 +1,87 @@
+// Tiled, streamed prediction of large structures equals the whole-structure prediction block for
+// block (the halo covers the model's receptive field), and the streamed file reads back as a
+// DeepH-dock operator.
+import XCTest
+import Foundation
+import Formats
+import Structures
+import Training
+import TestSupport
+
+final class LargeStructureTests: XCTestCase {
+    func testTiledStreamingEqualsWholeStructurePrediction() throws {
+        let run = try makeTemporaryDirectory(self)
+        var config = Tiny.config(epochs: 1)
+        config.model.layers = 2
+        try Trainer(config: config, outputDirectory: run).run(data: Tiny.data)
+        let predictor = try Predictor(checkpoint: run)
+
+        // A chain of 14 water molecules 5 Å apart in a box: a tile of one molecule sees only part of it.
+        let water = try FormatReader.readRecord(at: Fixtures.url("training/water-0001"))
+        // Atoms grouped by element, as the dock layout stores them.
+        var numbers: [Int] = [], positions: [Vec3] = []
+        for z in [8, 1] {
+            for k in 0 ..< 14 {
+                for (a, p) in water.structure.positions.enumerated() where water.structure.atomicNumbers[a] == z {
+                    numbers.append(z)
+                    positions.append(p + Vec3(5.0 * Double(k), 0, 0))
+                }
+            }
+        }
+        let box = Lattice(vectors: [Vec3(100, 0, 0), Vec3(0, 30, 0), Vec3(0, 0, 30)], periodic: [false, false, false])
+        let structure = Structure(lattice: box, atomicNumbers: numbers, positions: positions, basis: water.structure.basis)
+        let record = DFTRecord(name: "chain", structure: structure)
+        let whole = try predictor.predict(record)
+
+        let dir = try makeTemporaryDirectory(self).appendingPathComponent("chain")
+        try FormatWriter.write(record, to: dir, format: .deephDock)
+        let writer = try StreamingOperatorWriter(url: dir.appendingPathComponent("hamiltonian.h5"), bufferEntries: 500)
+        let keys = whole.keys
+        var tiles = 0
+        let written = try predictor.predictStreaming(record, keys: keys, to: writer, chunkAtoms: 3) { _, _ in tiles += 1 }
+        try writer.finish()
+        XCTAssertGreaterThan(tiles, 5)
+        let streamed = try XCTUnwrap(try FormatReader.readRecord(at: dir).hamiltonian)
+        XCTAssertEqual(written, whole.blockCount)
+        XCTAssertEqual(Set(streamed.keys), Set(whole.keys))
+        var worst = 0.0, scale = 0.0
+        for (b, key) in whole.keys.enumerated() {
+            worst = max(worst, maxAbsDifference(Array(streamed.values(for: key)!), Array(whole.values(at: b))))
+            scale = max(scale, whole.values(at: b).map(abs).max() ?? 0)
+        }
+        XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "tiled vs whole: \(worst) eV (largest |H| \(scale))")
+
+        // A structure with POSCAR + info.json only (basis def2-svp): predict computes S from the
+        // basis, writes it, and predicts on its blocks — the same H as predicting with the DFT S.
+        let bare = try makeTemporaryDirectory(self).appendingPathComponent("water-0020")
+        try FileManager.default.createDirectory(at: bare, withIntermediateDirectories: true)
+        for f in ["POSCAR", "info.json"] {
+            try FileManager.default.copyItem(at: Fixtures.url("datasets/water-0020/\(f)"), to: bare.appendingPathComponent(f))
+        }
+        let out = try makeTemporaryDirectory(self).appendingPathComponent("pred")
+        let results = try predictor.predict(inputs: [bare], outputDirectory: out)
+        XCTAssertEqual(results.map(\.name), ["water-0020"])
+        let predicted = try FormatReader.readRecord(at: out.appendingPathComponent("water-0020"))
+        let dft = try FormatReader.readRecord(at: Fixtures.url("datasets/water-0020"))
+        let s = try XCTUnwrap(predicted.overlap), reference = try XCTUnwrap(dft.overlap)
+        XCTAssertEqual(Set(s.keys), Set(reference.keys))
+        let h = try XCTUnwrap(try DFTRecord.readPredicted(at: out.appendingPathComponent("water-0020")))
+        let expected = try predictor.predict(dft)
+        XCTAssertEqual(Set(h.keys), Set(expected.keys))
+        for (b, key) in expected.keys.enumerated() {
+            XCTAssertLessThan(maxAbsDifference(Array(h.values(for: key)!), Array(expected.values(at: b))), 1e-9)
+        }
+    }
+}
+
+extension DFTRecord {
+    /// hamiltonian_pred.h5 of a prediction folder, read as the folder's Hamiltonian.
+    static func readPredicted(at folder: URL) throws -> BlockOperator? {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pred-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for f in ["POSCAR", "info.json"] { try FileManager.default.copyItem(at: folder.appendingPathComponent(f), to: dir.appendingPathComponent(f)) }
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("hamiltonian_pred.h5"), to: dir.appendingPathComponent("hamiltonian.h5"))
+        return try FormatReader.readRecord(at: dir).hamiltonian
+    }
+}
