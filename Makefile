@@ -3,7 +3,7 @@
 #   make test  — install missing system packages, run the test suite (kernel tests also under ASan)
 #   make bench — benchmarks (results go in BENCHMARKS.md by hand, with the command)
 SHELL := /bin/bash
-DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config libopenmpi-dev openmpi-bin libsuitesparse-dev libarpack2-dev
+DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config libopenmpi-dev openmpi-bin libsuitesparse-dev libarpack2-dev gpaw-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_BUILD_FLAGS ?=
 HARMOSE := .build/release/harmose
