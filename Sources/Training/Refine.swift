@@ -173,6 +173,8 @@ public final class Refiner {
     }
 
     func runExclusive(data: [URL]) throws -> RefineSummary {
+        // A killed earlier run may have left checkpoint temporaries here (issue #12).
+        for checkpoint in [lastPath, bestPath] { AtomicOutput.removeAbandonedTemporaries(besides: checkpoint) }
         try config.validate(file: "refine configuration")
         if group.size > config.batchSize {
             throw TrainingError(file: "refine configuration", field: "batch_size",

@@ -134,6 +134,8 @@ public final class Trainer {
             throw TrainingError(file: "training configuration", field: "batch_size",
                                 message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
         }
+        // A killed earlier run may have left checkpoint temporaries here (issue #12).
+        for checkpoint in [lastPath, bestPath] { AtomicOutput.removeAbandonedTemporaries(besides: checkpoint) }
         if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
             throw TrainingError(file: lastPath.path, message: "--resume given but there is no last checkpoint to resume from")
         }
