@@ -246,6 +246,9 @@ enum POSCAR {
             }
         }
         let scaleFields = try line(1, "scale factor")
+        guard !scaleFields.isEmpty else {
+            throw FormatError(file: file, field: "line 2", message: "missing scale factor (the line is empty)")
+        }
         let scales = try scaleFields.prefix(scaleFields.count >= 3 && Double(scaleFields[2]) != nil ? 3 : 1).map { f -> Double in
             guard let v = Double(f), v.isFinite, v != 0 else {
                 throw FormatError(file: file, field: "line 2", message: "'\(f)' is not a valid scale factor")

@@ -13,7 +13,6 @@ public enum ErrorText {
         if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain || error is CocoaError || error is POSIXError {
             return describeFoundation(ns)
         }
-        if let e = error as? CustomStringConvertible { return e.description }
         return String(describing: error)
     }
 

@@ -32,6 +32,10 @@ func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throw
     do { data = try Data(contentsOf: url) } catch {
         throw TrainingError(file: url.path, message: "cannot read: \(ErrorText.reason(of: error))")
     }
+    // Syntax first, with the line and column JSONDecoder does not give.
+    do { _ = try JSONValue.parse(data) } catch let e as JSONSyntaxError {
+        throw TrainingError(file: url.path, field: "line \(e.line), column \(e.column)", message: "invalid JSON: \(e.message)")
+    }
     do { return try JSONDecoder().decode(C.self, from: data) } catch let e as ModelError {
         throw TrainingError(file: url.path, message: e.description)
     } catch let DecodingError.typeMismatch(_, ctx) {
