@@ -80,7 +80,7 @@ let package = Package(
         // libFuzzer harnesses and their corpus replayer (issue #12; docs/robustness.md): `make fuzz`
         // builds it with -sanitize=fuzzer,address, `make test` replays the seeds.
         .executableTarget(name: "harmose-fuzz", dependencies: [
-            "Formats", "Structures", "Bands", "Pipeline", "Training", "Models", "Autograd", "HarmoSECLI", "CArchive",
+            "Formats", "Structures", "Bands", "StageAPI", "Pipeline", "Training", "Models", "Autograd", "HarmoSECLI", "CArchive",
         ], path: "Sources/HarmoseFuzz"),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).

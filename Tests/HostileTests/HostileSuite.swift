@@ -8,6 +8,7 @@
 import Foundation
 import Formats
 import HDF5Kit
+import StageAPI
 import Structures
 import TestSupport
 import XCTest
