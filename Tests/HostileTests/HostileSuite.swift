@@ -272,7 +272,7 @@ final class HostileSuite: XCTestCase {
             ("pipeline-unknown-key", #"{"version": 1, "stagez": {}}"#, "stagez"),
             ("pipeline-unknown-kind", #"{"version": 1, "stages": {"a": {"kind": "ingestt", "inputs": {"dataset": "s"}}}}"#, "ingestt"),
             ("pipeline-missing-input", #"{"version": 1, "stages": {"a": {"kind": "ingest", "inputs": {"dataset": "nope"}}}}"#, "nope"),
-            ("pipeline-cycle", #"{"version": 1, "stages": {"a": {"kind": "graph", "inputs": {"structures": {"stage": "b"}}}, "b": {"kind": "graph", "inputs": {"structures": {"stage": "a"}}}}}"#, "kind 'graph'"),
+            ("pipeline-cycle", #"{"version": 1, "stages": {"a": {"kind": "bands", "inputs": {"structures": {"stage": "b"}}}, "b": {"kind": "bands", "inputs": {"structures": {"stage": "a"}}}}}"#, "stages.a.inputs.structures.stage"),
             ("pipeline-wrong-type", #"{"version": "1", "stages": {}}"#, "version"),
             ("pipeline-empty", "", "pipeline.json"),
         ]
