@@ -10,8 +10,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-1000000}
 shift || true
-swift build --product harmose-fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address \
-  -Xswiftc -DHARMOSE_LIBFUZZER ${SWIFT_BUILD_FLAGS:-} || exit 1
+# One -sanitize=fuzzer,address flag: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two
+# -sanitize flags and swiftc keeps only the last, which silently drops the coverage
+# instrumentation libFuzzer needs ("Is the code instrumented for coverage?").
+swift build --product harmose-fuzz --scratch-path .build-fuzz \
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DHARMOSE_LIBFUZZER ${SWIFT_BUILD_FLAGS:-} || exit 1
 swift build --product harmose-fuzz ${SWIFT_BUILD_FLAGS:-} || exit 1
 FUZZ=$PWD/.build-fuzz/debug/harmose-fuzz
 PLAIN=$PWD/.build/debug/harmose-fuzz
