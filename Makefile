@@ -2,13 +2,14 @@
 #   make run   — install missing system packages, build release, run pipeline.json on data/
 #   make test  — install missing system packages, run the test suite (kernel tests also under ASan)
 #   make bench — benchmarks (results go in BENCHMARKS.md by hand, with the command)
+#   make fuzz  — libFuzzer harnesses of every input parser (docs/robustness.md)
 SHELL := /bin/bash
 DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config libopenmpi-dev openmpi-bin libsuitesparse-dev libarpack2-dev gpaw-data
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_BUILD_FLAGS ?=
 HARMOSE := .build/release/harmose
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench fuzz clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -37,5 +38,11 @@ test: deps
 bench: build
 	@for s in tools/bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
 
+# libFuzzer harnesses for every parser of outside data (not part of `make test`, which replays
+# their seeds and past findings): FUZZ_RUNS executions each, FUZZ_SECONDS cap. docs/robustness.md.
+FUZZ_RUNS ?= 1000000
+fuzz: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-0} tools/fuzz.sh $(FUZZ_RUNS)
+
 clean:
-	rm -rf .build .build-asan
+	rm -rf .build .build-asan .build-fuzz

@@ -77,6 +77,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
+        // libFuzzer harnesses and their corpus replayer (issue #12; docs/robustness.md): `make fuzz`
+        // builds it with -sanitize=fuzzer,address, `make test` replays the seeds.
+        .executableTarget(name: "harmose-fuzz", dependencies: [
+            "Formats", "Structures", "Bands", "StageAPI", "Pipeline", "Training", "Models", "Autograd", "HarmoSECLI", "CArchive",
+        ], path: "Sources/HarmoseFuzz"),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -96,7 +101,7 @@ let package = Package(
         .testTarget(name: "BasisTests", dependencies: ["Basis", "Formats", "Structures", "SO3", "StageAPI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),
         // Hostile input and faults (issue #12): archives, lattices, bounds, messages, partial output.
-        .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "CArchive", "TestSupport"]),
+        .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "StageAPI", "HDF5Kit", "CArchive", "TestSupport"]),
         // mpirun end to end (Debian openmpi-bin); skipped with a message where mpirun is absent.
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "StageAPI", "HDF5Kit", "TestSupport"]),
     ],

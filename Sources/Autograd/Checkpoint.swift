@@ -131,7 +131,11 @@ public enum Checkpoint {
     /// Writes every part under /<key>, plus `metadata` as float64 attributes of the root (step
     /// counters, seeds below 2⁵³, the epoch). Atomic: temporary file, then rename.
     public static func save(to path: String, parts: [String: Checkpointable], metadata: [String: Double] = [:]) throws {
-        let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        // Hidden and named like every other atomic write (`.NAME.tmp-<pid>-<random>`), so that a
+        // killed run's leftover is recognised and removed by the next run and by `harmose gc`.
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))").path
         do {
             let file = try HDF5File(creatingAt: temporary)
             try file.setAttribute("format", string: "harmose-checkpoint-1")

@@ -92,6 +92,7 @@ public struct BandStructure: Sendable {
                                overlapThreshold: Double? = nil,
                                workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandStructure {
         let lattice = system.structure.lattice
+        try path.checkSize(source: "k-path")
         let kpoints = path.kpoints
         let (bands, dropped) = try system.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
         return BandStructure(path: path, kpoints: kpoints, distances: path.distances(lattice),
@@ -109,12 +110,14 @@ public struct BandStructure: Sendable {
         return energies.map { $0.map { $0 - ef } }
     }
 
-    /// Writes band.h5, bands.csv and bands.svg into `directory`, each file atomically.
+    /// Writes band.h5, bands.csv and bands.svg into `directory` as one unit: all three are
+    /// built in a staging folder and moved into place only when every one is complete.
     public func write(to directory: URL) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try AtomicOutput.writeFile(at: directory.appendingPathComponent("band.h5")) { try writeHDF5(to: $0) }
-        try AtomicOutput.write(Data(csv.utf8), to: directory.appendingPathComponent("bands.csv"))
-        try AtomicOutput.write(Data(svg.utf8), to: directory.appendingPathComponent("bands.svg"))
+        try AtomicOutput.writeFiles(in: directory, names: ["band.h5", "bands.csv", "bands.svg"]) { stage in
+            try writeHDF5(to: stage.appendingPathComponent("band.h5"))
+            try Data(csv.utf8).write(to: stage.appendingPathComponent("bands.csv"))
+            try Data(svg.utf8).write(to: stage.appendingPathComponent("bands.svg"))
+        }
     }
 
     /// band.h5 with DeepH-dock's keys (`band_data` [bands × k] in eV with E_F = 0, …) plus

@@ -19,6 +19,7 @@ public enum BandsError: Error, CustomStringConvertible {
     case kpathSyntax(file: String, line: Int, message: String)
     case kpathUnreadable(file: String, reason: String)
     case emptyKPath(file: String)
+    case kpathTooLong(file: String, points: Int?, limit: Int)
     case invalidMesh(String)
     case invalidSigma(Double)
     case eigensolverFailed(k: Vec3, underlying: EigenError)
@@ -37,6 +38,8 @@ public enum BandsError: Error, CustomStringConvertible {
         case .nonFiniteValue(let s, let k): return "\(s): block \(k) contains NaN or Inf"
         case .kpathSyntax(let f, let l, let m): return "\(f): line \(l): \(m)"
         case .kpathUnreadable(let f, let r): return "\(f): cannot read the k-path file (\(r))"
+        case .kpathTooLong(let f, let n, let limit):
+            return "\(f): \(n.map { "\($0)" } ?? "more than \(Int.max)") k-points, over the limit of \(limit) (lower the point counts or --points-per-inverse-angstrom)"
         case .emptyKPath(let f): return "\(f): no k-path segments (expected lines `N k1 k2 k3 k1' k2' k3' LABEL1 LABEL2`)"
         case .invalidMesh(let m): return "k-mesh: \(m)"
         case .invalidSigma(let s): return "DOS smearing sigma must be a positive number of eV, got \(s)"

@@ -73,11 +73,10 @@ public struct DensityOfStates: Sendable {
                                fermiEnergy: ef, fermiSource: source, bandCount: bands.count, droppedOverlapDirections: dropped)
     }
 
-    /// Writes dos.h5 and dos.svg into `directory`, each atomically.
+    /// Writes dos.h5 and dos.svg into `directory` as one unit (staged, then moved into place).
     public func write(to directory: URL) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try AtomicOutput.writeFile(at: directory.appendingPathComponent("dos.h5")) { url in
-            let f = try HDF5File(creatingAt: url.path)
+        try AtomicOutput.writeFiles(in: directory, names: ["dos.h5", "dos.svg"]) { stage in
+            let f = try HDF5File(creatingAt: stage.appendingPathComponent("dos.h5").path)
             try f.write("energy_eV", doubles: energies, shape: [energies.count])
             try f.write("dos", doubles: dos, shape: [dos.count])
             try f.write("integrated_dos", doubles: integrated, shape: [integrated.count])
@@ -88,7 +87,7 @@ public struct DensityOfStates: Sendable {
             try f.write("band_quantity", int64s: [Int64(bandCount)], shape: [])
             try f.write("overlap_dropped_directions", int64s: [Int64(droppedOverlapDirections)], shape: [])
             try f.flush()
+            try Data(svg.utf8).write(to: stage.appendingPathComponent("dos.svg"))
         }
-        try AtomicOutput.write(Data(svg.utf8), to: directory.appendingPathComponent("dos.svg"))
     }
 }

@@ -1,6 +1,7 @@
 // K-paths: DeepH-dock's K_PATH text format and automatically chosen standard paths, expanded into
 // k-points and the cumulative distances a band plot is drawn against.
 import Foundation
+import StageAPI
 import Structures
 
 /// One straight segment of a k-path, endpoints in fractional reciprocal coordinates.
@@ -22,6 +23,31 @@ public struct KPath: Equatable, Sendable {
     public var segments: [KPathSegment]
     public init(segments: [KPathSegment]) { self.segments = segments }
 
+    /// Most k-points a path may have, all segments together (a band plot needs a few hundred;
+    /// each point is one generalized eigenproblem). Checked when a K_PATH is parsed and before
+    /// any band calculation, so a file asking for 10⁸ points fails at once instead of allocating.
+    public static let maxPoints = 100_000
+    /// Largest K_PATH file read (a path is a few lines).
+    public static let maxFileBytes = 1 << 20
+
+    /// Total k-points, or nil when the sum overflows.
+    public var pointCount: Int? {
+        var total = 0
+        for s in segments {
+            let (sum, overflow) = total.addingReportingOverflow(s.count)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
+    }
+
+    /// Throws unless the path has at most `maxPoints` points; `source` names where it came from.
+    public func checkSize(source: String) throws {
+        guard let n = pointCount, n <= Self.maxPoints else {
+            throw BandsError.kpathTooLong(file: source, points: pointCount, limit: Self.maxPoints)
+        }
+    }
+
     /// Parses DeepH-dock's K_PATH: one segment per line, `N k1 k2 k3 k1' k2' k3' LABEL1 LABEL2`.
     /// Blank lines and `#` comments are skipped. `file` names the source in errors.
     public static func parse(_ text: String, file: String = "K_PATH") throws -> KPath {
@@ -36,6 +62,11 @@ public struct KPath: Equatable, Sendable {
             }
             guard let count = Int(tokens[0]), count >= 2 else {
                 throw BandsError.kpathSyntax(file: file, line: n + 1, message: "point count `\(tokens[0])` is not an integer ≥ 2")
+            }
+            let soFar = segments.reduce(0) { $0 + $1.count }
+            guard count <= KPath.maxPoints - soFar else {
+                throw BandsError.kpathSyntax(file: file, line: n + 1,
+                                             message: "point count \(count) brings the path to more than \(KPath.maxPoints) k-points, the limit")
             }
             var coords: [Double] = []
             for (f, t) in tokens[1 ... 6].enumerated() {
@@ -55,8 +86,11 @@ public struct KPath: Equatable, Sendable {
 
     public static func read(_ url: URL) throws -> KPath {
         let text: String
+        if let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber, size.intValue > maxFileBytes {
+            throw BandsError.kpathUnreadable(file: url.path, reason: "\(size.intValue) bytes, over the limit of \(maxFileBytes) bytes for a K_PATH file")
+        }
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw BandsError.kpathUnreadable(file: url.path, reason: error.localizedDescription)
+            throw BandsError.kpathUnreadable(file: url.path, reason: ErrorText.reason(of: error))
         }
         return try parse(text, file: url.path)
     }
@@ -210,7 +244,11 @@ extension KPath {
         var segments: [KPathSegment] = []
         for run in stops {
             for (from, to) in zip(run, run.dropFirst()) {
-                let count = max(2, Int((length(to.1 - from.1, lattice) * perLength).rounded()) + 1)
+                // Clamped before the Int conversion: a huge density (or a lattice that slipped
+                // past the readers' checks) yields an over-long path that `checkSize` refuses,
+                // never a trapping conversion of ∞ or NaN.
+                let x = length(to.1 - from.1, lattice) * perLength
+                let count = x.isFinite ? max(2, Int(min(x, Double(KPath.maxPoints)).rounded()) + 1) : KPath.maxPoints + 1
                 segments.append(KPathSegment(count: count, start: from.1, end: to.1, startLabel: from.0, endLabel: to.0))
             }
         }
@@ -224,7 +262,9 @@ public func monkhorstPack(_ mesh: SIMD3<Int>) throws -> [Vec3] {
     guard mesh.x >= 1, mesh.y >= 1, mesh.z >= 1 else {
         throw BandsError.invalidMesh("every mesh size must be ≥ 1, got \(mesh.x),\(mesh.y),\(mesh.z)")
     }
-    guard mesh.x * mesh.y * mesh.z <= 1_000_000 else {
+    let (xy, o1) = mesh.x.multipliedReportingOverflow(by: mesh.y)
+    let (xyz, o2) = xy.multipliedReportingOverflow(by: mesh.z)
+    guard !o1, !o2, xyz <= 1_000_000 else {
         throw BandsError.invalidMesh("\(mesh.x)×\(mesh.y)×\(mesh.z) k-points is more than a million")
     }
     func axis(_ q: Int) -> [Double] { (1 ... q).map { Double(2 * $0 - q - 1) / Double(2 * q) } }

@@ -63,10 +63,26 @@ public struct DatasetSource {
         }
     }
 
-    /// Whether every file under `root` (hidden ones aside) is a structure file: what `convert`
-    /// writes, and so what it may replace. False past `limit` entries or on any link.
-    public static func holdsOnlyStructureFiles(_ root: URL, limit: Int = 100_000) -> Bool {
-        let allowed = StructureLayout.knownFiles.union(["K_PATH"])
+    /// An output folder (convert's DST, predict's --out) may be replaced only when it is what
+    /// such a command writes: nothing, an empty folder, or a folder of structure folders (an
+    /// earlier run). Anything else — a regular file, a link, a folder with other files — is
+    /// refused, so a mistyped destination never deletes user data.
+    public static func checkReplaceableOutput(_ dst: URL, field: String = "destination", allowing extra: Set<String> = []) throws {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: dst.path) else { return }
+        let type = attributes[.type] as? FileAttributeType
+        guard type == .typeDirectory else {
+            let what = type == .typeRegular ? "a regular file" : type == .typeSymbolicLink ? "a symbolic link" : "not a folder"
+            throw FormatError(file: dst.path, field: field, message: "exists and is \(what): refusing to replace it (choose a new output folder)")
+        }
+        guard holdsOnlyStructureFiles(dst, allowing: extra) else {
+            throw FormatError(file: dst.path, field: field, message: "exists and holds files that are not structure folders: refusing to replace it (remove it, or choose a new output folder)")
+        }
+    }
+
+    /// Whether every file under `root` (hidden ones aside) is a structure file (or one of
+    /// `extra`). False past `limit` entries or on any link.
+    public static func holdsOnlyStructureFiles(_ root: URL, allowing extra: Set<String> = [], limit: Int = 100_000) -> Bool {
+        let allowed = StructureLayout.knownFiles.union(["K_PATH"]).union(ABACUS.knownRunFiles).union(ABACUS.knownOutFiles).union(extra)
         guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isDirectoryKey, .isSymbolicLinkKey],
                                                           options: [.skipsHiddenFiles]) else { return false }
         var seen = 0

@@ -33,6 +33,7 @@ public enum DeepHDock {
 
     static func read(_ files: StructureFiles, name: String) throws -> DFTRecord {
         let poscar = try POSCAR.parse(try files.text(poscarFile), file: files.displayPath(poscarFile))
+        try InputLimits.checkLattice(poscar.lattice, file: files.displayPath(poscarFile), field: "lines 2-5 (scale and lattice vectors)")
         let info = try JSONFields(data: try files.data(infoFile), file: files.displayPath(infoFile))
 
         if try info.bool("spinful") == true {
@@ -48,6 +49,7 @@ public enum DeepHDock {
                 throw FormatError(file: info.file, field: field, message: "unknown element '\(symbol)'")
             }
             let items = value.arrayValue ?? []
+            try InputLimits.check(items.count, atMost: InputLimits.maxShellsPerSpecies, "shells", file: info.file, field: field)
             let ls = items.compactMap { item -> Int? in
                 guard let d = item.doubleValue, d == d.rounded(), (0 ... 6).contains(d) else { return nil }
                 return Int(d)
@@ -74,6 +76,7 @@ public enum DeepHDock {
         let overlap = try files.contains(overlapFile)
             ? readOperator(try files.hdf5(overlapFile), structure: structure) : nil
         structure.lattice.periodic = inferPeriodicity([hamiltonian, overlap])
+        try InputLimits.checkAtomDistances(structure, file: files.displayPath(poscarFile), field: "positions")
 
         return DFTRecord(name: name, structure: structure, hamiltonian: hamiltonian, overlap: overlap,
                          fermiEnergy: try info.double("fermi_energy_eV"),
@@ -90,6 +93,7 @@ public enum DeepHDock {
             guard pairs.shape.count == 2, pairs.shape[1] == 5 else {
                 throw FormatError(file: path, field: "atom_pairs", message: "expected shape (N, 5), found \(pairs.shape)")
             }
+            try InputLimits.check(count, atMost: InputLimits.maxBlocks, "blocks", file: path, field: "atom_pairs")
             let bounds = try file.readInt64s("chunk_boundaries")
             guard bounds.shape == [count + 1] else {
                 throw FormatError(file: path, field: "chunk_boundaries", message: "expected shape (\(count + 1),), found \(bounds.shape)")
@@ -97,6 +101,11 @@ public enum DeepHDock {
             let shapes = try file.readInt64s("chunk_shapes")
             guard shapes.shape == [count, 2] else {
                 throw FormatError(file: path, field: "chunk_shapes", message: "expected shape (\(count), 2), found \(shapes.shape)")
+            }
+            // Integer entries are a wrong file (a Hamiltonian is never integral), not data to convert.
+            let kind = try file.datasetInfo("entries").kind
+            guard kind == .float64 || kind == .float32 else {
+                throw FormatError(file: path, field: "entries", message: "stored as \(kind) integers; expected floating point (float64 or float32)")
             }
             let entries = try file.readDoubles("entries")
             guard entries.shape.count == 1 else {
@@ -109,6 +118,10 @@ public enum DeepHDock {
             var op = BlockOperator()
             for b in 0 ..< count {
                 let p = pairs.values[5 * b ..< 5 * b + 5].map { Int($0) }
+                // |R| bounded so that every later R arithmetic (negation, k·R) is exact.
+                guard p[0 ..< 3].allSatisfy({ (-maxShift ... maxShift).contains($0) }) else {
+                    throw FormatError(file: path, field: "atom_pairs[\(b)]", message: "lattice shift \(Array(p[0 ..< 3])) out of range ±\(maxShift)")
+                }
                 let key = BlockKey(p[0], p[1], p[2], p[3], p[4])
                 for atom in [key.i, key.j] where !(0 ..< structure.atomCount).contains(atom) {
                     throw FormatError(file: path, field: "atom_pairs[\(b)] = \(key)", message: "atom index \(atom) out of range 0..<\(structure.atomCount) (0-based)")
@@ -121,7 +134,7 @@ public enum DeepHDock {
                     throw FormatError(file: path, field: "chunk_shapes[\(b)] (block \(key))", message: "shape (\(rows), \(cols)) inconsistent with the orbitals of atoms \(key.i) and \(key.j): expected (\(counts[key.i]), \(counts[key.j]))")
                 }
                 let start = Int(bounds.values[b]), end = Int(bounds.values[b + 1])
-                guard start <= end, end - start == rows * cols, end <= entries.values.count else {
+                guard 0 <= start, start <= end, end <= entries.values.count, end - start == rows * cols else {
                     throw FormatError(file: path, field: "chunk_boundaries[\(b)] (block \(key))", message: "range \(start)..<\(end) does not hold a \(rows)×\(cols) block")
                 }
                 let values = entries.values[start ..< end]
@@ -187,6 +200,9 @@ public enum DeepHDock {
     }
 }
 
+/// Largest |R| component accepted in a block key (real neighbour shells reach a few cells).
+let maxShift = 1 << 20
+
 /// A lattice direction is periodic when some block couples a cell to its image along it.
 func inferPeriodicity(_ operators: [BlockOperator?]) -> [Bool] {
     var periodic = [false, false, false]
@@ -230,6 +246,9 @@ enum POSCAR {
             }
         }
         let scaleFields = try line(1, "scale factor")
+        guard !scaleFields.isEmpty else {
+            throw FormatError(file: file, field: "line 2", message: "missing scale factor (the line is empty)")
+        }
         let scales = try scaleFields.prefix(scaleFields.count >= 3 && Double(scaleFields[2]) != nil ? 3 : 1).map { f -> Double in
             guard let v = Double(f), v.isFinite, v != 0 else {
                 throw FormatError(file: file, field: "line 2", message: "'\(f)' is not a valid scale factor")
@@ -268,6 +287,7 @@ enum POSCAR {
             guard let n = Int(countText), n >= 0 else {
                 throw FormatError(file: file, field: "line 7", message: "'\(countText)' is not an atom count")
             }
+            try InputLimits.check(atomicNumbers.count + min(n, InputLimits.maxAtoms + 1), atMost: InputLimits.maxAtoms, "atoms", file: file, field: "line 7")
             atomicNumbers += Array(repeating: z, count: n)
         }
         var k = 7

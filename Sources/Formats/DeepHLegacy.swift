@@ -26,12 +26,14 @@ public enum DeepHLegacy {
             throw FormatError(file: files.displayPath("lat.dat"), message: "expected a 3×3 matrix (columns are the lattice vectors)")
         }
         let vectors = (0 ..< 3).map { c in Vec3(lat[0][c], lat[1][c], lat[2][c]) }
+        try InputLimits.checkLattice(Lattice(vectors: vectors), file: files.displayPath("lat.dat"), field: "columns (lattice vectors)")
 
         let elementRows = try numberRows(files, "element.dat")
         let elementValues = elementRows.flatMap { $0 }
+        try InputLimits.check(elementValues.count, atMost: InputLimits.maxAtoms, "atoms", file: files.displayPath("element.dat"))
         var atomicNumbers: [Int] = []
         for (k, v) in elementValues.enumerated() {
-            guard v == v.rounded(), let z = Elements.symbol(of: Int(v)).map({ _ in Int(v) }) else {
+            guard v == v.rounded(), abs(v) < 1000, let z = Elements.symbol(of: Int(v)).map({ _ in Int(v) }) else {
                 throw FormatError(file: files.displayPath("element.dat"), field: "atom \(k + 1)", message: "unknown element (atomic number \(v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : String(v)))")
             }
             atomicNumbers.append(z)
@@ -53,6 +55,7 @@ public enum DeepHLegacy {
         }
         var basis: [Int: OrbitalShells] = [:]
         for (a, fields) in orbitalLines.enumerated() {
+            try InputLimits.check(fields.count, atMost: InputLimits.maxShellsPerSpecies, "shells", file: orbitalFile, field: "line \(a + 1)")
             let ls = try fields.map { f -> Int in
                 guard let l = Int(f), (0 ... 6).contains(l) else {
                     throw FormatError(file: orbitalFile, field: "line \(a + 1)", message: "'\(f)' is not an angular momentum 0…6")
@@ -81,6 +84,7 @@ public enum DeepHLegacy {
         let overlap = try files.contains(overlapFile)
             ? readOperator(try files.hdf5(overlapFile), structure: structure) : nil
         structure.lattice.periodic = inferPeriodicity([hamiltonian, overlap])
+        try InputLimits.checkAtomDistances(structure, file: files.displayPath("site_positions.dat"), field: "columns (atom positions)", oneBased: true)
         return DFTRecord(name: name, structure: structure, hamiltonian: hamiltonian, overlap: overlap,
                          fermiEnergy: try info.double("fermi_level"), spinful: false,
                          orthogonalBasis: try info.bool("isorthogonal") ?? false,
@@ -110,7 +114,8 @@ public enum DeepHLegacy {
         guard trimmed.hasPrefix("["), trimmed.hasSuffix("]") else { return nil }
         let parts = trimmed.dropFirst().dropLast().split(separator: ",", omittingEmptySubsequences: false)
         let v = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 5, v.count == 5 else { return nil }
+        // Shifts bounded like DeepH-dock's; Int.min would overflow on the 1-based → 0-based − 1.
+        guard parts.count == 5, v.count == 5, v[0 ..< 3].allSatisfy({ (-maxShift ... maxShift).contains($0) }), v[3] > Int.min, v[4] > Int.min else { return nil }
         return BlockKey(v[0], v[1], v[2], v[3] - 1, v[4] - 1)
     }
 
@@ -119,7 +124,9 @@ public enum DeepHLegacy {
             let counts = structure.orbitalCounts
             let index = structure.atomicNumbers.map { OrbitalOrder.openMXIndex(shells: structure.basis[$0]!) }
             var parsed: [(BlockKey, String)] = []
-            for name in try file.memberNames() {
+            let names = try file.memberNames()
+            try InputLimits.check(names.count, atMost: InputLimits.maxBlocks, "blocks", file: file.path)
+            for name in names {
                 guard let key = parseKey(name) else {
                     throw FormatError(file: file.path, field: name, message: "key does not parse as \"[Rx, Ry, Rz, i, j]\" (integers, 1-based atoms)")
                 }
@@ -134,6 +141,10 @@ public enum DeepHLegacy {
             for (key, name) in parsed {
                 guard !op.contains(key) else {
                     throw FormatError(file: file.path, field: name, message: "duplicate block (two keys name \(key) after parsing)")
+                }
+                let kind = try file.datasetInfo(name).kind
+                guard kind == .float64 || kind == .float32 else {
+                    throw FormatError(file: file.path, field: name, message: "stored as \(kind) integers; expected floating point (float64 or float32)")
                 }
                 let block = try file.readDoubles(name)
                 let rows = counts[key.i], cols = counts[key.j]

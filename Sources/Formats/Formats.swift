@@ -111,7 +111,7 @@ public enum FormatReader {
 
     static func directoryFileNames(_ url: URL) throws -> [String] {
         do { return try FileManager.default.contentsOfDirectory(atPath: url.path) } catch {
-            throw FormatError(file: url.path, message: "cannot list folder: \(error.localizedDescription)")
+            throw FormatError(file: url.path, message: "cannot list folder: \(ErrorText.reason(of: error))")
         }
     }
 }

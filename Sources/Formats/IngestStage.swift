@@ -142,7 +142,7 @@ public struct IngestStage: StageKind {
             throw FormatError(file: url.path, message: "\(size) bytes, over the limit of \(maxKPathBytes) bytes for a K_PATH file")
         }
         do { return try Data(contentsOf: url) } catch {
-            throw FormatError(file: url.path, message: "cannot read: \(error.localizedDescription)")
+            throw FormatError(file: url.path, message: "cannot read: \(ErrorText.reason(of: error))")
         }
     }
 

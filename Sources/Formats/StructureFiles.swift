@@ -2,6 +2,8 @@
 // memory. Readers see only this, so the same parsing code serves folders and archives.
 import Foundation
 import HDF5Kit
+import StageAPI
+import Structures
 
 protocol StructureFiles {
     /// How messages name the file `name` of this structure.
@@ -34,7 +36,7 @@ struct DirectoryFiles: StructureFiles {
     func data(_ name: String) throws -> Data {
         try require(name)
         do { return try Data(contentsOf: url.appendingPathComponent(name)) } catch {
-            throw FormatError(file: displayPath(name), message: "cannot read: \(error.localizedDescription)")
+            throw FormatError(file: displayPath(name), message: "cannot read: \(ErrorText.reason(of: error))")
         }
     }
     func hdf5(_ name: String) throws -> HDF5File {

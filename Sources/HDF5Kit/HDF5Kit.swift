@@ -30,6 +30,10 @@ public struct HDF5Array<T>: Sendable where T: Sendable {
 
 let hdf5Lock: NSRecursiveLock = {
     let lock = NSRecursiveLock()
+    // No library clean-up at exit: every file is closed by its HDF5File, and after a failed
+    // write (disk full) HDF5's own atexit pass dereferenced the half-closed file and crashed the
+    // process after the error had been reported (issue #12). Must precede any other HDF5 call.
+    _ = H5dont_atexit()
     // Silence HDF5's own error-stack printing: we report errors ourselves, naming file and key.
     _ = H5Eset_auto2(harmose_h5e_default(), nil, nil)
     return lock
@@ -37,10 +41,34 @@ let hdf5Lock: NSRecursiveLock = {
 
 @inline(__always) func withHDF5<R>(_ body: () throws -> R) rethrows -> R {
     hdf5Lock.lock(); defer { hdf5Lock.unlock() }
+    errno = 0
     return try body()
 }
 
+/// The operating system's reason for a failed HDF5 call (HDF5 itself only says "write failed"):
+/// disk full, read-only file system, permission denied, … — empty when there is none.
+func systemReason() -> String {
+    switch errno {
+    case 0: return ""
+    case ENOSPC: return ": no space left on the device (disk full)"
+    case EROFS: return ": read-only file system"
+    case EACCES, EPERM: return ": permission denied"
+    case EDQUOT: return ": disk quota exceeded"
+    case ENOTDIR: return ": a part of the path is not a folder"
+    case ENOENT: return ": no such folder"
+    default: return ": \(String(cString: strerror(errno)))"
+    }
+}
+
 public final class HDF5File {
+    /// Most elements one dataset read may allocate (2 GiB of Float64): a file's declared shape is
+    /// checked against this before any allocation, so a hostile header cannot exhaust memory.
+    public static let maxElements = 1 << 28
+    /// Most members listed in one group.
+    public static let maxMembers = 1 << 26
+    /// Most dimensions of a dataset.
+    public static let maxRank = 8
+
     public let path: String
     let id: hid_t
     private var image: UnsafeMutableRawBufferPointer?
@@ -88,7 +116,7 @@ public final class HDF5File {
             defer { H5Pclose(fcpl) }
             H5Pset_obj_track_times(fcpl, false)
             let f = H5Fcreate(path, harmose_h5f_acc_trunc(), fcpl, harmose_h5p_default())
-            guard f >= 0 else { throw HDF5Error(file: path, message: "cannot create file") }
+            guard f >= 0 else { throw HDF5Error(file: path, message: "cannot create file\(systemReason())") }
             return f
         }
     }
@@ -101,7 +129,7 @@ public final class HDF5File {
     /// Closes the file now (flushing writes); further use is a programming error.
     public func flush() throws {
         try withHDF5 {
-            guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error(file: path, message: "flush failed") }
+            guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error(file: path, message: "flush failed\(systemReason())") }
         }
     }
 
@@ -115,11 +143,14 @@ public final class HDF5File {
             defer { H5Gclose(g) }
             var info = H5G_info_t()
             guard H5Gget_info(g, &info) >= 0 else { throw HDF5Error(file: path, object: group, message: "cannot list") }
+            guard info.nlinks <= hsize_t(HDF5File.maxMembers) else {
+                throw HDF5Error(file: path, object: group, message: "\(info.nlinks) members, over the limit of \(HDF5File.maxMembers)")
+            }
             var names: [String] = []
             names.reserveCapacity(Int(info.nlinks))
             for k in 0 ..< info.nlinks {
                 let n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, nil, 0, harmose_h5p_default())
-                guard n >= 0 else { throw HDF5Error(file: path, object: group, message: "cannot read member name") }
+                guard n >= 0, n < 1 << 16 else { throw HDF5Error(file: path, object: group, message: "cannot read member name") }
                 var buf = [CChar](repeating: 0, count: Int(n) + 1)
                 H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, &buf, Int(n) + 1, harmose_h5p_default())
                 names.append(String(cString: buf))
@@ -205,7 +236,7 @@ public final class HDF5File {
                 var ptr: UnsafePointer<CChar>? = c
                 return H5Dwrite(d, t, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &ptr)
             }
-            guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "write failed") }
+            guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "write failed\(systemReason())") }
         }
     }
 
@@ -234,7 +265,7 @@ public final class HDF5File {
             defer { cStrings.forEach { free($0) } }
             var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) }
             guard strings.isEmpty || H5Dwrite(d, t, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &pointers) >= 0 else {
-                throw HDF5Error(file: path, object: name, message: "write failed")
+                throw HDF5Error(file: path, object: name, message: "write failed\(systemReason())")
             }
         }
     }
@@ -262,6 +293,9 @@ public final class HDF5File {
                 return HDF5Array(values: pointers.map { $0.map { String(cString: $0) } ?? "" }, shape: shape)
             }
             let size = H5Tget_size(t)
+            guard size > 0, size <= 1 << 16, size * count <= HDF5File.maxElements else {
+                throw HDF5Error(file: path, object: name, message: "\(count) strings of \(size) bytes, over the limit of \(HDF5File.maxElements) bytes")
+            }
             var buffer = [CChar](repeating: 0, count: size * count + 1)
             guard count == 0 || H5Dread(d, t, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), &buffer) >= 0 else {
                 throw HDF5Error(file: path, object: name, message: "cannot read strings")
@@ -313,7 +347,7 @@ public final class HDF5File {
                 var ptr: UnsafePointer<CChar>? = c
                 return H5Awrite(a, t, &ptr)
             }
-            guard status >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "write failed") }
+            guard status >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "write failed\(systemReason())") }
         }
     }
 
@@ -327,7 +361,7 @@ public final class HDF5File {
             guard a >= 0 else { throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "cannot create attribute") }
             defer { H5Aclose(a) }
             guard value.withUnsafeBytes({ H5Awrite(a, harmose_h5t_native_double(), $0.baseAddress) }) >= 0 else {
-                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "write failed")
+                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "write failed\(systemReason())")
             }
         }
     }
@@ -363,6 +397,9 @@ public final class HDF5File {
             let s = H5Aget_space(a)
             defer { H5Sclose(s) }
             let n = Int(H5Sget_simple_extent_npoints(s))
+            guard (0 ... HDF5File.maxElements).contains(n) else {
+                throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "\(n) elements, outside 0…\(HDF5File.maxElements)")
+            }
             var out = [Double](repeating: 0, count: n)
             guard out.withUnsafeMutableBytes({ H5Aread(a, harmose_h5t_native_double(), $0.baseAddress) }) >= 0 else {
                 throw HDF5Error(file: path, object: "\(object)@\(attribute)", message: "not numeric")
@@ -417,8 +454,20 @@ public final class HDF5File {
         defer { H5Sclose(s) }
         let rank = Int(H5Sget_simple_extent_ndims(s))
         guard rank >= 0 else { throw HDF5Error(file: path, object: name, message: "cannot read shape") }
+        guard rank <= HDF5File.maxRank else {
+            throw HDF5Error(file: path, object: name, message: "\(rank) dimensions, over the limit of \(HDF5File.maxRank)")
+        }
         var dims = [hsize_t](repeating: 0, count: rank)
         H5Sget_simple_extent_dims(s, &dims, nil)
+        // Checked before any Int conversion or product: dims are 64-bit unsigned on disk.
+        var total: hsize_t = 1
+        for d in dims {
+            let (product, overflow) = total.multipliedReportingOverflow(by: d)
+            guard !overflow, d <= hsize_t(HDF5File.maxElements), product <= hsize_t(HDF5File.maxElements) else {
+                throw HDF5Error(file: path, object: name, message: "shape \(dims) holds more than \(HDF5File.maxElements) elements, the limit per dataset")
+            }
+            total = product
+        }
         return dims.map { Int($0) }
     }
 
@@ -465,6 +514,7 @@ public final class HDF5File {
             return String(cString: p)
         }
         let size = H5Tget_size(t)
+        guard size <= 1 << 24 else { throw HDF5Error(file: path, object: name, message: "string of \(size) bytes, over the limit of \(1 << 24)") }
         var buf = [CChar](repeating: 0, count: size + 1)
         guard buf.withUnsafeMutableBytes({ read(t, $0.baseAddress!) }) >= 0 else {
             throw HDF5Error(file: path, object: name, message: "cannot read string")
@@ -568,7 +618,7 @@ public final class HDF5File {
                 let status = values.withUnsafeBytes {
                     H5Dwrite(d, fileType, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), $0.baseAddress)
                 }
-                guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "write failed") }
+                guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "write failed\(systemReason())") }
             }
         }
     }

@@ -88,7 +88,7 @@ public struct ConvertCommand: ParsableCommand {
             let progress = "[" + progressText(done: names.count, total: total ?? 0, elapsed: Date().timeIntervalSince(start)) + "]"
             log("\(progress) \(record.name): \(record.structure.atomCount) atoms, \(record.hamiltonian?.blockCount ?? 0) H blocks")
         }
-        try ConvertCommand.checkReplaceable(dst)
+        try DatasetSource.checkReplaceableOutput(dst)
         if dataset.kind == .structureFolder {
             try dataset.forEachRecord { try convert($0, to: dst) }
         } else {
@@ -102,20 +102,5 @@ public struct ConvertCommand: ParsableCommand {
             }
         }
         return names
-    }
-
-    /// DST may be replaced only when it is what a convert writes: nothing, an empty folder, or a
-    /// folder of structure folders (a previous conversion). Anything else — a regular file, a
-    /// link, a folder with other files — is refused, so a mistyped DST never deletes user data.
-    static func checkReplaceable(_ dst: URL) throws {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: dst.path) else { return }
-        let type = attributes[.type] as? FileAttributeType
-        guard type == .typeDirectory else {
-            let what = type == .typeRegular ? "a regular file" : type == .typeSymbolicLink ? "a symbolic link" : "not a folder"
-            throw FormatError(file: dst.path, field: "DST", message: "exists and is \(what): refusing to replace it (choose a new output folder)")
-        }
-        guard DatasetSource.holdsOnlyStructureFiles(dst) else {
-            throw FormatError(file: dst.path, field: "DST", message: "exists and holds files that are not structure folders: refusing to replace it (remove it, or choose a new output folder)")
-        }
     }
 }

@@ -71,6 +71,12 @@ public struct DOSCommand: ParsableCommand {
             guard parts.count == 3, let a = parts[0], let b = parts[1], let c = parts[2], a >= 1, b >= 1, c >= 1 else {
                 throw ValidationError("--mesh must be three positive integers like 12,12,1, got `\(mesh)`")
             }
+            // Checked as given, before non-periodic directions collapse to 1: a mesh is bounded
+            // whatever the structure (and the product may not overflow).
+            let (ab, o1) = a.multipliedReportingOverflow(by: b), (abc, o2) = ab.multipliedReportingOverflow(by: c)
+            guard !o1, !o2, abc <= 1_000_000 else {
+                throw ValidationError("--mesh \(mesh) asks for more than a million k-points, the limit")
+            }
             return SIMD3(a, b, c)
         }
     }

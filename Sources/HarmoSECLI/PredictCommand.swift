@@ -2,6 +2,8 @@
 import ArgumentParser
 import Formats
 import Foundation
+import StageAPI
+import Structures
 import Training
 
 public struct PredictCommand: ParsableCommand {
@@ -21,6 +23,9 @@ public struct PredictCommand: ParsableCommand {
         the sub-graph within the model's receptive field (exactly the whole-structure numbers), \
         its blocks streamed into a chunked, compressed hamiltonian_pred.h5, so memory stays at the \
         model plus one tile (with a progress bar and ETA over atoms).
+
+        DIR is written as one unit (a temporary folder renamed when every structure is done); an \
+        existing DIR is replaced only when it holds structure folders (an earlier prediction).
 
         For each structure, DIR/<name>/ receives the input's layout with the prediction as \
         hamiltonian_pred.h5 (DeepH-dock) or hamiltonians_pred.h5 (DeepH legacy), in eV, readable by \
@@ -68,11 +73,21 @@ public struct PredictCommand: ParsableCommand {
         let predictor = try Predictor(checkpoint: URL(fileURLWithPath: model))
         let bar = ProgressBar()
         let atomBar = ProgressBar(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)
-        let results = try predictor.predict(inputs: inputs.map { URL(fileURLWithPath: $0) }, outputDirectory: URL(fileURLWithPath: out), format: format,
+        // The whole set is one unit: built in a hidden temporary folder beside DIR and renamed
+        // into place when every structure is written, so a failed or killed predict leaves no
+        // partial set that looks complete (the temporary is removed by the next predict into
+        // DIR, or by `harmose gc --under`).
+        let destination = URL(fileURLWithPath: out)
+        let predictedNames = Set(DFTFormat.allCases.map { Predictor.predictedFileName($0) })
+        try DatasetSource.checkReplaceableOutput(destination, field: "--out", allowing: predictedNames)
+        var results: [PredictionResult] = []
+        try AtomicOutput.writeDirectory(at: destination) { staging in
+            results = try predictor.predict(inputs: inputs.map { URL(fileURLWithPath: $0) }, outputDirectory: staging, format: format,
                                             options: LargeStructureOptions(chunkAtoms: chunkAtoms, basisSearchPaths: basisPath),
-                                            log: { if !quiet { atomBar.finish(); bar.message($0) } },
+                                            log: { if !quiet { atomBar.finish(); bar.message($0.replacingOccurrences(of: staging.path, with: destination.path)) } },
                                             progress: { bar.update(done: $0, total: $1) },
                                             atomProgress: { atomBar.update(done: $0, total: $1, suffix: "atoms") })
+        }
         bar.finish()
         let seconds = results.reduce(0) { $0 + $1.seconds }
         print(String(format: "predicted %d structure(s) in %.2f s (%.1f ms per structure) → %@", results.count, seconds,

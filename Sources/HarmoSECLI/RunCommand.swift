@@ -27,7 +27,7 @@ struct PipelineLocation: ParsableArguments {
 
 /// Prints a pipeline error to stderr and exits with `code`.
 func fail(_ error: Error, code: Int32 = 1) -> ExitCode {
-    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    FileHandle.standardError.write(Data("error: \(ErrorText.describe(error))\n".utf8))
     return ExitCode(code)
 }
 
@@ -271,7 +271,9 @@ public struct GCCommand: ParsableCommand {
         abstract: "Delete old artifact versions from outputs/, keeping the newest of each stage.",
         discussion: """
         Keeps, for every stage folder in outputs/, the version `latest` points to plus the newest \
-        others up to --keep versions in all; also removes folders left by killed runs. Takes the \
+        others up to --keep versions in all; also removes folders and files left by killed runs \
+        (`.tmp-*` versions, `.NAME.tmp-<pid>-*` temporaries inside artifacts, and with --under DIR \
+        those under DIR, such as a killed convert's `.DST.tmp-*`); --dry-run lists them. Takes the \
         outputs lock, so it never deletes what a running `harmose run` reads.
         """
     )
@@ -287,6 +289,11 @@ public struct GCCommand: ParsableCommand {
     @Flag(help: "If another harmose process holds outputs/.lock, exit at once instead of waiting.")
     var noWait = false
 
+    @Option(name: .customLong("under"), help: ArgumentHelp(
+        "Also remove temporaries that killed runs left under this folder (e.g. a convert or bands destination's parent); repeatable.",
+        valueName: "dir"))
+    var under: [String] = []
+
     public init() {}
 
     public func validate() throws {
@@ -297,6 +304,12 @@ public struct GCCommand: ParsableCommand {
         let console = RunConsole()
         do {
             let removed = try collectGarbage(outputs: location.outputsURL, keep: keep, dryRun: dryRun, wait: !noWait, console: console)
+            for dir in under {
+                for url in AtomicOutput.abandonedTemporaries(under: URL(fileURLWithPath: dir), depth: 8) {
+                    if !dryRun { try? FileManager.default.removeItem(at: url) }
+                    console.message("\(dryRun ? "would remove" : "removed") \(url.path) (left by a killed run)")
+                }
+            }
             console.message("\(dryRun ? "would remove" : "removed") \(removed.count) version\(removed.count == 1 ? "" : "s")")
         } catch { throw fail(error) }
     }

@@ -91,15 +91,32 @@ public struct ArtifactStore: Sendable {
         return nil
     }
 
-    /// Removes versions being built by runs that died (call only while holding the lock).
-    public func removeAbandonedTemporaries() {
+    /// Versions being built by runs that died, and temporaries of atomic writes inside artifacts
+    /// (a killed stage's `.last.h5.tmp-<pid>-…`, `.band.h5.tmp-…`), sorted; what `gc` lists and
+    /// removes. Call only while holding the lock (no runner is building anything then).
+    public func abandonedTemporaries() -> [URL] {
+        var out: [URL] = []
         for stage in storedStages() {
             let dir = stageDirectory(stage)
             guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { continue }
-            for name in entries where name.hasPrefix(".tmp-") || name.hasPrefix(".old-") || name.hasPrefix(".latest.tmp-") || name.hasPrefix(".job-") {
-                try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
+            for name in entries.sorted() {
+                if name.hasPrefix(".tmp-") || name.hasPrefix(".old-") || name.hasPrefix(".latest.tmp-") || name.hasPrefix(".job-") {
+                    out.append(dir.appendingPathComponent(name))
+                } else if !name.hasPrefix("."), name != "latest" {
+                    // Inside a finished version: AtomicOutput temporaries of a dead process.
+                    out += AtomicOutput.abandonedTemporaries(under: dir.appendingPathComponent(name), depth: 4)
+                }
             }
         }
+        return out
+    }
+
+    /// Removes what `abandonedTemporaries` lists; returns it.
+    @discardableResult
+    public func removeAbandonedTemporaries() -> [URL] {
+        let doomed = abandonedTemporaries()
+        for url in doomed { try? FileManager.default.removeItem(at: url) }
+        return doomed
     }
 
     // MARK: Failures

@@ -53,7 +53,7 @@ public struct PipelineSpec: Sendable {
     public static func load(from file: URL, registry: StageRegistry) throws -> PipelineSpec {
         let data: Data
         do { data = try Data(contentsOf: file) } catch {
-            let reason = FileManager.default.fileExists(atPath: file.path) ? error.localizedDescription : "no such file"
+            let reason = FileManager.default.fileExists(atPath: file.path) ? ErrorText.reason(of: error) : "no such file"
             throw PipelineError.unreadablePipeline(file: file.path, reason: reason)
         }
         return try parse(data, file: file, registry: registry)

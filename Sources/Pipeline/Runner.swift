@@ -377,7 +377,7 @@ public final class PipelineRunner: @unchecked Sendable {
             metrics = try runKind(name, context: context, temporary: tmp, reporter: reporter)
         } catch {
             console.stageFinished(name)
-            failStage(name, fingerprint: fp, error: "\(error)", temporary: tmp, reporter: reporter, elapsed: Date().timeIntervalSince(start))
+            failStage(name, fingerprint: fp, error: ErrorText.describe(error), temporary: tmp, reporter: reporter, elapsed: Date().timeIntervalSince(start))
             throw error
         }
         let end = Date()
@@ -488,7 +488,7 @@ public final class PipelineRunner: @unchecked Sendable {
             try store.setLatest(stage: name, id: fp.id)
         } catch {
             try? FileManager.default.removeItem(at: tmp)
-            console.message("\(name): FAILED while storing its artifact: \(error)")
+            console.message("\(name): FAILED while storing its artifact: \(ErrorText.describe(error))")
             throw error
         }
         store.clearFailure(stage: name)
@@ -521,6 +521,10 @@ public func collectGarbage(outputs: URL, keep: Int, dryRun: Bool, wait: Bool, co
         if !dryRun { try store.remove(r) }
         console.message("\(dryRun ? "would remove" : "removed") \(store.artifactDirectory(stage: r.stage, id: r.id).path)")
     }
-    if !dryRun { store.removeAbandonedTemporaries() }
+    // Folders and files left by killed runs: listed by --dry-run exactly as gc removes them.
+    for url in store.abandonedTemporaries() {
+        if !dryRun { try? FileManager.default.removeItem(at: url) }
+        console.message("\(dryRun ? "would remove" : "removed") \(url.path) (left by a killed run)")
+    }
     return removals
 }

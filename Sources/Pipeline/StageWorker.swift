@@ -132,7 +132,7 @@ public enum StageWorker {
             let metrics = try kind.run(context)
             return finish(["metrics": .object(metrics.sorted { $0.key < $1.key })], 0)
         } catch {
-            return finish(["error": .string("\(error)")], 1)
+            return finish(["error": .string(ErrorText.describe(error))], 1)
         }
     }
 }

@@ -27,6 +27,7 @@ public enum AtomicOutput {
             throw AtomicOutputError(path: destination.path, message: "exists and is not a regular file (\(describe(kind))): refusing to replace it")
         }
         let created = try createParents(dir)
+        removeAbandonedTemporaries(besides: destination)
         let tmp = dir.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))")
         do {
             try body(tmp)
@@ -48,7 +49,15 @@ public enum AtomicOutput {
             missing.append(u)
             u = u.deletingLastPathComponent()
         }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // The first existing ancestor must be a folder (or a link to one): say so plainly instead
+        // of Foundation's "already exists".
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: u.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw AtomicOutputError(path: u.path, message: "is a file, not a folder (it is part of the output path \(dir.path))")
+        }
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw AtomicOutputError(path: dir.path, message: "cannot create the output folder: \(ErrorText.reason(of: error))")
+        }
         return missing
     }
 
@@ -80,6 +89,7 @@ public enum AtomicOutput {
             }
         }
         let created = try createParents(parent)
+        removeAbandonedTemporaries(besides: destination)
         let tmp = parent.appendingPathComponent(".\(destination.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))")
         do {
             try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
@@ -100,6 +110,93 @@ public enum AtomicOutput {
             removeIfEmpty(created)
             throw error
         }
+    }
+
+    /// Writes several files into `directory` as one unit: `body` fills a staging folder beside
+    /// them (hidden, `.<first name>.tmp-<pid>-<random>`) with every file in `names`; only when it
+    /// returns are they moved into place, one rename each. A failure leaves the old files (or none)
+    /// and removes the staging folder; a kill leaves it for `harmose gc` / the next run.
+    public static func writeFiles(in directory: URL, names: [String], _ body: (URL) throws -> Void) throws {
+        let fm = FileManager.default
+        for name in names {
+            let target = directory.appendingPathComponent(name)
+            if let kind = kind(of: target), kind != .typeRegular {
+                throw AtomicOutputError(path: target.path, message: "exists and is not a regular file (\(describe(kind))): refusing to replace it")
+            }
+        }
+        if let kind = kind(of: directory), kind != .typeDirectory {
+            throw AtomicOutputError(path: directory.path, message: "exists and is not a folder (\(describe(kind)))")
+        }
+        let created = try createParents(directory)
+        if let first = names.first { removeAbandonedTemporaries(besides: directory.appendingPathComponent(first)) }
+        let stage = directory.appendingPathComponent(".\(names.first ?? "out").tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))")
+        do {
+            try fm.createDirectory(at: stage, withIntermediateDirectories: false)
+            try body(stage)
+            for name in names where kind(of: stage.appendingPathComponent(name)) != .typeRegular {
+                throw AtomicOutputError(path: stage.appendingPathComponent(name).path, message: "was not written")
+            }
+            for name in names {
+                let target = directory.appendingPathComponent(name)
+                if kind(of: target) != nil { try fm.removeItem(at: target) }
+                try fm.moveItem(at: stage.appendingPathComponent(name), to: target)
+            }
+            try fm.removeItem(at: stage)
+        } catch {
+            try? fm.removeItem(at: stage)
+            removeIfEmpty(created)
+            throw error
+        }
+    }
+
+    /// Whether `name` is a temporary of an atomic write — AtomicOutput's `.X.tmp-<pid>-<random>`
+    /// and `.X.old-<random>`, the pipeline's `.tmp-<id>-<pid>-…`, checkpoints' `.X.tmp-<pid>-…` —
+    /// and the process id that made it when the name records one.
+    public static func temporaryOwner(_ name: String) -> (isTemporary: Bool, pid: Int32?) {
+        guard name.hasPrefix(".") else { return (false, nil) }
+        if let r = name.range(of: ".tmp-", options: .backwards) {
+            let fields = name[r.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+            guard let first = fields.first, !first.isEmpty, first.allSatisfy(\.isNumber) else { return (false, nil) }
+            return (true, Int32(first))
+        }
+        if let r = name.range(of: ".old-", options: .backwards), name[r.upperBound...].first?.isNumber == true { return (true, nil) }
+        return (false, nil)
+    }
+
+    /// AtomicOutput temporaries directly inside `directory` whose process is gone (killed runs):
+    /// safe to remove. A temporary of a live process is kept.
+    public static func abandonedTemporaries(in directory: URL) -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.sorted().compactMap { name in
+            let (isTemporary, pid) = temporaryOwner(name)
+            guard isTemporary else { return nil }
+            if let pid, pid > 0, kill(pid, 0) == 0 || errno == EPERM { return nil }
+            return directory.appendingPathComponent(name)
+        }
+    }
+
+    /// Abandoned temporaries anywhere under `root`, at most `depth` folders down (temporaries
+    /// themselves are not searched); links are not followed.
+    public static func abandonedTemporaries(under root: URL, depth: Int) -> [URL] {
+        var out = abandonedTemporaries(in: root)
+        guard depth > 0 else { return out }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).sorted()
+        for name in names where !temporaryOwner(name).isTemporary {
+            let child = root.appendingPathComponent(name)
+            if kind(of: child) == .typeDirectory { out += abandonedTemporaries(under: child, depth: depth - 1) }
+        }
+        return out
+    }
+
+    /// Removes abandoned temporaries beside `destination` (what a killed earlier run of the same
+    /// command left); returns what it removed.
+    @discardableResult
+    public static func removeAbandonedTemporaries(besides destination: URL) -> [URL] {
+        let dir = destination.deletingLastPathComponent()
+        let prefix = ".\(destination.lastPathComponent)."
+        let stale = abandonedTemporaries(in: dir).filter { $0.lastPathComponent.hasPrefix(prefix) }
+        for url in stale { try? FileManager.default.removeItem(at: url) }
+        return stale
     }
 
     static func describe(_ kind: FileAttributeType) -> String {

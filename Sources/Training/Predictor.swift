@@ -129,7 +129,12 @@ public final class Predictor {
     static let carriedInfoKeys: Set<String> = ["occupation"]
 
     func write(_ record: DFTRecord, prediction: BlockOperator, format: DFTFormat, under root: URL) throws -> URL {
-        let destination = root.appendingPathComponent(record.name)
+        // Names come from outside (archive members): confined to the output folder; two inputs
+        // with the same structure name are refused rather than one overwriting the other.
+        let destination = try MemberPath.confined(record.name, in: root, source: record.name)
+        if FileManager.default.fileExists(atPath: destination.path) {
+            throw FormatError(file: destination.path, field: "name", message: "two input structures are named \(MemberPath.quoted(record.name)): refusing to overwrite the first prediction")
+        }
         try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
         let staging = destination.deletingLastPathComponent()
             .appendingPathComponent(".\(destination.lastPathComponent).predict-\(ProcessInfo.processInfo.processIdentifier)")
@@ -143,7 +148,6 @@ public final class Predictor {
                 let plain = staging.appendingPathComponent(format == .deephDock ? DeepHDock.hamiltonianFile : DeepHLegacy.hamiltonianFile)
                 try FileManager.default.moveItem(at: plain, to: staging.appendingPathComponent(Predictor.predictedFileName(format)))
             }
-            if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
             try FileManager.default.moveItem(at: staging, to: destination)
         } catch {
             try? FileManager.default.removeItem(at: staging)

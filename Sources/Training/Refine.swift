@@ -173,6 +173,8 @@ public final class Refiner {
     }
 
     func runExclusive(data: [URL]) throws -> RefineSummary {
+        // A killed earlier run may have left checkpoint temporaries here (issue #12).
+        for checkpoint in [lastPath, bestPath] { AtomicOutput.removeAbandonedTemporaries(besides: checkpoint) }
         try config.validate(file: "refine configuration")
         if group.size > config.batchSize {
             throw TrainingError(file: "refine configuration", field: "batch_size",
@@ -204,6 +206,9 @@ public final class Refiner {
             }, config: modelConfig)
         }
         let train = try samples(splits.train), validation = try samples(splits.validation), test = try samples(splits.test)
+        if validation.isEmpty {
+            log("warning: no validation structures: the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
+        }
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
         let parallel = try DataParallelStep(group: group, samples: train, config: modelConfig)
         let configData = try { () -> Data in

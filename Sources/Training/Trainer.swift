@@ -97,6 +97,9 @@ public struct TrainingSummary: Sendable {
     public var test: EpochMetrics?
     public var stoppedEarly: Bool
     public var seconds: Double
+    /// True when there was no validation split (a single structure): `validation` then holds the
+    /// training set's numbers, flagged as such in metrics.json and the log.
+    public var validationIsTrainingSet = false
 }
 
 public final class Trainer {
@@ -134,6 +137,8 @@ public final class Trainer {
             throw TrainingError(file: "training configuration", field: "batch_size",
                                 message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
         }
+        // A killed earlier run may have left checkpoint temporaries here (issue #12).
+        for checkpoint in [lastPath, bestPath] { AtomicOutput.removeAbandonedTemporaries(besides: checkpoint) }
         if resume, !FileManager.default.fileExists(atPath: lastPath.path) {
             throw TrainingError(file: lastPath.path, message: "--resume given but there is no last checkpoint to resume from")
         }
@@ -165,6 +170,9 @@ public final class Trainer {
         let valSamples = try Dataset.samples(try pick(splits.validation), config: modelConfig)
         let testSamples = try Dataset.samples(try pick(splits.test), config: modelConfig)
         log("split: \(trainSamples.count) train, \(valSamples.count) validation, \(testSamples.count) test (seed \(splits.seed))")
+        if valSamples.isEmpty {
+            log("warning: no validation structures (\(records.count) structure(s) in all): the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
+        }
         let step = try DataParallelStep(group: group, samples: trainSamples, config: modelConfig)
 
         let model = try HamiltonianModel<Float>(config: modelConfig)
@@ -284,7 +292,8 @@ public final class Trainer {
         let bestValidation = valSamples.isEmpty ? lastValidation : try evaluate(model, valSamples, modelConfig: modelConfig, scales: scales)
         let test = testSamples.isEmpty ? nil : try evaluate(model, testSamples, modelConfig: modelConfig, scales: scales)
         let summary = TrainingSummary(epochsRun: epoch, bestEpoch: bestEpoch, bestValidationLoss: bestLoss, validation: bestValidation,
-                                      test: test, stoppedEarly: stoppedEarly, seconds: previousSeconds + Date().timeIntervalSince(started))
+                                      test: test, stoppedEarly: stoppedEarly, seconds: previousSeconds + Date().timeIntervalSince(started),
+                                      validationIsTrainingSet: valSamples.isEmpty)
         if writes { try writeMetrics(summary, parameters: model.trainableCount) }
         return summary
     }
@@ -350,6 +359,7 @@ public final class Trainer {
         var text = "{\n  \"epochs_run\": \(s.epochsRun),\n  \"best_epoch\": \(s.bestEpoch),\n  \"stopped_early\": \(s.stoppedEarly),\n"
         text += "  \"parameters\": \(parameters),\n  \"seconds\": \(String(format: "%.3f", s.seconds)),\n"
         text += "  \"validation\": \(block(s.validation))"
+        if s.validationIsTrainingSet { text += ",\n  \"validation_is_training_set\": true" }
         if let t = s.test { text += ",\n  \"test\": \(block(t))" }
         text += "\n}\n"
         try AtomicFile.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))

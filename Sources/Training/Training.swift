@@ -11,6 +11,7 @@
 // checkpoints with parameters, Adam moments, scheduler state and the model config),
 // metrics.json (final validation/test errors). docs/model.md describes them.
 import Foundation
+import StageAPI
 import Models
 import Structures
 
@@ -29,7 +30,11 @@ public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equ
 func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throws -> C {
     let data: Data
     do { data = try Data(contentsOf: url) } catch {
-        throw TrainingError(file: url.path, message: "cannot read: \(error.localizedDescription)")
+        throw TrainingError(file: url.path, message: "cannot read: \(ErrorText.reason(of: error))")
+    }
+    // Syntax first, with the line and column JSONDecoder does not give.
+    do { _ = try JSONValue.parse(data) } catch let e as JSONSyntaxError {
+        throw TrainingError(file: url.path, field: "line \(e.line), column \(e.column)", message: "invalid JSON: \(e.message)")
     }
     do { return try JSONDecoder().decode(C.self, from: data) } catch let e as ModelError {
         throw TrainingError(file: url.path, message: e.description)

@@ -2,4 +2,4 @@ import HarmoSECLI
 import Linalg
 
 BLASKernels.relaunchWithPreferredKernelsIfNeeded()
-HarmoSECommand.main()
+HarmoSECommand.mainReportingErrors()
