@@ -60,7 +60,7 @@ let package = Package(
         // Learning.
         .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
         .target(name: "Training", dependencies: [
-            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit", "Basis",
+            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit", "Basis", "Linalg",
         ], swiftSettings: hotKernel),
         .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
 
