@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "StageAPI", "Structures", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Linalg", "StageAPI", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "StageAPI", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "BasisTests", dependencies: ["Basis", "Formats", "Structures", "SO3", "StageAPI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),

@@ -35,6 +35,17 @@ public struct BandComparison: Sendable {
     public var boundaryDistances: [Double] = []
     /// Most S(k) directions the overlap filter removed at any k (0 without filtering).
     public var droppedOverlapDirections = 0
+    /// The filter's threshold (nil: no filtering).
+    public var overlapThreshold: Double?
+    /// Smallest S(k) eigenvalue over the k-points (how near-singular the basis is; 1 if orthogonal).
+    public var smallestOverlapEigenvalue = Double.nan
+    /// "Ghost bands": max over k of (N_pred(k) − N_DFT(k))⁺, N = eigenvalues within
+    /// ±`ghostWindow` eV of the reference E_F — predicted levels near E_F that DFT does not have
+    /// there (0 without a Fermi level).
+    public var ghostBands = 0
+    public static let ghostWindow = 1.0
+    /// The windowed error with a second overlap threshold (DeepH's 5e-4), when evaluated.
+    public var alternative: (threshold: Double, window: ErrorStats, ghostBands: Int, dropped: Int)?
 
     public var gapReference: Double? { zip2(lumoReference, homoReference, -) }
     public var gapPredicted: Double? { zip2(lumoPredicted, homoPredicted, -) }
@@ -105,6 +116,14 @@ public struct BandComparison: Sendable {
                                  referenceBands: Array(ref.prefix(nb)), predictedBands: Array(pred.prefix(nb)),
                                  path: kpath, distances: distances, boundaryDistances: boundaries)
         out.droppedOverlapDirections = dropped
+        out.overlapThreshold = overlapThreshold
+        out.smallestOverlapEigenvalue = try reference.smallestOverlapEigenvalue(at: kpoints)
+        if let ef = analysis.fermiEnergy {
+            for k in 0 ..< kpoints.count {
+                let inWindow = { (bands: [[Double]]) in bands.filter { abs($0[k] - ef) <= ghostWindow }.count }
+                out.ghostBands = max(out.ghostBands, inWindow(pred) - inWindow(ref))
+            }
+        }
         for b in 0 ..< nb {
             for k in 0 ..< kcount {
                 let e = pred[b][k] - ref[b][k]
@@ -134,6 +153,11 @@ public struct BandComparison: Sendable {
         chart.xRange = 0 ... max(distances.last ?? 1, 1e-9)
         chart.yRange = fermiEnergy == nil ? (lo - 0.5) ... (hi + 0.5) : max(-6, lo - 0.5) ... min(6, hi + 0.5)
         let boundaries = boundaryDistances
+        if let t = overlapThreshold {
+            chart.title += droppedOverlapDirections > 0
+                ? String(format: " — %d S(k) direction%@ below %.0e removed", droppedOverlapDirections, droppedOverlapDirections == 1 ? "" : "s", t)
+                : String(format: " — no S(k) direction below %.0e", t)
+        }
         chart.xTicks = zip(boundaries, path.boundaryLabels).map { ($0, $1 == "GAMMA" ? "Γ" : $1) }
         chart.verticalMarkers = boundaries.map { VerticalMarker(x: $0, style: .solid, color: "#555", width: 0.7) }
         if fermiEnergy != nil { chart.horizontalLines = [HorizontalLine(y: 0, label: "E_F")] }

@@ -60,6 +60,9 @@ public struct EvaluationOptions: Sendable, Equatable {
     /// recomputed, and the predicted bands are solved at those k-points with that filter
     /// (`kpointDensity` and `overlapThreshold` then do not apply).
     public var referenceBands: URL?
+    /// A second threshold whose windowed band error is reported beside (DeepH uses 5e-4); nil: none.
+    /// Reported, never chosen per test set: the primary number is the one at `overlapThreshold`.
+    public var alternativeOverlapThreshold: Double? = 5e-4
     /// Leave out reference structures that have no prediction (listed in metrics.json
     /// `skipped_references`) instead of failing — when only one split was predicted.
     public var skipMissingPredictions = false

@@ -96,6 +96,13 @@ public enum Evaluator {
                                                bandsAbove: options.bandsAbove, density: options.kpointDensity,
                                                overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints,
                                                stored: storedBands)
+            if let alt = options.alternativeOverlapThreshold, alt != options.overlapThreshold {
+                let b = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: kpath,
+                                                   fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
+                                                   bandsAbove: options.bandsAbove, density: options.kpointDensity,
+                                                   overlapThreshold: alt, minimumKPoints: options.minimumKPoints)
+                bands?.alternative = (alt, b.window, b.ghostBands, b.droppedOverlapDirections)
+            }
         }
         let deviation = prediction.hermiticityDeviation().maxDeviation
         return StructureEvaluation(name: reference.name, referencePath: referencePath ?? reference.name,

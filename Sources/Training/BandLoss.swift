@@ -11,7 +11,8 @@
 //  - eigenvalues: at k-points drawn uniformly in the Brillouin zone for each structure and step
 //    (molecules: Γ), the generalized eigenvalues ε_n of (H_pred(k), S_DFT(k)) against those of
 //    (H_DFT(k), S_DFT(k)), sorted, same index, for the bands n < N_occ(k) + bands_above
-//    (N_occ(k) = DFT levels ≤ E_F). Loss = mean (ε_n − ε_n^DFT)² in eV². Gradient: ∂ε_n/∂H(k) =
+//    (N_occ(k) = DFT levels ≤ E_F). Loss = mean (ε_n − ε_n^DFT)² in eV², linear beyond
+//    `huber_delta` (Huber: ghost levels tens of eV off must not swamp the gradient). Gradient: ∂ε_n/∂H(k) =
 //    ψ_n ψ_nᴴ with S-normalised ψ_n (Hellmann–Feynman; the filter basis X does not depend on H).
 //    Degenerate levels: eigenvectors inside a degenerate cluster are arbitrary, so predicted levels
 //    closer than `degeneracy_tolerance` (eV) form a cluster whose members share the cluster-mean
@@ -49,12 +50,16 @@ public struct BandLossConfig: Codable, Equatable, Sendable {
     public var overlapThreshold = 1e-3
     /// Predicted levels closer than this (eV) are treated as one degenerate cluster.
     public var degeneracyTolerance = 1e-4
+    /// Level errors beyond this (eV) count linearly (Huber; 0 = pure squares). An untrained or
+    /// poorly conditioned H has ghost levels tens of eV off whose squares would swamp every other
+    /// gradient.
+    public var huberDelta = 0.5
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case weight, kind, kpoints, bandsAbove = "bands_above", overlapThreshold = "overlap_threshold"
-        case degeneracyTolerance = "degeneracy_tolerance"
+        case degeneracyTolerance = "degeneracy_tolerance", huberDelta = "huber_delta"
     }
 
     public init(from decoder: Decoder) throws {
@@ -66,6 +71,7 @@ public struct BandLossConfig: Codable, Equatable, Sendable {
         bandsAbove = try c.decodeIfPresent(Int.self, forKey: .bandsAbove) ?? d.bandsAbove
         overlapThreshold = try c.decodeIfPresent(Double.self, forKey: .overlapThreshold) ?? d.overlapThreshold
         degeneracyTolerance = try c.decodeIfPresent(Double.self, forKey: .degeneracyTolerance) ?? d.degeneracyTolerance
+        huberDelta = try c.decodeIfPresent(Double.self, forKey: .huberDelta) ?? d.huberDelta
     }
 
     public var isActive: Bool { weight > 0 }
@@ -77,6 +83,7 @@ public struct BandLossConfig: Codable, Equatable, Sendable {
         guard bandsAbove >= 0 else { throw bad("bands_above", "must be ≥ 0, got \(bandsAbove)") }
         guard overlapThreshold >= 0, overlapThreshold < 1 else { throw bad("overlap_threshold", "must be in [0, 1), got \(overlapThreshold)") }
         guard degeneracyTolerance >= 0 else { throw bad("degeneracy_tolerance", "must be ≥ 0, got \(degeneracyTolerance)") }
+        guard huberDelta >= 0, huberDelta.isFinite else { throw bad("huber_delta", "must be ≥ 0, got \(huberDelta)") }
     }
 }
 
@@ -175,6 +182,8 @@ public enum BlochBlocks {
 public struct StructureBandLoss: Sendable {
     /// The loss (eV²) and its gradient with respect to the predicted blocks' entries.
     public var loss = 0.0
+    /// Σ of the per-level loss terms (squares, or Huber terms beyond huber_delta).
+    var lossSum = 0.0
     public var gradient: [Double] = []
     /// Σ (ε − ε_DFT)² and the number of (k, band) pairs in the window (eigenvalue kind), for
     /// logging a band RMSE.
@@ -218,8 +227,14 @@ public final class BandLoss {
                 let window = min(eps.count, occupied + config.bandsAbove)
                 var w = [Double](repeating: 0, count: eps.count)
                 for nIdx in 0 ..< window {
-                    let d = eps[nIdx] - ref[nIdx]
-                    w[nIdx] = 2 * d
+                    let d = eps[nIdx] - ref[nIdx], delta = config.huberDelta
+                    if delta > 0, abs(d) > delta {
+                        w[nIdx] = 2 * delta * (d > 0 ? 1 : -1)
+                        out.lossSum += 2 * delta * abs(d) - delta * delta
+                    } else {
+                        w[nIdx] = 2 * d
+                        out.lossSum += d * d
+                    }
                     out.squareSum += d * d
                 }
                 out.count += window
@@ -249,12 +264,13 @@ public final class BandLoss {
                 for v in m.storage { ss += v * v }
                 for i in 0 ..< z.storage.count { z.storage[i] *= 2 }
                 out.squareSum += ss
+                out.lossSum += ss
                 out.count += m.rows * m.cols
                 perK.append(PerK(x: x, z: z, k: k))
             }
         }
         let n = Double(max(out.count, 1))
-        out.loss = out.squareSum / n
+        out.loss = out.lossSum / n
         for p in perK {
             // G = X Z Xᴴ / n.
             var g = Eigen.multiply(p.x, Eigen.multiply(p.z, conjugateTranspose(p.x)))

@@ -80,14 +80,16 @@ final class BandLossTests: XCTestCase {
         let predicted = Self.perturbed(h, scale: 0.05, seed: 11)
         let kpoints = [Vec3(0.137, 0, 0), Vec3(-0.31, 0, 0)]
         let entries = [0, 5, 17, 40, 63, 77, 100, predicted.entries.count - 1]
-        for kind in BandLossKind.allCases {
+        for (kind, huber) in [(BandLossKind.eigenvalues, 0.0), (.eigenvalues, 0.02), (.lowdin, 0.0)] {
             var config = BandLossConfig()
             config.kind = kind
+            config.huberDelta = huber
             config.bandsAbove = 2
             config.overlapThreshold = 0
             let r = try BandLoss.structure(predicted: predicted, reference: ref, kpoints: kpoints, config: config)
             XCTAssertGreaterThan(r.loss, 1e-6, "\(kind)")
             XCTAssertGreaterThan(r.count, 0)
+            if huber > 0 { XCTAssertLessThan(r.loss, 0.9 * r.squareSum / Double(r.count), "some levels beyond huber_delta") }
             try checkGradient(predicted, ref, kpoints: kpoints, config: config, entries: entries)
             // At the DFT Hamiltonian the loss vanishes.
             XCTAssertEqual(try BandLoss.structure(predicted: h, reference: ref, kpoints: kpoints, config: config).loss, 0, accuracy: 1e-20)
