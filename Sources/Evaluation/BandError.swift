@@ -59,9 +59,10 @@ public struct BandComparison: Sendable {
     public static func compute(reference: BlochSystem, predicted: BlochSystem, path: KPath?, fermiEnergy: Double?,
                                electronCount: Double?, bandsAbove: Int, density: Double,
                                overlapThreshold: Double? = nil, minimumKPoints: Int = 60,
-                               stored: StoredBands? = nil) throws -> BandComparison {
+                               stored: StoredBands? = nil,
+                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandComparison {
         if let stored { return try compare(stored: stored, predicted: predicted, reference: reference, fermiEnergy: fermiEnergy,
-                                           electronCount: electronCount, bandsAbove: bandsAbove) }
+                                           electronCount: electronCount, bandsAbove: bandsAbove, workers: workers) }
         let molecule = !reference.dispersiveDirections.contains(true)
         var kpath: KPath?
         let kpoints: [Vec3]
@@ -76,25 +77,31 @@ public struct BandComparison: Sendable {
             distances = p.distances(reference.structure.lattice)
             boundaries = p.boundaryDistances(reference.structure.lattice)
         }
-        let (ref, dropped) = try reference.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
-        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold).bands
-        return summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count, path: kpath,
-                         distances: distances, boundaries: boundaries, dropped: dropped, fermiEnergy: fermiEnergy,
-                         electronCount: electronCount, bandsAbove: bandsAbove)
+        let (ref, dropped) = try reference.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
+        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers).bands
+        var out = summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count, path: kpath,
+                            distances: distances, boundaries: boundaries, dropped: dropped, fermiEnergy: fermiEnergy,
+                            electronCount: electronCount, bandsAbove: bandsAbove)
+        out.overlapThreshold = overlapThreshold
+        out.smallestOverlapEigenvalue = try reference.smallestOverlapEigenvalue(at: kpoints)
+        return out
     }
 
     /// Against reference bands a `bands` stage stored: its k-points (Γ alone for a molecule),
     /// its overlap filter, its energies; only the predicted side is solved.
     static func compare(stored: StoredBands, predicted: BlochSystem, reference: BlochSystem, fermiEnergy: Double?,
-                        electronCount: Double?, bandsAbove: Int) throws -> BandComparison {
+                        electronCount: Double?, bandsAbove: Int, workers: Int) throws -> BandComparison {
         let molecule = !reference.dispersiveDirections.contains(true)
         let kpoints = molecule ? [stored.kpoints[0]] : stored.kpoints
         let ref = molecule ? stored.energies.map { [$0[0]] } : stored.energies
-        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: stored.overlapThreshold).bands
-        return summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count,
-                         path: molecule ? nil : stored.path, distances: molecule ? [0] : stored.distances,
-                         boundaries: molecule ? [] : stored.boundaryDistances, dropped: stored.droppedOverlapDirections,
-                         fermiEnergy: fermiEnergy, electronCount: electronCount, bandsAbove: bandsAbove)
+        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: stored.overlapThreshold, workers: workers).bands
+        var out = summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count,
+                            path: molecule ? nil : stored.path, distances: molecule ? [0] : stored.distances,
+                            boundaries: molecule ? [] : stored.boundaryDistances, dropped: stored.droppedOverlapDirections,
+                            fermiEnergy: fermiEnergy, electronCount: electronCount, bandsAbove: bandsAbove)
+        out.overlapThreshold = stored.overlapThreshold
+        out.smallestOverlapEigenvalue = try reference.smallestOverlapEigenvalue(at: kpoints)
+        return out
     }
 
     static func summarize(reference ref: [[Double]], predicted pred: [[Double]], molecule: Bool, kpoints kcount: Int, path kpath: KPath?,
@@ -116,10 +123,8 @@ public struct BandComparison: Sendable {
                                  referenceBands: Array(ref.prefix(nb)), predictedBands: Array(pred.prefix(nb)),
                                  path: kpath, distances: distances, boundaryDistances: boundaries)
         out.droppedOverlapDirections = dropped
-        out.overlapThreshold = overlapThreshold
-        out.smallestOverlapEigenvalue = try reference.smallestOverlapEigenvalue(at: kpoints)
         if let ef = analysis.fermiEnergy {
-            for k in 0 ..< kpoints.count {
+            for k in 0 ..< kcount {
                 let inWindow = { (bands: [[Double]]) in bands.filter { abs($0[k] - ef) <= ghostWindow }.count }
                 out.ghostBands = max(out.ghostBands, inWindow(pred) - inWindow(ref))
             }

@@ -66,6 +66,9 @@ public struct EvaluationOptions: Sendable, Equatable {
     /// Leave out reference structures that have no prediction (listed in metrics.json
     /// `skipped_references`) instead of failing — when only one split was predicted.
     public var skipMissingPredictions = false
+    /// k-points solved at once (1: in order on the calling thread). Debian's OpenBLAS 0.3.21 was
+    /// seen to crash in concurrent solves of some sizes (GPAW dzp hBN, 99 kept directions).
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
     /// Write a DFT-vs-predicted band overlay for at most this many periodic structures.
     public var bandPlots = 12
     public init() {}

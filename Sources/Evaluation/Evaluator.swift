@@ -95,12 +95,13 @@ public enum Evaluator {
                                                fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
                                                bandsAbove: options.bandsAbove, density: options.kpointDensity,
                                                overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints,
-                                               stored: storedBands)
+                                               stored: storedBands, workers: options.workers)
             if let alt = options.alternativeOverlapThreshold, alt != options.overlapThreshold {
                 let b = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: kpath,
                                                    fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
                                                    bandsAbove: options.bandsAbove, density: options.kpointDensity,
-                                                   overlapThreshold: alt, minimumKPoints: options.minimumKPoints)
+                                                   overlapThreshold: alt, minimumKPoints: options.minimumKPoints,
+                                                   workers: options.workers)
                 bands?.alternative = (alt, b.window, b.ghostBands, b.droppedOverlapDirections)
             }
         }

@@ -25,7 +25,7 @@ for system in graphene hbn mos2; do
   for sigma in $SIGMAS; do
     pred="$OUT/pred-$system-$sigma"; rm -rf "$pred"
     "$PYTHON" tools/noisy_predictions.py "$ref" "$pred" --sigma "$sigma" > /dev/null
-    "$HARMOSE" eval --pred "$pred" --ref "$ref" --out "$OUT/eval-$system-$sigma" -q
+    "$HARMOSE" eval --pred "$pred" --ref "$ref" --out "$OUT/eval-$system-$sigma" --workers 1 -q
     python3 - "$OUT/eval-$system-$sigma/metrics.json" "$system" "$sigma" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1])); b = m["bands"]

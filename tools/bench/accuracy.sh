@@ -14,6 +14,7 @@
 #   empirical  the same stage 1, then empirical refine for B2 seconds
 # Every run is evaluated with `harmose eval` (default overlap threshold 1e-3; 5e-4 reported too)
 # per system; one summary line per (run, system) goes to stdout and $OUT/summary.tsv.
+# EVAL_ONLY=1 re-evaluates the models already under $OUT (same split) without training.
 # Needs a release build (make build). The machine is shared: report the load beside the numbers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,7 +55,7 @@ evaluate() {
     local system; system=$(basename "$sysdir")
     local pred="$OUT/$set/$run/pred-$system" ev="$OUT/$set/$run/eval-$system"
     "$HARMOSE" predict --model "$model" "$sysdir" --out "$pred" -q > /dev/null
-    "$HARMOSE" eval --pred "$pred" --ref "$sysdir" --out "$ev" -q
+    "$HARMOSE" eval --pred "$pred" --ref "$sysdir" --out "$ev" --workers 1 -q
     python3 - "$ev/metrics.json" "$set" "$run" "$system" "$model" "$OUT/summary.tsv" <<'PY'
 import json, sys
 path, dataset, run, system, model, tsv = sys.argv[1:]
@@ -88,6 +89,10 @@ refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS
 
 one() { # SET RUN
   local set=$1 run=$2 total=$((B1 + B2))
+  if [ -n "${EVAL_ONLY:-}" ]; then # re-evaluate the models already trained under $OUT
+    if [ -d "$OUT/$set/$run/hybrid" ]; then evaluate "$set" "$run" "$OUT/$set/$run/hybrid"; else evaluate "$set" "$run" "$OUT/$set/$run/stage1"; fi
+    return
+  fi
   case $run in
     today) train "$set" today stage1-today.json "$total"; evaluate "$set" today "$OUT/$set/today/stage1" ;;
     recipe) train "$set" recipe stage1-recipe.json "$total"; evaluate "$set" recipe "$OUT/$set/recipe/stage1" ;;
@@ -102,6 +107,7 @@ one() { # SET RUN
 }
 
 for set in $SETS; do
+  [ -n "${EVAL_ONLY:-}" ] && break
   case $set in
     crystals) split_set crystals "$DATASETS/periodic-gpaw-pbe-dzp/dft" 'graphene-2x2-*' 'hbn-2x2-*' 'mos2-2x2-*' ;;
     molecules) split_set molecules "$DATASETS/molecules-pbe-def2svp/dft" 'water-*' 'ethanol-*' ;;
