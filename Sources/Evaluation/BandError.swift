@@ -39,11 +39,13 @@ public struct BandComparison: Sendable {
     public var overlapThreshold: Double?
     /// Smallest S(k) eigenvalue over the k-points (how near-singular the basis is; 1 if orthogonal).
     public var smallestOverlapEigenvalue = Double.nan
-    /// "Ghost bands": max over k of (N_pred(k) − N_DFT(k))⁺, N = eigenvalues within
-    /// ±`ghostWindow` eV of the reference E_F — predicted levels near E_F that DFT does not have
-    /// there (0 without a Fermi level).
+    /// "Ghost bands": max over k of (N_pred(k) − N_DFT(k))⁺, N_pred = predicted eigenvalues within
+    /// ±`ghostWindow` eV of the reference E_F, N_DFT = DFT eigenvalues within ±(ghostWindow +
+    /// `ghostMargin`) — predicted levels near E_F that DFT does not have there. The margin keeps a
+    /// DFT level just inside the window edge, moved a few meV across it, from counting (0 without
+    /// a Fermi level).
     public var ghostBands = 0
-    public static let ghostWindow = 1.0
+    public static let ghostWindow = 1.0, ghostMargin = 0.1
     /// The windowed error with a second overlap threshold (DeepH's 5e-4), when evaluated.
     public var alternative: (threshold: Double, window: ErrorStats, ghostBands: Int, dropped: Int)?
 
@@ -125,8 +127,9 @@ public struct BandComparison: Sendable {
         out.droppedOverlapDirections = dropped
         if let ef = analysis.fermiEnergy {
             for k in 0 ..< kcount {
-                let inWindow = { (bands: [[Double]]) in bands.filter { abs($0[k] - ef) <= ghostWindow }.count }
-                out.ghostBands = max(out.ghostBands, inWindow(pred) - inWindow(ref))
+                let predicted = pred.filter { abs($0[k] - ef) <= ghostWindow }.count
+                let dft = ref.filter { abs($0[k] - ef) <= ghostWindow + ghostMargin }.count
+                out.ghostBands = max(out.ghostBands, predicted - dft)
             }
         }
         for b in 0 ..< nb {

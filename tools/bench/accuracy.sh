@@ -4,7 +4,7 @@
 #
 # Data (../shared/datasets or $HARMOSE_DATASETS): the 2×2 crystals of periodic-gpaw-pbe-dzp
 # (graphene, hBN, MoS₂) and, with SETS="crystals molecules", water + ethanol of
-# molecules-pbe-def2svp. Fixed held-out split: every 5th structure by name (index % 5 == 4) is a
+# molecules-pbe-def2svp (SETS=water: water alone, a fast check of the recipe). Fixed held-out split: every 5th structure by name (index % 5 == 4) is a
 # test structure, never read by train or refine; the rest is split 90/10 train/validation by the
 # trainer's seed. Runs (each one process, one after another unless LANES > 1):
 #   today      stage 1, the old recipe (ReduceLROnPlateau, patience 4), B1 + B2 seconds
@@ -111,6 +111,7 @@ for set in $SETS; do
   case $set in
     crystals) split_set crystals "$DATASETS/periodic-gpaw-pbe-dzp/dft" 'graphene-2x2-*' 'hbn-2x2-*' 'mos2-2x2-*' ;;
     molecules) split_set molecules "$DATASETS/molecules-pbe-def2svp/dft" 'water-*' 'ethanol-*' ;;
+    water) split_set water "$DATASETS/molecules-pbe-def2svp/dft" 'water-*' ;;
   esac
 done
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) B1=$B1 B2=$B2 load: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/summary.tsv"
