@@ -97,7 +97,8 @@ public enum Evaluator {
                                                overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints,
                                                stored: storedBands, workers: options.workers)
             if let alt = options.alternativeOverlapThreshold, alt != options.overlapThreshold {
-                let b = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: kpath,
+                // Both sides solved at the second threshold, on the primary comparison's k-points.
+                let b = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: storedBands?.path ?? kpath,
                                                    fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
                                                    bandsAbove: options.bandsAbove, density: options.kpointDensity,
                                                    overlapThreshold: alt, minimumKPoints: options.minimumKPoints,
