@@ -60,7 +60,7 @@ let package = Package(
         // Learning.
         .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
         .target(name: "Training", dependencies: [
-            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit", "Basis",
+            "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit", "Basis", "Linalg",
         ], swiftSettings: hotKernel),
         .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
 
@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "PlotsTests", dependencies: ["Plots", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "StageAPI", "Structures", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Formats", "Bands", "HDF5Kit", "Linalg", "StageAPI", "Structures", "TestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "StageAPI", "HarmoSECLI", "Formats", "Graphs", "Bands", "TestSupport"]),
         .testTarget(name: "BasisTests", dependencies: ["Basis", "Formats", "Structures", "SO3", "StageAPI", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["HarmoSECLI", "TestSupport"]),

@@ -22,7 +22,7 @@ def main():
     a = p.parse_args()
     rng = np.random.default_rng(a.seed)
     folders = []
-    for root, dirs, files in os.walk(a.src):
+    for root, dirs, files in os.walk(a.src, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if "POSCAR" in files and "hamiltonian.h5" in files:
             folders.append(os.path.relpath(root, a.src))

@@ -35,6 +35,19 @@ public struct BandComparison: Sendable {
     public var boundaryDistances: [Double] = []
     /// Most S(k) directions the overlap filter removed at any k (0 without filtering).
     public var droppedOverlapDirections = 0
+    /// The filter's threshold (nil: no filtering).
+    public var overlapThreshold: Double?
+    /// Smallest S(k) eigenvalue over the k-points (how near-singular the basis is; 1 if orthogonal).
+    public var smallestOverlapEigenvalue = Double.nan
+    /// "Ghost bands": max over k of (N_pred(k) − N_DFT(k))⁺, N_pred = predicted eigenvalues within
+    /// ±`ghostWindow` eV of the reference E_F, N_DFT = DFT eigenvalues within ±(ghostWindow +
+    /// `ghostMargin`) — predicted levels near E_F that DFT does not have there. The margin keeps a
+    /// DFT level just inside the window edge, moved a few meV across it, from counting (0 without
+    /// a Fermi level).
+    public var ghostBands = 0
+    public static let ghostWindow = 1.0, ghostMargin = 0.1
+    /// The windowed error with a second overlap threshold (DeepH's 5e-4), when evaluated.
+    public var alternative: (threshold: Double, window: ErrorStats, ghostBands: Int, dropped: Int)?
 
     public var gapReference: Double? { zip2(lumoReference, homoReference, -) }
     public var gapPredicted: Double? { zip2(lumoPredicted, homoPredicted, -) }
@@ -48,9 +61,10 @@ public struct BandComparison: Sendable {
     public static func compute(reference: BlochSystem, predicted: BlochSystem, path: KPath?, fermiEnergy: Double?,
                                electronCount: Double?, bandsAbove: Int, density: Double,
                                overlapThreshold: Double? = nil, minimumKPoints: Int = 60,
-                               stored: StoredBands? = nil) throws -> BandComparison {
+                               stored: StoredBands? = nil,
+                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandComparison {
         if let stored { return try compare(stored: stored, predicted: predicted, reference: reference, fermiEnergy: fermiEnergy,
-                                           electronCount: electronCount, bandsAbove: bandsAbove) }
+                                           electronCount: electronCount, bandsAbove: bandsAbove, workers: workers) }
         let molecule = !reference.dispersiveDirections.contains(true)
         var kpath: KPath?
         let kpoints: [Vec3]
@@ -65,25 +79,31 @@ public struct BandComparison: Sendable {
             distances = p.distances(reference.structure.lattice)
             boundaries = p.boundaryDistances(reference.structure.lattice)
         }
-        let (ref, dropped) = try reference.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold)
-        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold).bands
-        return summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count, path: kpath,
-                         distances: distances, boundaries: boundaries, dropped: dropped, fermiEnergy: fermiEnergy,
-                         electronCount: electronCount, bandsAbove: bandsAbove)
+        let (ref, dropped) = try reference.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers)
+        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: overlapThreshold, workers: workers).bands
+        var out = summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count, path: kpath,
+                            distances: distances, boundaries: boundaries, dropped: dropped, fermiEnergy: fermiEnergy,
+                            electronCount: electronCount, bandsAbove: bandsAbove)
+        out.overlapThreshold = overlapThreshold
+        out.smallestOverlapEigenvalue = try reference.smallestOverlapEigenvalue(at: kpoints)
+        return out
     }
 
     /// Against reference bands a `bands` stage stored: its k-points (Γ alone for a molecule),
     /// its overlap filter, its energies; only the predicted side is solved.
     static func compare(stored: StoredBands, predicted: BlochSystem, reference: BlochSystem, fermiEnergy: Double?,
-                        electronCount: Double?, bandsAbove: Int) throws -> BandComparison {
+                        electronCount: Double?, bandsAbove: Int, workers: Int) throws -> BandComparison {
         let molecule = !reference.dispersiveDirections.contains(true)
         let kpoints = molecule ? [stored.kpoints[0]] : stored.kpoints
         let ref = molecule ? stored.energies.map { [$0[0]] } : stored.energies
-        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: stored.overlapThreshold).bands
-        return summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count,
-                         path: molecule ? nil : stored.path, distances: molecule ? [0] : stored.distances,
-                         boundaries: molecule ? [] : stored.boundaryDistances, dropped: stored.droppedOverlapDirections,
-                         fermiEnergy: fermiEnergy, electronCount: electronCount, bandsAbove: bandsAbove)
+        let pred = try predicted.eigenvalues(at: kpoints, overlapThreshold: stored.overlapThreshold, workers: workers).bands
+        var out = summarize(reference: ref, predicted: pred, molecule: molecule, kpoints: kpoints.count,
+                            path: molecule ? nil : stored.path, distances: molecule ? [0] : stored.distances,
+                            boundaries: molecule ? [] : stored.boundaryDistances, dropped: stored.droppedOverlapDirections,
+                            fermiEnergy: fermiEnergy, electronCount: electronCount, bandsAbove: bandsAbove)
+        out.overlapThreshold = stored.overlapThreshold
+        out.smallestOverlapEigenvalue = try reference.smallestOverlapEigenvalue(at: kpoints)
+        return out
     }
 
     static func summarize(reference ref: [[Double]], predicted pred: [[Double]], molecule: Bool, kpoints kcount: Int, path kpath: KPath?,
@@ -105,6 +125,13 @@ public struct BandComparison: Sendable {
                                  referenceBands: Array(ref.prefix(nb)), predictedBands: Array(pred.prefix(nb)),
                                  path: kpath, distances: distances, boundaryDistances: boundaries)
         out.droppedOverlapDirections = dropped
+        if let ef = analysis.fermiEnergy {
+            for k in 0 ..< kcount {
+                let predicted = pred.filter { abs($0[k] - ef) <= ghostWindow }.count
+                let dft = ref.filter { abs($0[k] - ef) <= ghostWindow + ghostMargin }.count
+                out.ghostBands = max(out.ghostBands, predicted - dft)
+            }
+        }
         for b in 0 ..< nb {
             for k in 0 ..< kcount {
                 let e = pred[b][k] - ref[b][k]
@@ -134,6 +161,11 @@ public struct BandComparison: Sendable {
         chart.xRange = 0 ... max(distances.last ?? 1, 1e-9)
         chart.yRange = fermiEnergy == nil ? (lo - 0.5) ... (hi + 0.5) : max(-6, lo - 0.5) ... min(6, hi + 0.5)
         let boundaries = boundaryDistances
+        if let t = overlapThreshold {
+            chart.title += droppedOverlapDirections > 0
+                ? String(format: " — %d S(k) direction%@ below %.0e removed", droppedOverlapDirections, droppedOverlapDirections == 1 ? "" : "s", t)
+                : String(format: " — no S(k) direction below %.0e", t)
+        }
         chart.xTicks = zip(boundaries, path.boundaryLabels).map { ($0, $1 == "GAMMA" ? "Γ" : $1) }
         chart.verticalMarkers = boundaries.map { VerticalMarker(x: $0, style: .solid, color: "#555", width: 0.7) }
         if fermiEnergy != nil { chart.horizontalLines = [HorizontalLine(y: 0, label: "E_F")] }

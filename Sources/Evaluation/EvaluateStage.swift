@@ -8,7 +8,8 @@ public struct EvaluateStageKind: StageKind {
     public init() {}
     public let name = "evaluate"
     public let summary = "Compares predicted Hamiltonians with the DFT reference: H errors (meV; overall, on/off-site, element, l and shell pairs), band errors, parity plot."
-    public let artifactVersion = 1
+    // 2: metrics.json also has ghost bands, the smallest S eigenvalue and the band error at overlap threshold 5e-4.
+    public let artifactVersion = 2
     public let parameters: [ParameterSpec] = [
         ParameterSpec("bands", .boolean, default: true, help: "compute band (or molecular orbital) energy errors"),
         ParameterSpec("bands_above", .integer, default: 4, minimum: 0, maximum: 10_000,

@@ -95,7 +95,16 @@ public enum Evaluator {
                                                fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
                                                bandsAbove: options.bandsAbove, density: options.kpointDensity,
                                                overlapThreshold: options.overlapThreshold, minimumKPoints: options.minimumKPoints,
-                                               stored: storedBands)
+                                               stored: storedBands, workers: options.workers)
+            if let alt = options.alternativeOverlapThreshold, alt != options.overlapThreshold {
+                // Both sides solved at the second threshold, on the primary comparison's k-points.
+                let b = try BandComparison.compute(reference: refSystem, predicted: predSystem, path: storedBands?.path ?? kpath,
+                                                   fermiEnergy: reference.fermiEnergy, electronCount: electronCount,
+                                                   bandsAbove: options.bandsAbove, density: options.kpointDensity,
+                                                   overlapThreshold: alt, minimumKPoints: options.minimumKPoints,
+                                                   workers: options.workers)
+                bands?.alternative = (alt, b.window, b.ghostBands, b.droppedOverlapDirections)
+            }
         }
         let deviation = prediction.hermiticityDeviation().maxDeviation
         return StructureEvaluation(name: reference.name, referencePath: referencePath ?? reference.name,

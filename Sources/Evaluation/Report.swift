@@ -40,6 +40,10 @@ public struct EvaluationReport: Sendable {
         public var maxAbs = 0.0
         public var maeAllBands = ErrorStats()  // of per-structure all-band MAEs
         public var homo = ErrorStats(), lumo = ErrorStats(), gap = ErrorStats()
+        public var ghostBands = 0, structuresWithGhosts = 0
+        public var smallestOverlapEigenvalue = Double.infinity
+        public var alternativeThreshold: Double?
+        public var alternativeMAE = ErrorStats()   // of per-structure window MAEs at that threshold
     }
 
     public var bandSummary: BandSummary {
@@ -53,6 +57,10 @@ public struct EvaluationReport: Sendable {
             if let x = b.homoError { s.homo.add(x) }
             if let x = b.lumoError { s.lumo.add(x) }
             if let x = b.gapError { s.gap.add(x) }
+            s.ghostBands += b.ghostBands
+            if b.ghostBands > 0 { s.structuresWithGhosts += 1 }
+            if b.smallestOverlapEigenvalue.isFinite { s.smallestOverlapEigenvalue = min(s.smallestOverlapEigenvalue, b.smallestOverlapEigenvalue) }
+            if let a = b.alternative, a.window.count > 0 { s.alternativeThreshold = a.threshold; s.alternativeMAE.add(a.window.mae) }
         }
         return s
     }
@@ -115,6 +123,12 @@ public struct EvaluationReport: Sendable {
             "rmse_meV": meV(b.window.rmse),
             "max_abs_meV": meV(b.window.count > 0 ? b.window.maxAbs : nil),
             "mae_all_bands_meV": meV(b.allBands.mae),
+            "ghost_bands": .int(b.ghostBands),
+            "smallest_overlap_eigenvalue": b.smallestOverlapEigenvalue.isFinite ? .double(b.smallestOverlapEigenvalue) : .null,
+            "overlap_threshold": b.overlapThreshold.map { .double($0) } ?? .null,
+            "alternative_threshold": b.alternative.map { a in
+                ["overlap_threshold": .double(a.threshold), "mae_meV": meV(a.window.count > 0 ? a.window.mae : nil),
+                 "ghost_bands": .int(a.ghostBands), "overlap_dropped_directions": .int(a.dropped)] } ?? .null,
             "homo_reference_eV": eV(b.homoReference), "homo_predicted_eV": eV(b.homoPredicted), "homo_error_meV": meV(b.homoError),
             "lumo_reference_eV": eV(b.lumoReference), "lumo_predicted_eV": eV(b.lumoPredicted), "lumo_error_meV": meV(b.lumoError),
             "gap_reference_eV": eV(b.gapReference), "gap_predicted_eV": eV(b.gapPredicted), "gap_error_meV": meV(b.gapError),
@@ -133,6 +147,11 @@ public struct EvaluationReport: Sendable {
             "mae_all_bands_meV": Self.meV(bs.maeAllBands.mae),
             "homo_mae_meV": Self.meV(bs.homo.mae), "lumo_mae_meV": Self.meV(bs.lumo.mae), "gap_mae_meV": Self.meV(bs.gap.mae),
             "homo_lumo_structures": .int(bs.gap.count),
+            "ghost_bands": .int(bs.ghostBands), "structures_with_ghost_bands": .int(bs.structuresWithGhosts),
+            "ghost_window_eV": .double(BandComparison.ghostWindow),
+            "smallest_overlap_eigenvalue": bs.smallestOverlapEigenvalue.isFinite ? .double(bs.smallestOverlapEigenvalue) : .null,
+            "alternative_threshold": bs.alternativeThreshold.map { t in
+                ["overlap_threshold": .double(t), "mae_meV": Self.meV(bs.alternativeMAE.mae)] } ?? .null,
         ]
         return [
             "format_version": .int(Self.formatVersion),
@@ -216,13 +235,20 @@ public struct EvaluationReport: Sendable {
                 lines.append(String(format: "  HOMO MAE %.3f meV, LUMO MAE %.3f meV, gap MAE %.3f meV (%d structures)",
                                     bs.homo.mae * 1000, bs.lumo.mae * 1000, bs.gap.mae * 1000, bs.gap.count))
             }
+            if let t = bs.alternativeThreshold {
+                lines.append(String(format: "  at overlap threshold %.0e (DeepH's): MAE %.3f meV", t, bs.alternativeMAE.mae * 1000))
+            }
+            lines.append(String(format: "  ghost bands (within ±%.0f eV of E_F, no DFT counterpart): %d in %d structure%@; smallest S eigenvalue %.2e",
+                                BandComparison.ghostWindow, bs.ghostBands, bs.structuresWithGhosts, bs.structuresWithGhosts == 1 ? "" : "s",
+                                bs.smallestOverlapEigenvalue))
         }
         lines.append("")
-        lines.append("Per structure".padding(toLength: 30, withPad: " ", startingAt: 0) + "  H MAE meV  band MAE meV  gap err meV")
+        lines.append("Per structure".padding(toLength: 30, withPad: " ", startingAt: 0) + "  H MAE meV  band MAE meV  gap err meV  ghosts  min S eig")
         for s in structures {
             lines.append(s.name.padding(toLength: 30, withPad: " ", startingAt: 0) + " " + Self.num(s.errors.overall.mae)
                          + "   " + Self.num(s.bands.flatMap { $0.window.count > 0 ? $0.window.mae : nil })
-                         + "   " + Self.num(s.bands?.gapError))
+                         + "   " + Self.num(s.bands?.gapError)
+                         + (s.bands.map { String(format: "  %6d  %9.2e", $0.ghostBands, $0.smallestOverlapEigenvalue) } ?? ""))
         }
         if !skippedReferences.isEmpty {
             lines.append("")

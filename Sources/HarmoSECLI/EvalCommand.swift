@@ -78,6 +78,13 @@ public struct EvalCommand: ParsableCommand {
             help: ArgumentHelp("Drop S(k) eigen-directions below this before solving both H_DFT and H_pred (0: keep all).", valueName: "value"))
     public var overlapThreshold: Double = 1e-3
 
+    @Option(name: .customLong("second-overlap-threshold"),
+            help: ArgumentHelp("Also report the band error at this threshold (DeepH's 5e-4; 0: off). Never used to pick the headline number.", valueName: "value"))
+    public var secondOverlapThreshold: Double = 5e-4
+
+    @Option(help: "k-points solved at once (1: one at a time; default: the active cores).")
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
     @Flag(name: .customLong("skip-missing"), help: "Leave out reference structures without a prediction instead of failing.")
     public var skipMissing = false
 
@@ -109,6 +116,7 @@ public struct EvalCommand: ParsableCommand {
         guard bandsAbove >= 0 else { throw ValidationError("--bands-above must be ≥ 0, got \(bandsAbove)") }
         guard kpointDensity > 0, kpointDensity.isFinite else { throw ValidationError("--kpoint-density must be positive") }
         guard overlapThreshold >= 0, overlapThreshold.isFinite else { throw ValidationError("--overlap-threshold must be ≥ 0") }
+        guard secondOverlapThreshold >= 0, secondOverlapThreshold.isFinite else { throw ValidationError("--second-overlap-threshold must be ≥ 0") }
         guard paritySample >= 0 else { throw ValidationError("--parity-sample must be ≥ 0") }
         _ = try Self.namedPaths(compare, option: "--compare")
         _ = try Self.namedPaths(compareRotated, option: "--compare-rotated")
@@ -122,6 +130,8 @@ public struct EvalCommand: ParsableCommand {
         o.paritySample = paritySample
         o.skipMissingPredictions = skipMissing
         o.overlapThreshold = overlapThreshold > 0 ? overlapThreshold : nil
+        o.alternativeOverlapThreshold = secondOverlapThreshold > 0 ? secondOverlapThreshold : nil
+        o.workers = max(1, workers)
         return o
     }
 

@@ -24,6 +24,7 @@ public struct HarmoSECommand: ParsableCommand {
             GCCommand.self,
             StageWorkerCommand.self,
             TrainCommand.self,
+            ConvergenceCommand.self,
             RefineCommand.self,
             PredictCommand.self,
             EvalCommand.self,

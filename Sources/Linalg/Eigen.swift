@@ -230,6 +230,26 @@ public enum Eigen {
         }
         let n = a.rows
         if n == 0 { return FilteredEigenResult(values: [], vectors: vectors ? a : nil, droppedDirections: 0, smallestMetricEigenvalue: .nan) }
+        let metric = try filteredMetricBasis(b, threshold: threshold)
+        let x = metric.basis
+        // A X (n × kept), then Xᴴ (A X) (kept × kept).
+        let ax = multiply(a, x)
+        let reduced = multiply(x, ax, conjugateTransposeLeft: true)
+        let (values, yOpt) = try hermitian(reduced, vectors: vectors)
+        let vecs = yOpt.map { multiply(x, $0) }
+        return FilteredEigenResult(values: values, vectors: vecs, droppedDirections: metric.droppedDirections,
+                                   smallestMetricEigenvalue: metric.smallestEigenvalue)
+    }
+
+    /// The basis of the well-conditioned part of a Hermitian metric B: X = U_kept diag(s_kept^{-1/2})
+    /// (n × kept, Xᴴ B X = 1) over B's eigen-directions with eigenvalue above `threshold` (≤ 0:
+    /// every positive one). For over-complete bases this is the Löwdin orthogonalisation
+    /// restricted to the directions that carry physical states; `generalizedHermitianFiltered`
+    /// solves in it, and band-space losses measure errors in it.
+    public static func filteredMetricBasis(_ b: ComplexMatrix, threshold: Double) throws
+        -> (basis: ComplexMatrix, droppedDirections: Int, smallestEigenvalue: Double) {
+        guard b.rows == b.cols else { throw EigenError.shapeMismatch("filteredMetricBasis: B is \(b.rows)×\(b.cols)") }
+        let n = b.rows
         let (s, uOpt) = try hermitian(b, vectors: true)
         let u = uOpt!
         let cut = max(threshold, 0)
@@ -243,12 +263,7 @@ public enum Eigen {
             let src = 2 * n * (first + c), dst = 2 * n * c
             for r in 0 ..< 2 * n { x.storage[dst + r] = u.storage[src + r] * scale }
         }
-        // A X (n × kept), then Xᴴ (A X) (kept × kept).
-        let ax = multiply(a, x)
-        let reduced = multiply(x, ax, conjugateTransposeLeft: true)
-        let (values, yOpt) = try hermitian(reduced, vectors: vectors)
-        let vecs = yOpt.map { multiply(x, $0) }
-        return FilteredEigenResult(values: values, vectors: vecs, droppedDirections: first, smallestMetricEigenvalue: s[0])
+        return (x, first, s.first ?? .nan)
     }
 
     /// C = op(A) B with op = identity or conjugate transpose (zgemm).

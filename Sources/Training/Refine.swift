@@ -32,12 +32,19 @@ public struct RefineConfig: Codable, Equatable, Sendable {
     public var maxSeconds = 0.0
     /// Seed of the batch order and of the rotation augmentation.
     public var seed: UInt64 = 42
+    // --- accuracy recipe (Schedules.swift, BandLoss.swift) ---
+    /// Learning-rate schedule of stage 2 (and of stage 1 in joint epochs); "plateau" = constant here.
+    public var lrSchedule = LRSchedule()
+    /// Band-space loss added to the real-space MSE (weight 0 = off).
+    public var bandLoss = BandLossConfig()
+    // --- end accuracy recipe ---
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case stage2, epochs, batchSize = "batch_size", learningRate = "learning_rate", jointEpochs = "joint_epochs"
         case jointLRFactor = "joint_lr_factor", clipNorm = "clip_norm", maxSeconds = "max_seconds", seed
+        case lrSchedule = "lr_schedule", bandLoss = "band_loss"
     }
 
     public init(from decoder: Decoder) throws {
@@ -52,6 +59,8 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         clipNorm = try c.decodeIfPresent(Double.self, forKey: .clipNorm) ?? d.clipNorm
         maxSeconds = try c.decodeIfPresent(Double.self, forKey: .maxSeconds) ?? d.maxSeconds
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        lrSchedule = try c.decodeIfPresent(LRSchedule.self, forKey: .lrSchedule) ?? d.lrSchedule
+        bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
     }
 
     public static func load(_ url: URL) throws -> RefineConfig {
@@ -69,6 +78,8 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         guard jointLRFactor > 0, jointLRFactor.isFinite else { throw bad("joint_lr_factor", "must be positive, got \(jointLRFactor)") }
         guard clipNorm >= 0 else { throw bad("clip_norm", "must be ≥ 0, got \(clipNorm)") }
         guard maxSeconds >= 0 else { throw bad("max_seconds", "must be ≥ 0, got \(maxSeconds)") }
+        try lrSchedule.validate(file: file)
+        try bandLoss.validate(file: file)
         do { try stage2.validate() } catch let e as ModelError { throw TrainingError(file: file, message: e.description) }
     }
 }
@@ -209,6 +220,9 @@ public final class Refiner {
         if validation.isEmpty {
             log("warning: no validation structures: the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
         }
+        let bandLoss = config.bandLoss.isActive
+            ? try BandLoss(config: config.bandLoss, records: splits.train.compactMap { byName[$0] })
+            : nil
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
         let parallel = try DataParallelStep(group: group, samples: train, config: modelConfig)
         let configData = try { () -> Data in
@@ -247,13 +261,22 @@ public final class Refiner {
                 }
                 let entries = parallel.globalEntries(global)
                 var batchLoss: BatchLoss<Float>? = nil
+                if config.lrSchedule.isProgressBased {
+                    let p = LRSchedule.progress(step: (epoch - 1) * batchesPerEpoch + b, totalSteps: config.epochs * batchesPerEpoch,
+                                                seconds: Date().timeIntervalSince(started), maxSeconds: config.maxSeconds)
+                    adam2.learningRate = config.lrSchedule.rate(base: config.learningRate, progress: p)
+                    adam1.learningRate = adam2.learningRate * config.jointLRFactor
+                }
                 var value = 0.0
                 _ = try Stage2Fitting.step(model, loss: { () throws -> Tensor<Float>? in
                     guard !members.isEmpty else { return nil }
                     let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
-                    let b = try maskedLoss(try model(batch).blocks, try BatchTargets(batch, samples: members), entriesInBatch: entries)
-                    batchLoss = b
-                    return b.loss
+                    let blocks = try model(batch).blocks
+                    let mse = try maskedLoss(blocks, try BatchTargets(batch, samples: members), entriesInBatch: entries)
+                    batchLoss = mse
+                    guard let bandLoss else { return mse.loss }
+                    let band = try bandLoss(blocks, batch: batch, stepSeed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(b))
+                    return try mse.loss + band.loss * Float(config.bandLoss.weight)
                 }, stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil, reduce: {
                     let sets = joint ? [model.stage2.parameters, model.stage1.parameters] : [model.stage2.parameters]
                     value = Double(try parallel.allReduce(sets, localLoss: batchLoss?.loss.item ?? 0))
@@ -435,3 +458,4 @@ public struct RefineStageKind: StageKind {
     /// Under mpirun every rank trains its share of each batch (DataParallel.swift).
     public var rankParallelism: RankParallelism { .collective }
 }
+

@@ -61,7 +61,7 @@ struct BatchLoss<T: Scalar> {
 /// Masked loss over every group of a batch, mean over the counted entries.
 /// `entriesInBatch`: the normaliser when `targets` is one rank's share of a larger batch.
 func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kind: LossKind, huberDelta: Double,
-                          normalizeBy scales: [BlockGroup: Double]?, entriesInBatch: Int? = nil) throws -> BatchLoss<T> {
+                          normalizeBy scales: [BlockGroup: Double]?, entriesInBatch: Int? = nil, maeWeight: Double = 1) throws -> BatchLoss<T> {
     var total: Tensor<T>? = nil
     var absSum = 0.0, squareSum = 0.0
     for g in out.blocks.keys.sorted() {
@@ -76,6 +76,7 @@ func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kin
         switch kind {
         case .mse: term = try diff.square().sum()
         case .mae: term = try diff.abs().sum()
+        case .mseMae: term = try diff.square().sum() + diff.abs().sum() * T(maeWeight)
         case .huber:
             let a = diff.abs(), delta = T(huberDelta)
             let m = try a - (a - delta).relu()     // min(|d|, δ)
@@ -182,7 +183,15 @@ public final class Trainer {
         let schedule = try ReduceLROnPlateau(learningRate: config.learningRate, factor: config.plateauFactor,
                                              patience: config.plateauPatience, minLR: config.minLearningRate)
         let configPart = ModelConfigPart(modelConfig)
-        let parts: [String: Checkpointable] = ["model": model.parameters, "optimizer": optimizer, "schedule": schedule, "config": configPart]
+        var parts: [String: Checkpointable] = ["model": model.parameters, "optimizer": optimizer, "schedule": schedule, "config": configPart]
+        // Accuracy recipe hooks (Schedules.swift, BandLoss.swift): the weight average is what is
+        // validated and saved as best.h5's "model"; last.h5 keeps the raw weights plus "ema".
+        let average = config.emaDecay > 0 ? try WeightAverage(of: model, decay: config.emaDecay) : nil
+        if let average { parts["ema"] = average.model.parameters }
+        let evalModel = average?.model ?? model
+        var bestParts = parts
+        bestParts["model"] = evalModel.parameters
+        let bandLoss = config.bandLoss.isActive ? try BandLoss(config: config.bandLoss, records: try pick(splits.train)) : nil
         var startEpoch = 1, bestEpoch = 0, badEpochs = 0, bestLoss = Double.infinity, previousSeconds = 0.0
         if resume {
             let meta = try Checkpoint.load(from: lastPath.path, parts: parts)
@@ -194,6 +203,7 @@ public final class Trainer {
             badEpochs = Int(meta["bad_epochs"] ?? 0)
             bestLoss = meta["best_loss"] ?? .infinity
             previousSeconds = meta["seconds"] ?? 0
+            average?.restore(updates: Int(meta["ema_updates"] ?? 0))
             if writes { try truncateCurve(after: startEpoch - 1) }
             log("resuming after epoch \(startEpoch - 1) (best epoch \(bestEpoch))")
         } else if writes {
@@ -220,7 +230,7 @@ public final class Trainer {
             var order = Array(trainSamples.indices)
             var rng = SplitMix64(seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
             if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
-            var train = EpochMetrics(), lossSum = 0.0
+            var train = EpochMetrics(), lossSum = 0.0, bandSquares = 0.0, bandCount = 0
             for b in 0 ..< batchesPerEpoch {
                 let global = Array(order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)])
                 let members = step.shard(global).map { trainSamples[$0] }
@@ -232,40 +242,56 @@ public final class Trainer {
                     let targets = try BatchTargets(batch, samples: members)
                     let out = try model(batch)
                     let l = try batchLoss(out, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
-                                          entriesInBatch: entries)
-                    try l.loss.backward()
+                                          entriesInBatch: entries, maeWeight: config.maeWeight)
+                    var objective = l.loss
+                    if let bandLoss {
+                        let band = try bandLoss(out.blocks, batch: batch, stepSeed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(b))
+                        objective = try objective + band.loss * Float(config.bandLoss.weight)
+                        bandSquares += band.squareSum; bandCount += band.count
+                    }
+                    try objective.backward()
                     localLoss = l.loss.item
                     if entries == nil { batchEntries = l.entries }
                     train.absSum(l); train.structures += members.count; train.edges += batch.edgeCount
                 }
                 let value = Double(try step.allReduce([model.parameters], localLoss: localLoss))
                 if config.clipNorm > 0 { clipGradientNorm(model.parameters, maxNorm: config.clipNorm) }
+                if config.lrSchedule.isProgressBased {
+                    let p = LRSchedule.progress(step: (epoch - 1) * batchesPerEpoch + b, totalSteps: config.epochs * batchesPerEpoch,
+                                                seconds: previousSeconds + Date().timeIntervalSince(started), maxSeconds: config.maxSeconds)
+                    optimizer.learningRate = config.lrSchedule.rate(base: config.learningRate, progress: p)
+                }
                 optimizer.step(model.parameters)
+                average?.update(from: model)
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "training diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
                 lossSum += value * Double(batchEntries)
                 progress?((epoch - startEpoch) * batchesPerEpoch + b + 1, (lastEpoch - startEpoch + 1) * batchesPerEpoch, value)
             }
             train = step.reduce(train)
             train.finish(lossSum: lossSum)
-            let validation = valSamples.isEmpty ? train : try evaluate(model, valSamples, modelConfig: modelConfig, scales: scales)
+            let validation = valSamples.isEmpty ? train : try evaluate(evalModel, valSamples, modelConfig: modelConfig, scales: scales)
             lastValidation = validation
-            optimizer.learningRate = try schedule.step(metric: validation.loss)
+            let plateauRate = try schedule.step(metric: validation.loss)
+            if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
             let improved = validation.loss < bestLoss
             if improved { bestLoss = validation.loss; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
             let seconds = previousSeconds + Date().timeIntervalSince(started)
-            let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
+            var meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
                                           "best_loss": bestLoss, "seconds": seconds, "seed": Double(config.seed)]
+            if let average { meta["ema_updates"] = Double(average.updates) }
             let epochSeconds = Date().timeIntervalSince(epochStart)
             if writes {
-                if improved { try Checkpoint.save(to: bestPath.path, parts: parts, metadata: meta) }
+                if improved { try Checkpoint.save(to: bestPath.path, parts: bestParts, metadata: meta) }
                 try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
-                try appendCurve([
+                var bandFields: [String: CurveValue] = [:]
+                if bandCount > 0 { bandFields["train_band_rmse_meV"] = .num((bandSquares / Double(bandCount)).squareRoot() * 1000) }
+                try appendCurve(bandFields.merging([
                     "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
                     "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
                     "learning_rate": .num(optimizer.learningRate), "best": .bool(improved), "epoch_seconds": .num(epochSeconds),
                     "structures_per_second": .num(Double(train.structures) / max(epochSeconds, 1e-9)),
                     "edges_per_second": .num(Double(train.edges) / max(epochSeconds, 1e-9)),
-                ])
+                ]) { a, _ in a })
                 try plotCurve()
             }
             log(String(format: "epoch %d/%d  train loss %.4g  MAE %.3f meV | val loss %.4g  MAE %.3f meV%@  lr %.2g  %.1fs",
@@ -310,7 +336,7 @@ public final class Trainer {
                 start += config.batchSize
                 let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
                 let l = try batchLoss(try model(batch), try BatchTargets(batch, samples: members), kind: config.loss,
-                                      huberDelta: config.huberDelta, normalizeBy: scales)
+                                      huberDelta: config.huberDelta, normalizeBy: scales, maeWeight: config.maeWeight)
                 lossSum += Double(l.loss.item) * Double(l.entries)
                 m.absSum(l); m.structures += members.count; m.edges += batch.edgeCount
             }

@@ -51,6 +51,9 @@ func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throw
 /// Loss over orbital entries.
 public enum LossKind: String, Codable, Sendable, CaseIterable {
     case mse, mae, huber
+    /// MSE + mae_weight × MAE: the MSE fits the large entries, the MAE keeps pulling the many
+    /// small ones once their squares no longer matter.
+    case mseMae = "mse+mae"
 }
 
 /// Everything `harmose train` reads from --config. Keys are snake_case; all are optional.
@@ -80,6 +83,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var maxSeconds = 0.0
     /// Use at most this many structures from the data (0 = all), taken in name order.
     public var maxStructures = 0
+    // --- accuracy recipe (Schedules.swift, BandLoss.swift) ---
+    /// Weight of the MAE term of loss "mse+mae".
+    public var maeWeight = 1.0
+    /// Learning-rate schedule; "plateau" (the default) uses plateau_factor / plateau_patience.
+    public var lrSchedule = LRSchedule()
+    /// Exponential moving average of the weights for validation and best.h5 (0 = off).
+    public var emaDecay = 0.0
+    /// Band-space loss added to the real-space loss (weight 0 = off).
+    public var bandLoss = BandLossConfig()
+    // --- end accuracy recipe ---
 
     public init() {}
 
@@ -88,6 +101,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case normalize, split, seed, clipNorm = "clip_norm", plateauFactor = "plateau_factor"
         case plateauPatience = "plateau_patience", minLearningRate = "min_learning_rate"
         case earlyStoppingPatience = "early_stopping_patience", maxSeconds = "max_seconds", maxStructures = "max_structures"
+        case maeWeight = "mae_weight", lrSchedule = "lr_schedule", emaDecay = "ema_decay", bandLoss = "band_loss"
     }
 
     public init(from decoder: Decoder) throws {
@@ -109,6 +123,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         earlyStoppingPatience = try c.decodeIfPresent(Int.self, forKey: .earlyStoppingPatience) ?? d.earlyStoppingPatience
         maxSeconds = try c.decodeIfPresent(Double.self, forKey: .maxSeconds) ?? d.maxSeconds
         maxStructures = try c.decodeIfPresent(Int.self, forKey: .maxStructures) ?? d.maxStructures
+        maeWeight = try c.decodeIfPresent(Double.self, forKey: .maeWeight) ?? d.maeWeight
+        lrSchedule = try c.decodeIfPresent(LRSchedule.self, forKey: .lrSchedule) ?? d.lrSchedule
+        emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
+        bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
     }
 
     /// The demo configuration of the bundled pipeline (`make run`).
@@ -144,6 +162,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         guard plateauFactor > 0, plateauFactor < 1 else { throw bad("plateau_factor", "must be in (0, 1), got \(plateauFactor)") }
         guard plateauPatience >= 0, earlyStoppingPatience >= 0 else { throw bad("plateau_patience", "patience must be ≥ 0") }
         guard maxSeconds >= 0, maxStructures >= 0 else { throw bad("max_seconds", "limits must be ≥ 0") }
+        guard maeWeight >= 0, maeWeight.isFinite else { throw bad("mae_weight", "must be ≥ 0, got \(maeWeight)") }
+        guard emaDecay >= 0, emaDecay < 1 else { throw bad("ema_decay", "must be in [0, 1), got \(emaDecay)") }
+        try lrSchedule.validate(file: file)
+        try bandLoss.validate(file: file)
         do { try model.validate() } catch let e as ModelError { throw bad("model", e.description) }
     }
 }

@@ -6,6 +6,7 @@ import Foundation
 import FoundationXML
 #endif
 import HDF5Kit
+import Linalg
 import StageAPI
 import Structures
 import TestSupport
@@ -190,6 +191,39 @@ final class BandErrorTests: XCTestCase {
         XCTAssertEqual(b.occupiedBands, 23)
         XCTAssertEqual(b.windowBands, 27)
         XCTAssertEqual(b.window.count, 27 * b.kpointCount)
+    }
+
+    /// A rigid shift of −3 eV pulls the bands 2–4 eV above E_F into the ±1 eV window: ghost bands
+    /// are the per-k excess of predicted over DFT levels there, counted from the reference bands;
+    /// the error at DeepH's threshold 5e-4 is the same exact shift; the smallest S eigenvalue is
+    /// that of LAPACK on S(k) at the path's points.
+    func testGhostBandsAlternativeThresholdAndSmallestOverlapEigenvalue() throws {
+        let record = try FormatReader.readRecord(at: mote2)
+        let c = -3.0
+        var sample = ReservoirSample(capacity: 0)
+        let path = try KPath.read(mote2.appendingPathComponent("K_PATH"))
+        let e = try Evaluator.evaluate(reference: record, prediction: shifted(record.hamiltonian!, by: c, overlap: record.overlap!),
+                                       kpath: path, sample: &sample)
+        let b = try XCTUnwrap(e.bands)
+        let ef = try XCTUnwrap(b.fermiEnergy)
+        var expected = 0
+        for k in 0 ..< b.kpointCount {
+            let moved = b.referenceBands.filter { abs($0[k] + c - ef) <= 1 }.count
+            let dft = b.referenceBands.filter { abs($0[k] - ef) <= 1.1 }.count
+            expected = max(expected, moved - dft)
+        }
+        XCTAssertGreaterThan(expected, 0)
+        XCTAssertEqual(b.ghostBands, expected)
+        let alt = try XCTUnwrap(b.alternative)
+        XCTAssertEqual(alt.threshold, 5e-4)
+        XCTAssertEqual(alt.window.mae, abs(c), accuracy: 1e-8)
+        let system = try BlochSystem(record: record)
+        var smallest = Double.infinity
+        for k in path.kpoints { smallest = min(smallest, try Eigen.hermitian(system.overlap(at: k), vectors: false).values[0]) }
+        XCTAssertEqual(b.smallestOverlapEigenvalue, smallest, accuracy: 1e-12)
+        // The identical prediction has no ghosts.
+        let same = try Evaluator.evaluate(reference: record, prediction: record.hamiltonian!, kpath: path, sample: &sample)
+        XCTAssertEqual(same.bands?.ghostBands, 0)
     }
 
     func testMoleculeHOMOAndLUMO() throws {
