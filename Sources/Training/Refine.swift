@@ -472,4 +472,7 @@ public struct RefineStageKind: StageKind {
         }
         return out
     }
+
+    /// Under mpirun every rank trains its share of each batch (Engine.swift, DataParallel.swift).
+    public var rankParallelism: RankParallelism { .collective }
 }
