@@ -76,7 +76,7 @@ let package = Package(
             "Plots", "Models", "Training", "Evaluation", "Benchmarks", "Cluster", "Basis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
-        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg"]),
+        .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg", "Autograd"]),
         // libFuzzer harnesses and their corpus replayer (issue #12; docs/robustness.md): `make fuzz`
         // builds it with -sanitize=fuzzer,address, `make test` replays the seeds.
         .executableTarget(name: "harmose-fuzz", dependencies: [

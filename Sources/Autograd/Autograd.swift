@@ -1,7 +1,7 @@
 // Autograd: HarmoSE's tensor and reverse-mode automatic-differentiation engine. It owns dense
 // row-major tensors over Float (training) and Double (gradient checks), the operations with their
 // hand-written backward kernels, the graph walk that runs them in reverse (Tensor.backward),
-// no-grad mode, named and seeded parameters, optimisers and learning-rate schedules, and
+// no-grad mode and the thread budget (an explicit `ExecutionContext`, Execution.swift), named and seeded parameters, optimisers and learning-rate schedules, and
 // checkpoints in HDF5. Matrix products go to OpenBLAS through Linalg; everything else is a plain
 // loop over unsafe buffers, parallelised with DispatchQueue.concurrentPerform.
 //
@@ -102,30 +102,11 @@ public struct TensorError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(op): \(message)" }
 }
 
-/// Whether operations record the graph for backward. Process-wide: set it from the thread that
-/// drives training/inference (kernels' worker threads never read it).
-public enum GradMode {
-    nonisolated(unsafe) public static var isEnabled = true
-
-    /// Runs `body` without recording the graph (inference, EMA updates, evaluation).
-    public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = isEnabled
-        isEnabled = false
-        defer { isEnabled = saved }
-        return try body()
-    }
-}
-
-/// Parallel loops for kernels. `workers` defaults to the OpenBLAS thread count at start-up, so
-/// OPENBLAS_NUM_THREADS governs both; set it to 1 for strictly serial runs.
+/// Parallel loops and products for kernels, on the thread budget of the current execution context
+/// (`ExecutionContext.current.threads`, read once on the calling thread per call).
 public enum Parallel {
-    nonisolated(unsafe) public static var workers: Int = BLASThreads.parallelWorkers
-
-    /// How single matrix products use the cores: `.split` (default) cuts C into `workers` slabs
-    /// run by single-threaded BLAS on the engine's own threads; `.openBLAS` leaves threading to
-    /// OpenBLAS's pool. See docs/benchmarks-autograd.md for the measured difference.
-    public enum GemmThreading: String, Sendable { case split, openBLAS }
-    nonisolated(unsafe) public static var gemmThreading: GemmThreading = .split
+    /// Threads the current context allows a kernel.
+    public static var workers: Int { ExecutionContext.current.threads }
 
     /// The engine's product path, exposed for benchmarks (Float, dense row-major operands).
     public static func gemmForBenchmark(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
@@ -133,13 +114,12 @@ public enum Parallel {
         gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: c)
     }
 
+    /// C = op(A)·op(B) + beta·C cut into slabs by shape (BLAS.gemmSplit) on the context's threads:
+    /// the same bits for any budget.
     @inline(__always)
     static func gemm<T: Scalar>(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                                 a: UnsafePointer<T>, b: UnsafePointer<T>, beta: T = 0, c: UnsafeMutablePointer<T>) {
-        switch gemmThreading {
-        case .split: BLAS.gemmSplit(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, beta: beta, c: c, workers: workers)
-        case .openBLAS: BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, beta: beta, c: c)
-        }
+        BLAS.gemmSplit(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, beta: beta, c: c, workers: workers)
     }
 
     /// Splits 0..<count into contiguous ranges of at least `grain` items and runs them on up to

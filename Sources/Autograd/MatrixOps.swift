@@ -47,7 +47,7 @@ extension Tensor {
         data.withUnsafeBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { c in
-                    BLAS.gemmBatched(batch: batch, transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                    BLAS.gemmBatched(batch: batch, workers: Parallel.workers, transA: transposeA, transB: transposeB, m: m, n: n, k: k,
                                      a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
                 }
             }
@@ -59,10 +59,10 @@ extension Tensor {
                 other.data.withUnsafeBufferPointer { b in
                     self.withGradForOverwrite { ga, acc in
                         if !transposeA {   // dA[m,k] += dC[m,n]·op(B)ᵀ
-                            BLAS.gemmBatched(batch: batch, transA: false, transB: !transposeB, m: m, n: k, k: n,
+                            BLAS.gemmBatched(batch: batch, workers: Parallel.workers, transA: false, transB: !transposeB, m: m, n: k, k: n,
                                              a: gp, b: b.baseAddress!, beta: acc ? 1 : 0, c: ga.baseAddress!)
                         } else {           // dA[k,m] += op(B)·dCᵀ
-                            BLAS.gemmBatched(batch: batch, transA: transposeB, transB: true, m: k, n: m, k: n,
+                            BLAS.gemmBatched(batch: batch, workers: Parallel.workers, transA: transposeB, transB: true, m: k, n: m, k: n,
                                              a: b.baseAddress!, b: gp, beta: acc ? 1 : 0, c: ga.baseAddress!)
                         }
                     }
@@ -72,10 +72,10 @@ extension Tensor {
                 self.data.withUnsafeBufferPointer { a in
                     other.withGradForOverwrite { gb, acc in
                         if !transposeB {   // dB[k,n] += op(A)ᵀ·dC
-                            BLAS.gemmBatched(batch: batch, transA: !transposeA, transB: false, m: k, n: n, k: m,
+                            BLAS.gemmBatched(batch: batch, workers: Parallel.workers, transA: !transposeA, transB: false, m: k, n: n, k: m,
                                              a: a.baseAddress!, b: gp, beta: acc ? 1 : 0, c: gb.baseAddress!)
                         } else {           // dB[n,k] += dCᵀ·op(A)
-                            BLAS.gemmBatched(batch: batch, transA: true, transB: transposeA, m: n, n: k, k: m,
+                            BLAS.gemmBatched(batch: batch, workers: Parallel.workers, transA: true, transB: transposeA, m: n, n: k, k: m,
                                              a: gp, b: a.baseAddress!, beta: acc ? 1 : 0, c: gb.baseAddress!)
                         }
                     }

@@ -194,7 +194,7 @@ public struct BlochSystem: Sendable {
         }
     }
 
-    /// Eigenvalues at many k-points, solved in parallel with OpenBLAS at one thread. Returns
+    /// Eigenvalues at many k-points, solved in parallel (OpenBLAS itself is always single-threaded). Returns
     /// band-major energies [band][k], truncated to the band count every k-point has (filtering
     /// may drop different numbers of directions at different k), and the largest drop.
     /// `workers` bounds how many k-points are solved at once (default: the active cores); 1 solves
@@ -206,9 +206,6 @@ public struct BlochSystem: Sendable {
         var dropped = [Int](repeating: 0, count: nk)
         var firstError: (Int, Error)?
         let lock = NSLock()
-        let savedThreads = BLASThreads.count
-        BLASThreads.count = 1
-        defer { BLASThreads.count = savedThreads }
         perK.withUnsafeMutableBufferPointer { values in
             dropped.withUnsafeMutableBufferPointer { drops in
                 let values = values, drops = drops

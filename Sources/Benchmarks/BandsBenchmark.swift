@@ -33,8 +33,6 @@ public enum BandsBenchmark {
     /// [nk, n, n, 2] row-major re/im) and our eigenvalues [nk, n] there.
     public static func run(_ system: BlochSystem, kpoints: [Vec3], repeats: Int, export: URL? = nil,
                            workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandsBenchmarkResult {
-        let saved = BLASThreads.count
-        BLASThreads.count = 1
         var assembly: [Double] = [], solve: [Double] = []
         var values: [[Double]] = []
         for r in 0 ..< repeats {
@@ -48,8 +46,7 @@ public enum BandsBenchmark {
                 if r == 0 { values.append(w) }
             }
         }
-        BLASThreads.count = saved
-        // Parallel run as `harmose bands` does it (sets 1 BLAS thread itself).
+        // Parallel run as `harmose bands` does it.
         let rounds = max(1, repeats / 2)
         var parallel: [Double] = []
         for _ in 0 ..< rounds {

@@ -25,17 +25,18 @@ struct BenchAutogradCommand: ParsableCommand {
     @Option(help: "Edges of the message-passing graph.") var edges = 100_000
     @Option(help: "Nodes of the message-passing graph.") var nodes = 10_000
     @Option(help: "Node feature width of the message-passing benchmark.") var features = 64
-    @Option(help: "Matrix-product threading: split (engine threads, BLAS at 1 thread) or openBLAS.")
-    var gemmThreading: String = "split"
+    @Option(help: "Thread budget of the engine's kernels (default: every core). OpenBLAS itself always runs on one thread.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
         guard repeats >= 1, rows >= 1, width >= 1, edges >= 1, nodes >= 1, features >= 1 else {
             throw ValidationError("all sizes and --repeats must be ≥ 1")
         }
-        guard let mode = Parallel.GemmThreading(rawValue: gemmThreading) else {
-            throw ValidationError("--gemm-threading must be split or openBLAS, got \(gemmThreading)")
-        }
-        Parallel.gemmThreading = mode
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+        try ExecutionContext(threads: threads).run { try runBenchmarks() }
+    }
+
+    func runBenchmarks() throws {
         let peak = sgemmPeak()
         emit(["bench": "sgemm_peak", "gflops": peak.gflops, "shape": peak.shape, "threads": Double(BLASThreads.count),
               "blas_core": BLASKernels.coreName, "gflops_per_cpu_s": peak.gflopsPerCPUSecond])
@@ -104,7 +105,7 @@ struct BenchAutogradCommand: ParsableCommand {
     func emitMLPProductRates() {
         let x = [Float](repeating: 0.5, count: rows * width), w = [Float](repeating: 0.25, count: width * width)
         var out = [Float](repeating: 0, count: rows * width), dw = [Float](repeating: 0, count: width * width)
-        var fields: [String: Any] = ["bench": "sgemm_mlp_products", "gemm_threading": gemmThreading]
+        var fields: [String: Any] = ["bench": "sgemm_mlp_products", "threads": threads]
         let flops = 2 * Double(rows) * Double(width) * Double(width)
         for (label, ta, tb, m, n, k) in [("x_w", false, false, rows, width, width), ("dy_wT", false, true, rows, width, width),
                                          ("xT_dy", true, false, width, width, rows)] {
@@ -144,7 +145,7 @@ struct BenchAutogradCommand: ParsableCommand {
         }
         // 3 products forward; backward: 3 weight gradients + 2 input gradients (x needs none).
         let flops = 8 * 2 * Double(rows) * Double(width) * Double(width)
-        emit(["bench": "mlp", "gemm_threading": gemmThreading, "shape": "\(rows)x\(width), 3 layers, SiLU", "median_s": total, "last_forward_s": forward, "cpu_s_per_run": cpu, "gflops_per_cpu_s": rate(flops, cpu),
+        emit(["bench": "mlp", "threads": threads, "shape": "\(rows)x\(width), 3 layers, SiLU", "median_s": total, "last_forward_s": forward, "cpu_s_per_run": cpu, "gflops_per_cpu_s": rate(flops, cpu),
               "gflops": flops / total / 1e9, "percent_of_sgemm_peak": 100 * flops / total / 1e9 / peak])
     }
 
@@ -165,7 +166,7 @@ struct BenchAutogradCommand: ParsableCommand {
         // Two layers (2F→2F, 2F→F), each: forward, weight gradient, input gradient.
         let f = Double(features)
         let flops = 3 * 2 * Double(edges) * (2 * f * 2 * f + 2 * f * f)
-        emit(["bench": "message_passing", "gemm_threading": gemmThreading, "shape": "E=\(edges), N=\(nodes), F=\(features): gather(src,dst)→MLP[\(2 * features),\(2 * features),\(features)]→scatter-add",
+        emit(["bench": "message_passing", "threads": threads, "shape": "E=\(edges), N=\(nodes), F=\(features): gather(src,dst)→MLP[\(2 * features),\(2 * features),\(features)]→scatter-add",
               "median_s": total, "cpu_s_per_run": cpu, "gflops_per_cpu_s": rate(flops, cpu), "gflops": flops / total / 1e9, "percent_of_sgemm_peak": 100 * flops / total / 1e9 / peak])
     }
 }

@@ -1,6 +1,7 @@
 // `harmose refine`: a thin shell over Training.Refiner (stage 2 of the HarmoSE hybrid).
 import ArgumentParser
 import Cluster
+import Autograd
 import Foundation
 import Training
 
@@ -45,10 +46,14 @@ public struct RefineCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only the final summary.")
     public var quiet = false
 
+    @Option(help: ArgumentHelp("Threads (data-parallel workers, one model replica each; default: every core). Results are bit-identical for any count.", valueName: "N"))
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
     public init() {}
 
     public func validate() throws {
         guard !data.isEmpty else { throw ValidationError("give at least one DATA path") }
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if let mode, !["empirical", "strict"].contains(mode) { throw ValidationError("--mode must be empirical or strict, got \(mode)") }
     }
 
@@ -59,6 +64,7 @@ public struct RefineCommand: ParsableCommand {
         // Under mpirun/srun every rank trains its share of each batch; rank 0 reports and writes.
         let group = Cluster.group()
         refiner.group = group
+        refiner.execution = ExecutionContext(threads: threads)
         let bar = ProgressBar()
         if !quiet, group.isRoot {
             refiner.log = { bar.message($0) }

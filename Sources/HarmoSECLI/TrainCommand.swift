@@ -1,6 +1,7 @@
 // `harmose train`: a thin shell over Training.Trainer.
 import ArgumentParser
 import Cluster
+import Autograd
 import Foundation
 import Training
 
@@ -40,10 +41,14 @@ public struct TrainCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print only the final summary.")
     public var quiet = false
 
+    @Option(help: ArgumentHelp("Threads (data-parallel workers, one model replica each; default: every core). Results are bit-identical for any count.", valueName: "N"))
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
     public init() {}
 
     public func validate() throws {
         guard !data.isEmpty else { throw ValidationError("give at least one DATA path") }
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
     }
 
     public func run() throws {
@@ -52,6 +57,7 @@ public struct TrainCommand: ParsableCommand {
         // Under mpirun/srun every rank trains its share of each batch; rank 0 reports and writes.
         let group = Cluster.group()
         trainer.group = group
+        trainer.execution = ExecutionContext(threads: threads)
         let bar = ProgressBar()
         if !quiet, group.isRoot {
             trainer.log = { bar.message($0) }

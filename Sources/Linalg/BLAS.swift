@@ -43,29 +43,27 @@ public enum BLAS {
             for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : beta * c[i] }
             return
         }
+        BLASThreads.ensureSerial()
         T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                a: a, lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: beta, c: c, ldc: n)
     }
 
     /// The same product cut into slabs of C (rows when C is tall, else columns), each computed
-    /// by single-threaded BLAS, the slabs shared among `workers` threads. An engine that runs its
-    /// other kernels with concurrentPerform uses this instead of OpenBLAS's pool, whose idle
-    /// threads spin and steal the cores from the next kernel. The slabs depend on the shape
-    /// and the machine (at most one per core and 8, each ≥ 16 rows/columns and ≥ 1 MFLOP; long
-    /// reductions are cut along k instead), never on `workers`, so the result is bit-identical for
-    /// any thread count on a given machine. More slabs than cores only cost per-core efficiency.
+    /// by single-threaded BLAS, the slabs shared among `workers` threads (the caller's thread
+    /// budget). The slabs depend on the shape alone — at most 8, each ≥ 16 rows/columns and
+    /// ≥ 1 MFLOP; long reductions are cut along k instead, at most 4 slabs of ≥ 512 — never on
+    /// `workers` or on the machine, so the result is bit-identical for any thread count and core
+    /// count. More slabs than threads only cost per-core efficiency.
     public static func gemmSplit<T: BLASScalar>(transA: Bool = false, transB: Bool = false,
                                                 m: Int, n: Int, k: Int, alpha: T = 1,
                                                 a: UnsafePointer<T>, b: UnsafePointer<T>,
                                                 beta: T = 0, c: UnsafeMutablePointer<T>, workers: Int) {
-        let slabs = min(hardwareCores, 8, max(1, (2 * m * n * k) >> 20), max(1, max(m, n) / 16))
+        let slabs = min(8, max(1, (2 * m * n * k) >> 20), max(1, max(m, n) / 16))
         if slabs <= 1 || k == 0 {
             gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c)
             return
         }
-        let saved = BLASThreads.count
-        if saved != 1 { BLASThreads.count = 1 }
-        defer { if saved != 1 { BLASThreads.count = saved } }
+        BLASThreads.ensureSerial()
         let lda = transA ? m : k, ldb = transB ? k : n
         let cAddress = Int(bitPattern: c)
         if k >= 4 * max(m, n) {
@@ -74,9 +72,9 @@ public enum BLAS {
             // then C = beta·C + Σ partials summed in slab order.
             // Every extra k-slab costs per-core efficiency (measured on the MLP's 256×256×10⁴
             // weight gradient: 111 → 104 → 93 → 84 GFLOP per CPU-second for 1, 2, 4, 8 slabs), so
-            // use as many as the machine has cores — a property of the machine, not of the
-            // configured thread count, so results still do not depend on `workers`.
-            let kSlabs = min(hardwareCores, 8, max(1, k / 256))
+            // at most 4, each ≥ 512 long: a property of the shape, so results depend neither on
+            // `workers` nor on the machine's core count.
+            let kSlabs = min(4, max(1, k / 512))
             let scratch = UnsafeMutablePointer<T>.allocate(capacity: kSlabs * m * n)
             defer { scratch.deallocate() }
             let threads = max(1, min(workers, kSlabs))
@@ -122,47 +120,38 @@ public enum BLAS {
     }
 
     /// `batch` independent products C[i] = alpha·op(A[i])·op(B[i]) + beta·C[i], each matrix
-    /// densely packed and the batch contiguous. Small products run in parallel across the batch
-    /// with OpenBLAS held at one thread (it would otherwise oversubscribe the cores); large ones
-    /// run one after another with OpenBLAS threading inside each.
-    public static func gemmBatched<T: BLASScalar>(batch: Int, transA: Bool = false, transB: Bool = false,
+    /// densely packed and the batch contiguous. Small products run in parallel across the batch on
+    /// up to `workers` threads; large ones one after another, each split by `gemmSplit`. Every
+    /// product is computed the same way for any `workers`.
+    public static func gemmBatched<T: BLASScalar>(batch: Int, workers: Int, transA: Bool = false, transB: Bool = false,
                                                   m: Int, n: Int, k: Int, alpha: T = 1,
                                                   a: UnsafePointer<T>, b: UnsafePointer<T>,
                                                   beta: T = 0, c: UnsafeMutablePointer<T>) {
         let sa = m * k, sb = k * n, sc = m * n
         if batch == 0 { return }
         let flopsEach = 2 * m * n * max(k, 1)
-        if batch == 1 || flopsEach >= 1 << 22 {
+        if batch == 1 || flopsEach >= 1 << 22 || workers <= 1 {
             for i in 0..<batch {
-                gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                     a: a + i * sa, b: b + i * sb, beta: beta, c: c + i * sc)
+                if flopsEach >= 1 << 22 {
+                    gemmSplit(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                              a: a + i * sa, b: b + i * sb, beta: beta, c: c + i * sc, workers: workers)
+                } else {
+                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                         a: a + i * sa, b: b + i * sb, beta: beta, c: c + i * sc)
+                }
             }
             return
         }
-        let saved = BLASThreads.count
-        BLASThreads.count = 1
-        defer { BLASThreads.count = saved }
-        let workers = min(batch, BLASThreads.parallelWorkers)
+        let threads = min(batch, workers)
         let cAddress = Int(bitPattern: c)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        DispatchQueue.concurrentPerform(iterations: threads) { w in
             let cc = UnsafeMutablePointer<T>(bitPattern: cAddress)!
             var i = w
             while i < batch {
                 gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                      a: a + i * sa, b: b + i * sb, beta: beta, c: cc + i * sc)
-                i += workers
+                i += threads
             }
         }
     }
-}
-
-extension BLAS {
-    /// Cores of this machine (fixed for a machine; used to size k-slabs).
-    public static let hardwareCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-}
-
-extension BLASThreads {
-    /// Workers an engine uses when it parallelises above BLAS: the thread count OpenBLAS was
-    /// started with (OPENBLAS_NUM_THREADS, else the core count), captured once.
-    public static let parallelWorkers: Int = max(1, Int(openblas_get_num_threads()))
 }

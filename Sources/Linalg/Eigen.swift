@@ -99,6 +99,7 @@ public enum Eigen {
     /// Eigenvalues (ascending) and, if requested, eigenvectors (columns, column-major n×n) of the
     /// real symmetric `a` (column-major n×n; only the upper triangle is read).
     public static func symmetric(_ a: [Double], n: Int, vectors: Bool = true) throws -> (values: [Double], vectors: [Double]?) {
+        BLASThreads.ensureSerial()
         guard a.count == n * n else { throw EigenError.shapeMismatch("symmetric: \(a.count) values for a \(n)×\(n) matrix") }
         if n == 0 { return ([], vectors ? [] : nil) }
         var a = a
@@ -124,6 +125,7 @@ public enum Eigen {
     /// Generalized real symmetric-definite problem A x = λ B x (column-major n×n inputs, upper
     /// triangles read). Eigenvectors are B-orthonormal.
     public static func generalizedSymmetric(_ a: [Double], _ b: [Double], n: Int, vectors: Bool = true) throws -> (values: [Double], vectors: [Double]?) {
+        BLASThreads.ensureSerial()
         guard a.count == n * n, b.count == n * n else {
             throw EigenError.shapeMismatch("generalizedSymmetric: A has \(a.count) and B \(b.count) values for n = \(n)")
         }
@@ -153,6 +155,7 @@ public enum Eigen {
     /// Eigenvalues (ascending) and optional eigenvectors (columns) of a Hermitian matrix; only
     /// the upper triangle is read.
     public static func hermitian(_ a: ComplexMatrix, vectors: Bool = true) throws -> (values: [Double], vectors: ComplexMatrix?) {
+        BLASThreads.ensureSerial()
         guard a.rows == a.cols else { throw EigenError.shapeMismatch("hermitian: matrix is \(a.rows)×\(a.cols)") }
         let n = a.rows
         if n == 0 { return ([], vectors ? a : nil) }
@@ -184,6 +187,7 @@ public enum Eigen {
     /// Generalized Hermitian-definite problem A x = λ B x (upper triangles read). Eigenvectors
     /// are B-orthonormal. Throws `notPositiveDefinite` when B has a non-positive direction.
     public static func generalizedHermitian(_ a: ComplexMatrix, _ b: ComplexMatrix, vectors: Bool = true) throws -> (values: [Double], vectors: ComplexMatrix?) {
+        BLASThreads.ensureSerial()
         guard a.rows == a.cols, b.rows == b.cols, a.rows == b.rows else {
             throw EigenError.shapeMismatch("generalizedHermitian: A is \(a.rows)×\(a.cols), B is \(b.rows)×\(b.cols)")
         }
@@ -268,6 +272,7 @@ public enum Eigen {
 
     /// C = op(A) B with op = identity or conjugate transpose (zgemm).
     public static func multiply(_ a: ComplexMatrix, _ b: ComplexMatrix, conjugateTransposeLeft: Bool = false) -> ComplexMatrix {
+        BLASThreads.ensureSerial()
         let m = conjugateTransposeLeft ? a.cols : a.rows
         let k = conjugateTransposeLeft ? a.rows : a.cols
         precondition(k == b.rows, "multiply: inner dimensions \(k) and \(b.rows) differ")

@@ -51,6 +51,26 @@ public struct BlockRow: Hashable, Sendable {
     public let key: BlockKey
 }
 
+/// One structure's edge geometry computed ahead of time (the `features` artifact): the real
+/// spherical harmonics of the edge directions [E, (shLmax+1)²] and the radial basis times the
+/// envelope [E, radialCount], row by row in the graph's edge order, as `GraphBatch` computes them.
+public struct EdgeFeatures: Sendable {
+    public let harmonics: [Double]
+    public let radial: [Float]
+    public init(harmonics: [Double], radial: [Float]) { self.harmonics = harmonics; self.radial = radial }
+
+    /// Computes them for a graph under a model configuration (what `GraphBatch` would).
+    public init(_ graph: StructureGraph, config: ModelConfig) throws {
+        let batch = try GraphBatch<Float>([graph], config: config)
+        let sh = try SphericalHarmonics(lmax: config.shLmax, normalization: .component)
+        var y = [Double](repeating: 0, count: graph.edges.count * sh.dim)
+        y.withUnsafeMutableBufferPointer { out in
+            for (k, e) in graph.edges.enumerated() { sh.evaluate(e.vector, normalizeInput: true, values: out.baseAddress! + k * sh.dim, gradients: nil) }
+        }
+        self.init(harmonics: y, radial: batch.radial.data)
+    }
+}
+
 /// Several structures as one disjoint graph. Node n of the batch is atom n − nodeOffset[s] of
 /// structure s; edges keep their structure's order, structure by structure.
 public struct GraphBatch<T: Scalar> {
@@ -72,7 +92,8 @@ public struct GraphBatch<T: Scalar> {
     public let groupRows: [BlockGroup: RowIndex]
     public let groupBlocks: [BlockGroup: [BlockRow]]
 
-    public init(_ graphs: [StructureGraph], config: ModelConfig) throws {
+    /// `precomputed`: each graph's edge geometry from the features artifact (else computed here).
+    public init(_ graphs: [StructureGraph], config: ModelConfig, precomputed: [EdgeFeatures]? = nil) throws {
         let elements = config.elements
         let column = Dictionary(uniqueKeysWithValues: elements.enumerated().map { ($1, $0) })
         var offsets: [Int] = [], zs: [Int] = []
@@ -106,15 +127,24 @@ public struct GraphBatch<T: Scalar> {
         source = try RowIndex(src, rowCount: n)
         target = try RowIndex(dst, rowCount: n)
         let sh = try SphericalHarmonics(lmax: config.shLmax, normalization: .component)
-        var y = [T](repeating: 0, count: e * sh.dim)
-        var buffer = [Double](repeating: 0, count: sh.dim)
-        for (k, v) in vectors.enumerated() {
-            buffer.withUnsafeMutableBufferPointer { sh.evaluate(v, normalizeInput: true, values: $0.baseAddress!, gradients: nil) }
-            for c in 0 ..< sh.dim { y[k * sh.dim + c] = T(buffer[c]) }
+        if let precomputed {
+            guard precomputed.count == graphs.count,
+                  zip(graphs, precomputed).allSatisfy({ $1.harmonics.count == $0.edges.count * sh.dim && $1.radial.count == $0.edges.count * config.radialCount }) else {
+                throw ModelError.badInput("precomputed edge features do not match the graphs (\(precomputed.count) for \(graphs.count) structures, or wrong widths for sh_lmax \(config.shLmax), radial_count \(config.radialCount))")
+            }
+            harmonics = try Tensor(precomputed.flatMap { $0.harmonics.map { T($0) } }, shape: [e, sh.dim])
+            radial = try Tensor(precomputed.flatMap { $0.radial.map { T($0) } }, shape: [e, config.radialCount])
+        } else {
+            var y = [T](repeating: 0, count: e * sh.dim)
+            var buffer = [Double](repeating: 0, count: sh.dim)
+            for (k, v) in vectors.enumerated() {
+                buffer.withUnsafeMutableBufferPointer { sh.evaluate(v, normalizeInput: true, values: $0.baseAddress!, gradients: nil) }
+                for c in 0 ..< sh.dim { y[k * sh.dim + c] = T(buffer[c]) }
+            }
+            harmonics = try Tensor(y, shape: [e, sh.dim])
+            let distances = try Tensor<T>(vectors.map { T(norm($0)) }, shape: [e])
+            radial = try GraphBatch.radialFeatures(distances, config: config)
         }
-        harmonics = try Tensor(y, shape: [e, sh.dim])
-        let distances = try Tensor<T>(vectors.map { T(norm($0)) }, shape: [e])
-        radial = try GraphBatch.radialFeatures(distances, config: config)
         var groupRows: [BlockGroup: RowIndex] = [:]
         for (group, r) in rows { groupRows[group] = try RowIndex(r, rowCount: group.onsite ? n : e) }
         self.groupRows = groupRows

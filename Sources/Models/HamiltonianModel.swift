@@ -27,6 +27,22 @@ public struct ModelOutput<T: Scalar> {
     public let nodeFeatures: Tensor<T>
     /// Final equivariant edge features [E, hiddenIrreps.dim], in the batch's edge order.
     public let edgeFeatures: Tensor<T>
+
+    public init(blocks: [BlockGroup: Tensor<T>], nodeFeatures: Tensor<T>, edgeFeatures: Tensor<T>) {
+        self.blocks = blocks; self.nodeFeatures = nodeFeatures; self.edgeFeatures = edgeFeatures
+    }
+
+    /// The outputs of several single-structure batches as those of their concatenated batch
+    /// (`GraphBatch` orders nodes, edges and each group's rows structure by structure).
+    public static func concatenated(_ parts: [ModelOutput]) throws -> ModelOutput {
+        if parts.count == 1 { return parts[0] }
+        var blocks: [BlockGroup: Tensor<T>] = [:]
+        for g in Set(parts.flatMap { $0.blocks.keys }) {
+            blocks[g] = try Tensor.concat(parts.compactMap { $0.blocks[g] }, axis: 0)
+        }
+        return ModelOutput(blocks: blocks, nodeFeatures: try Tensor.concat(parts.map(\.nodeFeatures), axis: 0),
+                           edgeFeatures: try Tensor.concat(parts.map(\.edgeFeatures), axis: 0))
+    }
 }
 
 /// Fixed output scaling of one block group: prediction = compose(scale · y + shift), with shift
@@ -275,7 +291,7 @@ public final class HamiltonianModel<T: Scalar> {
     /// Predicted real-space Hamiltonians, one per structure of the batch (internal order, eV),
     /// Hermitian wherever both partners of a block are predicted (`GraphBatch.assembleOperators`).
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
-        let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
+        let out = try GradMode.withoutGrad { try self(batch) }
         return try batch.assembleOperators(out.blocks)
     }
 }

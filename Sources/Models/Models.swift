@@ -63,10 +63,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case irreps, shLmax = "sh_lmax", layers, cutoff, radialBasis = "radial_basis", radialCount = "radial_count"
         case radialHidden = "radial_hidden", avgNeighbors = "avg_neighbors", seed, headInitScale = "head_init_scale", basis
     }
+
+    /// The JSON keys a configuration file may use (unknown ones are rejected).
+    public static var jsonKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -85,20 +88,6 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     public static let defaults = ModelConfig()
-
-    /// Hidden irreps of the demo: the old 16x0e+8x1o+4x2e+4x3o+2x4e plus the mirror parities
-    /// s/p/d blocks need (p–p, d–d: 1e; p–d: 2o; d–d: 3e).
-    public static let demoIrreps = "16x0e+8x1o+4x1e+4x2e+4x2o+4x3o+2x3e+2x4e"
-
-    /// The scaled-down network of the bundled demo (`pipeline.json`, `make run`).
-    public static var demo: ModelConfig {
-        var c = ModelConfig()
-        c.irreps = ModelConfig.demoIrreps
-        c.layers = 2
-        c.radialCount = 8
-        c.radialHidden = 16
-        return c
-    }
 
     /// Checks ranges; names the offending key.
     public func validate() throws {
@@ -159,16 +148,10 @@ public struct BlockGroup: Hashable, Comparable, Sendable, CustomStringConvertibl
     }
 }
 
-/// Autograd's grad mode is process-wide, so two trainings (or a training and an inference in
-/// no-grad mode) on different threads — e.g. two pipeline stages run in parallel — would corrupt
-/// each other's graphs. Everything that runs a model goes through this lock; the kernels use both
-/// cores already, so serialising costs little.
+/// Formerly a process-wide lock around every model run, needed while grad mode was a process-wide
+/// flag. Grad mode and the thread budget are now per execution context (Autograd's
+/// `ExecutionContext`), so runs on different threads are independent and this only runs `body`.
+@available(*, deprecated, message: "not needed: grad mode and threads are per ExecutionContext; call the body directly")
 public enum ModelExecution {
-    private static let lock = NSRecursiveLock()
-
-    public static func exclusive<R>(_ body: () throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
-    }
+    public static func exclusive<R>(_ body: () throws -> R) rethrows -> R { try body() }
 }

@@ -47,10 +47,13 @@ public struct Stage2Config: Codable, Equatable, Sendable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, shLmax = "sh_lmax", radialCount = "radial_count", cutoff, width, heads, layers
         case feedForward = "feed_forward", outputInit = "output_init", augmentRotations = "augment_rotations", seed
     }
+
+    /// The JSON keys a configuration file may use (unknown ones are rejected).
+    public static var jsonKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -71,13 +74,6 @@ public struct Stage2Config: Codable, Equatable, Sendable {
         outputInit = try c.decodeIfPresent(Double.self, forKey: .outputInit) ?? d.outputInit
         augmentRotations = try c.decodeIfPresent(Bool.self, forKey: .augmentRotations) ?? d.augmentRotations
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
-    }
-
-    /// The scaled-down stage 2 of the bundled demo.
-    public static var demo: Stage2Config {
-        var c = Stage2Config()
-        c.width = 32; c.heads = 4; c.layers = 2; c.feedForward = 64; c.radialCount = 8
-        return c
     }
 
     /// Checks ranges; names the offending key (prefixed "stage2.").
@@ -144,6 +140,14 @@ public struct Stage2Geometry<T: Scalar> {
     public let harmonics: Tensor<T>
     /// [E, radialCount].
     public let radial: Tensor<T>
+
+    public init(harmonics: Tensor<T>, radial: Tensor<T>) { self.harmonics = harmonics; self.radial = radial }
+
+    /// The geometry of several single-structure batches as that of their concatenated batch.
+    public static func concatenated(_ parts: [Stage2Geometry]) throws -> Stage2Geometry {
+        if parts.count == 1 { return parts[0] }
+        return Stage2Geometry(harmonics: try Tensor.concat(parts.map(\.harmonics), axis: 0), radial: try Tensor.concat(parts.map(\.radial), axis: 0))
+    }
 
     public init(_ batch: GraphBatch<T>, shLmax: Int, radialCount: Int, cutoff: Double) throws {
         let sh = try SphericalHarmonics(lmax: shLmax, normalization: .component)
@@ -238,7 +242,7 @@ public final class Stage2Network<T: Scalar> {
     public let parameters: ParameterSet<T>
     /// Stage 1's hidden irreps (the features stage 2 reads).
     public let hiddenIrreps: Irreps
-    let cutoff: Double
+    public let cutoff: Double
     let nodeEmbed: Linear<T>, nodeEmbed2: Linear<T>, nodeEmbedNorm: LayerNorm<T>
     let edgeEmbed: Linear<T>, edgeEmbed2: Linear<T>, edgeEmbedNorm: LayerNorm<T>
     let blocks: [Stage2Attention<T>]

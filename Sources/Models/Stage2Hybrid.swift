@@ -1,8 +1,8 @@
 // The HarmoSE hybrid: stage 1 (`HamiltonianModel`) + stage 2 (`Stage2Network`), H = H₁ + ΔH.
 // Owns the hybrid forward pass and prediction, per-group block targets built from DFT
-// operators, the block mean-squared-error loss, random-rotation augmentation of a structure and
-// its target operator, and the stage-2 fitting loop with stage 1 frozen (the residual schedule)
-// or unfrozen at a low learning rate (joint fine-tune). The pipeline's `refine` stage drives it.
+// operators, the block mean-squared-error loss, and random-rotation augmentation of a structure
+// and its target operator. Training (stage 1 frozen, or a joint fine-tune) is Training's one
+// engine (`Refiner`, on `DataParallel`).
 import Autograd
 import Foundation
 import SO3
@@ -84,7 +84,7 @@ public final class HybridHamiltonianModel<T: Scalar> {
     /// Predicted real-space Hamiltonians, one per structure (internal order, eV), in the same
     /// layout as `HamiltonianModel.predictOperators`.
     public func predictOperators(_ batch: GraphBatch<T>) throws -> [BlockOperator] {
-        let out = try ModelExecution.exclusive { try GradMode.withoutGrad { try self(batch) } }
+        let out = try GradMode.withoutGrad { try self(batch) }
         return try batch.assembleOperators(out.blocks)
     }
 }
@@ -150,121 +150,5 @@ public enum BlockTargets {
         s.lattice.vectors = structure.lattice.vectors.map { r * $0 }
         let rotatedOp = try op.map { try OrbitalRotation.rotate(operator: $0, structure: structure, rotation: r) }
         return (s, rotatedOp)
-    }
-}
-
-// MARK: - Fitting
-
-/// One training example for the fitting loop: a structure, the keys to predict and its DFT
-/// Hamiltonian (internal order, eV).
-public struct Stage2Example: Sendable {
-    public let name: String
-    public let structure: Structure
-    public let keys: [BlockKey]
-    public let target: BlockOperator
-    public init(name: String, structure: Structure, keys: [BlockKey], target: BlockOperator) {
-        self.name = name; self.structure = structure; self.keys = keys; self.target = target
-    }
-}
-
-public struct Stage2FitOptions: Sendable {
-    public var epochs = 10
-    public var learningRate = 1e-3
-    /// Joint fine-tune: stage 1 is trained too (at `learningRate × jointLRFactor`) for this many
-    /// final epochs; 0 keeps stage 1 frozen throughout.
-    public var jointEpochs = 0
-    public var jointLRFactor = 0.1
-    public var batchSize = 4
-    public var clipNorm: Double? = 10
-    public var seed: UInt64 = 0
-    public init() {}
-}
-
-public enum Stage2Fitting {
-    /// Trains stage 2 on the residual of a (frozen) stage 1, optionally followed by a joint
-    /// fine-tune. Returns the training loss (block MSE, eV²) of each epoch. Rotation
-    /// augmentation follows `model.stage2.config.augmentRotations`.
-    @discardableResult
-    public static func fit<T: Scalar>(_ model: HybridHamiltonianModel<T>, examples: [Stage2Example], options: Stage2FitOptions,
-                                      progress: ((Int, Double) -> Void)? = nil) throws -> [Double] {
-        try ModelExecution.exclusive { try fitExclusive(model, examples: examples, options: options, progress: progress) }
-    }
-
-    /// One optimisation step of the hybrid: zero gradients, loss, backward, clip, Adam on stage 2
-    /// and — in joint epochs, when `stage1` is given — on stage 1. Returns the loss tensor.
-    /// `reduce` runs between backward and clipping (a data-parallel run sums gradients there);
-    /// `loss` returning nil means this process has no share of the batch (zero gradients).
-    public static func step<T: Scalar>(_ model: HybridHamiltonianModel<T>, loss: () throws -> Tensor<T>?, stage2: Adam<T>, stage1: Adam<T>?,
-                                       clipNorm: Double?, reduce: () throws -> Void = {}) throws -> Tensor<T>? {
-        model.stage1.parameters.zeroGrad(); model.stage2.parameters.zeroGrad()
-        let l = try loss()
-        try l?.backward()
-        try reduce()
-        if let c = clipNorm { _ = clipGradientNorm(model.stage2.parameters, maxNorm: c) }
-        stage2.step(model.stage2.parameters)
-        if let stage1 {
-            if let c = clipNorm { _ = clipGradientNorm(model.stage1.parameters, maxNorm: c) }
-            stage1.step(model.stage1.parameters)
-        }
-        return l
-    }
-
-    static func fitExclusive<T: Scalar>(_ model: HybridHamiltonianModel<T>, examples: [Stage2Example], options: Stage2FitOptions,
-                                        progress: ((Int, Double) -> Void)?) throws -> [Double] {
-        guard !examples.isEmpty else { throw ModelError.badInput("refine: no training structures") }
-        guard options.batchSize >= 1, options.epochs >= 0, options.jointEpochs >= 0, options.jointEpochs <= options.epochs else {
-            throw ModelError.badInput("refine: need batch_size ≥ 1 and 0 ≤ joint_epochs ≤ epochs")
-        }
-        let stage1Config = model.stage1.config
-        var noRotation: SplitMix64? = nil
-        let fixedBatches: [(GraphBatch<T>, [BlockGroup: Tensor<T>])]? = model.stage2.config.augmentRotations ? nil
-            : try batches(examples, rotation: &noRotation, options: options, config: stage1Config)
-        let adam2 = Adam<T>(learningRate: options.learningRate)
-        let adam1 = Adam<T>(learningRate: options.learningRate * options.jointLRFactor)
-        var rng: SplitMix64? = SplitMix64(seed: options.seed ^ 0x5354_4147_4532)
-        var losses: [Double] = []
-        for epoch in 0 ..< options.epochs {
-            let joint = epoch >= options.epochs - options.jointEpochs
-            model.freezeStage1(!joint)
-            let epochBatches = try fixedBatches ?? batches(examples, rotation: &rng, options: options, config: stage1Config)
-            var sum = 0.0
-            for (batch, targets) in epochBatches {
-                let loss = try step(model, loss: { try BlockTargets.meanSquaredError(try model(batch).blocks, targets) },
-                                    stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: options.clipNorm)!
-                sum += Double(loss.item)
-            }
-            let mean = sum / Double(epochBatches.count)
-            guard mean.isFinite else { throw ModelError.badInput("refine: loss became \(mean) at epoch \(epoch + 1)") }
-            losses.append(mean)
-            progress?(epoch + 1, mean)
-        }
-        model.freezeStage1(true)
-        return losses
-    }
-
-    /// Batches of `options.batchSize` examples with their targets; each structure rotated at
-    /// random first when `rng` is given.
-    static func batches<T: Scalar>(_ examples: [Stage2Example], rotation rng: inout SplitMix64?, options: Stage2FitOptions,
-                                   config: ModelConfig) throws -> [(GraphBatch<T>, [BlockGroup: Tensor<T>])] {
-        var out: [(GraphBatch<T>, [BlockGroup: Tensor<T>])] = []
-        var start = 0
-        while start < examples.count {
-            let chunk = examples[start ..< min(start + options.batchSize, examples.count)]
-            var graphs: [StructureGraph] = [], ops: [BlockOperator] = []
-            for ex in chunk {
-                var s = ex.structure, op = ex.target
-                if rng != nil {
-                    let r = Rotation(uniform: rng!.nextUnit(), rng!.nextUnit(), rng!.nextUnit())
-                    let rotated = try BlockTargets.rotated(s, operator: op, by: r)
-                    s = rotated.0; op = rotated.1!
-                }
-                graphs.append(try StructureGraph(name: ex.name, structure: s, keys: ex.keys, config: config))
-                ops.append(op)
-            }
-            let batch = try GraphBatch<T>(graphs, config: config)
-            out.append((batch, try BlockTargets.make(batch, operators: ops)))
-            start += options.batchSize
-        }
-        return out
     }
 }

@@ -62,7 +62,7 @@ public final class Predictor {
 
     /// Predicted H (internal order, eV) for one structure.
     public func predict(_ record: DFTRecord) throws -> BlockOperator {
-        try ModelExecution.exclusive { try predictExclusive(record) }
+        try predictExclusive(record)
     }
 
     func predictExclusive(_ record: DFTRecord) throws -> BlockOperator {

@@ -39,13 +39,25 @@ public struct RefineConfig: Codable, Equatable, Sendable {
     public var bandLoss = BandLossConfig()
     // --- end accuracy recipe ---
 
+    /// Structures per unit of data-parallel work (0: half the batch, rounded up). The batch is
+    /// cut into units of this size; each unit runs as one graph on one worker and the units'
+    /// gradients are summed in order, so results depend on it — never on the thread count.
+    /// Smaller units let more threads work; larger ones amortise per-operation cost.
+    public var microBatch = 0
+
+    /// The resolved unit size.
+    public var unitSize: Int { microBatch > 0 ? min(microBatch, batchSize) : (batchSize + 1) / 2 }
+
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case stage2, epochs, batchSize = "batch_size", learningRate = "learning_rate", jointEpochs = "joint_epochs"
-        case jointLRFactor = "joint_lr_factor", clipNorm = "clip_norm", maxSeconds = "max_seconds", seed
+        case jointLRFactor = "joint_lr_factor", clipNorm = "clip_norm", maxSeconds = "max_seconds", seed, microBatch = "micro_batch"
         case lrSchedule = "lr_schedule", bandLoss = "band_loss"
     }
+
+    /// The JSON keys a configuration file may use (unknown ones are rejected).
+    public static var jsonKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -61,10 +73,11 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         lrSchedule = try c.decodeIfPresent(LRSchedule.self, forKey: .lrSchedule) ?? d.lrSchedule
         bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
+        microBatch = try c.decodeIfPresent(Int.self, forKey: .microBatch) ?? d.microBatch
     }
 
     public static func load(_ url: URL) throws -> RefineConfig {
-        let config = try decodeConfig(RefineConfig.self, at: url, what: "refine config")
+        let config = try decodeConfig(RefineConfig.self, at: url, what: "refine config", keys: .refine)
         try config.validate(file: url.path)
         return config
     }
@@ -73,6 +86,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         func bad(_ f: String, _ m: String) -> TrainingError { TrainingError(file: file, field: f, message: m) }
         guard epochs >= 1 else { throw bad("epochs", "must be ≥ 1, got \(epochs)") }
         guard batchSize >= 1 else { throw bad("batch_size", "must be ≥ 1, got \(batchSize)") }
+        guard microBatch >= 0 else { throw bad("micro_batch", "must be ≥ 0 (0: half the batch), got \(microBatch)") }
         guard learningRate > 0, learningRate.isFinite else { throw bad("learning_rate", "must be positive, got \(learningRate)") }
         guard (0 ... epochs).contains(jointEpochs) else { throw bad("joint_epochs", "must be 0…epochs (\(epochs)), got \(jointEpochs)") }
         guard jointLRFactor > 0, jointLRFactor.isFinite else { throw bad("joint_lr_factor", "must be positive, got \(jointLRFactor)") }
@@ -169,10 +183,16 @@ public final class Refiner {
     public var progress: ((Int, Int, Double) -> Void)?
     /// The ranks sharing each batch (one process: SingleProcess); only rank 0 writes files.
     public var group: any ProcessGroup = SingleProcess.shared
+    /// Thread budget and data-parallel workers of the run (results do not depend on it).
+    public var execution: ExecutionContext
+    /// Run the frozen stage 1 once per structure and reuse its outputs in every epoch that does
+    /// not train it (off only to compare against running it on every batch: same numbers).
+    var cacheStage1 = true
 
     /// `stage1`: a train output folder (its best.h5 and splits.json are used) or a checkpoint file.
     public init(config: RefineConfig, stage1: URL, outputDirectory: URL) {
         self.config = config; self.stage1 = stage1; self.outputDirectory = outputDirectory
+        execution = .current
     }
 
     var bestPath: URL { outputDirectory.appendingPathComponent("best.h5") }
@@ -180,16 +200,17 @@ public final class Refiner {
 
     @discardableResult
     public func run(data: [URL]) throws -> RefineSummary {
-        try ModelExecution.exclusive { try runExclusive(data: data) }
+        try execution.run { try runExclusive(data: data) }
     }
 
     func runExclusive(data: [URL]) throws -> RefineSummary {
         // A killed earlier run may have left checkpoint temporaries here (issue #12).
         for checkpoint in [lastPath, bestPath] { AtomicOutput.removeAbandonedTemporaries(besides: checkpoint) }
         try config.validate(file: "refine configuration")
-        if group.size > config.batchSize {
-            throw TrainingError(file: "refine configuration", field: "batch_size",
-                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
+        let unitsPerBatch = (config.batchSize + config.unitSize - 1) / config.unitSize
+        if group.size > unitsPerBatch {
+            throw TrainingError(file: "refine configuration", field: "micro_batch",
+                                message: "\(unitsPerBatch) units of work per batch (batch_size \(config.batchSize), micro_batch \(config.unitSize)) cannot be shared by \(group.size) ranks: use at most \(unitsPerBatch) ranks, or a smaller micro_batch or larger batch_size")
         }
         let checkpoint = try HybridCheckpoint.resolve(stage1)
         guard try HybridCheckpoint.kind(checkpoint.path) == .stage1 else {
@@ -216,7 +237,9 @@ public final class Refiner {
                 return r
             }, config: modelConfig)
         }
-        let train = try samples(splits.train), validation = try samples(splits.validation), test = try samples(splits.test)
+        let engine = try DataParallel(model, context: execution)
+        let train = try prepare(samples(splits.train), model, engine), validation = try prepare(samples(splits.validation), model, engine)
+        let test = try prepare(samples(splits.test), model, engine)
         if validation.isEmpty {
             log("warning: no validation structures: the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
         }
@@ -224,7 +247,6 @@ public final class Refiner {
             ? try BandLoss(config: config.bandLoss, records: splits.train.compactMap { byName[$0] })
             : nil
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
-        let parallel = try DataParallelStep(group: group, samples: train, config: modelConfig)
         let configData = try { () -> Data in
             let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
             return try e.encode(config)
@@ -244,51 +266,53 @@ public final class Refiner {
             epoch += 1
             let joint = epoch > config.epochs - config.jointEpochs
             model.freezeStage1(!joint)
+            engine.synchronise()
             let epochStart = Date()
-            var order = Array(train.indices)
-            var rng = SplitMix64(seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
-            if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+            let order = DataParallel<HybridHamiltonianModel<Float>>.epochOrder(count: train.count, seed: config.seed, epoch: epoch)
             var trainMetrics = EpochMetrics(), lossSum = 0.0
             for b in 0 ..< batchesPerEpoch {
-                let global = Array(order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)])
-                let owned = Set(parallel.shard(global))
-                var members: [Sample] = []
-                for i in global {
-                    // Every rank draws every member's rotation, so the augmentation is the single-process one.
-                    let rotation = config.stage2.augmentRotations ? Refiner.randomRotation(&augmentRNG) : nil
-                    guard owned.contains(i) else { continue }
-                    members.append(try rotation.map { try Refiner.rotated(train[i], by: $0, config: modelConfig) } ?? train[i])
-                }
-                let entries = parallel.globalEntries(global)
-                var batchLoss: BatchLoss<Float>? = nil
-                if config.lrSchedule.isProgressBased {
-                    let p = LRSchedule.progress(step: (epoch - 1) * batchesPerEpoch + b, totalSteps: config.epochs * batchesPerEpoch,
-                                                seconds: Date().timeIntervalSince(started), maxSeconds: config.maxSeconds)
-                    adam2.learningRate = config.lrSchedule.rate(base: config.learningRate, progress: p)
-                    adam1.learningRate = adam2.learningRate * config.jointLRFactor
-                }
-                var value = 0.0
-                _ = try Stage2Fitting.step(model, loss: { () throws -> Tensor<Float>? in
-                    guard !members.isEmpty else { return nil }
-                    let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
-                    let blocks = try model(batch).blocks
-                    let mse = try maskedLoss(blocks, try BatchTargets(batch, samples: members), entriesInBatch: entries)
-                    batchLoss = mse
-                    guard let bandLoss else { return mse.loss }
-                    let band = try bandLoss(blocks, batch: batch, stepSeed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(b))
-                    return try mse.loss + band.loss * Float(config.bandLoss.weight)
-                }, stage2: adam2, stage1: joint ? adam1 : nil, clipNorm: config.clipNorm > 0 ? config.clipNorm : nil, reduce: {
-                    let sets = joint ? [model.stage2.parameters, model.stage1.parameters] : [model.stage2.parameters]
-                    value = Double(try parallel.allReduce(sets, localLoss: batchLoss?.loss.item ?? 0))
+                let members = order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)].map { train[$0] }
+                // Rotations are drawn here, in batch order, so they do not depend on the workers.
+                let rotations = config.stage2.augmentRotations
+                    ? members.map { _ in Rotation(uniform: augmentRNG.nextUnit(), augmentRNG.nextUnit(), augmentRNG.nextUnit()) } : nil
+                let entries = members.reduce(0) { $0 + $1.prepared.targets.entryCount }
+                let indexed = units(Array(members.indices), size: config.unitSize)
+                let stepSeed = config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(b)
+                let (value, parts) = try engine.step(indexed, entries: entries, group: group, loss: { replica, unit, entries in
+                    let (blocks, _, targets, batch) = try forward(replica, unit.map { members[$0] }, rotations: rotations.map { r in unit.map { r[$0] } },
+                                                                  frozenStage1: !joint, config: modelConfig)
+                    let l = try batchLoss(blocks, targets, meanOver: entries)
+                    guard let bandLoss else { return l }
+                    // The band term rides on the unit's loss tensor; its statistics travel in the record.
+                    let band = try bandLoss(blocks, batch: batch, stepSeed: stepSeed)
+                    return BatchLoss(loss: try l.loss + band.loss * Float(config.bandLoss.weight), absSum: l.absSum,
+                                     squareSum: l.squareSum, entries: l.entries, bandSquareSum: band.squareSum, bandCount: band.count)
+                }, update: {
+                    if config.lrSchedule.isProgressBased {
+                        let p = LRSchedule.progress(step: (epoch - 1) * batchesPerEpoch + b, totalSteps: config.epochs * batchesPerEpoch,
+                                                    seconds: Date().timeIntervalSince(started), maxSeconds: config.maxSeconds)
+                        adam2.learningRate = config.lrSchedule.rate(base: config.learningRate, progress: p)
+                        adam1.learningRate = adam2.learningRate * config.jointLRFactor
+                    }
+                    if config.clipNorm > 0 { _ = clipGradientNorm(model.stage2.parameters, maxNorm: config.clipNorm) }
+                    adam2.step(model.stage2.parameters)
+                    if joint {
+                        if config.clipNorm > 0 { _ = clipGradientNorm(model.stage1.parameters, maxNorm: config.clipNorm) }
+                        adam1.step(model.stage1.parameters)
+                    }
                 })
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "refinement diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
-                lossSum += value * Double(entries ?? batchLoss?.entries ?? 0)
-                if let l = batchLoss { trainMetrics.absSum(l) }
+                lossSum += value * Double(entries)
+                for l in parts { trainMetrics.absSum(l) }
+                trainMetrics.structures += members.count
                 progress?((epoch - 1) * batchesPerEpoch + b + 1, config.epochs * batchesPerEpoch, value)
             }
-            trainMetrics = parallel.reduce(trainMetrics)
+            if group.size > 1 {
+                let sums = group.sum([trainMetrics.mae, trainMetrics.rmse, Double(trainMetrics.entries)])
+                trainMetrics.mae = sums[0]; trainMetrics.rmse = sums[1]; trainMetrics.entries = Int(sums[2])
+            }
             trainMetrics.finish(lossSum: lossSum)
-            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(model, validation)
+            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(engine, validation, frozenStage1: !joint, config: modelConfig)
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
             let seconds = Date().timeIntervalSince(started)
@@ -302,7 +326,6 @@ public final class Refiner {
             log(String(format: "epoch %d/%d  train MAE %.3f meV | val MAE hybrid %.3f meV, stage 1 %.3f meV%@%@",
                        epoch, config.epochs, trainMetrics.mae * 1000, val.hybrid.mae * 1000, val.stage1.mae * 1000,
                        improved ? " (best)" : "", joint ? " [joint]" : ""))
-            // Rank 0's clock decides, so every rank stops after the same epoch.
             if config.maxSeconds > 0, group.broadcast([seconds >= config.maxSeconds ? 1 : 0])[0] == 1 {
                 log("stopping: time budget of \(config.maxSeconds) s reached")
                 break
@@ -311,50 +334,84 @@ public final class Refiner {
         model.freezeStage1(true)
         group.barrier()  // rank 0 wrote best.h5; the others read it after it did
         try Checkpoint.load(from: bestPath.path, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
-        let finalValidation = validation.isEmpty ? RefineMetrics() : try evaluate(model, validation)
-        let finalTest = test.isEmpty ? nil : try evaluate(model, test)
+        engine.synchronise()
+        // The best checkpoint may hold a jointly tuned stage 1: the cached outputs are stale then.
+        let stage1Changed = bestEpoch > config.epochs - config.jointEpochs
+        let finalValidation = validation.isEmpty ? RefineMetrics() : try evaluate(engine, validation, frozenStage1: !stage1Changed, config: modelConfig)
+        let finalTest = test.isEmpty ? nil : try evaluate(engine, test, frozenStage1: !stage1Changed, config: modelConfig)
         let summary = RefineSummary(epochsRun: epoch, bestEpoch: bestEpoch, validation: finalValidation, test: finalTest,
                                     seconds: Date().timeIntervalSince(started), checkpoint: bestPath)
         if writes { try writeMetrics(summary, parameters: model.stage2.trainableCount) }
         return summary
     }
 
-    /// A uniformly random rotation (three draws of `rng`).
-    static func randomRotation(_ rng: inout SplitMix64) -> Rotation {
-        Rotation(uniform: rng.nextUnit(), rng.nextUnit(), rng.nextUnit())
+    /// A structure prepared for refinement: its batch and targets, stage 2's geometry, and — while
+    /// stage 1 is frozen — stage 1's outputs, computed once here instead of on every batch of
+    /// every epoch.
+    struct HybridSample {
+        let prepared: PreparedSample
+        let geometry: Stage2Geometry<Float>
+        let stage1: ModelOutput<Float>?
     }
 
-    /// A sample rotated rigidly, with its target rotated to match.
-    static func rotated(_ s: Sample, by r: Rotation, config: ModelConfig) throws -> Sample {
-        let (structure, target) = try BlockTargets.rotated(s.graph.structure, operator: s.target, by: r)
-        let graph = try StructureGraph(name: s.name, structure: structure, keys: s.graph.keys, config: config)
-        return Sample(graph: graph, target: target!)
+    func prepare(_ samples: [Sample], _ model: HybridHamiltonianModel<Float>, _ engine: DataParallel<HybridHamiltonianModel<Float>>) throws -> [HybridSample] {
+        let s2 = model.stage2
+        return try engine.map(samples.count) { replica, i in
+            let p = try PreparedSample(samples[i], config: model.stage1.config)
+            let geometry = try Stage2Geometry<Float>(p.batch, shLmax: s2.config.shLmax, radialCount: s2.config.radialCount, cutoff: s2.cutoff)
+            return HybridSample(prepared: p, geometry: geometry, stage1: cacheStage1 ? try replica.stage1(p.batch) : nil)
+        }
     }
 
-    /// Stage-1 and hybrid errors on samples, without gradients.
-    public func evaluate(_ model: HybridHamiltonianModel<Float>, _ samples: [Sample]) throws -> RefineMetrics {
-        var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0
-        let samples = group.size == 1 ? samples : samples.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
-        try GradMode.withoutGrad {
-            var start = 0
-            while start < samples.count {
-                let members = Array(samples[start ..< min(samples.count, start + config.batchSize)])
-                start += config.batchSize
-                let batch = try GraphBatch<Float>(members.map(\.graph), config: model.stage1.config)
-                let targets = try BatchTargets(batch, samples: members)
-                let out = try model(batch)
-                let l1 = try maskedLoss(out.stage1.blocks, targets), l2 = try maskedLoss(out.blocks, targets)
-                sum1 += Double(l1.loss.item) * Double(l1.entries); sum2 += Double(l2.loss.item) * Double(l2.entries)
-                m.stage1.absSum(l1); m.hybrid.absSum(l2)
-                m.stage1.structures += members.count; m.hybrid.structures += members.count
+    /// The hybrid's blocks for a unit of structures (and stage 1's), with its targets: from the
+    /// cached stage-1 outputs when stage 1 is frozen and the structures are not rotated, else from
+    /// a full forward pass (rotated first when augmenting).
+    func forward(_ model: HybridHamiltonianModel<Float>, _ unit: [HybridSample], rotations: [Rotation]?, frozenStage1: Bool,
+                 config: ModelConfig) throws -> (blocks: [BlockGroup: Tensor<Float>], stage1: [BlockGroup: Tensor<Float>], targets: BatchTargets<Float>, batch: GraphBatch<Float>) {
+        if let rotations {
+            let rotated = try zip(unit, rotations).map { s, rotation -> Sample in
+                let sample = s.prepared.sample
+                let (structure, target) = try BlockTargets.rotated(sample.graph.structure, operator: sample.target, by: rotation)
+                return Sample(graph: try StructureGraph(name: sample.name, structure: structure, keys: sample.graph.keys, config: config), target: target!)
             }
+            let batch = try GraphBatch<Float>(rotated.map(\.graph), config: config)
+            let out = try model(batch)
+            return (out.blocks, out.stage1.blocks, try BatchTargets(batch, samples: rotated), batch)
+        }
+        let (batch, targets) = try PreparedSample.unit(unit.map(\.prepared), config: config)
+        let geometry = try Stage2Geometry.concatenated(unit.map(\.geometry))
+        if frozenStage1, unit.allSatisfy({ $0.stage1 != nil }) {
+            let base = try ModelOutput.concatenated(unit.map { $0.stage1! })
+            let delta = try model.stage2(batch, stage1: base, geometry: geometry)
+            var blocks: [BlockGroup: Tensor<Float>] = [:]
+            for (g, b) in base.blocks { blocks[g] = try b + delta[g]! }
+            return (blocks, base.blocks, targets, batch)
+        }
+        let out = try model(batch, geometry: geometry)
+        return (out.blocks, out.stage1.blocks, targets, batch)
+    }
+
+    /// Stage-1 and hybrid errors on samples, without gradients, structure by structure on the
+    /// engine's workers, summed in sample order.
+    func evaluate(_ engine: DataParallel<HybridHamiltonianModel<Float>>, _ samples: [HybridSample], frozenStage1: Bool,
+                  config: ModelConfig) throws -> RefineMetrics {
+        let all = units(samples, size: self.config.unitSize)
+        let units = group.size == 1 ? all : all.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
+        let parts = try engine.map(units.count) { replica, i in
+            let (blocks, base, targets, _) = try forward(replica, units[i], rotations: nil, frozenStage1: frozenStage1, config: config)
+            return (try batchLoss(base, targets), try batchLoss(blocks, targets))
+        }
+        var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0
+        for (l1, l2) in parts {
+            sum1 += Double(l1.loss.item) * Double(l1.entries); sum2 += Double(l2.loss.item) * Double(l2.entries)
+            m.stage1.absSum(l1); m.hybrid.absSum(l2)
         }
         if group.size > 1 {
-            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse,
-                               Double(m.stage1.entries), Double(m.hybrid.entries), Double(m.hybrid.structures)])
+            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse, Double(m.stage1.entries), Double(m.hybrid.entries)])
             sum1 = s[0]; sum2 = s[1]; m.stage1.mae = s[2]; m.stage1.rmse = s[3]; m.hybrid.mae = s[4]; m.hybrid.rmse = s[5]
-            m.stage1.entries = Int(s[6]); m.hybrid.entries = Int(s[7]); m.stage1.structures = Int(s[8]); m.hybrid.structures = Int(s[8])
+            m.stage1.entries = Int(s[6]); m.hybrid.entries = Int(s[7])
         }
+        m.stage1.structures = samples.count; m.hybrid.structures = samples.count
         m.stage1.finish(lossSum: sum1); m.hybrid.finish(lossSum: sum2)
         return m
     }
@@ -374,73 +431,60 @@ public final class Refiner {
     }
 }
 
-/// Masked mean squared error over every group (the `mse` loss of `train`), with error sums.
-func maskedLoss<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], _ targets: BatchTargets<T>, entriesInBatch: Int? = nil) throws -> BatchLoss<T> {
-    var total: Tensor<T>? = nil
-    var absSum = 0.0, squareSum = 0.0
-    for g in blocks.keys.sorted() {
-        guard let t = targets.values[g], let mask = targets.masks[g] else { throw TrainingError(file: "targets", message: "no targets for block group \(g)") }
-        let diff = try (try blocks[g]! - t) * mask
-        for v in diff.data { let d = Double(v); absSum += abs(d); squareSum += d * d }
-        let term = try diff.square().sum()
-        total = try total.map { try $0 + term } ?? term
-    }
-    let n = max(entriesInBatch ?? targets.entryCount, 1)
-    return BatchLoss(loss: (total ?? Tensor<T>(scalar: 0)) * T(1 / Double(n)), absSum: absSum, squareSum: squareSum, entries: targets.entryCount)
-}
-
 // MARK: - Pipeline stage kind
 
 /// `refine`: stage 2 on top of a `train` stage's artifact. Writes best.h5/last.h5 (hybrid
 /// checkpoints `predict` reads), learning_curve.jsonl, metrics.json, config.json, splits.json.
+/// Takes the same configuration file as `harmose refine --config` (defaults: `RefineConfig`'s,
+/// the same as the command's); a parameter given in pipeline.json overrides the file's value.
 public struct RefineStageKind: StageKind {
     public init() {}
     public let name = "refine"
     public let summary = "Trains stage 2 (graph Transformer) of the HarmoSE hybrid on the residual of a frozen stage-1 model from a train stage; optional joint fine-tune."
-    public let artifactVersion = 1
+    /// 2: defaults and configuration shared with `harmose refine` (RefineConfig), `config` input.
+    public let artifactVersion = 2
     public let parameters: [ParameterSpec] = [
-        ParameterSpec("mode", .choice(["empirical", "strict"]), default: .string("empirical"), help: "empirical (the paper's) or strict (equivariant by construction)"),
-        ParameterSpec("epochs", .integer, default: 30, minimum: 1, maximum: 100_000, help: "training epochs"),
-        ParameterSpec("learning_rate", .number, default: 1e-3, minimum: 1e-9, maximum: 1, help: "Adam learning rate of stage 2"),
-        ParameterSpec("batch_size", .integer, default: 4, minimum: 1, maximum: 10_000, help: "structures per mini-batch"),
-        ParameterSpec("joint_epochs", .integer, default: 0, minimum: 0, maximum: 100_000, help: "final epochs that also train stage 1"),
-        ParameterSpec("joint_lr_factor", .number, default: 0.1, minimum: 1e-6, maximum: 1, help: "stage-1 learning rate = learning_rate × this, in joint epochs"),
-        ParameterSpec("width", .integer, default: 32, minimum: 1, maximum: 4096, help: "hidden width of stage 2"),
-        ParameterSpec("heads", .integer, default: 4, minimum: 1, maximum: 64, help: "attention heads (must divide width)"),
-        ParameterSpec("layers", .integer, default: 2, minimum: 0, maximum: 64, help: "Transformer blocks"),
-        ParameterSpec("feed_forward", .integer, default: 64, minimum: 1, maximum: 16_384, help: "hidden width of the feed-forward and edge MLPs"),
-        ParameterSpec("sh_lmax", .integer, default: 7, minimum: 0, maximum: 8, help: "spherical harmonics of the edge direction up to this l"),
-        ParameterSpec("radial_count", .integer, default: 8, minimum: 1, maximum: 256, help: "radial basis functions of |r|"),
-        ParameterSpec("augment_rotations", .boolean, default: false, help: "rotate every training structure at random each epoch"),
-        ParameterSpec("max_seconds", .number, default: 0, minimum: 0, maximum: 1e9, help: "stop after this many seconds (0: no limit)"),
-        ParameterSpec("seed", .integer, default: 42, minimum: 0, maximum: 1e15, help: "seed of the initialisation, batch order and augmentation"),
+        ParameterSpec("mode", .choice(["config", "empirical", "strict"]), default: .string("config"), help: "empirical (the paper's) or strict (equivariant by construction); config: the config's"),
+        ParameterSpec("epochs", .integer, default: 0, minimum: 0, maximum: 100_000, help: "training epochs (0: the config's)"),
+        ParameterSpec("learning_rate", .number, default: 0, minimum: 0, maximum: 1, help: "Adam learning rate of stage 2 (0: the config's)"),
+        ParameterSpec("batch_size", .integer, default: 0, minimum: 0, maximum: 10_000, help: "structures per mini-batch (0: the config's)"),
+        ParameterSpec("joint_epochs", .integer, default: -1, minimum: -1, maximum: 100_000, help: "final epochs that also train stage 1 (-1: the config's)"),
+        ParameterSpec("joint_lr_factor", .number, default: 0, minimum: 0, maximum: 1, help: "stage-1 learning rate = learning_rate × this, in joint epochs (0: the config's)"),
+        ParameterSpec("width", .integer, default: 0, minimum: 0, maximum: 4096, help: "hidden width of stage 2 (0: the config's)"),
+        ParameterSpec("heads", .integer, default: 0, minimum: 0, maximum: 64, help: "attention heads, must divide width (0: the config's)"),
+        ParameterSpec("layers", .integer, default: -1, minimum: -1, maximum: 64, help: "Transformer blocks (-1: the config's)"),
+        ParameterSpec("feed_forward", .integer, default: 0, minimum: 0, maximum: 16_384, help: "hidden width of the feed-forward and edge MLPs (0: the config's)"),
+        ParameterSpec("sh_lmax", .integer, default: -1, minimum: -1, maximum: 8, help: "spherical harmonics of the edge direction up to this l (-1: the config's)"),
+        ParameterSpec("radial_count", .integer, default: 0, minimum: 0, maximum: 256, help: "radial basis functions of |r| (0: the config's)"),
+        ParameterSpec("max_seconds", .number, default: 0, minimum: 0, maximum: 1e9, help: "stop after this many seconds (0: the config's)"),
+        ParameterSpec("seed", .integer, default: -1, minimum: -1, maximum: 1e15, help: "seed of the initialisation, batch order and augmentation (-1: the config's)"),
     ]
     public let inputs: [InputSpec] = [
         InputSpec("model", .pathOrStage, help: "a train stage (or its output folder / checkpoint file): the stage-1 model, frozen"),
         InputSpec("data", .pathOrStage, multiple: true, help: "the DFT dataset stage 1 was trained on: folders, archives or ingest stages (stage 1's splits.json picks the structures)"),
+        InputSpec("config", .path, required: false, help: "refine configuration JSON, as for `harmose refine --config` (docs/stage2.md); default: the defaults"),
     ]
 
     public func run(_ context: StageContext) throws -> [String: JSONValue] {
         let p = context.parameters
-        var config = RefineConfig()
-        config.epochs = p.int("epochs")
-        config.learningRate = p.double("learning_rate")
-        config.batchSize = p.int("batch_size")
-        config.jointEpochs = p.int("joint_epochs")
-        config.jointLRFactor = p.double("joint_lr_factor")
-        config.maxSeconds = p.double("max_seconds")
-        config.seed = UInt64(p.int("seed"))
-        config.stage2.mode = Stage2Mode(rawValue: p.string("mode")) ?? .empirical
-        config.stage2.width = p.int("width")
-        config.stage2.heads = p.int("heads")
-        config.stage2.layers = p.int("layers")
-        config.stage2.feedForward = p.int("feed_forward")
-        config.stage2.shLmax = p.int("sh_lmax")
-        config.stage2.radialCount = p.int("radial_count")
-        config.stage2.augmentRotations = p.bool("augment_rotations")
-        config.stage2.seed = config.seed
+        var config = try context.inputs["config"]?.first.map { try RefineConfig.load($0) } ?? RefineConfig()
+        if p.int("epochs") > 0 { config.epochs = p.int("epochs") }
+        if p.double("learning_rate") > 0 { config.learningRate = p.double("learning_rate") }
+        if p.int("batch_size") > 0 { config.batchSize = p.int("batch_size") }
+        if p.int("joint_epochs") >= 0 { config.jointEpochs = p.int("joint_epochs") }
+        if p.double("joint_lr_factor") > 0 { config.jointLRFactor = p.double("joint_lr_factor") }
+        if p.double("max_seconds") > 0 { config.maxSeconds = p.double("max_seconds") }
+        if p.int("seed") >= 0 { config.seed = UInt64(p.int("seed")); config.stage2.seed = config.seed }
+        if let mode = Stage2Mode(rawValue: p.string("mode")) { config.stage2.mode = mode }
+        if p.int("width") > 0 { config.stage2.width = p.int("width") }
+        if p.int("heads") > 0 { config.stage2.heads = p.int("heads") }
+        if p.int("layers") >= 0 { config.stage2.layers = p.int("layers") }
+        if p.int("feed_forward") > 0 { config.stage2.feedForward = p.int("feed_forward") }
+        if p.int("sh_lmax") >= 0 { config.stage2.shLmax = p.int("sh_lmax") }
+        if p.int("radial_count") > 0 { config.stage2.radialCount = p.int("radial_count") }
         try config.validate(file: "pipeline.json: stage \(context.stageName)")
         let refiner = Refiner(config: config, stage1: context.input("model"), outputDirectory: context.outputDirectory)
+        refiner.execution = executionContext(for: context)
         refiner.group = context.group
         refiner.log = { context.log($0) }
         refiner.progress = { done, total, _ in context.progress(done: done, total: total) }
@@ -455,7 +499,7 @@ public struct RefineStageKind: StageKind {
         return out
     }
 
-    /// Under mpirun every rank trains its share of each batch (DataParallel.swift).
+    /// Under mpirun every rank trains its share of each batch (Engine.swift, DataParallel.swift).
     public var rankParallelism: RankParallelism { .collective }
 }
 

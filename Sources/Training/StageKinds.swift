@@ -1,8 +1,13 @@
 // Pipeline stage kinds owned by Training: `train` (a Trainer run into the stage's artifact
 // directory) and `predict` (a Predictor run over structures). Data inputs may be paths or the
 // artifact of an `ingest` stage (its structures/ folder is used).
+import Autograd
 import Foundation
 import StageAPI
+
+/// The execution context of a Training stage: the runner's thread budget for it (data-parallel
+/// workers and kernel threads). Results never depend on it.
+func executionContext(for context: StageContext) -> ExecutionContext { ExecutionContext(threads: context.threads) }
 
 /// The dataset folder behind a data input: an ingest artifact's structures/ folder, or the path.
 func resolveDataInput(_ url: URL) -> URL {
@@ -21,24 +26,28 @@ public struct TrainStageKind: StageKind {
     public let summary = "Trains the stage-1 equivariant model; writes best.h5, last.h5, splits.json, learning_curve.jsonl, metrics.json."
     public let artifactVersion = 1
     public let parameters: [ParameterSpec] = [
-        ParameterSpec("epochs", .integer, default: .int(0), minimum: 0, help: "epochs (0: the config's, or the demo's 30 without a config)"),
+        ParameterSpec("epochs", .integer, default: .int(0), minimum: 0, help: "epochs (0: the config's)"),
         ParameterSpec("seed", .integer, default: .int(-1), minimum: -1, help: "seed of the split and batch order (-1: the config's)"),
         ParameterSpec("max_seconds", .number, default: .double(0), minimum: 0, help: "stop after this many seconds of training (0: the config's)"),
         ParameterSpec("max_structures", .integer, default: .int(0), minimum: 0, help: "use at most this many structures (0: the config's)"),
     ]
     public let inputs: [InputSpec] = [
         InputSpec("data", .pathOrStage, multiple: true, help: "training structures: folders, archives or ingest stages"),
-        InputSpec("config", .path, required: false, help: "training configuration JSON (docs/model.md); default: the demo configuration"),
+        InputSpec("config", .path, required: false, help: "training configuration JSON (docs/model.md); default: the defaults"),
+        InputSpec("features", .stage(kinds: ["features"]), required: false,
+                  help: "a features stage run on the same data with the same config: the edge geometry is read from it, not recomputed"),
     ]
 
     public func run(_ context: StageContext) throws -> [String: JSONValue] {
-        var config = try context.inputs["config"]?.first.map { try TrainConfig.load($0) } ?? TrainConfig.demo
+        var config = try context.inputs["config"]?.first.map { try TrainConfig.load($0) } ?? TrainConfig()
         let p = context.parameters
         if p.int("epochs") > 0 { config.epochs = p.int("epochs") }
         if p.int("seed") >= 0 { config.seed = UInt64(p.int("seed")) }
         if p.double("max_seconds") > 0 { config.maxSeconds = p.double("max_seconds") }
         if p.int("max_structures") > 0 { config.maxStructures = p.int("max_structures") }
         let trainer = Trainer(config: config, outputDirectory: context.outputDirectory)
+        trainer.execution = executionContext(for: context)
+        trainer.features = context.inputs["features"]?.first
         trainer.group = context.group
         trainer.log = { context.log($0) }
         trainer.progress = { done, total, _ in context.progress(done: done, total: total) }
@@ -52,7 +61,7 @@ public struct TrainStageKind: StageKind {
         return metrics
     }
 
-    /// Under mpirun every rank trains its share of each batch (DataParallel.swift).
+    /// Under mpirun every rank trains its share of each batch (Engine.swift, DataParallel.swift).
     public var rankParallelism: RankParallelism { .collective }
 }
 
@@ -90,9 +99,9 @@ public struct PredictStageKind: StageKind {
             guard !(only!.isEmpty) else { throw TrainingError(file: file.path, field: split, message: "the \(split) split is empty") }
         }
         let predictor = try Predictor(checkpoint: model)
-        let results = try predictor.predict(inputs: (context.inputs["data"] ?? []).map(resolveDataInput), outputDirectory: context.outputDirectory,
+        let results = try executionContext(for: context).withoutGradients.run { try predictor.predict(inputs: (context.inputs["data"] ?? []).map(resolveDataInput), outputDirectory: context.outputDirectory,
                                             only: only, owns: { context.partition.owns($0) }, log: { context.log($0) },
-                                            progress: { context.progress(done: $0, total: $1) })
+                                            progress: { context.progress(done: $0, total: $1) }) }
         let seconds = results.reduce(0) { $0 + $1.seconds }
         return ["structures": .int(results.count), "blocks": .int(results.reduce(0) { $0 + $1.blocks }),
                 "ms_per_structure": .double(1000 * seconds / Double(max(results.count, 1)))]

@@ -2,15 +2,14 @@
 // seed and epoch) and the initialisation are all seeded, kernels are thread-count independent,
 // so a seeded run is bit-for-bit repeatable; a resumed run restores parameters, Adam moments and
 // the schedule from last.h5 and continues with the next epoch's batch order, so it equals the
-// uninterrupted run. The gradient step goes through one flat buffer summed over `group`'s ranks
-// (DataParallel.swift: under mpirun each rank computes its share of every global batch; rank 0
-// alone writes files).
+// uninterrupted run. The gradient step goes through one flat buffer summed over `group`'s ranks, the hook a
+// data-parallel run fills in.
 import Autograd
 import Foundation
 import HDF5Kit
 import Models
-import StageAPI
 import Plots
+import StageAPI
 import Structures
 
 /// Losses and errors of one pass over a set of structures.
@@ -56,17 +55,23 @@ public final class ModelConfigPart: Checkpointable {
 struct BatchLoss<T: Scalar> {
     let loss: Tensor<T>
     let absSum: Double, squareSum: Double, entries: Int
+    /// Σ (ε − ε_DFT)² and the (k, band) count of the band-space term, when it is on.
+    var bandSquareSum = 0.0, bandCount = 0
 }
 
-/// Masked loss over every group of a batch, mean over the counted entries.
-/// `entriesInBatch`: the normaliser when `targets` is one rank's share of a larger batch.
-func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kind: LossKind, huberDelta: Double,
-                          normalizeBy scales: [BlockGroup: Double]?, entriesInBatch: Int? = nil, maeWeight: Double = 1) throws -> BatchLoss<T> {
+/// Masked loss over every group of a batch (or of one structure of it), divided by `meanOver`
+/// entries (default: the counted entries of `targets`, i.e. the batch mean). The one loss of
+/// stage 1, the hybrid and joint fine-tuning; `maeWeight` weighs the MAE term of loss "mse+mae".
+func batchLoss<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], _ targets: BatchTargets<T>, kind: LossKind = .mse, huberDelta: Double = 0.01,
+                          normalizeBy scales: [BlockGroup: Double]? = nil, meanOver: Int? = nil, maeWeight: Double = 1) throws -> BatchLoss<T> {
     var total: Tensor<T>? = nil
     var absSum = 0.0, squareSum = 0.0
-    for g in out.blocks.keys.sorted() {
-        let pred = out.blocks[g]!, mask = targets.masks[g]!
-        var diff = try (try pred - targets.values[g]!) * mask
+    for g in blocks.keys.sorted() {
+        guard let target = targets.values[g], let mask = targets.masks[g] else {
+            throw TrainingError(file: "targets", message: "no targets for block group \(g)")
+        }
+        let pred = blocks[g]!
+        var diff = try (try pred - target) * mask
         let width = pred.shape[1]
         for r in 0 ..< pred.shape[0] where mask.data[r] != 0 {
             for k in 0 ..< width { let d = Double(diff.data[r * width + k]); absSum += abs(d); squareSum += d * d }
@@ -84,9 +89,63 @@ func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kin
         }
         total = try total.map { try $0 + term } ?? term
     }
-    let n = max(entriesInBatch ?? targets.entryCount, 1)
+    let n = max(meanOver ?? targets.entryCount, 1)
     let loss = (total ?? Tensor<T>(scalar: 0)) * T(1 / Double(n))
     return BatchLoss(loss: loss, absSum: absSum, squareSum: squareSum, entries: targets.entryCount)
+}
+
+func batchLoss<T: Scalar>(_ out: ModelOutput<T>, _ targets: BatchTargets<T>, kind: LossKind, huberDelta: Double,
+                          normalizeBy scales: [BlockGroup: Double]?, meanOver: Int? = nil, maeWeight: Double = 1) throws -> BatchLoss<T> {
+    try batchLoss(out.blocks, targets, kind: kind, huberDelta: huberDelta, normalizeBy: scales, meanOver: meanOver, maeWeight: maeWeight)
+}
+
+/// Consecutive units of `size` members (the last may be shorter).
+func units<Member>(_ members: [Member], size: Int) -> [[Member]] {
+    stride(from: 0, to: members.count, by: max(1, size)).map { Array(members[$0 ..< min(members.count, $0 + max(1, size))]) }
+}
+
+/// One structure ready to run: its single-structure batch (harmonics and radial bases computed
+/// once) and its targets. Built once per run, so no epoch recomputes geometry.
+struct PreparedSample {
+    let sample: Sample
+    let batch: GraphBatch<Float>
+    let targets: BatchTargets<Float>
+    /// The batch's edge geometry, to join this structure into a larger unit without recomputing.
+    let features: EdgeFeatures
+
+    /// `features`: the structure's edge geometry from a features artifact (else computed here).
+    init(_ sample: Sample, config: ModelConfig, features: EdgeFeatures? = nil) throws {
+        self.sample = sample
+        batch = try GraphBatch<Float>([sample.graph], config: config, precomputed: features.map { [$0] })
+        targets = try BatchTargets(batch, samples: [sample])
+        self.features = EdgeFeatures(harmonics: batch.harmonics.data.map(Double.init), radial: batch.radial.data)
+    }
+
+    /// A unit of work: its structures as one batch (from their cached geometry) and its targets.
+    static func unit(_ members: [PreparedSample], config: ModelConfig) throws -> (batch: GraphBatch<Float>, targets: BatchTargets<Float>) {
+        if members.count == 1 { return (members[0].batch, members[0].targets) }
+        let batch = try GraphBatch<Float>(members.map(\.sample.graph), config: config, precomputed: members.map(\.features))
+        return (batch, try BatchTargets(batch, samples: members.map(\.sample)))
+    }
+
+    /// Prepares samples, taking their geometry from `features` (a features artifact read for this
+    /// model) when given; a structure missing from it, or with other edges, is an error naming
+    /// `featuresFile` and the structure.
+    static func prepare(_ samples: [Sample], config: ModelConfig, context: ExecutionContext,
+                        features: [String: (edges: [BlockKey], features: EdgeFeatures)]? = nil, featuresFile: String = "") throws -> [PreparedSample] {
+        try context.run {
+            try samples.map { s in
+                guard let features else { return try PreparedSample(s, config: config) }
+                guard let f = features[s.name] else {
+                    throw TrainingError(file: featuresFile, field: s.name, message: "structure is not in the features artifact (was it made from the same data?)")
+                }
+                guard f.edges == s.graph.edges.map(\.key) else {
+                    throw TrainingError(file: featuresFile, field: s.name, message: "edges differ from the model's (\(f.edges.count) stored, \(s.graph.edges.count) from the Hamiltonian's blocks); re-run the features stage on this data")
+                }
+                return try PreparedSample(s, config: config, features: f.features)
+            }
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -110,14 +169,22 @@ public final class Trainer {
     public var log: (String) -> Void = { _ in }
     /// Per-batch progress within the run: (batches done, batches total, current loss).
     public var progress: ((Int, Int, Double) -> Void)?
-    /// The ranks sharing each batch (one process: SingleProcess); only rank 0 writes files.
+    /// The ranks sharing each batch (one process: SingleProcess); only rank 0 writes files. Each
+    /// rank computes the units its partition owns; one all-reduce per step sums the flat gradient.
     public var group: any ProcessGroup = SingleProcess.shared
+    /// Thread budget (and data-parallel workers: one per thread, each with its own model replica)
+    /// of the run. Results do not depend on it.
+    public var execution: ExecutionContext
+    /// A features artifact (folder or features.h5) holding the structures' edge geometry: read
+    /// instead of computing it (nil: computed once at the start of the run).
+    public var features: URL?
     /// Stop after this epoch even if more are configured (tests of resume).
     public var stopAfterEpoch: Int?
 
     public init(config: TrainConfig, outputDirectory: URL) {
         self.config = config
         self.outputDirectory = outputDirectory
+        execution = .current
     }
 
     var lastPath: URL { outputDirectory.appendingPathComponent("last.h5") }
@@ -129,14 +196,15 @@ public final class Trainer {
     /// output directory.
     @discardableResult
     public func run(data: [URL], resume: Bool = false) throws -> TrainingSummary {
-        try ModelExecution.exclusive { try runExclusive(data: data, resume: resume) }
+        try execution.run { try runExclusive(data: data, resume: resume) }
     }
 
     func runExclusive(data: [URL], resume: Bool) throws -> TrainingSummary {
         try config.validate(file: "training configuration")
-        if group.size > config.batchSize {
-            throw TrainingError(file: "training configuration", field: "batch_size",
-                                message: "\(config.batchSize) structures per batch cannot be shared by \(group.size) ranks: use at most \(config.batchSize) ranks or a larger batch_size")
+        let unitsPerBatch = (config.batchSize + config.unitSize - 1) / config.unitSize
+        if group.size > unitsPerBatch {
+            throw TrainingError(file: "training configuration", field: "micro_batch",
+                                message: "\(unitsPerBatch) units of work per batch (batch_size \(config.batchSize), micro_batch \(config.unitSize)) cannot be shared by \(group.size) ranks: use at most \(unitsPerBatch) ranks, or a smaller micro_batch or larger batch_size")
         }
         // A killed earlier run may have left checkpoint temporaries here (issue #12).
         for checkpoint in [lastPath, bestPath] { AtomicOutput.removeAbandonedTemporaries(besides: checkpoint) }
@@ -174,10 +242,15 @@ public final class Trainer {
         if valSamples.isEmpty {
             log("warning: no validation structures (\(records.count) structure(s) in all): the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
         }
-        let step = try DataParallelStep(group: group, samples: trainSamples, config: modelConfig)
 
         let model = try HamiltonianModel<Float>(config: modelConfig)
         for (g, s) in try model.estimateStatistics(Dataset.groupedTargets(trainSamples)) { try model.setStatistics(s, for: g) }
+        let stored = try features.map { try FeaturesFile.read($0, config: modelConfig) }
+        let featuresFile = features.map { FeaturesFile.path($0).path } ?? ""
+        let trainSet = try PreparedSample.prepare(trainSamples, config: modelConfig, context: execution, features: stored, featuresFile: featuresFile)
+        let valSet = try PreparedSample.prepare(valSamples, config: modelConfig, context: execution, features: stored, featuresFile: featuresFile)
+        let testSet = try PreparedSample.prepare(testSamples, config: modelConfig, context: execution, features: stored, featuresFile: featuresFile)
+        if features != nil { log("edge geometry from \(featuresFile)") }
         log("model: \(model.trainableCount) parameters, hidden irreps \(model.hiddenIrreps), \(modelConfig.layers) layers")
         let optimizer = Adam<Float>(learningRate: config.learningRate)
         let schedule = try ReduceLROnPlateau(learningRate: config.learningRate, factor: config.plateauFactor,
@@ -224,52 +297,54 @@ public final class Trainer {
         var stoppedEarly = false, epoch = startEpoch - 1
         var lastValidation = EpochMetrics()
         optimizer.learningRate = schedule.learningRate
+        let engine = try DataParallel(model, context: execution)
+        // With a weight average, validation runs on its own engine over the averaged weights.
+        let evalEngine = try average.map { try DataParallel($0.model, context: execution) }
         while epoch < lastEpoch {
             epoch += 1
             let epochStart = Date()
-            var order = Array(trainSamples.indices)
-            var rng = SplitMix64(seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
-            if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+            let order = DataParallel<HamiltonianModel<Float>>.epochOrder(count: trainSet.count, seed: config.seed, epoch: epoch)
             var train = EpochMetrics(), lossSum = 0.0, bandSquares = 0.0, bandCount = 0
             for b in 0 ..< batchesPerEpoch {
-                let global = Array(order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)])
-                let members = step.shard(global).map { trainSamples[$0] }
-                let entries = step.globalEntries(global)
-                model.parameters.zeroGrad()
-                var localLoss: Float = 0, batchEntries = entries ?? 0
-                if !members.isEmpty {
-                    let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
-                    let targets = try BatchTargets(batch, samples: members)
-                    let out = try model(batch)
-                    let l = try batchLoss(out, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
-                                          entriesInBatch: entries, maeWeight: config.maeWeight)
-                    var objective = l.loss
-                    if let bandLoss {
-                        let band = try bandLoss(out.blocks, batch: batch, stepSeed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(b))
-                        objective = try objective + band.loss * Float(config.bandLoss.weight)
-                        bandSquares += band.squareSum; bandCount += band.count
+                let members = order[(b * config.batchSize) ..< min(order.count, (b + 1) * config.batchSize)].map { trainSet[$0] }
+                let entries = members.reduce(0) { $0 + $1.targets.entryCount }
+                let stepSeed = config.seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(b)
+                let (value, parts) = try engine.step(units(members, size: config.unitSize), entries: entries, group: group, loss: { replica, unit, entries in
+                    let (batch, targets) = try PreparedSample.unit(unit, config: modelConfig)
+                    let blocks = try replica(batch).blocks
+                    let l = try batchLoss(blocks, targets, kind: config.loss, huberDelta: config.huberDelta,
+                                          normalizeBy: scales, meanOver: entries, maeWeight: config.maeWeight)
+                    guard let bandLoss else { return l }
+                    // The band term rides on the unit's loss tensor; its statistics travel in the
+                    // returned record (workers run this closure concurrently).
+                    let band = try bandLoss(blocks, batch: batch, stepSeed: stepSeed)
+                    return BatchLoss(loss: try l.loss + band.loss * Float(config.bandLoss.weight), absSum: l.absSum,
+                                     squareSum: l.squareSum, entries: l.entries, bandSquareSum: band.squareSum, bandCount: band.count)
+                }, update: {
+                    if config.clipNorm > 0 { clipGradientNorm(model.parameters, maxNorm: config.clipNorm) }
+                    if config.lrSchedule.isProgressBased {
+                        let p = LRSchedule.progress(step: (epoch - 1) * batchesPerEpoch + b, totalSteps: config.epochs * batchesPerEpoch,
+                                                    seconds: previousSeconds + Date().timeIntervalSince(started), maxSeconds: config.maxSeconds)
+                        optimizer.learningRate = config.lrSchedule.rate(base: config.learningRate, progress: p)
                     }
-                    try objective.backward()
-                    localLoss = l.loss.item
-                    if entries == nil { batchEntries = l.entries }
-                    train.absSum(l); train.structures += members.count; train.edges += batch.edgeCount
-                }
-                let value = Double(try step.allReduce([model.parameters], localLoss: localLoss))
-                if config.clipNorm > 0 { clipGradientNorm(model.parameters, maxNorm: config.clipNorm) }
-                if config.lrSchedule.isProgressBased {
-                    let p = LRSchedule.progress(step: (epoch - 1) * batchesPerEpoch + b, totalSteps: config.epochs * batchesPerEpoch,
-                                                seconds: previousSeconds + Date().timeIntervalSince(started), maxSeconds: config.maxSeconds)
-                    optimizer.learningRate = config.lrSchedule.rate(base: config.learningRate, progress: p)
-                }
-                optimizer.step(model.parameters)
-                average?.update(from: model)
+                    optimizer.step(model.parameters)
+                    average?.update(from: model)
+                })
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "training diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
-                lossSum += value * Double(batchEntries)
+                lossSum += value * Double(entries)
+                for l in parts { train.absSum(l); bandSquares += l.bandSquareSum; bandCount += l.bandCount }
+                train.structures += members.count; train.edges += members.reduce(0) { $0 + $1.batch.edgeCount }
                 progress?((epoch - startEpoch) * batchesPerEpoch + b + 1, (lastEpoch - startEpoch + 1) * batchesPerEpoch, value)
             }
-            train = step.reduce(train)
+            if group.size > 1 {
+                // Error sums of every rank's units; structures and edges are the whole epoch's.
+                let sums = group.sum([train.mae, train.rmse, Double(train.entries)])
+                train.mae = sums[0]; train.rmse = sums[1]; train.entries = Int(sums[2])
+                train.structures = trainSet.count; train.edges = trainSet.reduce(0) { $0 + $1.batch.edgeCount }
+            }
             train.finish(lossSum: lossSum)
-            let validation = valSamples.isEmpty ? train : try evaluate(evalModel, valSamples, modelConfig: modelConfig, scales: scales)
+            evalEngine?.synchronise()
+            let validation = valSet.isEmpty ? train : try evaluate(evalEngine ?? engine, valSet, scales: scales, config: modelConfig)
             lastValidation = validation
             let plateauRate = try schedule.step(metric: validation.loss)
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
@@ -314,9 +389,10 @@ public final class Trainer {
         group.barrier()
         if FileManager.default.fileExists(atPath: bestPath.path) {
             try Checkpoint.load(from: bestPath.path, parts: ["model": model.parameters])
+            engine.synchronise()
         }
-        let bestValidation = valSamples.isEmpty ? lastValidation : try evaluate(model, valSamples, modelConfig: modelConfig, scales: scales)
-        let test = testSamples.isEmpty ? nil : try evaluate(model, testSamples, modelConfig: modelConfig, scales: scales)
+        let bestValidation = valSet.isEmpty ? lastValidation : try evaluate(engine, valSet, scales: scales, config: modelConfig)
+        let test = testSet.isEmpty ? nil : try evaluate(engine, testSet, scales: scales, config: modelConfig)
         let summary = TrainingSummary(epochsRun: epoch, bestEpoch: bestEpoch, bestValidationLoss: bestLoss, validation: bestValidation,
                                       test: test, stoppedEarly: stoppedEarly, seconds: previousSeconds + Date().timeIntervalSince(started),
                                       validationIsTrainingSet: valSamples.isEmpty)
@@ -324,27 +400,27 @@ public final class Trainer {
         return summary
     }
 
-    /// Loss and errors of the model on samples, without gradients (each rank computes its share).
-    public func evaluate(_ model: HamiltonianModel<Float>, _ samples: [Sample], modelConfig: ModelConfig,
-                         scales: [BlockGroup: Double]?) throws -> EpochMetrics {
+    /// Loss and errors of the model on samples, without gradients, structure by structure on the
+    /// engine's workers, summed in sample order.
+    func evaluate(_ engine: DataParallel<HamiltonianModel<Float>>, _ samples: [PreparedSample],
+                  scales: [BlockGroup: Double]?, config modelConfig: ModelConfig) throws -> EpochMetrics {
+        let all = units(samples, size: config.unitSize)
+        let units = group.size == 1 ? all : all.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
+        let parts = try engine.map(units.count) { replica, i in
+            let (batch, targets) = try PreparedSample.unit(units[i], config: modelConfig)
+            return try batchLoss(try replica(batch), targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
+                                 maeWeight: config.maeWeight)
+        }
         var m = EpochMetrics(), lossSum = 0.0
-        let samples = group.size == 1 ? samples : samples.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
-        try GradMode.withoutGrad {
-            var start = 0
-            while start < samples.count {
-                let members = Array(samples[start ..< min(samples.count, start + config.batchSize)])
-                start += config.batchSize
-                let batch = try GraphBatch<Float>(members.map(\.graph), config: modelConfig)
-                let l = try batchLoss(try model(batch), try BatchTargets(batch, samples: members), kind: config.loss,
-                                      huberDelta: config.huberDelta, normalizeBy: scales, maeWeight: config.maeWeight)
-                lossSum += Double(l.loss.item) * Double(l.entries)
-                m.absSum(l); m.structures += members.count; m.edges += batch.edgeCount
-            }
+        for l in parts {
+            lossSum += Double(l.loss.item) * Double(l.entries)
+            m.absSum(l)
         }
         if group.size > 1 {
-            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries), Double(m.structures), Double(m.edges)])
-            lossSum = s[0]; m.mae = s[1]; m.rmse = s[2]; m.entries = Int(s[3]); m.structures = Int(s[4]); m.edges = Int(s[5])
+            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries)])
+            lossSum = s[0]; m.mae = s[1]; m.rmse = s[2]; m.entries = Int(s[3])
         }
+        m.structures = samples.count; m.edges = samples.reduce(0) { $0 + $1.batch.edgeCount }
         m.finish(lossSum: lossSum)
         return m
     }

@@ -27,7 +27,7 @@ public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equ
 
 /// Decodes a JSON configuration file; every failure names the file and, where JSONDecoder
 /// knows it, the key (`model.irreps`, …). Shared by the train and refine configurations.
-func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throws -> C {
+func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String, keys: ConfigKeys) throws -> C {
     let data: Data
     do { data = try Data(contentsOf: url) } catch {
         throw TrainingError(file: url.path, message: "cannot read: \(ErrorText.reason(of: error))")
@@ -36,6 +36,7 @@ func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throw
     do { _ = try JSONValue.parse(data) } catch let e as JSONSyntaxError {
         throw TrainingError(file: url.path, field: "line \(e.line), column \(e.column)", message: "invalid JSON: \(e.message)")
     }
+    if let object = try? JSONSerialization.jsonObject(with: data) { try keys.check(object, path: "", file: url.path) }
     do { return try JSONDecoder().decode(C.self, from: data) } catch let e as ModelError {
         throw TrainingError(file: url.path, message: e.description)
     } catch let DecodingError.typeMismatch(_, ctx) {
@@ -45,6 +46,49 @@ func decodeConfig<C: Decodable>(_ type: C.Type, at url: URL, what: String) throw
         throw TrainingError(file: url.path, field: field.isEmpty ? nil : field, message: "invalid JSON: \(ctx.debugDescription)")
     } catch {
         throw TrainingError(file: url.path, message: "invalid \(what): \(error)")
+    }
+}
+
+/// The keys a configuration object accepts, and those of its nested objects: a misspelt key is an
+/// error naming the file and the key with the closest valid one, not a silently ignored setting.
+struct ConfigKeys {
+    let keys: [String]
+    var nested: [String: ConfigKeys] = [:]
+
+    static let train = ConfigKeys(keys: TrainConfig.jsonKeys, nested: ["model": ConfigKeys(keys: ModelConfig.jsonKeys)])
+    static let refine = ConfigKeys(keys: RefineConfig.jsonKeys, nested: ["stage2": ConfigKeys(keys: Stage2Config.jsonKeys)])
+
+    func check(_ value: Any, path: String, file: String) throws {
+        guard let object = value as? [String: Any] else { return }   // the decoder reports wrong types
+        for key in object.keys.sorted() {
+            let field = path.isEmpty ? key : "\(path).\(key)"
+            guard keys.contains(key) else {
+                throw TrainingError(file: file, field: field, message: "unknown key \(ConfigKeys.suggestion(key, among: keys))")
+            }
+            if let inner = nested[key] { try inner.check(object[key]!, path: field, file: file) }
+        }
+    }
+
+    /// "(did you mean \"x\"?)" for a close match, else the valid keys.
+    static func suggestion(_ word: String, among candidates: [String]) -> String {
+        func distance(_ a: [Character], _ b: [Character]) -> Int {
+            if a.isEmpty { return b.count }
+            // Edit distance with adjacent transpositions ("widht" is one edit from "width").
+            var previous = Array(0 ... b.count), beforePrevious = previous
+            for i in 1 ... a.count {
+                var current = [i] + Array(repeating: 0, count: b.count)
+                for j in stride(from: 1, through: b.count, by: 1) {
+                    current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { current[j] = min(current[j], beforePrevious[j - 2] + 1) }
+                }
+                beforePrevious = previous
+                previous = current
+            }
+            return previous[b.count]
+        }
+        let scored = candidates.map { ($0, distance(Array(word.lowercased()), Array($0.lowercased()))) }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }
+        if let best = scored.first, best.1 <= max(1, word.count / 3) { return "(did you mean \"\(best.0)\"?)" }
+        return "(valid keys: " + candidates.sorted().joined(separator: ", ") + ")"
     }
 }
 
@@ -94,15 +138,27 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var bandLoss = BandLossConfig()
     // --- end accuracy recipe ---
 
+    /// Structures per unit of data-parallel work (0: half the batch, rounded up). The batch is
+    /// cut into units of this size; each unit runs as one graph on one worker and the units'
+    /// gradients are summed in order, so results depend on it — never on the thread count.
+    /// Smaller units let more threads work; larger ones amortise per-operation cost.
+    public var microBatch = 0
+
+    /// The resolved unit size.
+    public var unitSize: Int { microBatch > 0 ? min(microBatch, batchSize) : (batchSize + 1) / 2 }
+
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case model, epochs, batchSize = "batch_size", learningRate = "learning_rate", loss, huberDelta = "huber_delta"
         case normalize, split, seed, clipNorm = "clip_norm", plateauFactor = "plateau_factor"
         case plateauPatience = "plateau_patience", minLearningRate = "min_learning_rate"
-        case earlyStoppingPatience = "early_stopping_patience", maxSeconds = "max_seconds", maxStructures = "max_structures"
+        case earlyStoppingPatience = "early_stopping_patience", maxSeconds = "max_seconds", maxStructures = "max_structures", microBatch = "micro_batch"
         case maeWeight = "mae_weight", lrSchedule = "lr_schedule", emaDecay = "ema_decay", bandLoss = "band_loss"
     }
+
+    /// The JSON keys a configuration file may use (unknown ones are rejected).
+    public static var jsonKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -127,24 +183,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         lrSchedule = try c.decodeIfPresent(LRSchedule.self, forKey: .lrSchedule) ?? d.lrSchedule
         emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
         bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
-    }
-
-    /// The demo configuration of the bundled pipeline (`make run`).
-    public static var demo: TrainConfig {
-        var c = TrainConfig()
-        c.model = .demo
-        c.epochs = 20
-        c.batchSize = 2
-        c.learningRate = 1e-2
-        c.normalize = true
-        c.plateauPatience = 4
-        c.earlyStoppingPatience = 8
-        return c
+        microBatch = try c.decodeIfPresent(Int.self, forKey: .microBatch) ?? d.microBatch
     }
 
     /// Reads a JSON config file; errors name the file and the key.
     public static func load(_ url: URL) throws -> TrainConfig {
-        let config = try decodeConfig(TrainConfig.self, at: url, what: "config")
+        let config = try decodeConfig(TrainConfig.self, at: url, what: "config", keys: .train)
         try config.validate(file: url.path)
         return config
     }
@@ -153,6 +197,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         func bad(_ f: String, _ m: String) -> TrainingError { TrainingError(file: file, field: f, message: m) }
         guard epochs >= 1 else { throw bad("epochs", "must be ≥ 1, got \(epochs)") }
         guard batchSize >= 1 else { throw bad("batch_size", "must be ≥ 1, got \(batchSize)") }
+        guard microBatch >= 0 else { throw bad("micro_batch", "must be ≥ 0 (0: half the batch), got \(microBatch)") }
         guard learningRate > 0, learningRate.isFinite else { throw bad("learning_rate", "must be positive, got \(learningRate)") }
         guard huberDelta > 0 else { throw bad("huber_delta", "must be positive, got \(huberDelta)") }
         guard split.count == 3, split.allSatisfy({ $0 >= 0 }), split[0] > 0, split.reduce(0, +) <= 1 + 1e-9 else {

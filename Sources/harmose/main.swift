@@ -1,5 +1,8 @@
+import Autograd
 import HarmoSECLI
 import Linalg
 
 BLASKernels.relaunchWithPreferredKernelsIfNeeded()
-HarmoSECommand.mainReportingErrors()
+// Commands compute on every core unless they choose a budget themselves (--threads); results do
+// not depend on it.
+ExecutionContext.allCores.run { HarmoSECommand.mainReportingErrors() }

@@ -36,11 +36,15 @@ final class BLASTests: XCTestCase {
         let (batch, m, n, k) = (5, 3, 4, 2)
         var rng = SplitMix64(seed: 9)
         let a = (0..<(batch * m * k)).map { _ in rng.nextUnit() }, b = (0..<(batch * k * n)).map { _ in rng.nextUnit() }
-        var c = [Double](repeating: 0, count: batch * m * n)
-        BLAS.gemmBatched(batch: batch, m: m, n: n, k: k, a: a, b: b, c: &c)
-        for i in 0..<batch {
-            let want = naive(Array(a[(i * m * k)..<((i + 1) * m * k)]), Array(b[(i * k * n)..<((i + 1) * k * n)]), m: m, n: n, k: k, ta: false, tb: false)
-            XCTAssertLessThan(zip(c[(i * m * n)..<((i + 1) * m * n)], want).map { Swift.abs($0 - $1) }.max()!, 1e-14)
+        var serial: [Double]?
+        for workers in [1, 2, 3] {
+            var c = [Double](repeating: 0, count: batch * m * n)
+            BLAS.gemmBatched(batch: batch, workers: workers, m: m, n: n, k: k, a: a, b: b, c: &c)
+            for i in 0..<batch {
+                let want = naive(Array(a[(i * m * k)..<((i + 1) * m * k)]), Array(b[(i * k * n)..<((i + 1) * k * n)]), m: m, n: n, k: k, ta: false, tb: false)
+                XCTAssertLessThan(zip(c[(i * m * n)..<((i + 1) * m * n)], want).map { Swift.abs($0 - $1) }.max()!, 1e-14)
+            }
+            if let serial { XCTAssertEqual(c.map(\.bitPattern), serial.map(\.bitPattern), "\(workers) workers") } else { serial = c }
         }
     }
 }

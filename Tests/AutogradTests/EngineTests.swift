@@ -92,14 +92,36 @@ final class EngineTests: XCTestCase {
             try loss.backward()
             return [out.data, nodes.grad!] + ps.tensors.map { $0.grad! }
         }
-        let saved = Parallel.workers
-        defer { Parallel.workers = saved }
-        Parallel.workers = 1
-        let serial = try run()
-        Parallel.workers = 4
-        let parallel = try run()
-        // Bit-identical (stronger than the 1e-6 relative the engine promises).
-        for (s, p) in zip(serial, parallel) { XCTAssertEqual(s.map(\.bitPattern), p.map(\.bitPattern)) }
+        let serial = try ExecutionContext(threads: 1).run { try run() }
+        for threads in [2, 3, 4] {
+            let parallel = try ExecutionContext(threads: threads).run { try run() }
+            // Bit-identical (stronger than the 1e-6 relative the engine promises).
+            for (s, p) in zip(serial, parallel) { XCTAssertEqual(s.map(\.bitPattern), p.map(\.bitPattern), "\(threads) threads") }
+        }
+    }
+
+    /// The execution context is scoped to the thread that binds it: a no-grad inference on one
+    /// thread does not switch off graph recording of a training on another (the old process-wide
+    /// flag did), and a binding ends with its call.
+    func testExecutionContextIsScopedPerThread() throws {
+        XCTAssertEqual(ExecutionContext.current, .serial)
+        let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 400)
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 2) { w in
+            let context = ExecutionContext(threads: 1, recordsGradients: w == 0)
+            context.run {
+                for i in 0 ..< 200 {
+                    let x = Tensor<Double>(repeating: 2, shape: [3], requiresGrad: true)
+                    results[w * 200 + i] = ((try? (x * x).sum())?.requiresGrad ?? false) == (w == 0)
+                    if i % 50 == 0 { usleep(100) }
+                }
+            }
+        }
+        XCTAssertTrue(results.allSatisfy { $0 })
+        let inner = ExecutionContext(threads: 3).run { GradMode.withoutGrad { ExecutionContext.current } }
+        XCTAssertEqual(inner, ExecutionContext(threads: 3, recordsGradients: false))
+        XCTAssertEqual(ExecutionContext.current, .serial)
+        XCTAssertTrue(GradMode.isEnabled)
     }
 
     func testCheckFinite() throws {

@@ -236,7 +236,6 @@ final class ModelConfigTests: XCTestCase {
     func testDefaultsAndJSONKeys() throws {
         let d = ModelConfig.defaults
         XCTAssertEqual(d.irreps, "64x0e+32x1o+32x1e+16x2e+16x2o+8x3o+8x3e+8x4e+8x4o")
-        XCTAssertEqual(ModelConfig.demo.irreps, "16x0e+8x1o+4x1e+4x2e+4x2o+4x3o+2x3e+2x4e")
         XCTAssertEqual(d.shLmax, 4)
         XCTAssertEqual(d.layers, 3)
         let partial = try JSONDecoder().decode(ModelConfig.self, from: Data(#"{"layers": 2, "radial_basis": "gaussian"}"#.utf8))

@@ -59,4 +59,18 @@ final class RefinePipelineTests: XCTestCase {
         let metrics = try String(contentsOf: outputs.appendingPathComponent("refine/latest/metrics.json"), encoding: .utf8)
         XCTAssertTrue(metrics.contains("\"mode\": \"strict\"") && metrics.contains("\"kind\": \"hybrid\""), metrics)
     }
+
+    /// train's `features` input accepts only a features stage: anything else is a validation
+    /// error naming the stage and the input.
+    func testTrainFeaturesInputMustBeAFeaturesStage() throws {
+        let root = try project(mode: "strict")
+        try """
+        {"version": 1, "stages": {
+          "s1": {"kind": "train", "inputs": {"data": "data"}},
+          "s2": {"kind": "train", "inputs": {"data": "data", "features": {"stage": "s1"}}}}}
+        """.write(to: root.appendingPathComponent("pipeline.json"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PipelineSpec.load(from: root.appendingPathComponent("pipeline.json"), registry: StageKinds.registry())) {
+            XCTAssertTrue("\($0)".contains("s2") && "\($0)".contains("features") && "\($0)".contains("'train'"), "\($0)")
+        }
+    }
 }

@@ -57,6 +57,25 @@ final class RefineTests: XCTestCase {
         }
     }
 
+    /// Joint fine-tuning (the final epochs) moves stage 1's weights but never its output statistics.
+    func testJointFineTuneMovesStage1ButNotItsStatistics() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let s1 = try stage1(dir)
+        let before = try Tiny.parameters(s1.appendingPathComponent("best.h5"))
+        var config = refineConfig(.strict, epochs: 2)
+        config.jointEpochs = 1
+        config.stage2.shLmax = 2
+        let out = dir.appendingPathComponent("joint")
+        try Refiner(config: config, stage1: s1, outputDirectory: out).run(data: Tiny.data)
+        let after = try Tiny.parameters(out.appendingPathComponent("last.h5"))
+        var moved = 0
+        for (name, values) in before {
+            if name.hasPrefix("stats.") { XCTAssertEqual(after[name], values, name) } else if after[name] != values { moved += 1 }
+        }
+        XCTAssertGreaterThan(moved, 10)
+        XCTAssertTrue(try Tiny.curve(out).last!["joint"] == 1)
+    }
+
     func testBadRefineConfigNamesTheField() throws {
         let dir = try makeTemporaryDirectory(self)
         let file = dir.appendingPathComponent("refine.json")

@@ -29,8 +29,8 @@ fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-unset} repeats=$REPEATS"
 echo "$detected_peak" > "$out/detected"; echo "$relaunch_peak" > "$out/relaunch"
-"$HARMOSE" bench-autograd --repeats "$REPEATS" --gemm-threading split | tee "$out/split"
-"$HARMOSE" bench-autograd --repeats "$REPEATS" --gemm-threading openBLAS | tee "$out/openblas"
+"$HARMOSE" bench-autograd --repeats "$REPEATS" --threads 1 | tee "$out/threads1"
+"$HARMOSE" bench-autograd --repeats "$REPEATS" | tee "$out/all-cores"
 if [ -x tools/.venv-torch/bin/python ]; then
   tools/.venv-torch/bin/python tools/bench_autograd_torch.py --repeats "$REPEATS" | tee "$out/torch"
 else
@@ -43,8 +43,8 @@ d = sys.argv[1]
 def load(name):
     return {r["bench"]: r for r in map(json.loads, filter(str.strip, open(os.path.join(d, name))))}
 detected, relaunch = load("detected")["sgemm_peak"], load("relaunch")["sgemm_peak"]
-split, openblas, torch = load("split"), load("openblas"), load("torch")
-peak = split["sgemm_peak"]
+one, allc, torch = load("threads1"), load("all-cores"), load("torch")
+peak = allc["sgemm_peak"]
 print(f"\nsgemm peak, same run: {peak['gflops']:.1f} GFLOP/s ({peak['shape']}, OpenBLAS core {peak['blas_core']}, "
       f"{int(peak['threads'])} threads)")
 print(f"  other kernels (quick runs): OpenBLAS's own detection {detected['blas_core']} {detected['gflops']:.1f} GFLOP/s; "
@@ -53,7 +53,7 @@ print(f"sgemm by CPU time: {peak['gflops_per_cpu_s']:.1f} GFLOP per CPU-second (
 print(f"{'benchmark':<17}{'engine':<22}{'median':>10}{'CPU/run':>10}{'GFLOP/s':>9}{'% peak':>8}{'% peak(CPU)':>12}{'PyTorch/engine':>16}")
 for name in ("mlp", "message_passing"):
     t = torch.get(name)
-    rows = [("HarmoSE split", split[name]), ("HarmoSE openBLAS", openblas[name])] + ([("PyTorch " + t["torch"], t)] if t else [])
+    rows = [("HarmoSE 1 thread", one[name]), (f"HarmoSE {allc[name]['threads']} threads", allc[name])] + ([("PyTorch " + t["torch"], t)] if t else [])
     for label, r in rows:
         pct = 100 * r["gflops"] / peak["gflops"]
         flops = r["gflops"] * r["median_s"]

@@ -1,0 +1,206 @@
+// Engine.swift: the training engine shared by stage 1 (`Trainer`), the hybrid and joint
+// fine-tuning (`Refiner`): the seeded epoch order, one data-parallel optimisation step on a
+// mini-batch (`step`: per-structure losses with the batch mean's divisor, gradients, all-reduce hook,
+// the caller's clipping and optimisers, replica synchronisation) and data-parallel evaluation
+// (`map`), on this machine's threads.
+//
+// Each structure of a mini-batch is one unit of work: a worker (a thread with its own model
+// replica, hence its own tape and gradients) runs forward and backward for it and writes the
+// gradient of that structure's share of the batch loss into a slot of its own. The slots are then
+// summed in batch order, one fixed order, so the batch gradient — and with it every loss and
+// parameter of the run — is bit-identical for any number of workers (tested with 1, 2 and 3).
+// The summed gradient is one flat buffer in the order of the trainable parameters (parameter sets
+// in order, tensors in creation order) followed by the loss: the buffer a multi-process run
+// all-reduces (the trainers' `group`, DataParallel.swift); a rank computes only the units its
+// partition owns.
+//
+// Workers are DispatchQueue.concurrentPerform iterations; each binds its own execution context
+// (the caller's, with the thread budget divided among the workers), since a binding is not
+// inherited by other threads. Replica 0 is the caller's model itself; the others are copies,
+// synchronised with it (values and frozen flags) after every optimiser step.
+import Autograd
+import Foundation
+import Models
+import StageAPI
+
+/// A model the engine can replicate: its parameter sets in a fixed order, and a fresh instance of
+/// the same architecture.
+protocol ReplicableModel: AnyObject {
+    var parameterSets: [ParameterSet<Float>] { get }
+    func makeReplica() throws -> Self
+}
+
+extension HamiltonianModel: ReplicableModel where T == Float {
+    var parameterSets: [ParameterSet<Float>] { [parameters] }
+    func makeReplica() throws -> Self { try Self(config: config) }
+}
+
+extension HybridHamiltonianModel: ReplicableModel where T == Float {
+    var parameterSets: [ParameterSet<Float>] { [stage1.parameters, stage2.parameters] }
+    func makeReplica() throws -> Self { try Self(config: config) }
+}
+
+final class DataParallel<Model: ReplicableModel> {
+    let model: Model
+    let context: ExecutionContext
+    /// replicas[0] === model.
+    private(set) var replicas: [Model]
+    /// Per-structure gradient slots (capacity grows with batch × parameter count).
+    private var slots: UnsafeMutableBufferPointer<Float> = .init(start: nil, count: 0)
+
+    /// Up to `context.threads` workers.
+    init(_ model: Model, context: ExecutionContext) throws {
+        self.model = model
+        self.context = context
+        replicas = [model]
+        for _ in 1 ..< max(1, context.threads) { replicas.append(try model.makeReplica()) }
+        synchronise()
+    }
+
+    deinit { slots.deallocate() }
+
+    var workerCount: Int { replicas.count }
+
+    /// Copies the model's parameter values and frozen flags into every other replica (after each
+    /// optimiser step, a checkpoint load or a freeze). Assignment shares the value buffers until
+    /// the optimiser next writes the model's (copy on write), so this costs little.
+    func synchronise() {
+        let sets = model.parameterSets
+        for r in replicas.dropFirst() {
+            for (source, target) in zip(sets, r.parameterSets) {
+                for (s, t) in zip(source.tensors, target.tensors) {
+                    t.data = s.data
+                    if t.requiresGrad != s.requiresGrad { t.requiresGrad = s.requiresGrad }
+                    t.grad = nil
+                }
+            }
+        }
+    }
+
+    /// Number of trainable scalars (the length of the flat gradient).
+    var trainableCount: Int { model.parameterSets.reduce(0) { $0 + $1.trainable.reduce(0) { $0 + $1.count } } }
+
+    /// Runs `body(replica, i)` for i in 0..<count on the workers and returns the results in index
+    /// order. Worker w takes w, w + W, …; each runs in the engine's context (thread budget shared
+    /// out), with graph recording as `recordGradients` says. The error of the lowest failing
+    /// index is rethrown.
+    func map<R>(_ count: Int, recordGradients: Bool = false, _ body: (Model, Int) throws -> R) throws -> [R] {
+        let workers = max(1, min(workerCount, count))
+        var base = context
+        base.recordsGradients = recordGradients
+        if workers == 1 {
+            return try base.run { try (0 ..< count).map { try body(model, $0) } }
+        }
+        let inner = base.with(threads: max(1, context.threads / workers))
+        let results = UnsafeMutableBufferPointer<Result<R, Error>?>.allocate(capacity: count)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        let replicas = self.replicas
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            inner.run {
+                for i in stride(from: w, to: count, by: workers) {
+                    results[i] = Result { try body(replicas[w], i) }
+                }
+            }
+        }
+        return try results.map { try $0!.get() }
+    }
+
+    /// The flat gradient of Σᵢ lossᵢ over `count` structures: `body(replica, i)` returns structure
+    /// i's loss term (already scaled to its share of the batch mean) and anything else to keep;
+    /// the per-structure gradients are summed in index order. Returns the flat gradient and the
+    /// kept values in index order.
+    func gradients<R>(_ count: Int, _ body: (Model, Int) throws -> (loss: Tensor<Float>, kept: R)) throws -> (gradient: [Float], kept: [R]) {
+        let size = trainableCount
+        if slots.count < count * size {
+            slots.deallocate()
+            slots = .allocate(capacity: count * size)
+        }
+        let slots = self.slots
+        let kept = try map(count, recordGradients: true) { replica, i -> R in
+            for set in replica.parameterSets { set.zeroGrad() }
+            let (loss, value) = try body(replica, i)
+            if loss.requiresGrad { try loss.backward() }
+            var offset = i * size
+            for set in replica.parameterSets {
+                for t in set.trainable {
+                    if let g = t.grad {
+                        g.withUnsafeBufferPointer { src in
+                            UnsafeMutableRawPointer(slots.baseAddress! + offset).copyMemory(from: src.baseAddress!, byteCount: t.count * MemoryLayout<Float>.stride)
+                        }
+                    } else {
+                        (slots.baseAddress! + offset).update(repeating: 0, count: t.count)
+                    }
+                    offset += t.count
+                    t.grad = nil
+                }
+            }
+            return value
+        }
+        // Sum in index order; elementwise, so splitting the parameters among threads changes nothing.
+        var total = [Float](repeating: 0, count: size)
+        total.withUnsafeMutableBufferPointer { out in
+            let out = out
+            context.run {
+                Parallel.forRanges(size, grain: 1 << 15) { r in
+                    for i in 0 ..< count {
+                        let src = slots.baseAddress! + i * size
+                        for k in r { out[k] += src[k] }
+                    }
+                }
+            }
+        }
+        return (total, kept)
+    }
+
+    /// One optimisation step on a mini-batch: each member's loss term (`loss(replica, member,
+    /// entries)`, where `entries` is the batch's count of target entries, the mean's divisor) and
+    /// its gradient on the workers, the gradients summed in batch order and passed through
+    /// `allReduce`, loaded into the model, `update` (clipping and optimisers), and the replicas
+    /// synchronised. Returns the batch loss and each member's loss record, in batch order.
+    /// With several processes (`group`), this rank computes only the units its partition owns
+    /// (unit i: rank i mod size); the flat gradient with the local loss appended is summed over the
+    /// ranks. Returns the global batch loss and this rank's loss records.
+    func step<Member>(_ members: [Member], entries: Int, group: any ProcessGroup,
+                      loss: (Model, Member, Int) throws -> BatchLoss<Float>, update: () throws -> Void) throws -> (loss: Double, parts: [BatchLoss<Float>]) {
+        let mine = group.size == 1 ? members : members.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
+        var (gradient, parts) = try gradients(mine.count) { replica, i -> (loss: Tensor<Float>, kept: BatchLoss<Float>) in
+            let l = try loss(replica, mine[i], entries)
+            return (l.loss, l)
+        }
+        let local = parts.reduce(0.0) { $0 + Double($1.loss.item) }
+        if group.size == 1 {
+            try loadGradients(gradient)
+        } else {
+            gradient.append(Float(local))
+            gradient = group.sum(gradient)
+            let global = gradient.removeLast()
+            try loadGradients(gradient)
+            try update()
+            synchronise()
+            return (Double(global), parts)
+        }
+        try update()
+        synchronise()
+        return (local, parts)
+    }
+
+    /// The order of the training structures in an epoch: a seeded shuffle (SplitMix64 of the
+    /// seed and the epoch), so a resumed run continues with the same batches.
+    static func epochOrder(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var order = Array(0 ..< count)
+        var rng = SplitMix64(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)
+        if order.count > 1 { for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) } }
+        return order
+    }
+
+    /// Loads a flat gradient (layout of `gradients`) into the model's trainable parameters.
+    func loadGradients(_ flat: [Float]) throws {
+        var offset = 0
+        for set in model.parameterSets {
+            let n = set.trainable.reduce(0) { $0 + $1.count }
+            try set.loadGradients(Array(flat[offset ..< offset + n]))
+            offset += n
+        }
+    }
+}
