@@ -10,11 +10,6 @@ extension BlochSystem {
     /// min over `kpoints` of the smallest eigenvalue of S(k); 1 for an orthogonal basis.
     public func smallestOverlapEigenvalue(at kpoints: [Vec3]) throws -> Double {
         guard !isOrthogonal else { return 1 }
-        // One BLAS thread, as for the band solves: OpenBLAS's own threads on this thread right
-        // after the k-parallel solves crashed inside OpenBLAS (0.3.21).
-        let savedThreads = BLASThreads.count
-        BLASThreads.count = 1
-        defer { BLASThreads.count = savedThreads }
         var smallest = Double.infinity
         for k in kpoints {
             do {

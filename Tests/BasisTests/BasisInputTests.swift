@@ -82,10 +82,19 @@ final class BasisInputTests: XCTestCase {
             lines[9] = "\(first[0] + 0.3) \(first[1]) \(first[2])"
             return lines.joined(separator: "\n")
         })
-        let e = try failure(dir)
-        XCTAssertTrue(e.file.hasSuffix("POSCAR"))
-        XCTAssertTrue(e.field?.contains("atoms") ?? false)
-        XCTAssertTrue(e.message.contains("closer than 0.5 Å"), e.message)
+        // The structure reader refuses it (one check for every command, Structures/StructureChecks),
+        // before the overlap job starts; nothing is written.
+        let out = dir.deletingLastPathComponent().appendingPathComponent("out")
+        do {
+            let p = try OverlapJob(resolver: resolver).prepare(name: "s", folder: dir)
+            try OverlapJob(resolver: resolver).write(p, under: out)
+            XCTFail("atoms 0.3 Å apart were accepted")
+        } catch {
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("POSCAR"), text)
+            XCTAssertTrue(text.contains("closer than 0.5 Å"), text)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing written on failure")
     }
 
     func testTooLargeForMemoryIsRefusedBeforeStarting() throws {
