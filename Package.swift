@@ -11,6 +11,17 @@ let hotKernel: [SwiftSetting] = [
 // the package default stays Swift 5 until the numeric modules are converted.
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
+// `make fuzz` (tools/fuzz.sh, scratch path .build-fuzz) sets HARMOSE_FUZZ=1: the harness and the
+// modules it fuzzes are then compiled with libFuzzer coverage + AddressSanitizer, in ONE
+// -sanitize=fuzzer,address flag (SwiftPM's --sanitize=fuzzer --sanitize=address passes two and
+// swiftc keeps only the last, dropping coverage). Per target, not -Xswiftc, so that the build-tool
+// plugin's host tool (CodeIdentityTool) and StageAPI, which it links, stay uninstrumented.
+// Without the variable (make test, make run) these are empty.
+let fuzzing = Context.environment["HARMOSE_FUZZ"] == "1"
+let fuzzed: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+let fuzzHarness: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-DHARMOSE_LIBFUZZER"])] : []
+let fuzzLink: [LinkerSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+
 let package = Package(
     name: "HarmoSE",
     platforms: [.macOS(.v13)],
@@ -33,11 +44,11 @@ let package = Package(
         .systemLibrary(name: "CARPACK", path: "Sources/CARPACK", pkgConfig: "arpack"),
 
         // Cores with no knowledge of chemistry.
-        .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel),
-        .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
-        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS"]),
-        .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel),
-        .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel),
+        .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel + fuzzed),
+        .target(name: "HDF5Kit", dependencies: ["CHDF5"], swiftSettings: fuzzed),
+        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS"], swiftSettings: fuzzed),
+        .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel + fuzzed),
+        .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel + fuzzed),
 
         // The stage API (StageKind, JSONValue, parameter/input specs, Partition, atomic output):
         // what domain modules implement, without linking the runner.
@@ -48,40 +59,40 @@ let package = Package(
         .plugin(name: "CodeIdentityPlugin", capability: .buildTool(), dependencies: ["CodeIdentityTool"]),
 
         // Domain.
-        .target(name: "Structures", dependencies: ["Linalg"]),
-        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "StageAPI"]),
-        .target(name: "Graphs", dependencies: ["Structures"]),
-        .target(name: "Bands", dependencies: ["Structures", "Linalg", "Sparse", "COpenBLAS", "HDF5Kit", "Formats", "StageAPI", "Plots"]),
-        .target(name: "Plots"),
+        .target(name: "Structures", dependencies: ["Linalg"], swiftSettings: fuzzed),
+        .target(name: "Formats", dependencies: ["Structures", "HDF5Kit", "CArchive", "StageAPI"], swiftSettings: fuzzed),
+        .target(name: "Graphs", dependencies: ["Structures"], swiftSettings: fuzzed),
+        .target(name: "Bands", dependencies: ["Structures", "Linalg", "Sparse", "COpenBLAS", "HDF5Kit", "Formats", "StageAPI", "Plots"], swiftSettings: fuzzed),
+        .target(name: "Plots", swiftSettings: fuzzed),
         // Basis sets and overlaps from them (GPAW NAO + PAW, Gaussian); no training.
         .target(name: "Basis", dependencies: ["Structures", "Linalg", "SO3", "Graphs", "Formats", "StageAPI", "HDF5Kit", "CArchive"],
-                resources: [.copy("Resources/def2-svp.nw")], swiftSettings: hotKernel),
+                resources: [.copy("Resources/def2-svp.nw")], swiftSettings: hotKernel + fuzzed),
 
         // Learning.
-        .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel),
+        .target(name: "Models", dependencies: ["Structures", "Graphs", "Autograd", "SO3"], swiftSettings: hotKernel + fuzzed),
         .target(name: "Training", dependencies: [
             "Structures", "Formats", "Graphs", "Autograd", "SO3", "Models", "StageAPI", "Plots", "HDF5Kit", "Basis", "Linalg",
-        ], swiftSettings: hotKernel),
-        .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"]),
+        ], swiftSettings: hotKernel + fuzzed),
+        .target(name: "Evaluation", dependencies: ["Structures", "Formats", "Bands", "StageAPI", "Plots", "HDF5Kit"], swiftSettings: fuzzed),
 
         // Timing code of the CLI's bench commands (not in the library modules).
         .target(name: "Benchmarks", dependencies: ["Linalg", "Autograd", "SO3", "Structures", "Bands", "HDF5Kit", "StageAPI"],
-                swiftSettings: hotKernel),
+                swiftSettings: hotKernel + fuzzed),
 
         // Orchestration.
-        .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: swift6),
-        .target(name: "Cluster", dependencies: ["CMPI", "StageAPI"], swiftSettings: swift6),
+        .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: swift6 + fuzzed),
+        .target(name: "Cluster", dependencies: ["CMPI", "StageAPI"], swiftSettings: swift6 + fuzzed),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
             "Plots", "Models", "Training", "Evaluation", "Benchmarks", "Cluster", "Basis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: swift6, plugins: ["CodeIdentityPlugin"]),
+        ], swiftSettings: swift6 + fuzzed, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg", "Autograd"]),
         // libFuzzer harnesses and their corpus replayer (issue #12; docs/robustness.md): `make fuzz`
         // builds it with -sanitize=fuzzer,address, `make test` replays the seeds.
         .executableTarget(name: "harmose-fuzz", dependencies: [
             "Formats", "Structures", "Bands", "StageAPI", "Pipeline", "Training", "Models", "Autograd", "HarmoSECLI", "CArchive",
-        ], path: "Sources/HarmoseFuzz"),
+        ], path: "Sources/HarmoseFuzz", swiftSettings: fuzzHarness, linkerSettings: fuzzLink),
 
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

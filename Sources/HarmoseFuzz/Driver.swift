@@ -23,6 +23,21 @@ public func fuzzerInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeM
     return 0
 }
 
+// SwiftPM links an executable target with its entry point renamed to `harmose_fuzz_main`
+// (`main` is defined as that symbol), so libFuzzer's own `main` is never pulled in: start its
+// driver from here instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+@_cdecl("harmose_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = argv
+    return LLVMFuzzerRunDriver(&count, &vector, fuzzerTestOneInput)
+}
+
 nonisolated(unsafe) var executions = 0
 nonisolated(unsafe) var baselineHandles = -1
 

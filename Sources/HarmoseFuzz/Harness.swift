@@ -28,7 +28,7 @@ struct Harness {
 enum Harnesses {
     static let all: [Harness] = [
         poscar, infoJSON, dockHDF5, legacyText, legacyHDF5, legacyKey, kpath,
-        pipelineJSON, trainConfig, refineConfig, memberName, archive, checkpoint,
+        pipelineJSON, trainConfig, refineConfig, memberName, archive, checkpoint, abacus, cp2k,
     ]
 
     static func named(_ name: String) -> Harness? { all.first { $0.name == name } }

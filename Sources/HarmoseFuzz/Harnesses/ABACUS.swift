@@ -1,0 +1,45 @@
+// Harness for the ABACUS reader (STRU, INPUT, running_scf.log, data-HR/SR-sparse CSR) through its
+// in-memory entry point. Seeds: the MoS2 run of Tests/Fixtures/abacus/MoS2.tar.xz with the CSR
+// files cut to the R = 0 block (and to R = 0 plus the first image), so an input stays a few tens
+// of kB and a run takes milliseconds.
+import Formats
+import Foundation
+
+enum AbacusSeeds {
+    static let names = ["STRU", "INPUT", "OUT.ABACUS/running_scf.log",
+                        "OUT.ABACUS/data-HR-sparse_SPIN0.csr", "OUT.ABACUS/data-SR-sparse_SPIN0.csr"]
+
+    /// An ABACUS CSR file (3 header lines, then 4 lines per image "Rx Ry Rz nnz") keeping only
+    /// the images `keep` selects, with the image count rewritten.
+    static func cut(_ csr: [UInt8], keep: (Int, [Substring]) -> Bool) -> [UInt8] {
+        let lines = String(decoding: csr, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count > 3 else { return csr }
+        var blocks: [String] = [], index = 0, i = 3
+        while i + 3 < lines.count {
+            let head = lines[i].split(separator: " ")
+            if keep(index, head) { blocks.append(lines[i ... i + 3].joined(separator: "\n")) }
+            index += 1; i += 4
+        }
+        let header = [String(lines[0]), String(lines[1]),
+                      lines[2].replacingOccurrences(of: #"\d+$"#, with: "\(blocks.count)", options: .regularExpression)]
+        return Array((header + blocks).joined(separator: "\n").appending("\n").utf8)
+    }
+
+    static func seeds() throws -> [[UInt8]] {
+        let files = try names.map { try Members.fromTar("abacus/MoS2.tar.xz", "MoS2/\($0)") }
+        let origin: (Int, [Substring]) -> Bool = { _, h in h.count == 4 && h[0] == "0" && h[1] == "0" && h[2] == "0" }
+        let originAndFirst: (Int, [Substring]) -> Bool = { k, h in k == 0 || origin(k, h) }
+        return [origin, originAndFirst].map { keep in
+            Members.join(files.enumerated().map { k, f in k >= 3 ? cut(f, keep: keep) : f })
+        }
+    }
+}
+
+extension Harnesses {
+    static let abacus = Harness(
+        name: "abacus", summary: "ABACUS run folder (STRU, INPUT, running_scf.log, H(R)/S(R) CSR) read from memory",
+        seeds: AbacusSeeds.seeds
+    ) { bytes in
+        _ = try ABACUS.read(members: Members.split(bytes, names: AbacusSeeds.names), name: "fuzz")
+    }
+}
