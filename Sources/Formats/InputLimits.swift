@@ -12,6 +12,9 @@ public enum InputLimits {
     public static let maxShellsPerSpecies = 64
     /// Blocks in one operator file.
     public static let maxBlocks = 1 << 26
+    /// Largest |Cartesian coordinate| of an atom, Å (lattice vectors are at most 10⁵ Å). Beyond
+    /// it, fractional coordinates and image shifts no longer fit the integers they are turned into.
+    public static let maxCoordinate = 1.0e6
 
     /// Throws unless `count` ≤ `limit`, naming file, field and the bound.
     public static func check(_ count: Int, atMost limit: Int, _ what: String, file: String, field: String? = nil) throws {
@@ -27,12 +30,16 @@ public enum InputLimits {
         }
     }
 
-    /// Atom positions (after periodicity is known): two atoms closer than
-    /// `StructureChecks.minimumAtomDistance` are refused, naming both (0-based, with elements).
+    /// Atom positions (after periodicity is known): a coordinate that is not finite or beyond
+    /// `maxCoordinate` is refused, and so are two atoms closer than
+    /// `StructureChecks.minimumAtomDistance`, naming the atoms (0-based, with elements).
     public static func checkAtomDistances(_ structure: Structure, file: String, field: String, oneBased: Bool = false) throws {
-        guard let close = StructureChecks.closeAtoms(structure) else { return }
         let base = oneBased ? 1 : 0
         func atom(_ k: Int) -> String { "atom \(k + base) (\(Elements.symbol(of: structure.atomicNumbers[k]) ?? "?"))" }
+        for (k, p) in structure.positions.enumerated() where !(0 ..< 3).allSatisfy({ p[$0].isFinite && abs(p[$0]) <= maxCoordinate }) {
+            throw FormatError(file: file, field: field, message: "\(atom(k)) at (\(p.x), \(p.y), \(p.z)) Å: coordinates must be finite and within ±\(maxCoordinate) Å")
+        }
+        guard let close = StructureChecks.closeAtoms(structure) else { return }
         let image = close.shift == .zero ? "" : " in the cell shifted by [\(close.shift.x), \(close.shift.y), \(close.shift.z)]"
         let what = close.i == close.j ? "\(atom(close.i)) is \(String(format: "%.4f", close.distance)) Å from its own periodic image\(image)"
             : "\(atom(close.i)) and \(atom(close.j))\(image) are \(String(format: "%.4f", close.distance)) Å apart"

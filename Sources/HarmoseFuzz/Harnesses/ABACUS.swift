@@ -9,14 +9,16 @@ enum AbacusSeeds {
     static let names = ["STRU", "INPUT", "OUT.ABACUS/running_scf.log",
                         "OUT.ABACUS/data-HR-sparse_SPIN0.csr", "OUT.ABACUS/data-SR-sparse_SPIN0.csr"]
 
-    /// An ABACUS CSR file (3 header lines, then 4 lines per image "Rx Ry Rz nnz") keeping only
-    /// the images `keep` selects, with the image count rewritten.
+    /// An ABACUS CSR file (3 header lines, then per image a line "Rx Ry Rz nnz" followed, when
+    /// nnz > 0, by its values, columns and row pointers) keeping only the non-empty images `keep`
+    /// selects (given their index among the non-empty ones), with the image count rewritten.
     static func cut(_ csr: [UInt8], keep: (Int, [Substring]) -> Bool) -> [UInt8] {
         let lines = String(decoding: csr, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.count > 3 else { return csr }
         var blocks: [String] = [], index = 0, i = 3
-        while i + 3 < lines.count {
+        while i < lines.count {
             let head = lines[i].split(separator: " ")
+            guard head.count == 4, head[3] != "0", i + 3 < lines.count else { i += 1; continue }
             if keep(index, head) { blocks.append(lines[i ... i + 3].joined(separator: "\n")) }
             index += 1; i += 4
         }
