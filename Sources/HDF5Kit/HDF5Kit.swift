@@ -64,6 +64,10 @@ public final class HDF5File {
     /// Most elements one dataset read may allocate (2 GiB of Float64): a file's declared shape is
     /// checked against this before any allocation, so a hostile header cannot exhaust memory.
     public static let maxElements = 1 << 28
+    /// Claimed bytes a dataset may hold per stored byte (compression), and the size under which a
+    /// dataset is read whatever it stores (fill values of small unwritten datasets).
+    public static let maxStorageRatio = 2048
+    public static let smallDataset = 1 << 20
     /// Most members listed in one group.
     public static let maxMembers = 1 << 26
     /// Most dimensions of a dataset.
@@ -482,11 +486,28 @@ public final class HDF5File {
         }
     }
 
+    /// A dataset may claim up to `maxElements` elements while storing none (unallocated, read as
+    /// fill values) or a few bytes: a 10 kB file then made the reader allocate and clear 2 GiB
+    /// (fuzz finding). Refused before allocating: the claimed bytes must be held by the stored
+    /// bytes at a ratio no filter reaches on real data (deflate's bound is about 1032:1), unless
+    /// they are small anyway.
+    private func checkStored(_ d: hid_t, _ name: String, count: Int) throws {
+        let t = H5Dget_type(d)
+        defer { H5Tclose(t) }
+        let claimed = count * max(1, Int(H5Tget_size(t)))
+        let stored = Int(clamping: H5Dget_storage_size(d))
+        guard claimed <= HDF5File.smallDataset || stored.multipliedReportingOverflow(by: HDF5File.maxStorageRatio).partialValue >= claimed
+                || stored.multipliedReportingOverflow(by: HDF5File.maxStorageRatio).overflow else {
+            throw HDF5Error(file: path, object: name, message: "shape claims \(claimed) bytes but the file stores \(stored) (truncated or corrupt data)")
+        }
+    }
+
     private func read<T>(_ name: String, memType: hid_t, zero: T) throws -> HDF5Array<T> {
         try withDataset(name) { d in
             let shape = try shapeOf(d, name)
             _ = try kindOf(d, name)
             let count = shape.reduce(1, *)
+            try checkStored(d, name, count: count)
             var values = [T](repeating: zero, count: count)
             if count > 0 {
                 let status = values.withUnsafeMutableBytes {
