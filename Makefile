@@ -20,8 +20,10 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# Only the product users run: the fuzz harnesses (tools/fuzz.sh, make fuzz) import the parsers
+# @testable, which a release build cannot.
 build: deps
-	swift build -c release $(SWIFT_BUILD_FLAGS)
+	swift build -c release --product harmose $(SWIFT_BUILD_FLAGS)
 
 run: build
 	$(HARMOSE) run --pipeline pipeline.json
