@@ -117,22 +117,7 @@ struct ProcessOutcome {
 
 enum Harmose {
     /// The `harmose` executable built with the test bundle.
-    static func binary() throws -> URL {
-        var candidates: [URL] = []
-        for bundle in Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
-            candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("harmose"))
-        }
-        if let exe = Bundle.main.executableURL {
-            var dir = exe.deletingLastPathComponent()
-            for _ in 0 ..< 4 { candidates.append(dir.appendingPathComponent("harmose")); dir = dir.deletingLastPathComponent() }
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/harmose"))
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw HostileTestError(description: "harmose binary not found; build it with `swift build`")
-        }
-        return found
-    }
+    static func binary() throws -> URL { try builtHarmoseExecutable() }
 
     /// Runs `harmose args` in `dir`, killing it after `timeout` seconds (a hang is a failure).
     static func run(_ args: [String], in dir: URL, timeout: TimeInterval = 60, environment: [String: String] = [:]) throws -> ProcessOutcome {

@@ -8,24 +8,7 @@ import TestSupport
 import XCTest
 
 /// The `harmose` executable built alongside this test bundle.
-func harmoseBinary() throws -> URL {
-    var candidates: [URL] = []
-    if let exe = Bundle.main.executableURL {
-        // Linux: .build/<triple>/debug/HarmoSEPackageTests.xctest; macOS: …/HarmoSEPackageTests.xctest/Contents/MacOS/…
-        var dir = exe.deletingLastPathComponent()
-        for _ in 0 ..< 4 {
-            candidates.append(dir.appendingPathComponent("harmose"))
-            dir = dir.deletingLastPathComponent()
-        }
-    }
-    for bundle in Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
-        candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("harmose"))
-    }
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(packageRoot.appendingPathComponent(".build/debug/harmose"))
-    if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return found }
-    throw TestError(description: "harmose binary not found (looked in \(candidates.map(\.path))); build it with `swift build`")
-}
+func harmoseBinary() throws -> URL { try builtHarmoseExecutable() }
 
 struct ProcessResult {
     let status: Int32
