@@ -281,6 +281,26 @@ public final class BandLoss {
         return out
     }
 
+    /// Seed of the validation k-points: the same points every epoch, so validation band errors
+    /// of different epochs compare like for like (training draws new points every step).
+    public static let validationSeed: UInt64 = 0x5EED_BA4D
+
+    /// Sums of a validation pass's band term: the loss summed over structures, Σ(ε − ε_DFT)² and
+    /// the number of levels in it.
+    public struct ValidationSums: Sendable {
+        public var lossSum = 0.0, squareSum = 0.0, count = 0
+        public init() {}
+        public mutating func add(_ o: ValidationSums) { lossSum += o.lossSum; squareSum += o.squareSum; count += o.count }
+    }
+
+    /// The band term of a validation unit at the fixed validation k-points.
+    public func validation<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], batch: GraphBatch<T>) throws -> ValidationSums {
+        let r = try self(blocks, batch: batch, stepSeed: BandLoss.validationSeed)
+        var sums = ValidationSums()
+        sums.lossSum = Double(r.loss.item) * Double(batch.graphs.count); sums.squareSum = r.squareSum; sums.count = r.count
+        return sums
+    }
+
     /// The band loss of a batch's predicted blocks (mean over its structures) as a recorded op on
     /// the block tensors; `stepSeed` draws the k-points (the same seed draws the same points).
     /// Also returns Σ(ε − ε_DFT)² and its count for logging.

@@ -94,6 +94,11 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         guard maxSeconds >= 0 else { throw bad("max_seconds", "must be ≥ 0, got \(maxSeconds)") }
         try lrSchedule.validate(file: file)
         try bandLoss.validate(file: file)
+        // The band loss compares the predicted blocks with the DFT S(k) of the unrotated structure;
+        // an augmented batch predicts in a rotated orbital frame, so the pair would be inconsistent.
+        guard !(bandLoss.isActive && stage2.augmentRotations) else {
+            throw bad("band_loss", "cannot be combined with stage2.augment_rotations (the DFT reference is not rotated); turn one off")
+        }
         do { try stage2.validate() } catch let e as ModelError { throw TrainingError(file: file, message: e.description) }
     }
 }
@@ -244,7 +249,7 @@ public final class Refiner {
             log("warning: no validation structures: the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
         }
         let bandLoss = config.bandLoss.isActive
-            ? try BandLoss(config: config.bandLoss, records: splits.train.compactMap { byName[$0] })
+            ? try BandLoss(config: config.bandLoss, records: (splits.train + splits.validation).compactMap { byName[$0] })
             : nil
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
         let configData = try { () -> Data in
@@ -312,7 +317,7 @@ public final class Refiner {
                 trainMetrics.mae = sums[0]; trainMetrics.rmse = sums[1]; trainMetrics.entries = Int(sums[2])
             }
             trainMetrics.finish(lossSum: lossSum)
-            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(engine, validation, frozenStage1: !joint, config: modelConfig)
+            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(engine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
             let seconds = Date().timeIntervalSince(started)
@@ -394,25 +399,32 @@ public final class Refiner {
     /// Stage-1 and hybrid errors on samples, without gradients, structure by structure on the
     /// engine's workers, summed in sample order.
     func evaluate(_ engine: DataParallel<HybridHamiltonianModel<Float>>, _ samples: [HybridSample], frozenStage1: Bool,
-                  config: ModelConfig) throws -> RefineMetrics {
+                  config: ModelConfig, bandLoss: BandLoss? = nil) throws -> RefineMetrics {
         let all = units(samples, size: self.config.unitSize)
         let units = group.size == 1 ? all : all.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
         let parts = try engine.map(units.count) { replica, i in
-            let (blocks, base, targets, _) = try forward(replica, units[i], rotations: nil, frozenStage1: frozenStage1, config: config)
-            return (try batchLoss(base, targets), try batchLoss(blocks, targets))
+            let (blocks, base, targets, batch) = try forward(replica, units[i], rotations: nil, frozenStage1: frozenStage1, config: config)
+            let band = try bandLoss?.validation(blocks, batch: batch) ?? BandLoss.ValidationSums()
+            return (try batchLoss(base, targets), try batchLoss(blocks, targets), band)
         }
-        var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0
-        for (l1, l2) in parts {
+        var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0, band = BandLoss.ValidationSums()
+        for (l1, l2, b) in parts {
             sum1 += Double(l1.loss.item) * Double(l1.entries); sum2 += Double(l2.loss.item) * Double(l2.entries)
             m.stage1.absSum(l1); m.hybrid.absSum(l2)
+            band.add(b)
         }
         if group.size > 1 {
-            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse, Double(m.stage1.entries), Double(m.hybrid.entries)])
+            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse, Double(m.stage1.entries), Double(m.hybrid.entries),
+                               band.lossSum, band.squareSum, Double(band.count)])
             sum1 = s[0]; sum2 = s[1]; m.stage1.mae = s[2]; m.stage1.rmse = s[3]; m.hybrid.mae = s[4]; m.hybrid.rmse = s[5]
             m.stage1.entries = Int(s[6]); m.hybrid.entries = Int(s[7])
+            band.lossSum = s[8]; band.squareSum = s[9]; band.count = Int(s[10])
         }
         m.stage1.structures = samples.count; m.hybrid.structures = samples.count
         m.stage1.finish(lossSum: sum1); m.hybrid.finish(lossSum: sum2)
+        // The hybrid's selection loss includes the band term it was trained with (stage 1 alone
+        // keeps its real-space loss: it is the frozen baseline, reported for comparison).
+        if bandLoss != nil { m.hybrid.addBandTerm(band, structures: samples.count, weight: self.config.bandLoss.weight) }
         return m
     }
 

@@ -21,6 +21,16 @@ public struct EpochMetrics: Equatable, Sendable {
     public var entries = 0
     public var structures = 0
     public var edges = 0
+    /// Validation with a band loss: RMS level error (eV) at the fixed validation k-points; the
+    /// band term (weight × mean band loss) is part of `loss`, so the best checkpoint is chosen by
+    /// what the run optimises, not by the real-space error alone.
+    public var bandRMSE: Double?
+
+    /// Adds the band term of a validation pass (sums over `structures` structures) to `loss`.
+    mutating func addBandTerm(_ t: BandLoss.ValidationSums, structures: Int, weight: Double) {
+        loss += weight * t.lossSum / Double(max(structures, 1))
+        bandRMSE = t.count > 0 ? (t.squareSum / Double(t.count)).squareRoot() : nil
+    }
 }
 
 /// The resolved model configuration inside a checkpoint (JSON string attribute), so `predict`
@@ -264,7 +274,7 @@ public final class Trainer {
         let evalModel = average?.model ?? model
         var bestParts = parts
         bestParts["model"] = evalModel.parameters
-        let bandLoss = config.bandLoss.isActive ? try BandLoss(config: config.bandLoss, records: try pick(splits.train)) : nil
+        let bandLoss = config.bandLoss.isActive ? try BandLoss(config: config.bandLoss, records: try pick(splits.train + splits.validation)) : nil
         var startEpoch = 1, bestEpoch = 0, badEpochs = 0, bestLoss = Double.infinity, previousSeconds = 0.0
         if resume {
             let meta = try Checkpoint.load(from: lastPath.path, parts: parts)
@@ -344,7 +354,7 @@ public final class Trainer {
             }
             train.finish(lossSum: lossSum)
             evalEngine?.synchronise()
-            let validation = valSet.isEmpty ? train : try evaluate(evalEngine ?? engine, valSet, scales: scales, config: modelConfig)
+            let validation = valSet.isEmpty ? train : try evaluate(evalEngine ?? engine, valSet, scales: scales, config: modelConfig, bandLoss: bandLoss)
             lastValidation = validation
             let plateauRate = try schedule.step(metric: validation.loss)
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
@@ -360,6 +370,7 @@ public final class Trainer {
                 try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
                 var bandFields: [String: CurveValue] = [:]
                 if bandCount > 0 { bandFields["train_band_rmse_meV"] = .num((bandSquares / Double(bandCount)).squareRoot() * 1000) }
+                if let r = validation.bandRMSE { bandFields["val_band_rmse_meV"] = .num(r * 1000) }
                 try appendCurve(bandFields.merging([
                     "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
                     "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
@@ -403,25 +414,30 @@ public final class Trainer {
     /// Loss and errors of the model on samples, without gradients, structure by structure on the
     /// engine's workers, summed in sample order.
     func evaluate(_ engine: DataParallel<HamiltonianModel<Float>>, _ samples: [PreparedSample],
-                  scales: [BlockGroup: Double]?, config modelConfig: ModelConfig) throws -> EpochMetrics {
+                  scales: [BlockGroup: Double]?, config modelConfig: ModelConfig, bandLoss: BandLoss? = nil) throws -> EpochMetrics {
         let all = units(samples, size: config.unitSize)
         let units = group.size == 1 ? all : all.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
         let parts = try engine.map(units.count) { replica, i in
             let (batch, targets) = try PreparedSample.unit(units[i], config: modelConfig)
-            return try batchLoss(try replica(batch), targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
-                                 maeWeight: config.maeWeight)
+            let blocks = try replica(batch)
+            let band = try bandLoss?.validation(blocks.blocks, batch: batch) ?? BandLoss.ValidationSums()
+            return (try batchLoss(blocks, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
+                                  maeWeight: config.maeWeight), band)
         }
-        var m = EpochMetrics(), lossSum = 0.0
-        for l in parts {
+        var m = EpochMetrics(), lossSum = 0.0, band = BandLoss.ValidationSums()
+        for (l, b) in parts {
             lossSum += Double(l.loss.item) * Double(l.entries)
             m.absSum(l)
+            band.add(b)
         }
         if group.size > 1 {
-            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries)])
+            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries), band.lossSum, band.squareSum, Double(band.count)])
             lossSum = s[0]; m.mae = s[1]; m.rmse = s[2]; m.entries = Int(s[3])
+            band.lossSum = s[4]; band.squareSum = s[5]; band.count = Int(s[6])
         }
         m.structures = samples.count; m.edges = samples.reduce(0) { $0 + $1.batch.edgeCount }
         m.finish(lossSum: lossSum)
+        if bandLoss != nil { m.addBandTerm(band, structures: samples.count, weight: config.bandLoss.weight) }
         return m
     }
 

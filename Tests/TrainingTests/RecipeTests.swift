@@ -93,6 +93,33 @@ final class RecipeTests: XCTestCase {
         XCTAssertNotEqual(try Tiny.parameters(whole.appendingPathComponent("best.h5")), try Tiny.parameters(whole.appendingPathComponent("last.h5")))
     }
 
+    /// With a band loss, the best checkpoint is chosen by what the run optimises: the validation
+    /// band error is part of the selection loss. Recomputed here from best.h5 on the validation
+    /// structures (predictor, then the band loss at the fixed validation k-points), it must equal the
+    /// curve's value at the best epoch.
+    func testValidationBandErrorIsRecordedAndReproducibleFromTheBestCheckpoint() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let config = Self.recipe(epochs: 3)
+        try Trainer(config: config, outputDirectory: dir).run(data: Tiny.data)
+        let curve = try Tiny.curve(dir)
+        XCTAssertTrue(curve.allSatisfy { ($0["val_band_rmse_meV"] ?? 0) > 0 }, "\(curve)")
+        let best = try XCTUnwrap(curve.last { $0["best"] == 1 })
+        let splits = try Splits.read(dir.appendingPathComponent("splits.json"))
+        let records = try Dataset.readRecords(Tiny.data).filter { splits.validation.contains($0.name) }
+        XCTAssertFalse(records.isEmpty)
+        let predictor = try Predictor(checkpoint: dir.appendingPathComponent("best.h5"))
+        var squares = 0.0, count = 0
+        for record in records {
+            let reference = try BandReference(record: record)
+            var rng = SplitMix64(seed: BandLoss.validationSeed ^ BandLoss.nameHash(record.name))
+            let r = try BandLoss.structure(predicted: try predictor.predict(record), reference: reference,
+                                           kpoints: reference.sampleKPoints(config.bandLoss.kpoints, rng: &rng), config: config.bandLoss)
+            squares += r.squareSum; count += r.count
+        }
+        XCTAssertGreaterThan(count, 0)
+        XCTAssertEqual((squares / Double(count)).squareRoot() * 1000, best["val_band_rmse_meV"]!, accuracy: 1e-3 * best["val_band_rmse_meV"]!)
+    }
+
     func testBadRecipeKeysAreNamed() throws {
         let dir = try makeTemporaryDirectory(self)
         let url = dir.appendingPathComponent("c.json")

@@ -85,6 +85,8 @@ final class RefineTests: XCTestCase {
         XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("stage2.mode"), "\($0)") }
         try Data(#"{"stage2": {"width": 10, "heads": 4}}"#.utf8).write(to: file)
         XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("stage2.heads"), "\($0)") }
+        try Data(#"{"band_loss": {"weight": 1}, "stage2": {"augment_rotations": true}}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("band_loss") && "\($0)".contains("augment_rotations"), "\($0)") }
         XCTAssertThrowsError(try HybridCheckpoint.loadHybrid(dir.appendingPathComponent("missing.h5").path)) {
             XCTAssertTrue("\($0)".contains("missing.h5"), "\($0)")
         }
