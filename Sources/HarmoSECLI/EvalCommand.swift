@@ -82,8 +82,8 @@ public struct EvalCommand: ParsableCommand {
             help: ArgumentHelp("Also report the band error at this threshold (DeepH's 5e-4; 0: off). Never used to pick the headline number.", valueName: "value"))
     public var secondOverlapThreshold: Double = 5e-4
 
-    @Option(help: "k-points solved at once (1: one at a time; default: the active cores).")
-    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "k-points solved at once (default 1: more than one crashes Debian's OpenBLAS 0.3.21 on some crystals, see EvaluationOptions.workers).")
+    public var workers: Int = 1
 
     @Flag(name: .customLong("skip-missing"), help: "Leave out reference structures without a prediction instead of failing.")
     public var skipMissing = false
