@@ -123,6 +123,7 @@ public enum ABACUS {
         }
         var structure = Structure(lattice: Lattice(vectors: stru.lattice), atomicNumbers: atomicNumbers,
                                   positions: positions, basis: basis)
+        try InputLimits.checkLattice(structure.lattice, file: files.displayPath(struFile), field: "LATTICE_VECTORS")
         if let nlocal = log.nlocal, nlocal != structure.totalOrbitals {
             throw FormatError(file: files.displayPath(logName), field: "NLOCAL",
                               message: "\(nlocal) orbitals, but the shells per type give \(structure.totalOrbitals)")
@@ -140,6 +141,7 @@ public enum ABACUS {
         let overlap = try CSRText.parse(try files.text(names.s), file: files.displayPath(names.s), layout: layout, scale: 1)
         let hamiltonian = hSpins.count == 1 ? hSpins[0] : spinBlockDiagonal(hSpins[0], hSpins[1], structure: structure)
         structure.lattice.periodic = inferPeriodicity([hSpins[0], overlap])
+        try InputLimits.checkAtomDistances(structure, file: files.displayPath(struFile), field: "ATOMIC_POSITIONS")
         var extras: [DFTRecord.ExtraInfo] = []
         if let n = log.electrons {
             extras.append(.init(key: "occupation", json: n == n.rounded() && abs(n) < 1e15 ? String(Int(n)) : "\(n)"))
