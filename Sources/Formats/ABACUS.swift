@@ -257,7 +257,8 @@ struct RunLog {
                 zetas.append(Int(n))
                 log.types[log.types.count - 1].zetas = zetas
             } else if t.hasPrefix("number of atom for this type ="), !log.types.isEmpty {
-                guard let n = number(after: "=", in: line), n >= 0, n == n.rounded() else {
+                // Bounded before Int(n): Double("1e300") and Double("nan") parse, and trap there.
+                guard let n = number(after: "=", in: line), n >= 0, n <= Double(InputLimits.maxAtoms), n == n.rounded() else {
                     throw FormatError(file: file, field: "line \(k + 1): number of atom for this type", message: "not a count")
                 }
                 log.types[log.types.count - 1].atomCount = Int(n)
@@ -267,6 +268,9 @@ struct RunLog {
                 }
                 log.nspin = Int(n); sawNspin = true
             } else if t.hasPrefix("NLOCAL ="), log.nlocal == nil, let n = number(after: "=", in: line) {
+                guard n >= 0, n <= Double(Int32.max), n == n.rounded() else {
+                    throw FormatError(file: file, field: "line \(k + 1): NLOCAL", message: "'\(t)' is not an orbital count")
+                }
                 log.nlocal = Int(n)
             } else if t.hasPrefix("EFERMI ="), let e = number(after: "=", in: line) {
                 log.fermiEnergy = e                    // printed in eV; the last one is the converged value
