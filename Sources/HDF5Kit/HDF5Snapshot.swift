@@ -29,6 +29,8 @@ struct SnapshotMessage: Error { var text: String }
 final class HDF5Snapshot {
     /// Most objects (groups, datasets, other) in one file.
     static let maxObjects = 1 << 22
+    /// Deepest nesting of groups (the walk recurses once per level).
+    static let maxDepth = 64
     /// Most bytes of values a file may hold in all: its size × HDF5File.maxStorageRatio, and at
     /// least this much (fill values of small unwritten datasets).
     static let minValueBudget = 1 << 28
@@ -174,7 +176,7 @@ final class HDF5Snapshot {
                 try walk.run()
                 out.byte(UInt8(ascii: "Z"))
             } catch let e as HDF5Error {
-                out.byte(UInt8(ascii: "E")); out.string(e.message)
+                out.byte(UInt8(ascii: "E")); out.string(e.object.map { "\($0): \(e.message)" } ?? e.message)
             } catch {
                 out.byte(UInt8(ascii: "E")); out.string("\(error)")
             }
@@ -267,10 +269,13 @@ private struct Walk {
         }
     }
 
-    mutating func visit(_ key: String) throws {
+    mutating func visit(_ key: String, depth: Int = 0) throws {
         objects += 1
         guard objects <= HDF5Snapshot.maxObjects else {
             throw HDF5Error(file: file.path, message: "more than \(HDF5Snapshot.maxObjects) objects, the limit per file")
+        }
+        guard depth <= HDF5Snapshot.maxDepth else {
+            throw HDF5Error(file: file.path, object: "/" + key, message: "groups nested more than \(HDF5Snapshot.maxDepth) deep, the limit per file")
         }
         // Told before libhdf5 touches the object, so a crash names it.
         out.byte(UInt8(ascii: "B")); out.string(key); out.flush()
@@ -311,7 +316,7 @@ private struct Walk {
             }
         }
         out.byte(UInt8(ascii: "O")); out.string(key); out.object(object)
-        for m in members { try visit(key.isEmpty ? m : "\(key)/\(m)") }
+        for m in members { try visit(key.isEmpty ? m : "\(key)/\(m)", depth: depth + 1) }
     }
 
     mutating func dataset(_ path: String) throws -> HDF5Snapshot.Dataset {

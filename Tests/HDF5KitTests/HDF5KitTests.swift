@@ -69,6 +69,20 @@ final class HDF5KitTests: XCTestCase {
         }
     }
 
+    /// The child's walk is bounded: groups nested deeper than the limit are refused, naming where.
+    func testDeeplyNestedGroupsAreRefused() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("deep.h5").path
+        do {
+            let f = try HDF5File(creatingAt: path)
+            try f.createGroup(Array(repeating: "g", count: 70).joined(separator: "/"))
+            try f.write("ok", doubles: [1], shape: [1])
+        }
+        XCTAssertThrowsError(try HDF5File(readingAt: path)) { error in
+            XCTAssertTrue("\(error)".contains("groups nested more than 64 deep"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix(path), "\(error)")
+        }
+    }
+
     /// The snapshot answers every read as libhdf5 in this process does: values, shapes, kinds,
     /// attributes, and the same messages for what is missing or of the wrong kind.
     func testSnapshotReadsMatchTheLibrary() throws {
