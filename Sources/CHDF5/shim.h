@@ -22,3 +22,19 @@ static inline hid_t harmose_h5p_link_create(void) { return H5P_LINK_CREATE; }
 static inline hid_t harmose_h5p_group_create(void) { return H5P_GROUP_CREATE; }
 static inline hid_t harmose_h5p_file_create(void) { return H5P_FILE_CREATE; }
 static inline hsize_t harmose_h5s_unlimited(void) { return H5S_UNLIMITED; }
+
+// fork() for HDF5Snapshot (Swift does not import it everywhere), and the wait-status decoding
+// macros Swift cannot import.
+#include <unistd.h>
+#include <sys/wait.h>
+static inline pid_t harmose_fork(void) { return fork(); }
+static inline int harmose_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int harmose_wtermsig(int status) { return WTERMSIG(status); }
+static inline int harmose_wifexited(int status) { return WIFEXITED(status); }
+static inline int harmose_wexitstatus(int status) { return WEXITSTATUS(status); }
+#include <signal.h>
+/// Default actions for the crash signals: a forked HDF5 reader must die by its signal.
+static inline void harmose_default_crash_signals(void) {
+    int signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+    for (unsigned k = 0; k < sizeof signals / sizeof signals[0]; k++) signal(signals[k], SIG_DFL);
+}

@@ -123,6 +123,7 @@ public enum ABACUS {
         }
         var structure = Structure(lattice: Lattice(vectors: stru.lattice), atomicNumbers: atomicNumbers,
                                   positions: positions, basis: basis)
+        try InputLimits.checkLattice(structure.lattice, file: files.displayPath(struFile), field: "LATTICE_VECTORS")
         if let nlocal = log.nlocal, nlocal != structure.totalOrbitals {
             throw FormatError(file: files.displayPath(logName), field: "NLOCAL",
                               message: "\(nlocal) orbitals, but the shells per type give \(structure.totalOrbitals)")
@@ -140,6 +141,7 @@ public enum ABACUS {
         let overlap = try CSRText.parse(try files.text(names.s), file: files.displayPath(names.s), layout: layout, scale: 1)
         let hamiltonian = hSpins.count == 1 ? hSpins[0] : spinBlockDiagonal(hSpins[0], hSpins[1], structure: structure)
         structure.lattice.periodic = inferPeriodicity([hSpins[0], overlap])
+        try InputLimits.checkAtomDistances(structure, file: files.displayPath(struFile), field: "ATOMIC_POSITIONS")
         var extras: [DFTRecord.ExtraInfo] = []
         if let n = log.electrons {
             extras.append(.init(key: "occupation", json: n == n.rounded() && abs(n) < 1e15 ? String(Int(n)) : "\(n)"))
@@ -255,7 +257,8 @@ struct RunLog {
                 zetas.append(Int(n))
                 log.types[log.types.count - 1].zetas = zetas
             } else if t.hasPrefix("number of atom for this type ="), !log.types.isEmpty {
-                guard let n = number(after: "=", in: line), n >= 0, n == n.rounded() else {
+                // Bounded before Int(n): Double("1e300") and Double("nan") parse, and trap there.
+                guard let n = number(after: "=", in: line), n >= 0, n <= Double(InputLimits.maxAtoms), n == n.rounded() else {
                     throw FormatError(file: file, field: "line \(k + 1): number of atom for this type", message: "not a count")
                 }
                 log.types[log.types.count - 1].atomCount = Int(n)
@@ -265,6 +268,9 @@ struct RunLog {
                 }
                 log.nspin = Int(n); sawNspin = true
             } else if t.hasPrefix("NLOCAL ="), log.nlocal == nil, let n = number(after: "=", in: line) {
+                guard n >= 0, n <= Double(Int32.max), n == n.rounded() else {
+                    throw FormatError(file: file, field: "line \(k + 1): NLOCAL", message: "'\(t)' is not an orbital count")
+                }
                 log.nlocal = Int(n)
             } else if t.hasPrefix("EFERMI ="), let e = number(after: "=", in: line) {
                 log.fermiEnergy = e                    // printed in eV; the last one is the converged value

@@ -55,12 +55,19 @@ public enum CP2K {
         let project = String(outName.dropLast(4))
         let out = try Output.parse(try files.text(outName), file: files.displayPath(outName))
         var lattice = out.cell, positions = out.positions
+        // Where the geometry comes from, for messages: the input's &CELL/&COORD when it refines
+        // the output's rounded table, else the output.
+        var geometry = (file: files.displayPath(outName), cell: "CELL| Vector a/b/c", coordinates: "ATOMIC COORDINATES")
         let inputs = names.filter { $0.hasSuffix(".inp") }
         if inputs.count == 1, let refined = try? Input.refine(try files.text(inputs[0]), cell: out.cell, positions: out.positions) {
             lattice = refined.cell; positions = refined.positions
+            geometry = (files.displayPath(inputs[0]), "&CELL", "&COORD")
         }
         var structure = Structure(lattice: Lattice(vectors: lattice), atomicNumbers: out.atoms.map(\.atomicNumber),
                                   positions: positions, basis: out.basis)
+        // Before the image shifts below convert fractional coordinates to Int.
+        try InputLimits.checkLattice(structure.lattice, file: geometry.file, field: geometry.cell)
+        try InputLimits.checkCoordinates(structure, file: geometry.file, field: geometry.coordinates)
 
         let total = structure.totalOrbitals
         // CP2K's image R is relative to atoms wrapped into the cell (pbc: s − ANINT(s) in the
@@ -78,6 +85,7 @@ public enum CP2K {
         let overlap = try operatorFiles(files, csr: csr, prefix: "\(project)-S_SPIN_1", images: out.images, wrap: wrap, structure: structure, total: total, scale: 1)
         let hamiltonian = spins.count == 2 ? ABACUS.spinBlockDiagonal(spins[0], spins[1], structure: structure) : spins[0]
         structure.lattice.periodic = out.images.isEmpty ? [false, false, false] : inferPeriodicity([spins[0], overlap])
+        try InputLimits.checkAtomDistances(structure, file: geometry.file, field: geometry.coordinates)
         var extras: [DFTRecord.ExtraInfo] = []
         if let n = out.electrons { extras.append(.init(key: "occupation", json: String(n))) }
         return DFTRecord(name: name, structure: structure, hamiltonian: hamiltonian, overlap: overlap,

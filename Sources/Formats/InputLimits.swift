@@ -33,12 +33,19 @@ public enum InputLimits {
     /// Atom positions (after periodicity is known): a coordinate that is not finite or beyond
     /// `maxCoordinate` is refused, and so are two atoms closer than
     /// `StructureChecks.minimumAtomDistance`, naming the atoms (0-based, with elements).
+    /// Coordinates finite and within ±maxCoordinate: the part of `checkAtomDistances` a reader
+    /// needs before it converts positions (fractional parts, image shifts to Int), when the
+    /// distance check itself must wait for the periodicity.
+    public static func checkCoordinates(_ structure: Structure, file: String, field: String, oneBased: Bool = false) throws {
+        for (k, p) in structure.positions.enumerated() where !(0 ..< 3).allSatisfy({ p[$0].isFinite && abs(p[$0]) <= maxCoordinate }) {
+            throw FormatError(file: file, field: field, message: "atom \(k + (oneBased ? 1 : 0)) (\(Elements.symbol(of: structure.atomicNumbers[k]) ?? "?")) at (\(p.x), \(p.y), \(p.z)) Å: coordinates must be finite and within ±\(maxCoordinate) Å")
+        }
+    }
+
     public static func checkAtomDistances(_ structure: Structure, file: String, field: String, oneBased: Bool = false) throws {
         let base = oneBased ? 1 : 0
         func atom(_ k: Int) -> String { "atom \(k + base) (\(Elements.symbol(of: structure.atomicNumbers[k]) ?? "?"))" }
-        for (k, p) in structure.positions.enumerated() where !(0 ..< 3).allSatisfy({ p[$0].isFinite && abs(p[$0]) <= maxCoordinate }) {
-            throw FormatError(file: file, field: field, message: "\(atom(k)) at (\(p.x), \(p.y), \(p.z)) Å: coordinates must be finite and within ±\(maxCoordinate) Å")
-        }
+        try checkCoordinates(structure, file: file, field: field, oneBased: oneBased)
         guard let close = StructureChecks.closeAtoms(structure) else { return }
         let image = close.shift == .zero ? "" : " in the cell shifted by [\(close.shift.x), \(close.shift.y), \(close.shift.z)]"
         let what = close.i == close.j ? "\(atom(close.i)) is \(String(format: "%.4f", close.distance)) Å from its own periodic image\(image)"

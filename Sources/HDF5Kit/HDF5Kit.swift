@@ -1,7 +1,10 @@
 // HDF5Kit: a small, typed, thread-safe Swift face on the HDF5 C library — open (from disk or from
 // an in-memory image, for archive members), list, read and write n-dimensional numeric datasets,
 // strings and attributes. Every error names the file and the object. The serial HDF5 library is
-// not thread-safe, so every call goes through one process-wide lock.
+// not thread-safe, so every call goes through one process-wide lock. Files from outside (every
+// read-only open except `readingOwnArtifactAt:`) are parsed by libhdf5 in a forked child process
+// only, and read here from its snapshot (HDF5Snapshot.swift): libhdf5 1.10 segfaults on damaged
+// files, which must cost an error naming the file, not the process.
 import CHDF5
 import Foundation
 
@@ -28,8 +31,27 @@ public struct HDF5Array<T>: Sendable where T: Sendable {
     public init(values: [T], shape: [Int]) { self.values = values; self.shape = shape }
 }
 
-let hdf5Lock: NSRecursiveLock = {
-    let lock = NSRecursiveLock()
+/// The one lock around every libhdf5 call. A recursive pthread mutex rather than NSRecursiveLock
+/// because a forked snapshot child (HDF5Snapshot.swift) is forked while its parent holds it and
+/// must re-initialise it: a recursive mutex records its owner's thread id, which the child's only
+/// thread does not have.
+final class HDF5Lock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = .allocate(capacity: 1)
+    init() { reinitialize() }
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    /// In a forked child only (one thread, the lock's former state meaningless there).
+    func reinitialize() {
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+    }
+}
+
+let hdf5Lock: HDF5Lock = {
+    let lock = HDF5Lock()
     // No library clean-up at exit: every file is closed by its HDF5File, and after a failed
     // write (disk full) HDF5's own atexit pass dereferenced the half-closed file and crashed the
     // process after the error had been reported (issue #12). Must precede any other HDF5 call.
@@ -74,15 +96,36 @@ public final class HDF5File {
     public static let maxRank = 8
 
     public let path: String
+    /// The library's file id; -1 for a file read from a snapshot.
     let id: hid_t
     private var image: UnsafeMutableRawBufferPointer?
+    /// Everything readable in a file from outside, parsed in a child process (nil: `id` is open).
+    let snapshot: HDF5Snapshot?
 
-    /// Opens an existing file read-only.
+    /// Opens an existing file read-only. Parsed by libhdf5 in a child process (see the header):
+    /// for every file that comes from outside — structures, checkpoints, stored bands.
     public init(readingAt path: String) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw HDF5Error(file: path, message: "file not found")
         }
+        id = -1
+        snapshot = try HDF5Snapshot.take(name: path, byteCount: HDF5Snapshot.fileSize(path)) { try HDF5File(readingInProcessAt: path) }
+    }
+
+    /// Opens a file that this program wrote itself (a stage's artifact under outputs/, e.g.
+    /// features.h5) read-only, in this process: no copy, for large files read in parts.
+    public convenience init(readingOwnArtifactAt path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HDF5Error(file: path, message: "file not found")
+        }
+        try self.init(readingInProcessAt: path)
+    }
+
+    /// libhdf5 opening a file in this process: the snapshot child, and own artifacts.
+    init(readingInProcessAt path: String) throws {
+        self.path = path
+        snapshot = nil
         id = try withHDF5 {
             guard H5Fis_hdf5(path) > 0 else { throw HDF5Error(file: path, message: "not an HDF5 file (or truncated)") }
             let f = H5Fopen(path, harmose_h5f_acc_rdonly(), harmose_h5p_default())
@@ -91,9 +134,18 @@ public final class HDF5File {
         }
     }
 
-    /// Opens a file held in memory (an archive member); `name` is used in messages.
+    /// Opens a file held in memory (an archive member); `name` is used in messages. Parsed by
+    /// libhdf5 in a child process, like `init(readingAt:)`.
     public init(image bytes: [UInt8], name: String) throws {
         self.path = name
+        id = -1
+        snapshot = try HDF5Snapshot.take(name: name, byteCount: bytes.count) { try HDF5File(inProcessImage: bytes, name: name) }
+    }
+
+    /// libhdf5 opening an in-memory image in this process (the snapshot child).
+    init(inProcessImage bytes: [UInt8], name: String) throws {
+        self.path = name
+        snapshot = nil
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
         image = buffer
@@ -113,6 +165,7 @@ public final class HDF5File {
     /// Creates (truncating) a file for writing.
     public init(creatingAt path: String) throws {
         self.path = path
+        snapshot = nil
         id = try withHDF5 {
             // No modification times in object headers (root group here, groups and datasets
             // below): the same content gives the same bytes, so artifacts compare byte for byte.
@@ -126,7 +179,7 @@ public final class HDF5File {
     }
 
     deinit {
-        withHDF5 { _ = H5Fclose(id) }
+        if id >= 0 { withHDF5 { _ = H5Fclose(id) } }
         image?.deallocate()
     }
 
@@ -141,7 +194,8 @@ public final class HDF5File {
 
     /// Names of the objects directly inside a group ("/" for the root).
     public func memberNames(of group: String = "/") throws -> [String] {
-        try withHDF5 {
+        if let snapshot { return try snapshot.memberNames(of: group) }
+        return try withHDF5 {
             let g = H5Gopen2(id, group, harmose_h5p_default())
             guard g >= 0 else { throw HDF5Error(file: path, object: group, message: "no such group") }
             defer { H5Gclose(g) }
@@ -164,12 +218,14 @@ public final class HDF5File {
     }
 
     public func exists(_ name: String) -> Bool {
-        withHDF5 { H5Lexists(id, name, harmose_h5p_default()) > 0 }
+        if let snapshot { return snapshot.exists(name) }
+        return withHDF5 { H5Lexists(id, name, harmose_h5p_default()) > 0 }
     }
 
     /// Shape and stored element kind of a dataset.
     public func datasetInfo(_ name: String) throws -> (shape: [Int], kind: HDF5ScalarKind) {
-        try withDataset(name) { d in
+        if let snapshot { return try snapshot.datasetInfo(name) }
+        return try withDataset(name) { d in
             (try shapeOf(d, name), try kindOf(d, name))
         }
     }
@@ -178,15 +234,18 @@ public final class HDF5File {
 
     /// Reads any integer or floating dataset as Double (float32 and integers are converted exactly).
     public func readDoubles(_ name: String) throws -> HDF5Array<Double> {
-        try read(name, memType: harmose_h5t_native_double(), zero: 0.0)
+        if let snapshot { return try snapshot.numbers(name, as: Double.self) }
+        return try read(name, memType: harmose_h5t_native_double(), zero: 0.0)
     }
 
     public func readFloats(_ name: String) throws -> HDF5Array<Float> {
-        try read(name, memType: harmose_h5t_native_float(), zero: Float(0))
+        if let snapshot { return try snapshot.numbers(name, as: Float.self) }
+        return try read(name, memType: harmose_h5t_native_float(), zero: Float(0))
     }
 
     /// Reads an integer dataset as Int64; a floating dataset is an error (no silent truncation).
     public func readInt64s(_ name: String) throws -> HDF5Array<Int64> {
+        if let snapshot { return try snapshot.integers(name) }
         let kind = try datasetInfo(name).kind
         guard kind == .int64 || kind == .int32 else {
             throw HDF5Error(file: path, object: name, message: "expected an integer dataset, found \(kind)")
@@ -196,7 +255,8 @@ public final class HDF5File {
 
     /// Reads a scalar or 1-element string dataset.
     public func readString(_ name: String) throws -> String {
-        try withDataset(name) { d in
+        if let snapshot { return try snapshot.string(name) }
+        return try withDataset(name) { d in
             let t = H5Dget_type(d)
             defer { H5Tclose(t) }
             guard H5Tget_class(t) == H5T_STRING else {
@@ -276,7 +336,8 @@ public final class HDF5File {
 
     /// Reads an array of strings (variable- or fixed-length) in row-major order with its shape.
     public func readStrings(_ name: String) throws -> HDF5Array<String> {
-        try withDataset(name) { d in
+        if let snapshot { return try snapshot.strings(name) }
+        return try withDataset(name) { d in
             let t = H5Dget_type(d)
             defer { H5Tclose(t) }
             guard H5Tget_class(t) == H5T_STRING else {
@@ -371,7 +432,8 @@ public final class HDF5File {
     }
 
     public func attributeNames(of object: String = "/") throws -> [String] {
-        try withObject(object) { o in
+        if let snapshot { return try snapshot.attributeNames(of: object) }
+        return try withObject(object) { o in
             var info = H5O_info_t()
             guard H5Oget_info2(o, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
                 throw HDF5Error(file: path, object: object, message: "cannot read attributes")
@@ -386,7 +448,8 @@ public final class HDF5File {
     }
 
     public func stringAttribute(_ attribute: String, of object: String = "/") throws -> String {
-        try withAttribute(attribute, of: object) { a in
+        if let snapshot { return try snapshot.stringAttribute(attribute, of: object) }
+        return try withAttribute(attribute, of: object) { a in
             let t = H5Aget_type(a)
             defer { H5Tclose(t) }
             guard H5Tget_class(t) == H5T_STRING else {
@@ -397,7 +460,8 @@ public final class HDF5File {
     }
 
     public func doubleAttribute(_ attribute: String, of object: String = "/") throws -> [Double] {
-        try withAttribute(attribute, of: object) { a in
+        if let snapshot { return try snapshot.doubleAttribute(attribute, of: object) }
+        return try withAttribute(attribute, of: object) { a in
             let s = H5Aget_space(a)
             defer { H5Sclose(s) }
             let n = Int(H5Sget_simple_extent_npoints(s))

@@ -49,7 +49,8 @@ public enum FeaturesFile {
         guard FileManager.default.fileExists(atPath: path.path) else {
             throw TrainingError(file: path.path, message: "not a features artifact (no features.h5); give the output of a `features` stage")
         }
-        let file = try HDF5File(readingAt: path.path)
+        // Our own artifact (possibly large, read in parts): libhdf5 in this process, no snapshot.
+        let file = try HDF5File(readingOwnArtifactAt: path.path)
         let format = (try? file.stringAttribute("format")) ?? "none"
         guard format == FeaturesFile.format else {
             throw TrainingError(file: path.path, field: "@format", message: "is \"\(format)\", expected \"\(FeaturesFile.format)\" (re-run the features stage)")

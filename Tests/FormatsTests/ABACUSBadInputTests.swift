@@ -43,6 +43,42 @@ final class ABACUSBadInputTests: XCTestCase {
 
     let h = "data-HR-sparse_SPIN0.csr"
 
+    /// Replaces the last position line of the STRU (MoS2: atom 2, an S) by `text(previous line)`.
+    func editLastPosition(_ text: (String) -> String) throws {
+        let url = run.appendingPathComponent("STRU")
+        var lines = try String(contentsOf: url, encoding: .utf8).components(separatedBy: "\n")
+        let positions = lines.indices.filter { k in
+            let f = lines[k].split(whereSeparator: \.isWhitespace)
+            return f.count >= 3 && f.prefix(3).allSatisfy { Double($0) != nil }
+        }
+        lines[positions[positions.count - 1]] = text(lines[positions[positions.count - 2]])
+        try lines.joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    /// Counts in the log that parse as huge or NaN doubles are refused before converting to Int
+    /// (they trapped there).
+    func testHugeCountsInTheLog() throws {
+        let log = "running_scf.log"
+        let text = try String(contentsOf: out.appendingPathComponent(log), encoding: .utf8)
+        for (pattern, value, field) in [(#"NLOCAL = \d+"#, "NLOCAL = 1e300", "NLOCAL"), (#"NLOCAL = \d+"#, "NLOCAL = nan", "NLOCAL"),
+                                        (#"number of atom for this type = \d+"#, "number of atom for this type = 1e300", "number of atom for this type")] {
+            let damaged = text.replacingOccurrences(of: pattern, with: value, options: .regularExpression)
+            XCTAssertNotEqual(damaged, text, pattern)
+            try damaged.write(to: out.appendingPathComponent(log), atomically: true, encoding: .utf8)
+            expectError(file: log, field: field, message: value.hasSuffix("nan") || field == "NLOCAL" ? "not an orbital count" : "not a count")
+        }
+    }
+
+    func testTwoAtomsAtTheSamePosition() throws {
+        try editLastPosition { $0 }
+        expectError(file: "STRU", field: "ATOMIC_POSITIONS", message: "atom 1 (S) and atom 2 (S) are 0.0000 Å apart, closer than 0.5 Å")
+    }
+
+    func testCoordinateOutOfRange() throws {
+        try editLastPosition { _ in "1e7 0 0 0 0 0" }
+        expectError(file: "STRU", field: "ATOMIC_POSITIONS", message: "atom 2 (S) at (")
+    }
+
     func testUnknownHeader() throws {
         try edit(h) { $0.replacingOccurrences(of: "STEP: 0", with: "VERSION 9") }
         expectError(file: h, field: "line 1", message: "unknown header")

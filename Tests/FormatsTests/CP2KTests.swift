@@ -55,6 +55,34 @@ final class CP2KReadTests: XCTestCase {
         XCTAssertGreaterThan(spread(flipped: true), 1e-2)
     }
 
+    /// Two atoms at one position: refused naming the file the geometry was read from and both atoms.
+    func testTwoAtomsAtTheSamePosition() throws {
+        let dir = try makeTemporaryDirectory(self).appendingPathComponent("water")
+        try FileManager.default.copyItem(at: Fixtures.url("cp2k/water"), to: dir)
+        func edit(_ name: String, _ from: String, _ to: String) throws {
+            let url = dir.appendingPathComponent(name)
+            let text = try String(contentsOf: url, encoding: .utf8)
+            XCTAssertTrue(text.contains(from), name)
+            try text.replacingOccurrences(of: from, with: to).write(to: url, atomically: true, encoding: .utf8)
+        }
+        func expect(_ file: String, _ field: String, line: UInt = #line) {
+            XCTAssertThrowsError(try FormatReader.readRecord(at: dir), line: line) { error in
+                guard let e = error as? FormatError else { return XCTFail("not a FormatError: \(error)", line: line) }
+                XCTAssertTrue(e.file.hasSuffix(file), e.file, line: line)
+                XCTAssertEqual(e.field, field, line: line)
+                XCTAssertTrue(e.message.contains("atom 1 (H) and atom 2 (H) are 0.0000 Å apart"), e.message, line: line)
+            }
+        }
+        // The output's table alone (no input beside it).
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("water.inp"))
+        try edit("water.out", "3    2 H     1      0.000000     -0.755453", "3    2 H     1      0.000000      0.755453")
+        expect("water.out", "ATOMIC COORDINATES")
+        // The input's &COORD, which refines the output's rounded table.
+        try FileManager.default.copyItem(at: Fixtures.url("cp2k/water/water.inp"), to: dir.appendingPathComponent("water.inp"))
+        try edit("water.inp", "H 0.000000000000 -0.755453000000", "H 0.000000000000 0.755453000000")
+        expect("water.inp", "&COORD")
+    }
+
     /// The in-memory entry points (what a fuzzing harness calls) read the same records.
     func testInMemoryEntryPoints() throws {
         let dir = Fixtures.url("cp2k/water")

@@ -117,6 +117,14 @@ final class HostileSuite: XCTestCase {
             try w.flush()
         }
     }
+    /// Replaces a sandbox file by a fixture (Tests/Fixtures/…).
+    static func copy(_ fixture: String, _ path: String) -> (URL) throws -> Void {
+        { dir in
+            let url = dir.appendingPathComponent(path)
+            try? FileManager.default.removeItem(at: url)
+            try FileManager.default.copyItem(at: Fixtures.url(fixture), to: url)
+        }
+    }
     static func all(_ steps: ((URL) throws -> Void)...) -> (URL) throws -> Void {
         { dir in for s in steps { try s(dir) } }
     }
@@ -181,6 +189,9 @@ final class HostileSuite: XCTestCase {
         ("h5-bounds-negative", dock { _, b, _, _ in b[1] = Int64.min }, "hamiltonian.h5", "chunk_boundaries"),
         ("h5-bounds-wrong-end", dock { _, b, _, _ in b[b.count - 1] += 1 }, "hamiltonian.h5", "chunk_boundaries"),
         ("h5-pairs-wrong-shape", dock { p, _, _, _ in p.removeLast(5); p += [0, 0, 0, 0] + [0] }, "hamiltonian.h5", "hamiltonian.h5"),
+        // Damaged files on which libhdf5 1.10 itself segfaults (fuzz findings): parsed in a child process.
+        ("h5-libhdf5-segv", copy("fuzz/dock-hdf5/crash-hdf5-segv-in-H5F__accum_read", "s/hamiltonian.h5"), "s/hamiltonian.h5", "HDF5 library crashed (SIGSEGV)"),
+        ("overlap-libhdf5-segv", copy("fuzz/legacy-hdf5/crash-hdf5-segv-in-H5F__accum_read", "s/overlap.h5"), "s/overlap.h5", "the file is damaged"),
         ("overlap-empty", write("", "s/overlap.h5"), "overlap.h5", "not an HDF5 file"),
         ("overlap-nan", dock("s/overlap.h5") { _, _, _, e in e[1] = .nan }, "overlap.h5", "non-finite value"),
     ]
@@ -204,6 +215,7 @@ final class HostileSuite: XCTestCase {
         ("key-zero-atom", legacyBlocks { b in b["[0, 0, 0, 0, 1]"] = b.first!.value }, "hamiltonians.h5", "out of range"),
         ("key-duplicate", legacyBlocks { b in b["[0,0,0,1,1]"] = b["[0, 0, 0, 1, 1]"] }, "hamiltonians.h5", "duplicate block"),
         ("block-wrong-shape", legacyBlocks { b in b["[0, 0, 0, 1, 1]"] = ([1, 2, 3], [3]) }, "hamiltonians.h5", "inconsistent"),
+        ("blocks-libhdf5-segv", copy("fuzz/legacy-hdf5/crash-hdf5-segv-in-H5F__accum_read", "L/hamiltonians.h5"), "L/hamiltonians.h5", "HDF5 library crashed (SIGSEGV)"),
         ("block-nan", legacyBlocks { b in var v = b["[0, 0, 0, 1, 1]"]!; v.0[0] = .nan; b["[0, 0, 0, 1, 1]"] = v }, "hamiltonians.h5", "non-finite"),
     ]
 
@@ -266,6 +278,12 @@ final class HostileSuite: XCTestCase {
                         expect: ["f", "is a file, not a folder"], outputs: []))
         out.append(Case(label: "dos/out-parent-is-file", damage: write("precious", "f"), args: ["dos", "s", "--mesh", "1,1,1", "--out", "f/out"],
                         expect: ["f", "is a file, not a folder"], outputs: []))
+        // An archive whose overlap.h5 makes libhdf5 segfault in a contiguous read (fuzz finding).
+        out.append(Case(label: "convert/archive-libhdf5-segv", damage: copy("fuzz/archive/crash-hdf5-segv-in-H5Dread", "a.tar"),
+                        args: ["convert", "a.tar", "out", "--to", "deeph-legacy"],
+                        expect: ["a.tar", "water/overlap.h5", "/chunk_shapes", "HDF5 library crashed (SIGSEGV)"]))
+        out.append(Case(label: "inspect/archive-libhdf5-segv", damage: copy("fuzz/archive/crash-hdf5-segv-in-H5Dread", "a.tar"),
+                        args: ["inspect", "a.tar"], expect: ["a.tar", "water/overlap.h5", "the file is damaged"], outputs: []))
         // Pipelines.
         let pipelines: [(String, String, String)] = [
             ("pipeline-invalid-json", #"{"version": 1, "stages": {"#, "1:27: invalid JSON"),
@@ -281,7 +299,7 @@ final class HostileSuite: XCTestCase {
                             expect: ["pipeline.json", reason], outputs: ["outputs"]))
         }
         // An ingest stage fails on a damaged structure naming it, and leaves no artifact.
-        for (label, damage, file, reason) in dockFaults where ["lattice-coplanar", "atoms-duplicate-position", "h5-int32-entries", "info-truncated", "poscar-truncated"].contains(label) {
+        for (label, damage, file, reason) in dockFaults where ["lattice-coplanar", "atoms-duplicate-position", "h5-int32-entries", "info-truncated", "poscar-truncated", "h5-libhdf5-segv"].contains(label) {
             out.append(Case(label: "run-ingest/\(label)", damage: all(damage, write(#"{"version": 1, "stages": {"ingest": {"kind": "ingest", "inputs": {"dataset": "s"}}}}"#, "pipeline.json")),
                             args: ["run", "--pipeline", "pipeline.json"], expect: [file, reason], outputs: ["outputs"]))
         }
@@ -300,6 +318,7 @@ final class HostileSuite: XCTestCase {
             ("checkpoint-missing", nothing, "no such"),
             ("checkpoint-empty", write("", "ckpt.h5"), "not an HDF5 file"),
             ("checkpoint-garbage", garbage("ckpt.h5"), "not an HDF5 file"),
+            ("checkpoint-libhdf5-segv", copy("fuzz/dock-hdf5/crash-hdf5-segv-in-H5F__accum_read", "ckpt.h5"), "HDF5 library crashed (SIGSEGV)"),
             ("checkpoint-not-a-model", { (dir: URL) in try FileManager.default.copyItem(at: dir.appendingPathComponent("s/hamiltonian.h5"), to: dir.appendingPathComponent("ckpt.h5")) }, "ckpt.h5"),
         ] as [(String, (URL) throws -> Void, String)] {
             out.append(Case(label: "predict/\(label)", damage: damage, args: ["predict", "--model", "ckpt.h5", "s", "--out", "out"], expect: ["ckpt.h5", reason]))
