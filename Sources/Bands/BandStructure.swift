@@ -90,7 +90,7 @@ public struct BandStructure: Sendable {
 
     public static func compute(_ system: BlochSystem, path: KPath, fermiEnergy: Double?, electronCount: Double?,
                                overlapThreshold: Double? = nil,
-                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandStructure {
+                               workers: Int = BlochSystem.defaultSolveWorkers) throws -> BandStructure {
         let lattice = system.structure.lattice
         try path.checkSize(source: "k-path")
         let kpoints = path.kpoints

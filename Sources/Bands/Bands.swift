@@ -55,6 +55,13 @@ public enum BandsError: Error, CustomStringConvertible {
 
 /// A structure with H(R) and S(R) checked against its orbital basis, ready for Bloch sums.
 public struct BlochSystem: Sendable {
+    /// k-points solved at once unless a caller asks for more: 1. Concurrent dense solves crash
+    /// inside Debian's OpenBLAS 0.3.21 on GPAW dzp hBN 2×2 (99 kept S(k) directions):
+    /// `harmose eval --workers 2` on hbn-2x2-0000 segfaulted in every run (Zen, Haswell and
+    /// Sandybridge kernels), BandErrorTests' ghost-band test in 2 of 10 runs, and serialising every
+    /// LAPACK and zgemm call behind a lock did not stop it, so the cause is not located yet. In
+    /// order it has never failed. Pipelines keep the cores busy by running stages side by side.
+    public static let defaultSolveWorkers = 1
     public let structure: Structure
     public let orbitalCount: Int
     let hamiltonian: BlockOperator
@@ -197,10 +204,10 @@ public struct BlochSystem: Sendable {
     /// Eigenvalues at many k-points, solved in parallel (OpenBLAS itself is always single-threaded). Returns
     /// band-major energies [band][k], truncated to the band count every k-point has (filtering
     /// may drop different numbers of directions at different k), and the largest drop.
-    /// `workers` bounds how many k-points are solved at once (default: the active cores); 1 solves
-    /// them in order on the calling thread.
+    /// `workers` bounds how many k-points are solved at once (default `defaultSolveWorkers`); 1
+    /// solves them in order on the calling thread.
     public func eigenvalues(at kpoints: [Vec3], overlapThreshold: Double? = nil,
-                            workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> (bands: [[Double]], maxDropped: Int) {
+                            workers: Int = BlochSystem.defaultSolveWorkers) throws -> (bands: [[Double]], maxDropped: Int) {
         let nk = kpoints.count
         var perK = [[Double]](repeating: [], count: nk)
         var dropped = [Int](repeating: 0, count: nk)

@@ -65,7 +65,7 @@ public struct BandsStage: StageKind {
             } else {
                 bands = try BandStructure.compute(input.system, path: path, fermiEnergy: input.record.fermiEnergy,
                                                   electronCount: input.electronCount,
-                                                  overlapThreshold: threshold > 0 ? threshold : nil, workers: context.threads)
+                                                  overlapThreshold: threshold > 0 ? threshold : nil, workers: BlochSystem.defaultSolveWorkers)
             }
             try bands.write(to: out.appendingPathComponent(name))
             let a = bands.analysis

@@ -26,7 +26,7 @@ public struct DensityOfStates: Sendable {
     /// `electronCount` electrons; otherwise unknown (energies stay absolute).
     public static func compute(_ system: BlochSystem, mesh: SIMD3<Int>, sigma: Double, fermiEnergy: Double?,
                                electronCount: Double?, overlapThreshold: Double? = nil, step: Double? = nil,
-                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> DensityOfStates {
+                               workers: Int = BlochSystem.defaultSolveWorkers) throws -> DensityOfStates {
         guard sigma > 0, sigma.isFinite else { throw BandsError.invalidSigma(sigma) }
         // Directions without dispersion need no sampling.
         var m = mesh

@@ -62,7 +62,7 @@ public struct BandComparison: Sendable {
                                electronCount: Double?, bandsAbove: Int, density: Double,
                                overlapThreshold: Double? = nil, minimumKPoints: Int = 60,
                                stored: StoredBands? = nil,
-                               workers: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> BandComparison {
+                               workers: Int = BlochSystem.defaultSolveWorkers) throws -> BandComparison {
         if let stored { return try compare(stored: stored, predicted: predicted, reference: reference, fermiEnergy: fermiEnergy,
                                            electronCount: electronCount, bandsAbove: bandsAbove, workers: workers) }
         let molecule = !reference.dispersiveDirections.contains(true)

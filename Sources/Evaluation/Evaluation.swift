@@ -6,6 +6,7 @@
 // variants, and the pipeline stage kind `evaluate`. Definitions are documented in
 // docs/evaluation.md; JSON keys are stable (bump `EvaluationReport.formatVersion` on change).
 import Foundation
+import Bands
 import Structures
 
 /// An evaluation input problem, naming the file (and the field) at fault.
@@ -66,13 +67,8 @@ public struct EvaluationOptions: Sendable, Equatable {
     /// Leave out reference structures that have no prediction (listed in metrics.json
     /// `skipped_references`) instead of failing — when only one split was predicted.
     public var skipMissingPredictions = false
-    /// k-points solved at once (1: in order on the calling thread, the default). Concurrent
-    /// solves crash inside Debian's OpenBLAS 0.3.21 on GPAW dzp hBN 2×2 (99 kept S(k)
-    /// directions: `harmose eval --workers 2 --pred D --ref D` on hbn-2x2-0000 segfaulted in every
-    /// run, with the Zen, Haswell and Sandybridge kernels, and in 1 of 2 runs even with every LAPACK
-    /// and zgemm call serialised by a lock, so the cause is not yet located); one at a time it never has. Until it is, evaluation
-    /// solves k-points in order and the pipeline's parallelism comes from running stages side by side.
-    public var workers = 1
+    /// k-points solved at once (see `BlochSystem.defaultSolveWorkers`, the default).
+    public var workers = BlochSystem.defaultSolveWorkers
     /// Write a DFT-vs-predicted band overlay for at most this many periodic structures.
     public var bandPlots = 12
     public init() {}

@@ -1,6 +1,7 @@
 // `harmose eval`: predicted vs DFT Hamiltonians (metrics.json, table, parity.svg), or an ablation
 // table over several prediction sets. A thin shell over Evaluation.
 import ArgumentParser
+import Bands
 import Evaluation
 import Foundation
 import Pipeline
@@ -82,8 +83,8 @@ public struct EvalCommand: ParsableCommand {
             help: ArgumentHelp("Also report the band error at this threshold (DeepH's 5e-4; 0: off). Never used to pick the headline number.", valueName: "value"))
     public var secondOverlapThreshold: Double = 5e-4
 
-    @Option(help: "k-points solved at once (default 1: more than one crashes Debian's OpenBLAS 0.3.21 on some crystals, see EvaluationOptions.workers).")
-    public var workers: Int = 1
+    @Option(help: "k-points solved at once (default 1: concurrent solves crash Debian's OpenBLAS 0.3.21 on some crystals, see BlochSystem.defaultSolveWorkers).")
+    public var workers: Int = BlochSystem.defaultSolveWorkers
 
     @Flag(name: .customLong("skip-missing"), help: "Leave out reference structures without a prediction instead of failing.")
     public var skipMissing = false
