@@ -19,7 +19,8 @@ public struct RefineCommand: ParsableCommand {
 
         DIR receives best.h5 and last.h5 (hybrid checkpoints: stage 1 exactly as trained plus \
         stage 2, marked "kind": "hybrid"), learning_curve.jsonl, metrics.json (validation and test \
-        MAE of the hybrid and of stage 1 alone), config.json and splits.json. Predict with them via \
+        MAE of the hybrid and of stage 1 alone), config.json and splits.json; wall-clock time per \
+        epoch in timings.jsonl. Predict with them via \
         `harmose bench-stage2 predict --model DIR INPUT --out PRED` (see docs/stage2.md).
 
         Examples:

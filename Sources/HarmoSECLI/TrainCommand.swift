@@ -17,7 +17,9 @@ public struct TrainCommand: ParsableCommand {
 
         DIR receives config.json (resolved), splits.json (seeded train/validation/test split), \
         learning_curve.jsonl (one JSON object per epoch), best.h5 and last.h5 (checkpoints with \
-        optimizer and schedule state) and metrics.json (validation and test MAE/RMSE in meV and µEh). \
+        optimizer and schedule state) and metrics.json (validation and test MAE/RMSE in meV and µEh): \
+        the same bytes in every run with the same inputs. Wall-clock time goes to timings.jsonl \
+        (per epoch: epoch_seconds, elapsed_seconds, structures and edges per second). \
         --resume continues from DIR/last.h5 with the same split; the result equals an uninterrupted run.
 
         Examples:

@@ -146,9 +146,7 @@ public struct Splits: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey { case seed, train, validation, test }
 
     public func write(to url: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(self), to: url)
+        try AtomicFile.write(try stableJSON(self, pretty: true), to: url)
     }
 
     public static func read(_ url: URL) throws -> Splits {
