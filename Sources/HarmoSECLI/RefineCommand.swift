@@ -3,6 +3,7 @@ import ArgumentParser
 import Cluster
 import Autograd
 import Foundation
+import StageAPI
 import Training
 
 public struct RefineCommand: ParsableCommand {
@@ -66,7 +67,7 @@ public struct RefineCommand: ParsableCommand {
         let group = Cluster.group()
         refiner.group = group
         refiner.execution = ExecutionContext(threads: threads)
-        let bar = ProgressBar()
+        let bar = TerminalProgress()
         if !quiet, group.isRoot {
             refiner.log = { bar.message($0) }
             refiner.progress = { done, total, loss in bar.update(done: done, total: total, suffix: String(format: "loss %.4g", loss)) }

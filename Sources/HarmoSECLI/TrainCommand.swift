@@ -3,6 +3,7 @@ import ArgumentParser
 import Cluster
 import Autograd
 import Foundation
+import StageAPI
 import Training
 
 public struct TrainCommand: ParsableCommand {
@@ -60,7 +61,7 @@ public struct TrainCommand: ParsableCommand {
         let group = Cluster.group()
         trainer.group = group
         trainer.execution = ExecutionContext(threads: threads)
-        let bar = ProgressBar()
+        let bar = TerminalProgress()
         if !quiet, group.isRoot {
             trainer.log = { bar.message($0) }
             trainer.progress = { done, total, loss in bar.update(done: done, total: total, suffix: String(format: "loss %.4g", loss)) }

@@ -345,21 +345,3 @@ public final class OperatorDecomposition: @unchecked Sendable {
         return out
     }
 }
-
-extension OrbitalRotation {
-    /// The same physical system rotated by R (data augmentation, equivariance checks of whole
-    /// models): positions and lattice vectors become R r, H and S blocks D(i) O D(j)ᵀ; block keys
-    /// and lattice shifts are unchanged because the lattice rotates with the atoms. Spinful
-    /// records are refused (their spin part would need SU(2) matrices).
-    public static func rotate(record: DFTRecord, rotation: Rotation) throws -> DFTRecord {
-        guard !record.spinful else {
-            throw SO3Error.unsupported("rotating spinful record \(record.name) (the spin part needs SU(2) matrices)")
-        }
-        var out = record
-        out.structure.positions = record.structure.positions.map { rotation * $0 }
-        out.structure.lattice.vectors = record.structure.lattice.vectors.map { rotation * $0 }
-        if let h = record.hamiltonian { out.hamiltonian = try rotate(operator: h, structure: record.structure, rotation: rotation) }
-        if let s = record.overlap { out.overlap = try rotate(operator: s, structure: record.structure, rotation: rotation) }
-        return out
-    }
-}

@@ -253,7 +253,7 @@ public final class Refiner {
             : nil
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
         let configData = try stableJSON(config, pretty: true)
-        if writes { try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
+        if writes { try AtomicOutput.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
 
         let adam2 = Adam<Float>(learningRate: config.learningRate)
         let adam1 = Adam<Float>(learningRate: config.learningRate * config.jointLRFactor)
@@ -327,7 +327,7 @@ public final class Refiner {
                                 improved ? "true" : "false", epoch, joint ? "true" : "false",
                                 trainMetrics.loss, trainMetrics.mae * 1000, val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000)
             if writes {
-                try AtomicFile.write(Data(curveText.utf8), to: curve)
+                try AtomicOutput.write(Data(curveText.utf8), to: curve)
                 try timings.append(EpochTiming(epoch: epoch, epochSeconds: Date().timeIntervalSince(epochStart), elapsedSeconds: seconds,
                                                structures: trainMetrics.structures, edges: 0))
             }
@@ -442,7 +442,7 @@ public final class Refiner {
         text += "  \"validation\": \(pair(s.validation))"
         if let t = s.test { text += ",\n  \"test\": \(pair(t))" }
         text += "\n}\n"
-        try AtomicFile.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
+        try AtomicOutput.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
     }
 }
 

@@ -306,7 +306,7 @@ public final class Trainer {
         var resolved = config
         resolved.model = modelConfig
         let configData = try stableJSON(resolved, pretty: true)
-        if writes { try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
+        if writes { try AtomicOutput.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
 
         let scales: [BlockGroup: Double]? = config.normalize
             ? Dictionary(uniqueKeysWithValues: model.groups.compactMap { g in model.statistics(of: g).map { (g, $0.scale) } }) : nil
@@ -457,7 +457,7 @@ public final class Trainer {
                   let e = obj["epoch"] as? Int else { return false }
             return e <= epoch
         }
-        try AtomicFile.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: curvePath)
+        try AtomicOutput.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: curvePath)
     }
 
     func appendCurve(_ fields: [String: CurveValue]) throws {
@@ -489,7 +489,7 @@ public final class Trainer {
         if s.validationIsTrainingSet { text += ",\n  \"validation_is_training_set\": true" }
         if let t = s.test { text += ",\n  \"test\": \(block(t))" }
         text += "\n}\n"
-        try AtomicFile.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
+        try AtomicOutput.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
     }
 }
 
