@@ -24,9 +24,9 @@ final class ReproducibilityTests: XCTestCase {
           "version": 1,
           "stages": {
             "ingest": {"kind": "ingest", "inputs": {"dataset": "data"}},
-            "features": {"kind": "features", "inputs": {"data": {"stage": "ingest"}}},
+            "features": {"kind": "features", "inputs": {"data": {"stage": "ingest"}, "config": "train.json"}},
             "bands": {"kind": "bands", "inputs": {"structures": {"stage": "ingest"}}},
-            "train": {"kind": "train", "inputs": {"data": {"stage": "ingest"}, "config": "train.json"}},
+            "train": {"kind": "train", "inputs": {"data": {"stage": "ingest"}, "config": "train.json", "features": {"stage": "features"}}},
             "refine": {"kind": "refine", "inputs": {"model": {"stage": "train"}, "data": {"stage": "ingest"}},
                        "params": {"mode": "strict", "epochs": 2, "width": 8, "heads": 2, "layers": 1, "feed_forward": 8,
                                   "radial_count": 4, "sh_lmax": 3}},
@@ -94,6 +94,9 @@ final class ReproducibilityTests: XCTestCase {
         }
         XCTAssertTrue(first.keys.contains { $0.hasSuffix(".h5") } && first.keys.contains { $0.hasSuffix(".json") })
         XCTAssertEqual(Set(first.keys), Set(second.keys))
+        // The chain flows: train took its edge geometry from the features artifact.
+        let trainLog = try String(contentsOf: a.appendingPathComponent("train/latest/log.txt"), encoding: .utf8)
+        XCTAssertTrue(trainLog.contains("edge geometry from"), trainLog)
         let differing = first.keys.filter { first[$0] != second[$0] }.sorted()
         XCTAssertEqual(differing, [], "artifacts that differ between two identical runs")
         // Same fingerprints, so the same version folders.
