@@ -319,15 +319,16 @@ public final class Refiner {
             let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(engine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
-            let seconds = Date().timeIntervalSince(started)
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
             if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
             if writes { try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
             curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, \"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
                                 improved ? "true" : "false", epoch, joint ? "true" : "false",
                                 trainMetrics.loss, trainMetrics.mae * 1000, val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000)
+            if writes { try AtomicOutput.write(Data(curveText.utf8), to: curve) }
+            // The epoch's wall clock, checkpoints and curve included.
+            let seconds = Date().timeIntervalSince(started)
             if writes {
-                try AtomicOutput.write(Data(curveText.utf8), to: curve)
                 try timings.append(EpochTiming(epoch: epoch, epochSeconds: Date().timeIntervalSince(epochStart), elapsedSeconds: seconds,
                                                structures: trainMetrics.structures, edges: 0))
             }

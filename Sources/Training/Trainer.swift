@@ -369,11 +369,9 @@ public final class Trainer {
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
             let improved = validation.loss < bestLoss
             if improved { bestLoss = validation.loss; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
-            let seconds = previousSeconds + Date().timeIntervalSince(started)
             var meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
                                           "best_loss": bestLoss, "seed": Double(config.seed)]
             if let average { meta["ema_updates"] = Double(average.updates) }
-            let epochSeconds = Date().timeIntervalSince(epochStart)
             if writes {
                 if improved { try Checkpoint.save(to: bestPath.path, parts: bestParts, metadata: meta) }
                 try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
@@ -386,6 +384,11 @@ public final class Trainer {
                     "learning_rate": .num(optimizer.learningRate), "best": .bool(improved),
                 ]) { a, _ in a })
                 try plotCurve()
+            }
+            // The epoch's wall clock, checkpoints and curve included.
+            let seconds = previousSeconds + Date().timeIntervalSince(started)
+            let epochSeconds = Date().timeIntervalSince(epochStart)
+            if writes {
                 try timings.append(EpochTiming(epoch: epoch, epochSeconds: epochSeconds, elapsedSeconds: seconds,
                                                structures: train.structures, edges: train.edges))
             }
