@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "LinalgTests", dependencies: ["Linalg", "TestSupport"]),
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
-        .testTarget(name: "SO3Tests", dependencies: ["SO3", "Formats", "TestSupport"]),
+        .testTarget(name: "SO3Tests", dependencies: ["SO3", "Models", "Formats", "TestSupport"]),
         .testTarget(name: "StructuresTests", dependencies: ["Structures", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "GraphsTests", dependencies: ["Graphs", "Formats", "TestSupport"]),

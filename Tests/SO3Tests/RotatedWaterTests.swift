@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 import TestSupport
 import Formats
+import Models
 @testable import SO3
 import Structures
 
