@@ -7,10 +7,6 @@ let hotKernel: [SwiftSetting] = [
     .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release)),
 ]
 
-// Swift 6 language mode (strict concurrency checked by the compiler) for the orchestration targets;
-// the package default stays Swift 5 until the numeric modules are converted.
-let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
-
 // `make fuzz` (tools/fuzz.sh, scratch path .build-fuzz) sets HARMOSE_FUZZ=1: the harness and the
 // modules it fuzzes are then compiled with libFuzzer coverage + AddressSanitizer, in ONE
 // -sanitize=fuzzer,address flag (SwiftPM's --sanitize=fuzzer --sanitize=address passes two and
@@ -48,16 +44,16 @@ let package = Package(
         // Cores with no knowledge of chemistry.
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel + fuzzed),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"], swiftSettings: fuzzed),
-        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS"], swiftSettings: fuzzed),
+        .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS", "Linalg"], swiftSettings: fuzzed),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel + fuzzed),
         .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel + fuzzed),
 
         // The stage API (StageKind, JSONValue, parameter/input specs, Partition, atomic output):
         // what domain modules implement, without linking the runner.
-        .target(name: "StageAPI", swiftSettings: swift6),
+        .target(name: "StageAPI"),
         // Code identity: a build-time digest of the sources of every module HarmoSECLI links, part of
         // every stage fingerprint (Sources/StageAPI/CodeIdentity.swift).
-        .executableTarget(name: "CodeIdentityTool", dependencies: ["StageAPI"], swiftSettings: swift6),
+        .executableTarget(name: "CodeIdentityTool", dependencies: ["StageAPI"]),
         .plugin(name: "CodeIdentityPlugin", capability: .buildTool(), dependencies: ["CodeIdentityTool"]),
 
         // Domain.
@@ -82,13 +78,13 @@ let package = Package(
                 swiftSettings: hotKernel + fuzzed),
 
         // Orchestration.
-        .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: swift6 + fuzzed),
-        .target(name: "Cluster", dependencies: ["CMPI", "StageAPI"], swiftSettings: swift6 + fuzzed),
+        .target(name: "Pipeline", dependencies: ["StageAPI"], swiftSettings: fuzzed),
+        .target(name: "Cluster", dependencies: ["CMPI", "StageAPI"], swiftSettings: fuzzed),
         .target(name: "HarmoSECLI", dependencies: [
             "Structures", "Formats", "Graphs", "Bands", "StageAPI", "Pipeline", "SO3", "Autograd",
             "Plots", "Models", "Training", "Evaluation", "Benchmarks", "Cluster", "Basis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: swift6 + fuzzed, plugins: ["CodeIdentityPlugin"]),
+        ], swiftSettings: fuzzed, plugins: ["CodeIdentityPlugin"]),
         .executableTarget(name: "harmose", dependencies: ["HarmoSECLI", "Linalg", "Autograd"]),
         // libFuzzer harnesses and their corpus replayer (issue #12; docs/robustness.md): `make fuzz`
         // builds it with -sanitize=fuzzer,address, `make test` replays the seeds.
@@ -101,7 +97,7 @@ let package = Package(
         .testTarget(name: "LinalgTests", dependencies: ["Linalg", "TestSupport"]),
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
-        .testTarget(name: "SO3Tests", dependencies: ["SO3", "Formats", "TestSupport"]),
+        .testTarget(name: "SO3Tests", dependencies: ["SO3", "Models", "Formats", "TestSupport"]),
         .testTarget(name: "StructuresTests", dependencies: ["Structures", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "GraphsTests", dependencies: ["Graphs", "Formats", "TestSupport"]),
@@ -118,5 +114,6 @@ let package = Package(
         // mpirun end to end (Debian openmpi-bin); skipped with a message where mpirun is absent.
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "StageAPI", "HDF5Kit", "TestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    // Swift 6 language mode, strict concurrency checked by the compiler, for every target and test.
+    swiftLanguageModes: [.v6]
 )

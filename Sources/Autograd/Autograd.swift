@@ -132,15 +132,15 @@ public enum Parallel {
             if count > 0 { body(0..<count) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        ConcurrentLoop.perform(iterations: chunks) { c in
             let lo = count * c / chunks, hi = count * (c + 1) / chunks
             body(lo..<hi)
         }
     }
 }
 
-/// A raw pointer that may cross into concurrentPerform closures (Swift 5 mode does not check
-/// Sendable, but this keeps the intent visible: workers write disjoint ranges).
+/// A raw pointer shared by the iterations of a parallel loop, which write disjoint ranges of it
+/// (ConcurrentLoop's contract); unchecked because Swift cannot express disjoint writes.
 struct SharedPointer<T>: @unchecked Sendable {
     let base: UnsafeMutablePointer<T>
     init(_ base: UnsafeMutablePointer<T>) { self.base = base }

@@ -218,7 +218,7 @@ public struct BlochSystem: Sendable {
                 let values = values, drops = drops
                 // Worker w takes k-points w, w + width, …: an even spread, since cost per k is flat.
                 let width = max(1, min(workers, nk))
-                DispatchQueue.concurrentPerform(iterations: width) { w in
+                ConcurrentLoop.perform(iterations: width) { w in
                     for q in stride(from: w, to: nk, by: width) {
                         do {
                             let r = try eigenvalues(at: kpoints[q], overlapThreshold: overlapThreshold)

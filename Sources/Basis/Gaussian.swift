@@ -5,6 +5,7 @@
 // ⟨χ|χ⟩ = 1, which is PySCF's normalisation (its spherical AOs have unit self-overlap), and the
 // primitives' coefficients multiply radially normalised primitives as in PySCF.
 import Foundation
+import Linalg
 import Structures
 import SO3
 
@@ -101,13 +102,12 @@ public enum SolidHarmonicPolynomials {
         return out
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cache: [Int: [[Double]]] = [:]
+    private static let cache = Memo<Int, [[Double]]>()
 
     /// [m][monomial]
-    public static func coefficients(_ l: Int) -> [[Double]] {
-        lock.lock(); defer { lock.unlock() }
-        if let c = cache[l] { return c }
+    public static func coefficients(_ l: Int) -> [[Double]] { cache.value(l) { compute(l) } }
+
+    private static func compute(_ l: Int) -> [[Double]] {
         let mons = monomials(l)
         let n = mons.count
         let sh = try! SphericalHarmonics(lmax: l)
@@ -145,7 +145,6 @@ public enum SolidHarmonicPolynomials {
             // Clean round-off (coefficients are algebraic numbers of modest size).
             result[m] = x.map { abs($0) < 1e-12 ? 0 : $0 }
         }
-        cache[l] = result
         return result
     }
 }

@@ -114,7 +114,7 @@ public struct OverlapCalculator: Sendable {
         var projections = [[Double]](repeating: [], count: n)
         var projectionRows = [[Int]](repeating: [], count: n)
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: n) { a in
+        ConcurrentLoop.perform(iterations: n) { a in
             let ch = projectorChannels[z[a]]!
             var rows: [Int] = [], total = 0
             for e in projectorEdgesOf[a] { rows.append(total); total += counts[e.j] }
@@ -140,7 +140,7 @@ public struct OverlapCalculator: Sendable {
             let end = min(n, start + batch)
             var rows = [[(BlockKey, [Double])]](repeating: [], count: end - start)
             let lock = NSLock()
-            DispatchQueue.concurrentPerform(iterations: end - start) { k in
+            ConcurrentLoop.perform(iterations: end - start) { k in
                 let i = start + k
                 let row = rowBlocks(i, structure: structure, edges: edgesOf[i], projectorEdgesOf: projectorEdgesOf,
                                     projections: projections, projectionRows: projectionRows, counts: counts)

@@ -8,6 +8,7 @@
 // are GPAW's 256-bin clamped splines, so numbers match GPAW's LCAO matrices to ~1e-8, not just
 // the exact integrals to the grids' accuracy.
 import Foundation
+import Linalg
 import Structures
 import SO3
 
@@ -111,17 +112,16 @@ enum FourierBessel {
 
 /// Radix-2 complex FFT (power-of-two lengths), used only for the radial transforms.
 enum FFT {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var twiddles: [Int: (cos: [Double], sin: [Double])] = [:]
+    private static let twiddles = Memo<Int, Twiddles>()
+    struct Twiddles: Sendable { let cos: [Double], sin: [Double] }
 
     /// cos/sin(2πk/n), k < n/2.
     static func table(_ n: Int) -> (cos: [Double], sin: [Double]) {
-        lock.lock(); defer { lock.unlock() }
-        if let t = twiddles[n] { return t }
-        let t = ((0 ..< n / 2).map { cos(2 * Double.pi * Double($0) / Double(n)) },
-                 (0 ..< n / 2).map { sin(2 * Double.pi * Double($0) / Double(n)) })
-        twiddles[n] = t
-        return t
+        let t = twiddles.value(n) {
+            Twiddles(cos: (0 ..< n / 2).map { cos(2 * Double.pi * Double($0) / Double(n)) },
+                     sin: (0 ..< n / 2).map { sin(2 * Double.pi * Double($0) / Double(n)) })
+        }
+        return (t.cos, t.sin)
     }
 
     /// In place: x_q ← Σ_g x_g e^{+2πi g q / n}.
@@ -164,17 +164,11 @@ enum FFT {
 /// real harmonics, by a product quadrature (Gauss–Legendre in cos θ × uniform φ) exact for these
 /// polynomial degrees.
 public enum Gaunt {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cache: [SIMD3<Int>: [Double]] = [:]
+    private static let cache = Memo<SIMD3<Int>, [Double]>()
 
     /// Dense (2la+1)×(2lb+1)×(2l+1), index (ma·(2lb+1) + mb)·(2l+1) + m, m shifted by l.
     public static func coefficients(_ la: Int, _ lb: Int, _ l: Int) -> [Double] {
-        let key = SIMD3(la, lb, l)
-        lock.lock(); defer { lock.unlock() }
-        if let c = cache[key] { return c }
-        let c = compute(la, lb, l)
-        cache[key] = c
-        return c
+        cache.value(SIMD3(la, lb, l)) { compute(la, lb, l) }
     }
 
     private static func compute(_ la: Int, _ lb: Int, _ l: Int) -> [Double] {

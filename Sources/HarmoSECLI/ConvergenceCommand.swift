@@ -1,16 +1,19 @@
 // `harmose convergence`: error against wall clock of several training runs on one log–log chart
-// (convergence studies, docs/accuracy.md), from their learning_curve.jsonl files.
+// (convergence studies, docs/accuracy.md), from their learning_curve.jsonl and timings.jsonl files.
 import ArgumentParser
 import Foundation
 import Plots
+import StageAPI
 
 public struct ConvergenceCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "convergence",
         abstract: "Plot validation error against cumulative training time (log–log) for several runs.",
         discussion: """
-        Each RUN is NAME=DIR, DIR a train or refine output folder; its learning_curve.jsonl gives, per \
-        epoch, the error (--key, default val_mae_meV) and epoch_seconds, summed into wall-clock time. \
+        Each RUN is NAME=DIR, DIR a train or refine output folder (or a pipeline version folder): its \
+        learning_curve.jsonl gives the error per epoch (--key, default val_mae_meV), its timings.jsonl \
+        the epoch_seconds, summed into wall-clock time (folders written before timings.jsonl existed: \
+        epoch_seconds from the learning curve). \
         A run that continues another (a refine on a stage-1 run) can start at that run's end: NAME=DIR@SECONDS.
 
         Example:
@@ -42,11 +45,15 @@ public struct ConvergenceCommand: ParsableCommand {
             let name = String(spec[..<eq])
             var dir = String(spec[spec.index(after: eq)...]), offset = 0.0
             if let at = dir.lastIndex(of: "@"), let o = Double(dir[dir.index(after: at)...]) { offset = o; dir = String(dir[..<at]) }
-            let curve = try LearningCurve.read(URL(fileURLWithPath: dir).appendingPathComponent("learning_curve.jsonl"))
+            let folder = URL(fileURLWithPath: dir)
+            let curve = try LearningCurve.read(folder.appendingPathComponent("learning_curve.jsonl"))
+            let timingsURL = folder.appendingPathComponent(StageContext.timingsFileName)
+            let timings = FileManager.default.fileExists(atPath: timingsURL.path) ? try LearningCurve.read(timingsURL) : curve
+            let epochSeconds = Dictionary(timings.epochs.map { ($0.epoch, $0.values["epoch_seconds"] ?? 0) }, uniquingKeysWith: { _, last in last })
             var t = offset
             var points: [(x: Double, y: Double)] = []
             for e in curve.epochs {
-                t += e.values["epoch_seconds"] ?? 0
+                t += epochSeconds[e.epoch] ?? 0
                 guard let y = e.values[key], y > 0, t > 0 else { continue }
                 points.append((log10(t), y))
                 lo = min(lo, t); hi = max(hi, t)

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Basis
 import Foundation
+import StageAPI
 import Training
 
 struct OverlapCommand: ParsableCommand {
@@ -50,7 +51,7 @@ struct OverlapCommand: ParsableCommand {
             let folders = try OverlapJob.structureFolders(structures.map { URL(fileURLWithPath: $0) })
             let prepared = try folders.map { try job.prepare(name: $0.name, folder: $0.folder) }
             let root = URL(fileURLWithPath: out)
-            let bar = ProgressBar(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)
+            let bar = TerminalProgress(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)
             for (k, p) in prepared.enumerated() {
                 let r = try job.write(p, under: root) { done, total in bar.update(done: done, total: total, suffix: p.name) }
                 bar.finish()

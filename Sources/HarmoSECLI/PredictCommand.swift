@@ -71,8 +71,8 @@ public struct PredictCommand: ParsableCommand {
 
     public func run() throws {
         let predictor = try Predictor(checkpoint: URL(fileURLWithPath: model))
-        let bar = ProgressBar()
-        let atomBar = ProgressBar(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)
+        let bar = TerminalProgress()
+        let atomBar = TerminalProgress(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)
         // The whole set is one unit: built in a hidden temporary folder beside DIR and renamed
         // into place when every structure is written, so a failed or killed predict leaves no
         // partial set that looks complete (the temporary is removed by the next predict into

@@ -3,6 +3,7 @@ import ArgumentParser
 import Cluster
 import Autograd
 import Foundation
+import StageAPI
 import Training
 
 public struct RefineCommand: ParsableCommand {
@@ -19,7 +20,8 @@ public struct RefineCommand: ParsableCommand {
 
         DIR receives best.h5 and last.h5 (hybrid checkpoints: stage 1 exactly as trained plus \
         stage 2, marked "kind": "hybrid"), learning_curve.jsonl, metrics.json (validation and test \
-        MAE of the hybrid and of stage 1 alone), config.json and splits.json. Predict with them via \
+        MAE of the hybrid and of stage 1 alone), config.json and splits.json; wall-clock time per \
+        epoch in timings.jsonl. Predict with them via \
         `harmose bench-stage2 predict --model DIR INPUT --out PRED` (see docs/stage2.md).
 
         Examples:
@@ -65,7 +67,7 @@ public struct RefineCommand: ParsableCommand {
         let group = Cluster.group()
         refiner.group = group
         refiner.execution = ExecutionContext(threads: threads)
-        let bar = ProgressBar()
+        let bar = TerminalProgress()
         if !quiet, group.isRoot {
             refiner.log = { bar.message($0) }
             refiner.progress = { done, total, loss in bar.update(done: done, total: total, suffix: String(format: "loss %.4g", loss)) }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Cluster
 import Autograd
 import Foundation
+import StageAPI
 import Training
 
 public struct TrainCommand: ParsableCommand {
@@ -17,7 +18,9 @@ public struct TrainCommand: ParsableCommand {
 
         DIR receives config.json (resolved), splits.json (seeded train/validation/test split), \
         learning_curve.jsonl (one JSON object per epoch), best.h5 and last.h5 (checkpoints with \
-        optimizer and schedule state) and metrics.json (validation and test MAE/RMSE in meV and µEh). \
+        optimizer and schedule state) and metrics.json (validation and test MAE/RMSE in meV and µEh): \
+        the same bytes in every run with the same inputs. Wall-clock time goes to timings.jsonl \
+        (per epoch: epoch_seconds, elapsed_seconds, structures and edges per second). \
         --resume continues from DIR/last.h5 with the same split; the result equals an uninterrupted run.
 
         Examples:
@@ -58,7 +61,7 @@ public struct TrainCommand: ParsableCommand {
         let group = Cluster.group()
         trainer.group = group
         trainer.execution = ExecutionContext(threads: threads)
-        let bar = ProgressBar()
+        let bar = TerminalProgress()
         if !quiet, group.isRoot {
             trainer.log = { bar.message($0) }
             trainer.progress = { done, total, loss in bar.update(done: done, total: total, suffix: String(format: "loss %.4g", loss)) }

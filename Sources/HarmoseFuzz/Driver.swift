@@ -7,7 +7,31 @@
 import Foundation
 
 #if HARMOSE_LIBFUZZER
-nonisolated(unsafe) var selected: Harness?
+/// libFuzzer's C entry points take no context argument, so the selected harness and the
+/// file-handle leak counters live in this one process-wide object (libFuzzer calls the entry
+/// points from one thread; the lock makes the access rule explicit instead of unchecked).
+final class FuzzSession: @unchecked Sendable {
+    // @unchecked: every stored property is read and written only while `lock` is held.
+    static let shared = FuzzSession()
+    private let lock = NSLock()
+    private var harness: Harness?
+    private var executions = 0
+    private var baselineHandles = -1
+
+    var selected: Harness? {
+        get { lock.lock(); defer { lock.unlock() }; return harness }
+        set { lock.lock(); defer { lock.unlock() }; harness = newValue }
+    }
+
+    /// Counts one execution; returns (executions, baseline handles) after it, setting the
+    /// baseline at the 100th.
+    func count() -> (executions: Int, baseline: Int) {
+        lock.lock(); defer { lock.unlock() }
+        executions += 1
+        if executions == 100 { baselineHandles = openHandles() }
+        return (executions, baselineHandles)
+    }
+}
 
 @_cdecl("LLVMFuzzerInitialize")
 public func fuzzerInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> CInt {
@@ -16,7 +40,7 @@ public func fuzzerInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeM
         FileHandle.standardError.write(Data("set HARMOSE_FUZZ_TARGET to one of: \(Harnesses.all.map(\.name).joined(separator: ", "))\n".utf8))
         exit(2)
     }
-    selected = h
+    FuzzSession.shared.selected = h
     // Warm up (lazy fixtures, the stage registry, HDF5's library start) before libFuzzer's
     // -timeout clock runs, so the first input is not charged for it.
     for seed in (try? h.seeds()) ?? [] { h.run(seed) }
@@ -38,19 +62,15 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
     return LLVMFuzzerRunDriver(&count, &vector, fuzzerTestOneInput)
 }
 
-nonisolated(unsafe) var executions = 0
-nonisolated(unsafe) var baselineHandles = -1
-
 /// Open file descriptors of this process.
 func openHandles() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    selected?.run(bytes)
+    FuzzSession.shared.selected?.run(bytes)
     // A parser that leaks a file handle per input shows up here as a finding.
-    executions += 1
-    if executions == 100 { baselineHandles = openHandles() }
+    let (executions, baselineHandles) = FuzzSession.shared.count()
     if executions % 5000 == 0, baselineHandles >= 0, openHandles() > baselineHandles + 32 {
         fatalError("file handle leak: \(openHandles()) open after \(executions) inputs, \(baselineHandles) after 100")
     }
@@ -60,7 +80,6 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
 @main
 struct FuzzMain {
     static func main() throws {
-        setvbuf(stdout, nil, _IOLBF, 0)
         let args = Array(CommandLine.arguments.dropFirst())
         switch args.first {
         case "list":
@@ -86,13 +105,20 @@ struct FuzzMain {
                 let verbose = ProcessInfo.processInfo.environment["HARMOSE_FUZZ_VERBOSE"] == "1"
                 for input in inputs {
                     let outcome = h.run(input)
-                    if verbose { print("  \(input.count) bytes: \(outcome.map { "rejected: \($0)" } ?? "accepted")") }
+                    if verbose { say("  \(input.count) bytes: \(outcome.map { "rejected: \($0)" } ?? "accepted")") }
                 }
-                print("\(h.name): replayed \(inputs.count) inputs in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+                say("\(h.name): replayed \(inputs.count) inputs in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
             }
         default:
             usage()
         }
+    }
+
+    /// A line on stdout at once (not held in a buffer: the last line before a crash is the one
+    /// that names the harness).
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
     }
 
     static func files(_ path: String) throws -> [[UInt8]] {

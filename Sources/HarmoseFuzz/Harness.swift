@@ -6,14 +6,14 @@
 // to `Harnesses.all` below (new formats' readers join the same way).
 import Foundation
 
-struct Harness {
+struct Harness: Sendable {
     let name: String
     /// What the harness feeds, for `harmose-fuzz list`.
     let summary: String
     /// Seed inputs, built from Tests/Fixtures (so nothing binary is committed twice).
-    let seeds: () throws -> [[UInt8]]
+    let seeds: @Sendable () throws -> [[UInt8]]
     /// Parses one input. Thrown errors are the parser rejecting bad input: not findings.
-    let body: ([UInt8]) throws -> Void
+    let body: @Sendable ([UInt8]) throws -> Void
 
     /// Runs the parser on one input; returns the rejection message, nil when accepted.
     @discardableResult

@@ -78,7 +78,7 @@ public enum BLAS {
             let scratch = UnsafeMutablePointer<T>.allocate(capacity: kSlabs * m * n)
             defer { scratch.deallocate() }
             let threads = max(1, min(workers, kSlabs))
-            DispatchQueue.concurrentPerform(iterations: threads) { w in
+            ConcurrentLoop.perform(iterations: threads) { w in
                 var p = w
                 while p < kSlabs {
                     defer { p += threads }
@@ -89,7 +89,7 @@ public enum BLAS {
                 }
             }
             let count = m * n
-            DispatchQueue.concurrentPerform(iterations: threads) { w in
+            ConcurrentLoop.perform(iterations: threads) { w in
                 let cc = UnsafeMutablePointer<T>(bitPattern: cAddress)!
                 for i in (count * w / threads)..<(count * (w + 1) / threads) {
                     var sum = beta == 0 ? 0 : beta * cc[i]
@@ -101,7 +101,7 @@ public enum BLAS {
         }
         let splitRows = m >= n
         let threads = max(1, min(workers, slabs))
-        DispatchQueue.concurrentPerform(iterations: threads) { w in
+        ConcurrentLoop.perform(iterations: threads) { w in
             let cc = UnsafeMutablePointer<T>(bitPattern: cAddress)!
             var p = w
             while p < slabs {
@@ -144,7 +144,7 @@ public enum BLAS {
         }
         let threads = min(batch, workers)
         let cAddress = Int(bitPattern: c)
-        DispatchQueue.concurrentPerform(iterations: threads) { w in
+        ConcurrentLoop.perform(iterations: threads) { w in
             let cc = UnsafeMutablePointer<T>(bitPattern: cAddress)!
             var i = w
             while i < batch {

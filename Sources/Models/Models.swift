@@ -147,11 +147,3 @@ public struct BlockGroup: Hashable, Comparable, Sendable, CustomStringConvertibl
             + elements.flatMap { a in elements.map { BlockGroup(onsite: false, zi: a, zj: $0) } }
     }
 }
-
-/// Formerly a process-wide lock around every model run, needed while grad mode was a process-wide
-/// flag. Grad mode and the thread budget are now per execution context (Autograd's
-/// `ExecutionContext`), so runs on different threads are independent and this only runs `body`.
-@available(*, deprecated, message: "not needed: grad mode and threads are per ExecutionContext; call the body directly")
-public enum ModelExecution {
-    public static func exclusive<R>(_ body: () throws -> R) rethrows -> R { try body() }
-}

@@ -151,4 +151,19 @@ public enum BlockTargets {
         let rotatedOp = try op.map { try OrbitalRotation.rotate(operator: $0, structure: structure, rotation: r) }
         return (s, rotatedOp)
     }
+
+    /// The same physical system rotated by R (data augmentation, equivariance checks of whole
+    /// models): positions and lattice vectors become R r, H and S blocks D(i) O D(j)ᵀ; block keys
+    /// and lattice shifts are unchanged because the lattice rotates with the atoms. Spinful
+    /// records are refused (their spin part would need SU(2) matrices). Lives here, on the domain
+    /// side: SO3 rotates blocks and knows nothing of DFT records.
+    public static func rotated(_ record: DFTRecord, by r: Rotation) throws -> DFTRecord {
+        guard !record.spinful else {
+            throw ModelError.badInput("rotating spinful record \(record.name) (the spin part needs SU(2) matrices)")
+        }
+        var out = record
+        (out.structure, out.hamiltonian) = try rotated(record.structure, operator: record.hamiltonian, by: r)
+        out.overlap = try record.overlap.map { try OrbitalRotation.rotate(operator: $0, structure: record.structure, rotation: r) }
+        return out
+    }
 }

@@ -3,6 +3,10 @@
 //       manifest.json                where it came from (written last: no manifest, no artifact)
 //       inputs-index.tsv             the input files and their hashes (to explain staleness later)
 //       log.txt                      the stage's log
+//       timings.jsonl                wall-clock measurements of the kind, if it makes any
+//                                    (StageContext.timingsFileName: train, refine seconds per epoch)
+//       everything else              what the kind wrote: the same bytes for the same inputs,
+//                                    parameters and code (manifest, log and timings record the run)
 //   outputs/<stage>/latest           symlink to the current version, replaced atomically
 //   outputs/<stage>/failed.json      the last failure at the current fingerprint, with failed.log
 //   outputs/<stage>/.tmp-*           a version being built (removed at the next run if abandoned)
@@ -24,6 +28,10 @@ public struct ArtifactStore: Sendable {
     public static let manifestName = "manifest.json"
     public static let logName = "log.txt"
     public static let indexName = "inputs-index.tsv"
+    public static let timingsName = StageContext.timingsFileName
+    /// The files of a version folder that record how the run went (times, durations, host) rather
+    /// than what it computed: the only ones that may differ between two runs of the same stage.
+    public static let runRecordNames: Set<String> = [manifestName, logName, timingsName]
 
     public func stageDirectory(_ stage: String) -> URL { root.appendingPathComponent(stage, isDirectory: true) }
 

@@ -2,6 +2,7 @@
 // arithmetic, rounding only in the last few operations) and the real ones that couple the internal real harmonics,
 // cached per (l1, l2, L).
 import Foundation
+import Linalg
 
 /// Real coupling coefficients C[M, m1, m2] for l1 ⊗ l2 → L (internal real basis, indices
 /// m + l). Stacked over L = |l1−l2|…l1+l2 they form an orthogonal matrix, so
@@ -122,8 +123,7 @@ public enum ClebschGordan {
         return u
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cache: [SIMD3<Int>: CGTensor] = [:]
+    private static let cache = Memo<SIMD3<Int>, CGTensor>()
 
     /// Real coefficients for l1 ⊗ l2 → L (all ≤ so3MaxL), cached (thread-safe).
     /// C_real[M',m1',m2'] = Σ U^L[M'][M] ⟨l1 m1 l2 m2|L M⟩ conj(U^l1[m1'][m1]) conj(U^l2[m2'][m2]),
@@ -136,15 +136,7 @@ public enum ClebschGordan {
         guard L >= abs(l1 - l2), L <= l1 + l2 else {
             throw SO3Error.angularMomentumOutOfRange(l: L, max: l1 + l2, context: "Clebsch–Gordan L for l1 = \(l1), l2 = \(l2) (needs L ≥ \(abs(l1 - l2)))")
         }
-        let key = SIMD3(l1, l2, L)
-        lock.lock()
-        if let c = cache[key] { lock.unlock(); return c }
-        lock.unlock()
-        let c = build(l1, l2, L)
-        lock.lock()
-        cache[key] = c
-        lock.unlock()
-        return c
+        return cache.value(SIMD3(l1, l2, L)) { build(l1, l2, L) }
     }
 
     private static func build(_ l1: Int, _ l2: Int, _ L: Int) -> CGTensor {

@@ -1,5 +1,6 @@
 // Orbital-pair operator blocks ↔ irreps, and the orbital-order tables of the conventions files
-// use. A block ⟨l1 m1|O|l2 m2⟩ rotates as D(l1) B D(l2)ᵀ, i.e. its row-major vector rotates by
+// use. Whole operators of a structure (BlockOperator, one block per atom pair) are Models' side
+// (OperatorBlocks.swift): SO3 knows orbital shells, not atoms. A block ⟨l1 m1|O|l2 m2⟩ rotates as D(l1) B D(l2)ᵀ, i.e. its row-major vector rotates by
 // D(l1) ⊗ D(l2), which the real Clebsch–Gordan coefficients split into L = |l1−l2|…l1+l2.
 import Foundation
 import Structures
@@ -255,8 +256,9 @@ public enum OrbitalRotation {
         return sandwich(di, block, dj, nr, nc)
     }
 
-    /// Dᵢ B Dⱼᵀ for row-major Dᵢ (nr×nr), B (nr×nc), Dⱼ (nc×nc); Dᵢ is block-sparse.
-    static func sandwich(_ di: [Double], _ block: [Double], _ dj: [Double], _ nr: Int, _ nc: Int) -> [Double] {
+    /// Dᵢ B Dⱼᵀ for row-major Dᵢ (nr×nr), B (nr×nc), Dⱼ (nc×nc); Dᵢ is block-sparse. Public for
+    /// callers that rotate many blocks with the same few matrices (Models' operator rotation).
+    public static func sandwich(_ di: [Double], _ block: [Double], _ dj: [Double], _ nr: Int, _ nc: Int) -> [Double] {
         var tmp = [Double](repeating: 0, count: nr * nc)
         for i in 0 ..< nr { for k in 0 ..< nr where di[i * nr + k] != 0 {
             let a = di[i * nr + k]
@@ -268,98 +270,6 @@ public enum OrbitalRotation {
             for k in 0 ..< nc { s += tmp[i * nc + k] * dj[j * nc + k] }
             out[i * nc + j] = s
         } }
-        return out
-    }
-}
-
-extension OrbitalRotation {
-    /// Every block of a real-space operator rotated as D(i) O D(j)ᵀ (internal order); keys and
-    /// lattice shifts are unchanged, so positions must be rotated by the caller.
-    public static func rotate(operator op: BlockOperator, structure: Structure, rotation: Rotation) throws -> BlockOperator {
-        var cache: [OrbitalShells: [Double]] = [:]
-        func d(_ s: OrbitalShells) throws -> [Double] {
-            if let m = cache[s] { return m }
-            let m = try matrix(for: s, rotation: rotation)
-            cache[s] = m
-            return m
-        }
-        var out = BlockOperator()
-        for (b, key) in op.keys.enumerated() {
-            let si = structure.shells(ofAtom: key.i), sj = structure.shells(ofAtom: key.j)
-            let ni = si.orbitalCount, nj = sj.orbitalCount
-            let shape = op.shape(at: b)
-            guard shape.x == ni, shape.y == nj else {
-                throw SO3Error.shapeMismatch(context: "operator block \(key) for shells [\(si)] × [\(sj)]", expected: ni * nj, got: shape.x * shape.y)
-            }
-            out.append(key, rows: ni, cols: nj, values: sandwich(try d(si), Array(op.values(at: b)), try d(sj), ni, nj))
-        }
-        return out
-    }
-}
-
-/// Decomposition of every block of a real-space operator into irreps features, with one
-/// `AtomPairDecomposition` per species pair (built once): the training targets of stage 1 and the
-/// way back from predicted features to H(R).
-public final class OperatorDecomposition: @unchecked Sendable {
-    public let basis: [Int: OrbitalShells]
-    private var pairs: [SIMD2<Int>: AtomPairDecomposition] = [:]
-    private let lock = NSLock()
-
-    public init(basis: [Int: OrbitalShells]) { self.basis = basis }
-
-    /// The decomposition for blocks ⟨atom of species zi| O |atom of species zj⟩.
-    public func pair(_ zi: Int, _ zj: Int) throws -> AtomPairDecomposition {
-        lock.lock(); defer { lock.unlock() }
-        if let d = pairs[SIMD2(zi, zj)] { return d }
-        guard let si = basis[zi] else { throw SO3Error.missingShells(atomicNumber: zi) }
-        guard let sj = basis[zj] else { throw SO3Error.missingShells(atomicNumber: zj) }
-        let d = try AtomPairDecomposition(rows: si, cols: sj)
-        pairs[SIMD2(zi, zj)] = d
-        return d
-    }
-
-    /// Features of every block of `op`, in key order (internal orbital order).
-    public func decompose(_ op: BlockOperator, structure: Structure) throws -> [[Double]] {
-        try op.keys.enumerated().map { b, key in
-            let d = try pair(structure.atomicNumbers[key.i], structure.atomicNumbers[key.j])
-            do { return try d.decompose(Array(op.values(at: b))) } catch let SO3Error.shapeMismatch(_, expected, got) {
-                throw SO3Error.shapeMismatch(context: "operator block \(key)", expected: expected, got: got)
-            }
-        }
-    }
-
-    /// The operator with the given keys whose blocks have these features.
-    public func compose(_ features: [[Double]], keys: [BlockKey], structure: Structure) throws -> BlockOperator {
-        guard features.count == keys.count else {
-            throw SO3Error.shapeMismatch(context: "feature vectors for \(keys.count) block keys", expected: keys.count, got: features.count)
-        }
-        var out = BlockOperator()
-        for (key, f) in zip(keys, features) {
-            let d = try pair(structure.atomicNumbers[key.i], structure.atomicNumbers[key.j])
-            let block: [Double]
-            do { block = try d.compose(f) } catch let SO3Error.shapeMismatch(_, expected, got) {
-                throw SO3Error.shapeMismatch(context: "irreps features of block \(key)", expected: expected, got: got)
-            }
-            out.append(key, rows: d.rows.orbitalCount, cols: d.cols.orbitalCount, values: block)
-        }
-        return out
-    }
-}
-
-extension OrbitalRotation {
-    /// The same physical system rotated by R (data augmentation, equivariance checks of whole
-    /// models): positions and lattice vectors become R r, H and S blocks D(i) O D(j)ᵀ; block keys
-    /// and lattice shifts are unchanged because the lattice rotates with the atoms. Spinful
-    /// records are refused (their spin part would need SU(2) matrices).
-    public static func rotate(record: DFTRecord, rotation: Rotation) throws -> DFTRecord {
-        guard !record.spinful else {
-            throw SO3Error.unsupported("rotating spinful record \(record.name) (the spin part needs SU(2) matrices)")
-        }
-        var out = record
-        out.structure.positions = record.structure.positions.map { rotation * $0 }
-        out.structure.lattice.vectors = record.structure.lattice.vectors.map { rotation * $0 }
-        if let h = record.hamiltonian { out.hamiltonian = try rotate(operator: h, structure: record.structure, rotation: rotation) }
-        if let s = record.overlap { out.overlap = try rotate(operator: s, structure: record.structure, rotation: rotation) }
         return out
     }
 }

@@ -3,7 +3,7 @@
 // spherical harmonics and their gradients (`SphericalHarmonics`), real Wigner D matrices
 // (`WignerD`), real Clebsch–Gordan coefficients (`ClebschGordan`, exact and cached), the
 // decomposition of orbital-pair Hamiltonian blocks into irreps (`ShellPairDecomposition`,
-// `AtomPairDecomposition`, `OperatorDecomposition`, `OrbitalRotation`), the orbital-order tables
+// `AtomPairDecomposition`, `OrbitalRotation`; whole operators of a structure are Models'), the orbital-order tables
 // between the internal (m = −l…l) and the DeepH legacy (OpenMX) conventions
 // (`OrbitalConvention`), and the differentiable equivariant layers on Autograd
 // (`EquivariantLinear`, `ChannelwiseTensorProduct`, `FullyConnectedTensorProduct`, `Gate`,

@@ -10,6 +10,7 @@
 // A + Aᵀ, diagonal pivots preferred) is stable, BLAS-3, and in Debian (libsuitesparse-dev).
 import CSuiteSparse
 import Dispatch
+import Linalg
 
 /// A square sparse matrix in compressed sparse rows: row r holds columns
 /// `columns[rowStart[r] ..< rowStart[r + 1]]` (sorted). Values live beside it (real or complex),
@@ -167,7 +168,7 @@ extension SparsePattern {
                     rowStart.withUnsafeBufferPointer { rs in
                         columns.withUnsafeBufferPointer { cs in
                             let v = v, xp = xp, yp = yp, rs = rs, cs = cs
-                            DispatchQueue.concurrentPerform(iterations: chunks) { w in
+                            ConcurrentLoop.perform(iterations: chunks) { w in
                                 let lo = n * w / chunks, hi = n * (w + 1) / chunks
                                 let acc = UnsafeMutablePointer<Double>.allocate(capacity: m)
                                 defer { acc.deallocate() }

@@ -56,6 +56,13 @@ public final class TerminalProgress: @unchecked Sendable {
         drawn = true
     }
 
+    /// A permanent line on stdout; on a terminal the bar is cleared first (the next update redraws it).
+    public func message(_ line: String) {
+        finish()
+        print(line)
+        fflush(nil)  // every C stream, stdout included, without touching the global `stdout`
+    }
+
     /// Clears the bar (before a permanent line, or at the end).
     public func finish() {
         lock.lock(); defer { lock.unlock() }

@@ -230,7 +230,14 @@ public final class StageContext: @unchecked Sendable {
     public let inputs: [String: [URL]]
     /// Fresh, empty directory; everything the stage produces goes here. The runner adds
     /// manifest.json, log.txt and inputs-index.tsv beside it: kinds must not use those names.
+    /// What a kind writes here must be determined by its inputs, parameters and code (the same
+    /// bytes in every run); wall-clock measurements go to `timingsFileName` instead.
     public let outputDirectory: URL
+    /// The one file of `outputDirectory` a kind may fill with wall-clock measurements (JSON lines,
+    /// e.g. seconds per epoch). Like log.txt and manifest.json it records how the run went and is
+    /// not part of the artifact's content: the runner keeps it with them, and nothing downstream
+    /// may read it as an input.
+    public static let timingsFileName = "timings.jsonl"
     public let partition: Partition
     /// Threads this stage may keep busy (the runner's share of the cores for it). Kinds size their
     /// own worker pools with it; results must not depend on it. In a stage worker process

@@ -4,6 +4,7 @@ import Autograd
 import Formats
 import Foundation
 import Models
+import StageAPI
 import Structures
 
 /// One structure ready for the model: its graph (edges = the blocks its Hamiltonian stores) and
@@ -146,27 +147,12 @@ public struct Splits: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey { case seed, train, validation, test }
 
     public func write(to url: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(self), to: url)
+        try AtomicOutput.write(try stableJSON(self, pretty: true), to: url)
     }
 
     public static func read(_ url: URL) throws -> Splits {
         do { return try JSONDecoder().decode(Splits.self, from: Data(contentsOf: url)) } catch {
             throw TrainingError(file: url.path, message: "not a valid splits file: \(error)")
-        }
-    }
-}
-
-/// Whole-file writes via a temporary file and rename.
-enum AtomicFile {
-    static func write(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
-        try data.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw TrainingError(file: url.path, message: "cannot write: \(reason)")
         }
     }
 }

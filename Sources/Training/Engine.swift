@@ -14,12 +14,13 @@
 // all-reduces (the trainers' `group`, DataParallel.swift); a rank computes only the units its
 // partition owns.
 //
-// Workers are DispatchQueue.concurrentPerform iterations; each binds its own execution context
+// Workers are ConcurrentLoop (DispatchQueue.concurrentPerform) iterations; each binds its own execution context
 // (the caller's, with the thread budget divided among the workers), since a binding is not
 // inherited by other threads. Replica 0 is the caller's model itself; the others are copies,
 // synchronised with it (values and frozen flags) after every optimiser step.
 import Autograd
 import Foundation
+import Linalg
 import Models
 import StageAPI
 
@@ -96,7 +97,7 @@ final class DataParallel<Model: ReplicableModel> {
         results.initialize(repeating: nil)
         defer { results.deinitialize(); results.deallocate() }
         let replicas = self.replicas
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        ConcurrentLoop.perform(iterations: workers) { w in
             inner.run {
                 for i in stride(from: w, to: count, by: workers) {
                     results[i] = Result { try body(replicas[w], i) }

@@ -77,11 +77,9 @@ extension Predictor {
                                 positions: halo.map { structure.positions[$0] }, basis: structure.basis)
             let subRecord = DFTRecord(name: record.name, structure: sub)
             let graph = try StructureGraph(name: record.name, structure: subRecord.structure, keys: subKeys, config: model.config)
-            let h: BlockOperator = try ModelExecution.exclusive {
-                let batch = try GraphBatch<Float>([graph], config: model.config)
-                if let hybrid { return try hybrid.predictOperators(batch)[0] }
-                return try model.predictOperators(batch)[0]
-            }
+            // Runs in the caller's execution context (thread budget, no gradients while predicting).
+            let batch = try GraphBatch<Float>([graph], config: model.config)
+            let h = try hybrid.map { try $0.predictOperators(batch)[0] } ?? model.predictOperators(batch)[0]
             let coreSet = Set(core.map { Int(inHalo[$0]) })
             for b in 0 ..< h.blockCount {
                 let key = h.keys[b]

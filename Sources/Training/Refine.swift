@@ -109,7 +109,7 @@ public final class HybridConfigPart: Checkpointable {
     public init(_ config: HybridConfig) { self.config = config }
     public func save(to file: HDF5File, group: String) throws {
         try file.createGroup(group)
-        try file.setAttribute("json", string: String(decoding: try JSONEncoder().encode(config), as: UTF8.self), on: group)
+        try file.setAttribute("json", string: String(decoding: try stableJSON(config), as: UTF8.self), on: group)
     }
     public func load(from file: HDF5File, group: String) throws {
         let text = try file.stringAttribute("json", of: group)
@@ -252,16 +252,15 @@ public final class Refiner {
             ? try BandLoss(config: config.bandLoss, records: (splits.train + splits.validation).compactMap { byName[$0] })
             : nil
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
-        let configData = try { () -> Data in
-            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            return try e.encode(config)
-        }()
-        if writes { try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
+        let configData = try stableJSON(config, pretty: true)
+        if writes { try AtomicOutput.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
 
         let adam2 = Adam<Float>(learningRate: config.learningRate)
         let adam1 = Adam<Float>(learningRate: config.learningRate * config.jointLRFactor)
         let curve = outputDirectory.appendingPathComponent("learning_curve.jsonl")
-        if writes { try? FileManager.default.removeItem(at: curve) }
+        // Wall-clock time per epoch (Timings.swift): kept out of the curve, metrics and checkpoints.
+        let timings = TimingsFile(directory: outputDirectory)
+        if writes { try? FileManager.default.removeItem(at: curve); timings.reset() }
         var curveText = ""
         let batchesPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
         var augmentRNG = SplitMix64(seed: config.seed ^ 0xA06_3E17)
@@ -320,14 +319,19 @@ public final class Refiner {
             let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(engine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
-            let seconds = Date().timeIntervalSince(started)
-            let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best, "seconds": seconds]
+            let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
             if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
             if writes { try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
-            curveText += String(format: "{\"epoch\": %d, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, \"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f, \"joint\": %@, \"best\": %@, \"epoch_seconds\": %.4f}\n",
-                                epoch, trainMetrics.loss, trainMetrics.mae * 1000, val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000,
-                                joint ? "true" : "false", improved ? "true" : "false", Date().timeIntervalSince(epochStart))
-            if writes { try AtomicFile.write(Data(curveText.utf8), to: curve) }
+            curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, \"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
+                                improved ? "true" : "false", epoch, joint ? "true" : "false",
+                                trainMetrics.loss, trainMetrics.mae * 1000, val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000)
+            if writes { try AtomicOutput.write(Data(curveText.utf8), to: curve) }
+            // The epoch's wall clock, checkpoints and curve included.
+            let seconds = Date().timeIntervalSince(started)
+            if writes {
+                try timings.append(EpochTiming(epoch: epoch, epochSeconds: Date().timeIntervalSince(epochStart), elapsedSeconds: seconds,
+                                               structures: trainMetrics.structures, edges: 0))
+            }
             log(String(format: "epoch %d/%d  train MAE %.3f meV | val MAE hybrid %.3f meV, stage 1 %.3f meV%@%@",
                        epoch, config.epochs, trainMetrics.mae * 1000, val.hybrid.mae * 1000, val.stage1.mae * 1000,
                        improved ? " (best)" : "", joint ? " [joint]" : ""))
@@ -435,11 +439,11 @@ public final class Refiner {
         }
         func pair(_ m: RefineMetrics) -> String { "{\"hybrid\": \(block(m.hybrid)), \"stage1\": \(block(m.stage1))}" }
         var text = "{\n  \"kind\": \"hybrid\",\n  \"mode\": \"\(config.stage2.mode.rawValue)\",\n  \"epochs_run\": \(s.epochsRun),\n  \"best_epoch\": \(s.bestEpoch),\n"
-        text += "  \"stage2_parameters\": \(parameters),\n  \"seconds\": \(String(format: "%.3f", s.seconds)),\n"
+        text += "  \"stage2_parameters\": \(parameters),\n"
         text += "  \"validation\": \(pair(s.validation))"
         if let t = s.test { text += ",\n  \"test\": \(pair(t))" }
         text += "\n}\n"
-        try AtomicFile.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
+        try AtomicOutput.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
     }
 }
 
@@ -454,7 +458,8 @@ public struct RefineStageKind: StageKind {
     public let name = "refine"
     public let summary = "Trains stage 2 (graph Transformer) of the HarmoSE hybrid on the residual of a frozen stage-1 model from a train stage; optional joint fine-tune."
     /// 2: defaults and configuration shared with `harmose refine` (RefineConfig), `config` input.
-    public let artifactVersion = 2
+    /// 3: no wall-clock values in the curve (keys sorted), metrics.json or checkpoints (timings.jsonl).
+    public let artifactVersion = 3
     public let parameters: [ParameterSpec] = [
         ParameterSpec("mode", .choice(["config", "empirical", "strict"]), default: .string("config"), help: "empirical (the paper's) or strict (equivariant by construction); config: the config's"),
         ParameterSpec("epochs", .integer, default: 0, minimum: 0, maximum: 100_000, help: "training epochs (0: the config's)"),

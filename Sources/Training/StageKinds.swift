@@ -23,8 +23,9 @@ func resolveDataInput(_ url: URL) -> URL {
 public struct TrainStageKind: StageKind {
     public init() {}
     public let name = "train"
-    public let summary = "Trains the stage-1 equivariant model; writes best.h5, last.h5, splits.json, learning_curve.jsonl, metrics.json."
-    public let artifactVersion = 1
+    public let summary = "Trains the stage-1 equivariant model; writes best.h5, last.h5, splits.json, learning_curve.jsonl, metrics.json (seconds per epoch: timings.jsonl, the run record)."
+    /// 2: no wall-clock values in the curve, metrics.json or checkpoints (they moved to timings.jsonl).
+    public let artifactVersion = 2
     public let parameters: [ParameterSpec] = [
         ParameterSpec("epochs", .integer, default: .int(0), minimum: 0, help: "epochs (0: the config's)"),
         ParameterSpec("seed", .integer, default: .int(-1), minimum: -1, help: "seed of the split and batch order (-1: the config's)"),

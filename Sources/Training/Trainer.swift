@@ -40,7 +40,7 @@ public final class ModelConfigPart: Checkpointable {
     public init(_ config: ModelConfig) { self.config = config }
     public func save(to file: HDF5File, group: String) throws {
         try file.createGroup(group)
-        let data = try JSONEncoder().encode(config)
+        let data = try stableJSON(config)
         try file.setAttribute("json", string: String(decoding: data, as: UTF8.self), on: group)
     }
     public func load(from file: HDF5File, group: String) throws {
@@ -201,6 +201,8 @@ public final class Trainer {
     var bestPath: URL { outputDirectory.appendingPathComponent("best.h5") }
     var curvePath: URL { outputDirectory.appendingPathComponent("learning_curve.jsonl") }
     var splitsPath: URL { outputDirectory.appendingPathComponent("splits.json") }
+    /// Wall-clock time per epoch (Timings.swift): kept out of every other file of the run.
+    var timings: TimingsFile { TimingsFile(directory: outputDirectory) }
 
     /// Trains on the structures under `data`; with `resume`, continues from last.h5 in the
     /// output directory.
@@ -285,19 +287,26 @@ public final class Trainer {
             bestEpoch = Int(meta["best_epoch"] ?? 0)
             badEpochs = Int(meta["bad_epochs"] ?? 0)
             bestLoss = meta["best_loss"] ?? .infinity
-            previousSeconds = meta["seconds"] ?? 0
             average?.restore(updates: Int(meta["ema_updates"] ?? 0))
-            if writes { try truncateCurve(after: startEpoch - 1) }
+            if writes {
+                try truncateCurve(after: startEpoch - 1)
+                if let elapsed = try timings.resume(after: startEpoch - 1) {
+                    previousSeconds = elapsed
+                } else if config.maxSeconds > 0 || config.lrSchedule.isProgressBased {
+                    log("warning: \(timings.url.path) has no time for epoch \(startEpoch - 1): the training time before this resume is not counted (max_seconds, time-based schedule)")
+                }
+            }
+            // Every rank counts from rank 0's elapsed time.
+            if group.size > 1 { previousSeconds = group.sum([group.isRoot ? previousSeconds : 0])[0] }
             log("resuming after epoch \(startEpoch - 1) (best epoch \(bestEpoch))")
         } else if writes {
             try? FileManager.default.removeItem(at: curvePath)
+            timings.reset()
         }
-        let configData = try { () -> Data in
-            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            var resolved = config; resolved.model = modelConfig
-            return try e.encode(resolved)
-        }()
-        if writes { try AtomicFile.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
+        var resolved = config
+        resolved.model = modelConfig
+        let configData = try stableJSON(resolved, pretty: true)
+        if writes { try AtomicOutput.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
 
         let scales: [BlockGroup: Double]? = config.normalize
             ? Dictionary(uniqueKeysWithValues: model.groups.compactMap { g in model.statistics(of: g).map { (g, $0.scale) } }) : nil
@@ -360,11 +369,9 @@ public final class Trainer {
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
             let improved = validation.loss < bestLoss
             if improved { bestLoss = validation.loss; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
-            let seconds = previousSeconds + Date().timeIntervalSince(started)
             var meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
-                                          "best_loss": bestLoss, "seconds": seconds, "seed": Double(config.seed)]
+                                          "best_loss": bestLoss, "seed": Double(config.seed)]
             if let average { meta["ema_updates"] = Double(average.updates) }
-            let epochSeconds = Date().timeIntervalSince(epochStart)
             if writes {
                 if improved { try Checkpoint.save(to: bestPath.path, parts: bestParts, metadata: meta) }
                 try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
@@ -374,11 +381,16 @@ public final class Trainer {
                 try appendCurve(bandFields.merging([
                     "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
                     "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
-                    "learning_rate": .num(optimizer.learningRate), "best": .bool(improved), "epoch_seconds": .num(epochSeconds),
-                    "structures_per_second": .num(Double(train.structures) / max(epochSeconds, 1e-9)),
-                    "edges_per_second": .num(Double(train.edges) / max(epochSeconds, 1e-9)),
+                    "learning_rate": .num(optimizer.learningRate), "best": .bool(improved),
                 ]) { a, _ in a })
                 try plotCurve()
+            }
+            // The epoch's wall clock, checkpoints and curve included.
+            let seconds = previousSeconds + Date().timeIntervalSince(started)
+            let epochSeconds = Date().timeIntervalSince(epochStart)
+            if writes {
+                try timings.append(EpochTiming(epoch: epoch, epochSeconds: epochSeconds, elapsedSeconds: seconds,
+                                               structures: train.structures, edges: train.edges))
             }
             log(String(format: "epoch %d/%d  train loss %.4g  MAE %.3f meV | val loss %.4g  MAE %.3f meV%@  lr %.2g  %.1fs",
                        epoch, config.epochs, train.loss, train.mae * 1000, validation.loss, validation.mae * 1000,
@@ -448,7 +460,7 @@ public final class Trainer {
                   let e = obj["epoch"] as? Int else { return false }
             return e <= epoch
         }
-        try AtomicFile.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: curvePath)
+        try AtomicOutput.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: curvePath)
     }
 
     func appendCurve(_ fields: [String: CurveValue]) throws {
@@ -475,12 +487,12 @@ public final class Trainer {
                    m.mae * 1000, m.rmse * 1000, m.mae / Units.hartreeToEV * 1e6, m.loss, m.structures, m.entries)
         }
         var text = "{\n  \"epochs_run\": \(s.epochsRun),\n  \"best_epoch\": \(s.bestEpoch),\n  \"stopped_early\": \(s.stoppedEarly),\n"
-        text += "  \"parameters\": \(parameters),\n  \"seconds\": \(String(format: "%.3f", s.seconds)),\n"
+        text += "  \"parameters\": \(parameters),\n"
         text += "  \"validation\": \(block(s.validation))"
         if s.validationIsTrainingSet { text += ",\n  \"validation_is_training_set\": true" }
         if let t = s.test { text += ",\n  \"test\": \(block(t))" }
         text += "\n}\n"
-        try AtomicFile.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
+        try AtomicOutput.write(Data(text.utf8), to: outputDirectory.appendingPathComponent("metrics.json"))
     }
 }
 

@@ -9,11 +9,21 @@
 // Outputs of a training run (all written atomically): config.json (the resolved configuration),
 // splits.json, learning_curve.jsonl (one JSON object per epoch), best.h5 and last.h5 (HDF5
 // checkpoints with parameters, Adam moments, scheduler state and the model config),
-// metrics.json (final validation/test errors). docs/model.md describes them.
+// metrics.json (final validation/test errors) — none with a wall-clock value, so a seeded run
+// writes the same bytes every time — and timings.jsonl (seconds per epoch, Timings.swift).
+// docs/model.md describes them.
 import Foundation
 import StageAPI
 import Models
 import Structures
+
+/// JSON as Training writes it (files, and configurations inside checkpoints): keys sorted, so equal
+/// values give equal bytes in every run, whatever order a dictionary (the model's `basis`) iterates in.
+func stableJSON<T: Encodable>(_ value: T, pretty: Bool = false) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+    return try encoder.encode(value)
+}
 
 /// A bad training input, naming the file or configuration key at fault.
 public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equatable {

@@ -1,5 +1,6 @@
 // Tape behaviour (accumulation, no-grad, graph release), seeded determinism, thread-count
 // independence of kernels, flat gradient buffers, and shape errors.
+import Linalg
 import XCTest
 @testable import Autograd
 
@@ -107,7 +108,7 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(ExecutionContext.current, .serial)
         let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 400)
         defer { results.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: 2) { w in
+        ConcurrentLoop.perform(iterations: 2) { w in
             let context = ExecutionContext(threads: 1, recordsGradients: w == 0)
             context.run {
                 for i in 0 ..< 200 {

@@ -12,17 +12,24 @@ import TestSupport
 import XCTest
 
 final class SparseBandsTests: XCTestCase {
-    private static var cached: [Int: (BlochSystem, Double)] = [:]
+    private struct Tiled: Sendable { let system: BlochSystem, fermi: Double }
+    /// Built once per size for all tests of the class.
+    private static let cached = Memo<Int, Tiled>()
 
     /// MoS₂ 2×2 tiled n×n (n = 3: 108 atoms, 1 476 orbitals; n = 2: 656) and its Fermi energy.
     private func supercell(_ n: Int = 2) throws -> (BlochSystem, Double) {
-        if let c = Self.cached[n] { return c }
+        let t = try Self.cached.value(n) {
+            let (system, fermi) = try tiled(n)
+            return Tiled(system: system, fermi: fermi)
+        }
+        return (t.system, t.fermi)
+    }
+
+    private func tiled(_ n: Int) throws -> (BlochSystem, Double) {
         let record = try FormatReader.readRecord(at: Fixtures.url("datasets/mos2-2x2-0000"))
         let big = Supercell.make(record.structure, operators: [record.hamiltonian, record.overlap], repeats: SIMD3(n, n, 1))
         let system = try BlochSystem(structure: big.structure, hamiltonian: big.operators[0]!, overlap: big.operators[1])
-        let c = (system, try XCTUnwrap(record.fermiEnergy))
-        Self.cached[n] = c
-        return c
+        return (system, try XCTUnwrap(record.fermiEnergy))
     }
 
     /// The K dense eigenvalues nearest `target`, ascending.

@@ -23,7 +23,7 @@ final class ArchiveEscapeTests: XCTestCase {
     static let longName = (0 ..< 11).map { _ in String(repeating: "y", count: 100) }.joined(separator: "/")
     static let deepName = (0 ..< 40).map { "d\($0)" }.joined(separator: "/")
 
-    static let cases: [Case] = [
+    static var cases: [Case] { [
         Case(label: "dotdot", members: { try HostileArchive.structure(at: "../../victim") }, reason: "'..' component", member: "../../victim"),
         Case(label: "dotdot-inner", members: { try HostileArchive.structure(at: "a/../../../victim") }, reason: "'..' component", member: "a/../../../victim"),
         Case(label: "absolute", members: { try HostileArchive.structure(at: "/tmp/harmose-evil") }, reason: "absolute path", member: "harmose-evil"),
@@ -38,7 +38,7 @@ final class ArchiveEscapeTests: XCTestCase {
         Case(label: "case-collision", members: { try HostileArchive.structure(at: "Water") + HostileArchive.structure(at: "water") }, reason: "collides", member: "water"),
         Case(label: "nested", members: { try HostileArchive.structure(at: "a") + HostileArchive.structure(at: "a/b") }, reason: "lies inside", member: "a/b"),
         Case(label: "top-and-folder", members: { try HostileArchive.structure(at: "") + HostileArchive.structure(at: "b") }, reason: "lies inside", member: "b"),
-    ]
+    ] }
 
     var sandbox: URL!
     override func setUpWithError() throws {

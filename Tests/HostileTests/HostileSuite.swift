@@ -8,6 +8,7 @@
 import Foundation
 import Formats
 import HDF5Kit
+import Linalg
 import StageAPI
 import Structures
 import TestSupport
@@ -128,12 +129,12 @@ final class HostileSuite: XCTestCase {
     static func all(_ steps: ((URL) throws -> Void)...) -> (URL) throws -> Void {
         { dir in for s in steps { try s(dir) } }
     }
-    static let nothing: (URL) throws -> Void = { _ in }
+    static var nothing: (URL) throws -> Void { { _ in } }
 
     // MARK: The table
 
     /// Damaged DeepH-dock structures (folder "s"): (label, damage, file fragment, reason fragment).
-    static let dockFaults: [(String, (URL) throws -> Void, String, String)] = [
+    static var dockFaults: [(String, (URL) throws -> Void, String, String)] { [
         ("poscar-missing", remove("s/POSCAR"), "s/POSCAR", "missing file"),
         ("poscar-empty", write("", "s/POSCAR"), "POSCAR", "line 2"),
         ("poscar-truncated", truncate("s/POSCAR"), "POSCAR", "the file ends early"),
@@ -194,10 +195,10 @@ final class HostileSuite: XCTestCase {
         ("overlap-libhdf5-segv", copy("fuzz/legacy-hdf5/crash-hdf5-segv-in-H5F__accum_read", "s/overlap.h5"), "s/overlap.h5", "the file is damaged"),
         ("overlap-empty", write("", "s/overlap.h5"), "overlap.h5", "not an HDF5 file"),
         ("overlap-nan", dock("s/overlap.h5") { _, _, _, e in e[1] = .nan }, "overlap.h5", "non-finite value"),
-    ]
+    ] }
 
     /// Damaged legacy structures (folder "L").
-    static let legacyFaults: [(String, (URL) throws -> Void, String, String)] = [
+    static var legacyFaults: [(String, (URL) throws -> Void, String, String)] { [
         ("lat-missing", remove("L/lat.dat"), "lat.dat", "missing file"),
         ("lat-wrong-shape", write("1 0 0\n0 1 0\n", "L/lat.dat"), "lat.dat", "3×3"),
         ("lat-singular", write("20 0 20\n0 20 20\n0 0 0\n", "L/lat.dat"), "lat.dat", "degenerate"),
@@ -217,7 +218,7 @@ final class HostileSuite: XCTestCase {
         ("block-wrong-shape", legacyBlocks { b in b["[0, 0, 0, 1, 1]"] = ([1, 2, 3], [3]) }, "hamiltonians.h5", "inconsistent"),
         ("blocks-libhdf5-segv", copy("fuzz/legacy-hdf5/crash-hdf5-segv-in-H5F__accum_read", "L/hamiltonians.h5"), "L/hamiltonians.h5", "HDF5 library crashed (SIGSEGV)"),
         ("block-nan", legacyBlocks { b in var v = b["[0, 0, 0, 1, 1]"]!; v.0[0] = .nan; b["[0, 0, 0, 1, 1]"] = v }, "hamiltonians.h5", "non-finite"),
-    ]
+    ] }
 
     static var cases: [Case] {
         var out: [Case] = []
@@ -368,12 +369,13 @@ final class HostileSuite: XCTestCase {
     func testEveryHostileCaseFailsCleanly() throws {
         let cases = Self.cases
         XCTAssertGreaterThanOrEqual(cases.count, 150)
-        var failures: [String] = []
         let template = try makeSandbox()
         let root = try makeTemporaryDirectory(self)
-        let lock = NSLock()
-        // Cases are independent (one sandbox each): four at a time.
-        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+        // Cases are independent (one sandbox each): four at a time, each writing its own slot.
+        let outcome = UnsafeMutableBufferPointer<String?>.allocate(capacity: cases.count)
+        outcome.initialize(repeating: nil)
+        defer { outcome.deinitialize(); outcome.deallocate() }
+        ConcurrentLoop.perform(iterations: 4) { worker in
             for (k, c) in cases.enumerated() where k % 4 == worker {
                 var problems: [String] = []
                 do {
@@ -390,9 +392,10 @@ final class HostileSuite: XCTestCase {
                 } catch {
                     problems = ["setup failed: \(error)"]
                 }
-                if !problems.isEmpty { lock.lock(); failures.append("\(c.label): \(problems.joined(separator: "; "))"); lock.unlock() }
+                if !problems.isEmpty { outcome[k] = "\(c.label): \(problems.joined(separator: "; "))" }
             }
         }
+        let failures = outcome.compactMap { $0 }
         XCTAssertEqual(failures, [], "\(failures.count) of \(cases.count) cases failed:\n" + failures.joined(separator: "\n"))
         print("HostileSuite: \(cases.count) cases, \(failures.count) failures")
     }

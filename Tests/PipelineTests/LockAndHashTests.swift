@@ -27,12 +27,21 @@ final class LockTests: XCTestCase {
         try p.setPipeline(chainPipeline("-w"))
         let held = try OutputsLock.acquire(outputs: p.outputs, wait: false)
         let finished = expectation(description: "waiting runner finished")
-        nonisolated(unsafe) var summary: RunSummary?
+        // Written by the runner's thread, read after `finished` (the lock orders the two).
+        final class Outcome: @unchecked Sendable {
+            private let lock = NSLock()
+            private var stored: RunSummary?
+            var summary: RunSummary? {
+                get { lock.lock(); defer { lock.unlock() }; return stored }
+                set { lock.lock(); stored = newValue; lock.unlock() }
+            }
+        }
+        let outcome = Outcome()
         let runner = try p.runner()
         Thread {
             var options = RunOptions()
             options.wait = true
-            summary = try? runner.run(options)
+            outcome.summary = try? runner.run(options)
             finished.fulfill()
         }.start()
         // The waiting runner announces itself and does nothing while the lock is held.
@@ -42,7 +51,7 @@ final class LockTests: XCTestCase {
         XCTAssertEqual(ExecutionLog.shared.count("scale-w"), 0)
         held.release()
         wait(for: [finished], timeout: 20)
-        XCTAssertEqual(summary?.executed.count, 4)
+        XCTAssertEqual(outcome.summary?.executed.count, 4)
     }
 
     func testLockIsReleasedForTheNextRunner() throws {

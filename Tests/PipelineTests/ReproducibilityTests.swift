@@ -1,11 +1,11 @@
 // Bit-reproducible runs (#13): the whole chain — ingest, features, bands, train, refine, predict,
 // evaluate — run twice through the `harmose` binary with --jobs 2 (stages in worker processes, two
-// at once) gives byte-identical artifacts. Only manifest.json and log.txt, which record times,
-// host and durations, are left out of the comparison. One exception remains (see `withoutTimings`):
-// the training stages' learning curves and metrics.json still carry wall-clock fields.
+// at once) gives byte-identical artifacts: every file a kind wrote (checkpoints, learning curves,
+// metrics.json included) is compared raw, byte for byte. Only the run record is left out —
+// manifest.json, log.txt and timings.jsonl (`ArtifactStore.runRecordNames`: times, host,
+// durations, seconds per epoch) — and the test checks that those are all it leaves out.
 // Small parameters keep it to seconds.
 import Foundation
-import HDF5Kit
 @testable import Pipeline
 @testable import StageAPI
 import TestSupport
@@ -24,9 +24,9 @@ final class ReproducibilityTests: XCTestCase {
           "version": 1,
           "stages": {
             "ingest": {"kind": "ingest", "inputs": {"dataset": "data"}},
-            "features": {"kind": "features", "inputs": {"data": {"stage": "ingest"}}},
+            "features": {"kind": "features", "inputs": {"data": {"stage": "ingest"}, "config": "train.json"}},
             "bands": {"kind": "bands", "inputs": {"structures": {"stage": "ingest"}}},
-            "train": {"kind": "train", "inputs": {"data": {"stage": "ingest"}, "config": "train.json"}},
+            "train": {"kind": "train", "inputs": {"data": {"stage": "ingest"}, "config": "train.json", "features": {"stage": "features"}}},
             "refine": {"kind": "refine", "inputs": {"model": {"stage": "train"}, "data": {"stage": "ingest"}},
                        "params": {"mode": "strict", "epochs": 2, "width": 8, "heads": 2, "layers": 1, "feed_forward": 8,
                                   "radial_count": 4, "sh_lmax": 3}},
@@ -54,15 +54,16 @@ final class ReproducibilityTests: XCTestCase {
         return ProcessResult(status: process.terminationStatus, output: String(decoding: o, as: UTF8.self), error: "")
     }
 
-    /// Every file of every stage's latest version, by "<stage>/<relative path>".
-    func artifacts(_ outputs: URL) throws -> [String: Data] {
+    /// Every file of every stage's latest version but the run record, by "<stage>/<relative path>";
+    /// `skipped` collects the run-record files left out.
+    func artifacts(_ outputs: URL, skipped: inout Set<String>) throws -> [String: Data] {
         var out: [String: Data] = [:]
         let store = ArtifactStore(root: outputs)
         for stage in store.storedStages() {
             guard let id = store.latestID(stage: stage) else { continue }
             let dir = store.artifactDirectory(stage: stage, id: id)
             for rel in try FileManager.default.subpathsOfDirectory(atPath: dir.path) {
-                if [ArtifactStore.manifestName, ArtifactStore.logName].contains(rel) { continue }
+                if ArtifactStore.runRecordNames.contains(rel) { skipped.insert("\(stage)/\(rel)"); continue }
                 var isDir: ObjCBool = false
                 let url = dir.appendingPathComponent(rel)
                 if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
@@ -73,41 +74,6 @@ final class ReproducibilityTests: XCTestCase {
         return out
     }
 
-    /// The train/refine learning curves and metrics.json record per-epoch wall-clock time and
-    /// throughput (`epoch_seconds`, `*_per_second`, `seconds`), and their checkpoints the training
-    /// time (root attribute `meta.seconds`). Until the training engine moves those into its log,
-    /// these files are compared with exactly those values removed (every other byte, and every
-    /// other file, as written).
-    func withoutTimings(_ key: String, _ data: Data, outputs: URL) throws -> Data {
-        let stage = key.prefix { $0 != "/" }
-        guard ["train", "refine"].contains(stage) else { return data }
-        if key.hasSuffix(".h5") {
-            let url = outputs.appendingPathComponent("\(stage)/latest").appendingPathComponent(String(key.dropFirst(stage.count + 1)))
-            let file = try HDF5File(readingAt: url.path)
-            guard try file.attributeNames().contains("meta.seconds") else { return data }
-            let seconds = try XCTUnwrap(file.doubleAttribute("meta.seconds").first)
-            let pattern = withUnsafeBytes(of: seconds.bitPattern.littleEndian) { Data($0) }
-            var masked = data
-            let first = try XCTUnwrap(masked.range(of: pattern), "\(key): meta.seconds value not found")
-            XCTAssertNil(masked.range(of: pattern, in: first.upperBound ..< masked.endIndex), "\(key): meta.seconds value not unique")
-            masked.replaceSubrange(first, with: Data(count: 8))
-            return masked
-        }
-        guard key.hasSuffix("learning_curve.jsonl") || key.hasSuffix("/metrics.json") else { return data }
-        func strip(_ v: JSONValue) -> JSONValue {
-            switch v {
-            case let .object(pairs):
-                return .object(pairs.filter { !($0.0 == "seconds" || $0.0.hasSuffix("_seconds") || $0.0.hasSuffix("_per_second")) }
-                    .map { ($0.0, strip($0.1)) })
-            case let .array(items): return .array(items.map(strip))
-            default: return v
-            }
-        }
-        let lines = key.hasSuffix(".jsonl") ? String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-            : [String(decoding: data, as: UTF8.self)]
-        return Data(try lines.map { strip(try JSONValue.parse($0)).canonicalString }.joined(separator: "\n").utf8)
-    }
-
     func testTwoRunsWithTwoJobsGiveByteIdenticalArtifacts() throws {
         let project = try makeProject()
         let a = project.appendingPathComponent("outputs-a"), b = project.appendingPathComponent("outputs-b")
@@ -115,14 +81,23 @@ final class ReproducibilityTests: XCTestCase {
             let r = try harmose(["run", "--jobs", "2", "--outputs", outputs.path], in: project)
             XCTAssertEqual(r.status, 0, r.output)
         }
-        let first = try artifacts(a), second = try artifacts(b)
-        XCTAssertEqual(Set(first.keys.map { String($0.prefix { $0 != "/" }) }),
-                       ["ingest", "features", "bands", "train", "refine", "predict", "evaluate"])
+        var skipped = Set<String>()
+        let first = try artifacts(a, skipped: &skipped), second = try artifacts(b, skipped: &skipped)
+        let stages: Set<String> = ["ingest", "features", "bands", "train", "refine", "predict", "evaluate"]
+        XCTAssertEqual(Set(first.keys.map { String($0.prefix { $0 != "/" }) }), stages)
+        // Left out: the manifest and log of every stage, and the training stages' seconds per epoch.
+        XCTAssertEqual(skipped, Set(stages.flatMap { ["\($0)/manifest.json", "\($0)/log.txt"] } + ["train/timings.jsonl", "refine/timings.jsonl"]))
+        // The files that used to carry wall-clock values are compared like every other.
+        for key in ["train/learning_curve.jsonl", "train/metrics.json", "train/best.h5", "train/last.h5",
+                    "refine/learning_curve.jsonl", "refine/metrics.json", "refine/best.h5", "refine/last.h5"] {
+            XCTAssertNotNil(first[key], key)
+        }
         XCTAssertTrue(first.keys.contains { $0.hasSuffix(".h5") } && first.keys.contains { $0.hasSuffix(".json") })
         XCTAssertEqual(Set(first.keys), Set(second.keys))
-        let differing = try first.keys.filter {
-            try withoutTimings($0, first[$0]!, outputs: a) != withoutTimings($0, second[$0]!, outputs: b)
-        }.sorted()
+        // The chain flows: train took its edge geometry from the features artifact.
+        let trainLog = try String(contentsOf: a.appendingPathComponent("train/latest/log.txt"), encoding: .utf8)
+        XCTAssertTrue(trainLog.contains("edge geometry from"), trainLog)
+        let differing = first.keys.filter { first[$0] != second[$0] }.sorted()
         XCTAssertEqual(differing, [], "artifacts that differ between two identical runs")
         // Same fingerprints, so the same version folders.
         for stage in ArtifactStore(root: a).storedStages() {

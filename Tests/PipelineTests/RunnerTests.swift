@@ -4,12 +4,21 @@ import Foundation
 import TestSupport
 import XCTest
 
+/// Text written by runner consoles, possibly from several threads.
+final class CapturedText: @unchecked Sendable {
+    // @unchecked: `text` is read and written only while `lock` is held.
+    private let lock = NSLock()
+    private var text = ""
+    func append(_ s: String) { lock.lock(); text += s; lock.unlock() }
+    var value: String { lock.lock(); defer { lock.unlock() }; return text }
+}
+
 /// A project folder in a temporary directory: data files, a pipeline.json, outputs/.
 final class Project {
     let root: URL
     var registry: StageRegistry
-    private(set) var consoleText = ""
-    private let consoleLock = NSLock()
+    private let console = CapturedText()
+    var consoleText: String { console.value }
 
     init(_ testCase: XCTestCase, registry: StageRegistry = testRegistry()) throws {
         root = try makeTemporaryDirectory(testCase)
@@ -37,8 +46,8 @@ final class Project {
     func load() throws -> PipelineSpec { try PipelineSpec.load(from: pipelineURL, registry: registry) }
 
     func runner() throws -> PipelineRunner {
-        let console = RunConsole(isTerminal: false) { [self] s in consoleLock.lock(); consoleText += s; consoleLock.unlock() }
-        return PipelineRunner(spec: try load(), outputs: outputs, toolVersion: "test", console: console)
+        let captured = console
+        return PipelineRunner(spec: try load(), outputs: outputs, toolVersion: "test", console: RunConsole(isTerminal: false) { captured.append($0) })
     }
 
     @discardableResult
@@ -57,7 +66,7 @@ final class Project {
     func artifactFiles(_ stage: String, outputs: URL? = nil) throws -> [String: Data] {
         let dir = (outputs ?? self.outputs).appendingPathComponent("\(stage)/latest").resolvingSymlinksInPath()
         var out: [String: Data] = [:]
-        for rel in try FileManager.default.subpathsOfDirectory(atPath: dir.path) where !["manifest.json", "log.txt"].contains(rel) {
+        for rel in try FileManager.default.subpathsOfDirectory(atPath: dir.path) where !ArtifactStore.runRecordNames.contains(rel) {
             var isDir: ObjCBool = false
             let url = dir.appendingPathComponent(rel)
             if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {

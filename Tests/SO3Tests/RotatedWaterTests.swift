@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 import TestSupport
 import Formats
+import Models
 @testable import SO3
 import Structures
 
@@ -98,24 +99,6 @@ final class RotatedWaterTests: XCTestCase {
         XCTAssertThrowsError(try decomposition.compose([[1, 2]], keys: [h0.keys[0]], structure: reference.structure)) {
             XCTAssertTrue("\($0)".contains("irreps features of block [0, 0, 0, 0, 0]: expected 196 values, got 2"), "\($0)")
         }
-    }
-
-    func testRotatingAWholeRecord() throws {
-        let reference = try record(0), copy = try record(2), e = try eulerAngles(2)
-        let rotation = Rotation(eulerZYZ: e[0], e[1], e[2])
-        let rotated = try OrbitalRotation.rotate(record: reference, rotation: rotation)
-        // Same molecule up to a translation; H and S within the DFT noise of the independent run.
-        let shift = copy.structure.positions[0] - rotated.structure.positions[0]
-        for (a, b) in zip(rotated.structure.positions, copy.structure.positions) { XCTAssertLessThan(norm(a + shift - b), 1e-9) }
-        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(rotated.hamiltonian).entries, try XCTUnwrap(copy.hamiltonian).entries), 1e-3)
-        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(rotated.overlap).entries, try XCTUnwrap(copy.overlap).entries), 1e-5)
-        // R then Rᵀ is the identity on everything.
-        let back = try OrbitalRotation.rotate(record: rotated, rotation: rotation.transposed)
-        XCTAssertLessThan(maxAbsDifference(try XCTUnwrap(back.hamiltonian).entries, try XCTUnwrap(reference.hamiltonian).entries), 1e-11)
-        for (a, b) in zip(back.structure.positions, reference.structure.positions) { XCTAssertLessThan(norm(a - b), 1e-12) }
-        var spinful = reference
-        spinful.spinful = true
-        XCTAssertThrowsError(try OrbitalRotation.rotate(record: spinful, rotation: rotation)) { XCTAssertTrue("\($0)".contains("SU(2)")) }
     }
 
     func testOrbitalTableAgreesWithFormats() {

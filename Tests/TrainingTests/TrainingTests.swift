@@ -27,16 +27,30 @@ enum Tiny {
         return c
     }
 
-    /// The learning curve without wall-clock fields.
+    /// The learning curve (it holds no wall-clock field: those are in timings.jsonl).
     static func curve(_ dir: URL) throws -> [[String: Double]] {
         let text = try String(contentsOf: dir.appendingPathComponent("learning_curve.jsonl"), encoding: .utf8)
         return try text.split(separator: "\n").map { line in
             let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             var out: [String: Double] = [:]
-            for (k, v) in obj where !k.contains("second") { out[k] = (v as? NSNumber)?.doubleValue }
+            for (k, v) in obj {
+                XCTAssertFalse(k.contains("second"), "wall-clock field \(k) in the learning curve")
+                out[k] = (v as? NSNumber)?.doubleValue
+            }
             return out
         }
     }
+
+    /// timings.jsonl: one object per epoch.
+    static func timings(_ dir: URL) throws -> [[String: Double]] {
+        let text = try String(contentsOf: dir.appendingPathComponent("timings.jsonl"), encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+    }
+
+    static func bytes(_ dir: URL, _ name: String) throws -> Data { try Data(contentsOf: dir.appendingPathComponent(name)) }
 
     static func parameters(_ file: URL) throws -> [String: [Float]] {
         let config = try ModelConfigPart.read(file.path)
@@ -70,6 +84,17 @@ final class TrainingLoopTests: XCTestCase {
         try Trainer(config: Tiny.config(), outputDirectory: a).run(data: Tiny.data)
         try Trainer(config: Tiny.config(), outputDirectory: b).run(data: Tiny.data)
         XCTAssertEqual(try Tiny.curve(a), try Tiny.curve(b))
+        // Every file but timings.jsonl is the same bytes (no wall-clock value in any of them).
+        let files = try FileManager.default.contentsOfDirectory(atPath: a.path).sorted()
+        XCTAssertEqual(files, ["best.h5", "config.json", "last.h5", "learning_curve.jsonl", "learning_curve.svg", "metrics.json", "splits.json", "timings.jsonl"])
+        for name in files where name != "timings.jsonl" { XCTAssertEqual(try Tiny.bytes(a, name), try Tiny.bytes(b, name), name) }
+        let timings = try Tiny.timings(a)
+        XCTAssertEqual(timings.map { $0["epoch"] }, [1, 2, 3])
+        for t in timings {
+            XCTAssertEqual(Set(t.keys), ["epoch", "epoch_seconds", "elapsed_seconds", "structures_per_second", "edges_per_second"])
+            XCTAssertGreaterThan(t["epoch_seconds"]!, 0)
+        }
+        XCTAssertEqual(timings.map { $0["elapsed_seconds"]! }, timings.map { $0["elapsed_seconds"]! }.sorted())
         XCTAssertEqual(try Tiny.parameters(a.appendingPathComponent("last.h5")), try Tiny.parameters(b.appendingPathComponent("last.h5")))
         XCTAssertEqual(try Splits.read(a.appendingPathComponent("splits.json")), try Splits.read(b.appendingPathComponent("splits.json")))
         var other = Tiny.config()
@@ -90,6 +115,41 @@ final class TrainingLoopTests: XCTestCase {
         XCTAssertEqual(try Tiny.curve(whole), try Tiny.curve(pieces))
         XCTAssertEqual(try Tiny.parameters(whole.appendingPathComponent("last.h5")), try Tiny.parameters(pieces.appendingPathComponent("last.h5")))
         XCTAssertEqual(try Tiny.parameters(whole.appendingPathComponent("best.h5")), try Tiny.parameters(pieces.appendingPathComponent("best.h5")))
+        // The resumed run's files are the uninterrupted run's bytes; its timings cover epochs 1…4.
+        for name in ["last.h5", "best.h5", "learning_curve.jsonl", "metrics.json", "splits.json", "config.json"] {
+            XCTAssertEqual(try Tiny.bytes(whole, name), try Tiny.bytes(pieces, name), name)
+        }
+        XCTAssertEqual(try Tiny.timings(pieces).map { $0["epoch"] }, [1, 2, 3, 4])
+    }
+
+    /// `max_seconds` counts the training time before a resume: it is read from timings.jsonl
+    /// (the checkpoints hold no time). A first session that "took" 1000 s (its record edited to
+    /// say so) leaves a resumed run with a 500 s budget one epoch: the budget is checked after it.
+    func testResumeCountsEarlierTrainingTimeFromTimings() throws {
+        let dir = try makeTemporaryDirectory(self)
+        var c = Tiny.config(epochs: 6)
+        c.earlyStoppingPatience = 0
+        let first = Trainer(config: c, outputDirectory: dir)
+        first.stopAfterEpoch = 2
+        try first.run(data: Tiny.data)
+        let url = dir.appendingPathComponent("timings.jsonl")
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        try (lines[0] + "\n" + lines[1].replacingOccurrences(of: #""elapsed_seconds": [0-9.e+-]+"#, with: "\"elapsed_seconds\": 1000", options: .regularExpression) + "\n")
+            .write(to: url, atomically: true, encoding: .utf8)
+        c.maxSeconds = 500
+        let resumed = try Trainer(config: c, outputDirectory: dir).run(data: Tiny.data, resume: true)
+        XCTAssertEqual(resumed.epochsRun, 3)
+        XCTAssertTrue(resumed.stoppedEarly)
+        let timings = try Tiny.timings(dir)
+        XCTAssertEqual(timings.map { $0["epoch"] }, [1, 2, 3])
+        XCTAssertGreaterThan(timings[2]["elapsed_seconds"]!, 1000)
+        // Without the edit the same resume trains to the end.
+        let other = try makeTemporaryDirectory(self)
+        let again = Trainer(config: c, outputDirectory: other)
+        again.stopAfterEpoch = 2
+        try again.run(data: Tiny.data)
+        XCTAssertEqual(try Trainer(config: c, outputDirectory: other).run(data: Tiny.data, resume: true).epochsRun, 6)
     }
 
     func testResumeWithoutCheckpointFails() throws {

@@ -40,11 +40,11 @@ run() { # name data
 import json, sys, statistics
 d, name, rss, prss, plog = sys.argv[1:]
 m = json.load(open(f"{d}/metrics.json"))
-curve = [json.loads(l) for l in open(f"{d}/learning_curve.jsonl")]
+curve = [json.loads(l) for l in open(f"{d}/timings.jsonl")]
 sps = statistics.median(c["structures_per_second"] for c in curve)
 eps = statistics.median(c["edges_per_second"] for c in curve)
 t = m.get("test", m["validation"])
-print(f"{name}: epochs {m['epochs_run']} (best {m['best_epoch']}) in {m['seconds']:.0f} s; test MAE {t['mae_meV']:.2f} meV = {t['mae_uEh']:.1f} µEh "
+print(f"{name}: epochs {m['epochs_run']} (best {m['best_epoch']}) in {curve[-1]['elapsed_seconds']:.0f} s; test MAE {t['mae_meV']:.2f} meV = {t['mae_uEh']:.1f} µEh "
       f"(RMSE {t['rmse_meV']:.2f} meV, {t['structures']} structures); train {sps:.1f} structures/s, {eps:.0f} edges/s (median epoch); "
       f"peak RSS train {int(rss)/1024:.0f} MiB, predict {int(prss)/1024:.0f} MiB; {open(plog).read().strip()}")
 PY

@@ -4,7 +4,7 @@
 #      buffer size (= trainable parameter count), median of --repeats;
 #   2. stage-1 training throughput on the bundled water molecules, 1 process × 1 thread against
 #      2 ranks × 1 thread (mpirun), same configuration and global batch, alternated side by side
-#      ROUNDS times; structures/s is the median over epochs 2… of learning_curve.jsonl;
+#      ROUNDS times; structures/s is the median over epochs 2… of timings.jsonl;
 #   3. what MPI_Init costs a process started without a launcher (singleton init), the reason
 #      `harmose` initialises MPI only under mpirun/srun.
 # Needs Debian openmpi-bin/libopenmpi-dev (make deps). Run by `make bench` after the release build.
@@ -37,7 +37,7 @@ PY
 rate() { python3 -c '
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])][1:]
-print("%.2f" % statistics.median(r["structures_per_second"] for r in rows))' "$1/learning_curve.jsonl"; }
+print("%.2f" % statistics.median(r["structures_per_second"] for r in rows))' "$1/timings.jsonl"; }
 for r in $(seq 1 "$ROUNDS"); do
   "$HARMOSE" train --config "$out/config.json" "$out/water" --out "$out/one-$r" -q > /dev/null
   "${MPIRUN[@]}" -np 2 "$HARMOSE" train --config "$out/config.json" "$out/water" --out "$out/two-$r" -q > /dev/null
@@ -47,7 +47,7 @@ python3 - "$out" "$ROUNDS" <<'PY'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 def rate(d):
-    rows = [json.loads(l) for l in open(f"{out}/{d}/learning_curve.jsonl")][1:]
+    rows = [json.loads(l) for l in open(f"{out}/{d}/timings.jsonl")][1:]
     return statistics.median(r["structures_per_second"] for r in rows)
 one = [rate(f"one-{r}") for r in range(1, rounds + 1)]
 two = [rate(f"two-{r}") for r in range(1, rounds + 1)]

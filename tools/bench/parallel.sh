@@ -62,6 +62,10 @@ import json, os, statistics, sys
 out, rounds, systems = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def curve(d): return [json.loads(l) for l in open(os.path.join(d, "learning_curve.jsonl"))]
 def strip(c): return [{k: v for k, v in e.items() if "second" not in k} for e in c]
+# Wall-clock time per epoch: timings.jsonl (older binaries: inside the learning curve).
+def timing(d):
+    t = os.path.join(d, "timings.jsonl")
+    return [json.loads(l) for l in open(t)] if os.path.exists(t) else curve(d)
 def cpu(d):
     w, u, s = map(float, open(d + ".time").read().split()[-3:])
     return u + s
@@ -76,7 +80,7 @@ for sys_ in systems:
             dirs = [os.path.join(base, f"{stage}-{t}-r{r}") for r in range(1, rounds + 1)]
             dirs = [d for d in dirs if os.path.exists(d)]
             if not dirs: continue
-            eps = [e["epoch_seconds"] for d in dirs for e in curve(d)]
+            eps = [e["epoch_seconds"] for d in dirs for e in timing(d)]
             secs[t] = statistics.median(eps); sps[t] = ntrain / secs[t]
             cpus[t] = statistics.median(cpu(d) for d in dirs)
         ref = strip(curve(os.path.join(base, f"{stage}-t1-r1")))

@@ -29,13 +29,14 @@ refine_config() {  # $1 mode, $2 epochs, $3 max_seconds, $4 augment_rotations (d
             "augment_rotations": ${4:-false}, "seed": $SEED}}
 JSON
 }
-seconds() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds'])" "$1"; }
+# Training time of a run: the elapsed seconds of its last epoch in timings.jsonl.
+seconds() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['elapsed_seconds'])" "$1"; }
 
 train_config $((E1 + E2)) > "$OUT/train-long.json"
 train_config "$E1" > "$OUT/train-base.json"
 "$H" train -q --config "$OUT/train-long.json" "$DATA" --out "$OUT/stage1-long"
 "$H" train -q --config "$OUT/train-base.json" "$DATA" --out "$OUT/stage1-base"
-T_LONG=$(seconds "$OUT/stage1-long/metrics.json"); T_BASE=$(seconds "$OUT/stage1-base/metrics.json")
+T_LONG=$(seconds "$OUT/stage1-long/timings.jsonl"); T_BASE=$(seconds "$OUT/stage1-base/timings.jsonl")
 T_EXTRA=$(python3 -c "print(max(1.0, $T_LONG - $T_BASE))")
 echo "stage 1: $((E1 + E2)) epochs in $T_LONG s, $E1 epochs in $T_BASE s; stage-2 wall-clock budget $T_EXTRA s"
 
@@ -58,5 +59,5 @@ for v in $VARIANTS; do
 done
 "$H" eval --ref "$OUT/test" --rotated-ref "$OUT/test-rotated" "${compare[@]}" "${rotated[@]}" --out "$OUT/ablation"
 for v in ${VARIANTS#stage1-long stage1-base }; do
-  python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], 'epochs', m['epochs_run'], 'seconds', m['seconds'], 'stage-2 parameters', m['stage2_parameters'])" "$OUT/$v/metrics.json" "$v"
+  python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], 'epochs', m['epochs_run'], 'seconds', sys.argv[3], 'stage-2 parameters', m['stage2_parameters'])" "$OUT/$v/metrics.json" "$v" "$(seconds "$OUT/$v/timings.jsonl")"
 done
