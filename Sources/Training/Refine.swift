@@ -322,9 +322,10 @@ public final class Refiner {
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
             if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
             if writes { try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
-            curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, \"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
-                                improved ? "true" : "false", epoch, joint ? "true" : "false",
-                                trainMetrics.loss, trainMetrics.mae * 1000, val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000)
+            curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, %@\"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
+                                improved ? "true" : "false", epoch, joint ? "true" : "false", trainMetrics.loss, trainMetrics.mae * 1000,
+                                val.hybrid.bandRMSE.map { String(format: "\"val_band_rmse_meV\": %.6f, ", $0 * 1000) } ?? "",
+                                val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000)
             if writes { try AtomicOutput.write(Data(curveText.utf8), to: curve) }
             // The epoch's wall clock, checkpoints and curve included.
             let seconds = Date().timeIntervalSince(started)
