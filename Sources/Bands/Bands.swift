@@ -55,12 +55,13 @@ public enum BandsError: Error, CustomStringConvertible {
 
 /// A structure with H(R) and S(R) checked against its orbital basis, ready for Bloch sums.
 public struct BlochSystem: Sendable {
-    /// k-points solved at once unless a caller asks for more: 1. Concurrent dense solves crash
-    /// inside Debian's OpenBLAS 0.3.21 on GPAW dzp hBN 2×2 (99 kept S(k) directions):
-    /// `harmose eval --workers 2` on hbn-2x2-0000 segfaulted in every run (Zen, Haswell and
-    /// Sandybridge kernels), BandErrorTests' ghost-band test in 2 of 10 runs, and serialising every
-    /// LAPACK and zgemm call behind a lock did not stop it, so the cause is not located yet. In
-    /// order it has never failed. Pipelines keep the cores busy by running stages side by side.
+    /// k-points solved at once unless a caller asks for more: 1, for now. Debian's OpenBLAS 0.3.21
+    /// read past the end of its operands on GPAW dzp hBN 2×2 (99 kept S(k) directions):
+    /// `harmose eval --workers 2` on hbn-2x2-0000 segfaulted in every run, the pipeline's
+    /// single-threaded evaluate in 1 of 8, BandErrorTests in 2 of 10. Since Linalg gives every
+    /// OpenBLAS operand slack behind its end (`Eigen.slack`), `--workers 2` ran 0 of 6 and the
+    /// stage 0 of 14; the parallel default comes back after a longer soak. Pipelines keep the cores
+    /// busy by running stages side by side.
     public static let defaultSolveWorkers = 1
     public let structure: Structure
     public let orbitalCount: Int

@@ -75,7 +75,7 @@ public struct BandsCommand: ParsableCommand {
             help: "k-point density of automatic paths (points per 1/Å of path).")
     public var density: Double = 60
 
-    @Option(help: "k-points solved concurrently (default 1: concurrent solves crash Debian's OpenBLAS 0.3.21 on some crystals, see BlochSystem.defaultSolveWorkers).")
+    @Option(help: "k-points solved concurrently (default 1 for now, see BlochSystem.defaultSolveWorkers: Debian's OpenBLAS 0.3.21 read past its operands when solves ran concurrently).")
     public var workers: Int = BlochSystem.defaultSolveWorkers
 
     @Option(help: ArgumentHelp("Output folder (band.h5, bands.csv, bands.svg are replaced atomically).", valueName: "dir"))

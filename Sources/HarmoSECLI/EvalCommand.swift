@@ -83,7 +83,7 @@ public struct EvalCommand: ParsableCommand {
             help: ArgumentHelp("Also report the band error at this threshold (DeepH's 5e-4; 0: off). Never used to pick the headline number.", valueName: "value"))
     public var secondOverlapThreshold: Double = 5e-4
 
-    @Option(help: "k-points solved at once (default 1: concurrent solves crash Debian's OpenBLAS 0.3.21 on some crystals, see BlochSystem.defaultSolveWorkers).")
+    @Option(help: "k-points solved at once (default 1 for now, see BlochSystem.defaultSolveWorkers: Debian's OpenBLAS 0.3.21 read past its operands when solves ran concurrently).")
     public var workers: Int = BlochSystem.defaultSolveWorkers
 
     @Flag(name: .customLong("skip-missing"), help: "Leave out reference structures without a prediction instead of failing.")

@@ -113,8 +113,8 @@ public enum Eigen {
             return info
         }
         lwork = Int32(wq[0]); liwork = iwq[0]
-        var work = [Double](repeating: 0, count: max(1, Int(lwork)))
-        var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)))
+        var work = [Double](repeating: 0, count: max(1, Int(lwork)) + slack)
+        var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)) + slack)
         try call("dsyevd", jobz: jobz) { jobzPtr, uploPtr in
             dsyevd_(jobzPtr, uploPtr, &nn, &a, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
             return info
@@ -141,8 +141,8 @@ public enum Eigen {
             return info
         }
         lwork = Int32(wq[0]); liwork = iwq[0]
-        var work = [Double](repeating: 0, count: max(1, Int(lwork)))
-        var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)))
+        var work = [Double](repeating: 0, count: max(1, Int(lwork)) + slack)
+        var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)) + slack)
         try call("dsygvd", jobz: jobz, n: n, generalized: true) { j, u in
             dsygvd_(&itype, j, u, &nn, &a, &lda, &b, &ldb, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
             return info
@@ -159,7 +159,7 @@ public enum Eigen {
         guard a.rows == a.cols else { throw EigenError.shapeMismatch("hermitian: matrix is \(a.rows)×\(a.cols)") }
         let n = a.rows
         if n == 0 { return ([], vectors ? a : nil) }
-        var m = a
+        var m = ComplexMatrix(rows: n, cols: n, storage: padded(a.storage))
         var w = [Double](repeating: 0, count: n)
         var nn = Int32(n), lda = Int32(n), info: Int32 = 0
         let jobz: UInt8 = vectors ? UInt8(ascii: "V") : UInt8(ascii: "N")
@@ -173,9 +173,9 @@ public enum Eigen {
                 return info
             }
             lwork = Int32(wq[0].re); lrwork = Int32(rq[0]); liwork = iq[0]
-            var work = [harmose_complex_double](repeating: .init(), count: max(1, Int(lwork)))
-            var rwork = [Double](repeating: 0, count: max(1, Int(lrwork)))
-            var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)))
+            var work = [harmose_complex_double](repeating: .init(), count: max(1, Int(lwork)) + slack)
+            var rwork = [Double](repeating: 0, count: max(1, Int(lrwork)) + slack)
+            var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)) + slack)
             try call("zheevd", jobz: jobz) { j, u in
                 zheevd_(j, u, &nn, ap, &lda, &w, &work, &lwork, &rwork, &lrwork, &iwork, &liwork, &info, 1, 1)
                 return info
@@ -193,7 +193,8 @@ public enum Eigen {
         }
         let n = a.rows
         if n == 0 { return ([], vectors ? a : nil) }
-        var m = a, metric = b
+        var m = ComplexMatrix(rows: n, cols: n, storage: padded(a.storage))
+        var metric = ComplexMatrix(rows: n, cols: n, storage: padded(b.storage))
         var w = [Double](repeating: 0, count: n)
         var itype: Int32 = 1, nn = Int32(n), lda = Int32(n), ldb = Int32(n), info: Int32 = 0
         let jobz: UInt8 = vectors ? UInt8(ascii: "V") : UInt8(ascii: "N")
@@ -209,9 +210,9 @@ public enum Eigen {
                     return info
                 }
                 lwork = Int32(wq[0].re); lrwork = Int32(rq[0]); liwork = iq[0]
-                var work = [harmose_complex_double](repeating: .init(), count: max(1, Int(lwork)))
-                var rwork = [Double](repeating: 0, count: max(1, Int(lrwork)))
-                var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)))
+                var work = [harmose_complex_double](repeating: .init(), count: max(1, Int(lwork)) + slack)
+                var rwork = [Double](repeating: 0, count: max(1, Int(lrwork)) + slack)
+                var iwork = [Int32](repeating: 0, count: max(1, Int(liwork)) + slack)
                 try call("zhegvd", jobz: jobz, n: n, generalized: true) { j, u in
                     zhegvd_(&itype, j, u, &nn, ap, &lda, bp, &ldb, &w, &work, &lwork, &rwork, &lrwork, &iwork, &liwork, &info, 1, 1)
                     return info
@@ -276,11 +277,12 @@ public enum Eigen {
         let m = conjugateTransposeLeft ? a.cols : a.rows
         let k = conjugateTransposeLeft ? a.rows : a.cols
         precondition(k == b.rows, "multiply: inner dimensions \(k) and \(b.rows) differ")
-        var c = ComplexMatrix(rows: m, cols: b.cols)
+        var c = ComplexMatrix(rows: m, cols: b.cols, storage: padded([Double](repeating: 0, count: 2 * m * b.cols)))
         if m == 0 || b.cols == 0 { return c }
         var one = harmose_complex_double(re: 1, im: 0), zero = harmose_complex_double(re: 0, im: 0)
-        a.storage.withUnsafeBytes { pa in
-            b.storage.withUnsafeBytes { pb in
+        let aPadded = padded(a.storage), bPadded = padded(b.storage)
+        aPadded.withUnsafeBytes { pa in
+            bPadded.withUnsafeBytes { pb in
                 c.storage.withUnsafeMutableBytes { pc in
                     cblas_zgemm(CblasColMajor, conjugateTransposeLeft ? CblasConjTrans : CblasNoTrans, CblasNoTrans,
                                 Int32(m), Int32(b.cols), Int32(k), &one, pa.baseAddress, Int32(max(1, a.rows)),
@@ -292,6 +294,23 @@ public enum Eigen {
     }
 
     // MARK: LAPACK plumbing
+
+    /// Doubles of addressable slack after every buffer handed to OpenBLAS. Debian's OpenBLAS
+    /// 0.3.21 intermittently dies with a bad-pointer read inside its kernels on the filtered
+    /// solves of GPAW dzp hBN (99 kept S(k) directions): 1 run in 8 of the pipeline's evaluate
+    /// stage, single-threaded, more often when k-points are solved concurrently — the signature of
+    /// a kernel reading a little past the end of an operand, which faults only when the operand
+    /// ends at a page boundary. Buffers with slack behind them make such reads harmless; the values
+    /// read there never reach a result (the routines' outputs are unchanged bit for bit).
+    static let slack = 512
+
+    /// A copy of `values` with `slack` more doubles of capacity behind its end.
+    static func padded(_ values: [Double]) -> [Double] {
+        var p = [Double]()
+        p.reserveCapacity(values.count + slack)
+        p.append(contentsOf: values)
+        return p
+    }
 
     /// Runs one LAPACK call with jobz/uplo character arguments and maps `info` to an error.
     private static func call(_ routine: String, jobz: UInt8, n: Int = 0, generalized: Bool = false,
