@@ -10,16 +10,9 @@ import TestSupport
 import XCTest
 
 final class RotatedRecordTests: XCTestCase {
-    func record(_ copy: Int) throws -> DFTRecord {
-        try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/h2o-rotated/\(copy)"))
-    }
+    func record(_ copy: Int) throws -> DFTRecord { try FormatReader.readRecord(at: Fixtures.rotatedWater(copy)) }
 
-    func eulerAngles(_ copy: Int) throws -> [Double] {
-        let text = try String(contentsOf: Fixtures.url("peer/deeph-dock/h2o-rotated/\(copy)/euler_angle"), encoding: .utf8)
-        let values = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
-        XCTAssertEqual(values.count, 3)
-        return values
-    }
+    func eulerAngles(_ copy: Int) throws -> [Double] { try Fixtures.rotatedWaterEulerAngles(copy) }
 
     func testRotatingAWholeRecord() throws {
         let reference = try record(0), copy = try record(2), e = try eulerAngles(2)

@@ -10,16 +10,9 @@ import Models
 import Structures
 
 final class RotatedWaterTests: XCTestCase {
-    func record(_ copy: Int) throws -> DFTRecord {
-        try FormatReader.readRecord(at: Fixtures.url("peer/deeph-dock/h2o-rotated/\(copy)"))
-    }
+    func record(_ copy: Int) throws -> DFTRecord { try FormatReader.readRecord(at: Fixtures.rotatedWater(copy)) }
 
-    func eulerAngles(_ copy: Int) throws -> [Double] {
-        let text = try String(contentsOf: Fixtures.url("peer/deeph-dock/h2o-rotated/\(copy)/euler_angle"), encoding: .utf8)
-        let values = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
-        XCTAssertEqual(values.count, 3)
-        return values
-    }
+    func eulerAngles(_ copy: Int) throws -> [Double] { try Fixtures.rotatedWaterEulerAngles(copy) }
 
     /// Largest |D_i O0 D_jᵀ − O_copy| over all blocks (eV for H).
     func residual(_ op0: BlockOperator, _ op: BlockOperator, structure: Structure, rotation: Rotation) throws -> Double {

@@ -9,6 +9,20 @@ public enum Fixtures {
 
     public static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
     public static func path(_ relative: String) -> String { url(relative).path }
+
+    /// The DeepH-dock water copies rotated by known Euler angles (peer/deeph-dock/h2o-rotated/N).
+    public static func rotatedWater(_ copy: Int) -> URL { url("peer/deeph-dock/h2o-rotated/\(copy)") }
+
+    /// The ZYZ Euler angles of rotated water copy `copy` (its `euler_angle` file).
+    public static func rotatedWaterEulerAngles(_ copy: Int) throws -> [Double] {
+        let file = rotatedWater(copy).appendingPathComponent("euler_angle")
+        let values = try String(contentsOf: file, encoding: .utf8)
+            .split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+        guard values.count == 3 else {
+            throw NSError(domain: "Fixtures", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(file.path): expected 3 Euler angles, got \(values.count)"])
+        }
+        return values
+    }
 }
 
 /// A fresh temporary directory removed when the test case finishes.
