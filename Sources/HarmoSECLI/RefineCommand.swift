@@ -27,6 +27,10 @@ public struct RefineCommand: ParsableCommand {
         Examples:
           harmose refine --stage1 runs/molecules data/molecules --out runs/molecules-hybrid
           harmose refine --stage1 runs/molecules --config strict.json data/molecules --out runs/strict
+          harmose refine --stage1 runs/molecules --init runs/strict --config strict-band.json data/molecules --out runs/strict-band
+
+        Stage 2 corrects only the block groups (element pairs) of the training structures; \
+        blocks of other pairs keep stage 1's prediction.
         """
     )
 
@@ -35,6 +39,9 @@ public struct RefineCommand: ParsableCommand {
 
     @Option(name: .customLong("config"), help: ArgumentHelp("Refine configuration (JSON).", valueName: "CONFIG.json"))
     public var config: String?
+
+    @Option(name: .customLong("init"), help: ArgumentHelp("Start stage 2 from this hybrid's weights (a refine folder or checkpoint refined on the same STAGE1, same stage-2 architecture) instead of at random: fine-tuning, e.g. adding a band loss to a converged refine.", valueName: "HYBRID"))
+    public var initialStage2: String?
 
     @Option(help: ArgumentHelp("Stage-2 mode: empirical (the paper's) or strict (equivariant by construction); overrides the config."))
     public var mode: String?
@@ -65,6 +72,7 @@ public struct RefineCommand: ParsableCommand {
         let refiner = Refiner(config: cfg, stage1: URL(fileURLWithPath: stage1), outputDirectory: URL(fileURLWithPath: out))
         // Under mpirun/srun every rank trains its share of each batch; rank 0 reports and writes.
         let group = Cluster.group()
+        refiner.initialStage2 = initialStage2.map { URL(fileURLWithPath: $0) }
         refiner.group = group
         refiner.execution = ExecutionContext(threads: threads)
         let bar = TerminalProgress()

@@ -38,6 +38,13 @@ public struct StructureGraph: Sendable {
         try self.init(name: name, structure: structure, keys: g.keys, config: config)
     }
 
+    /// The block groups this structure's blocks fall into (on-site per element, off-site per
+    /// ordered element pair of an edge).
+    public var groups: Set<BlockGroup> {
+        let z = structure.atomicNumbers
+        return Set(structure.species.map { BlockGroup(onsite: true, zi: $0, zj: $0) } + edges.map { BlockGroup(onsite: false, zi: z[$0.i], zj: z[$0.j]) })
+    }
+
     /// Block keys in prediction order: every on-site block, then the edges.
     public var keys: [BlockKey] {
         (0 ..< structure.atomCount).map { BlockKey(shift: .zero, i: $0, j: $0) } + edges.map(\.key)

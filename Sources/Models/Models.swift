@@ -141,6 +141,16 @@ public struct BlockGroup: Hashable, Comparable, Sendable, CustomStringConvertibl
         return onsite ? "on:\(si)" : "off:\(si)-\(sj)"
     }
 
+    /// Parses `description`'s form: "on:C" (on-site blocks of C) or "off:C-N" (C row, N column).
+    public init?(name: String) {
+        func z(_ s: Substring) -> Int? { Elements.atomicNumber(of: String(s)) }
+        if name.hasPrefix("on:"), let a = z(name.dropFirst(3)) { self.init(onsite: true, zi: a, zj: a); return }
+        guard name.hasPrefix("off:") else { return nil }
+        let pair = name.dropFirst(4).split(separator: "-", omittingEmptySubsequences: false)
+        guard pair.count == 2, let a = z(pair[0]), let b = z(pair[1]) else { return nil }
+        self.init(onsite: false, zi: a, zj: b)
+    }
+
     /// Every group the elements can produce, sorted.
     public static func all(elements: [Int]) -> [BlockGroup] {
         elements.map { BlockGroup(onsite: true, zi: $0, zj: $0) }

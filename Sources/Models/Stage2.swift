@@ -44,12 +44,17 @@ public struct Stage2Config: Codable, Equatable, Sendable {
     /// Training only: rotate each structure (and its target blocks) at random every epoch.
     public var augmentRotations = false
     public var seed: UInt64 = 0
+    /// The block groups stage 2 corrects ("on:C", "off:C-N"); blocks of the other groups keep
+    /// stage 1's prediction (ΔH = 0). nil: every group stage 1 has. `harmose refine` sets it to the
+    /// groups of its training data: a group no training structure has would only get untrained
+    /// read-out weights (a random ΔH) and half of a five-element model's parameters.
+    public var groups: [String]?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, shLmax = "sh_lmax", radialCount = "radial_count", cutoff, width, heads, layers
-        case feedForward = "feed_forward", outputInit = "output_init", augmentRotations = "augment_rotations", seed
+        case feedForward = "feed_forward", outputInit = "output_init", augmentRotations = "augment_rotations", seed, groups
     }
 
     /// The JSON keys a configuration file may use (unknown ones are rejected).
@@ -74,6 +79,7 @@ public struct Stage2Config: Codable, Equatable, Sendable {
         outputInit = try c.decodeIfPresent(Double.self, forKey: .outputInit) ?? d.outputInit
         augmentRotations = try c.decodeIfPresent(Bool.self, forKey: .augmentRotations) ?? d.augmentRotations
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        groups = try c.decodeIfPresent([String].self, forKey: .groups)
     }
 
     /// Checks ranges; names the offending key (prefixed "stage2.").
@@ -87,6 +93,14 @@ public struct Stage2Config: Codable, Equatable, Sendable {
         guard layers >= 0 else { throw bad("layers", "must be ≥ 0, got \(layers)") }
         guard feedForward >= 1 else { throw bad("feed_forward", "must be ≥ 1, got \(feedForward)") }
         guard outputInit >= 0, outputInit.isFinite else { throw bad("output_init", "must be ≥ 0, got \(outputInit)") }
+        for name in groups ?? [] where BlockGroup(name: name) == nil {
+            throw bad("groups", "\"\(name)\" is not a block group: write \"on:C\" (on-site blocks of C) or \"off:C-N\" (C–N blocks)")
+        }
+    }
+
+    /// Whether stage 2 corrects the blocks of `group`.
+    public func corrects(_ group: BlockGroup) -> Bool {
+        groups.map { $0.contains(group.description) } ?? true
     }
 }
 
@@ -279,7 +293,7 @@ public final class Stage2Network<T: Scalar> {
         }
 
         var groups: [BlockGroup: Stage2Group<T>] = [:]
-        for g in stage1.groups {
+        for g in stage1.groups where config.corrects(g) {
             let h = stage1.heads[g]!
             let tag = g.onsite ? "on_\(Elements.symbol(of: g.zi)!)" : "off_\(Elements.symbol(of: g.zi)!)_\(Elements.symbol(of: g.zj)!)"
             let irreps = h.irreps
@@ -339,7 +353,8 @@ public final class Stage2Network<T: Scalar> {
         // (C is orthogonal), so stage 2 reads order-one numbers whatever the energy scale.
         var baseline: [BlockGroup: Tensor<T>] = [:]
         for (g, blocksTensor) in out.blocks {
-            guard let sg = groups[g] else { throw ModelError.badInput("stage 2: no block group \(g)") }
+            // A group stage 2 does not correct keeps stage 1's blocks and feeds nothing in.
+            guard let sg = groups[g] else { continue }
             baseline[g] = try (try blocksTensor.matmul(sg.compose, transposeB: true) - sg.shift) / sg.scale
         }
 

@@ -76,9 +76,14 @@ public final class HybridHamiltonianModel<T: Scalar> {
     public func callAsFunction(_ batch: GraphBatch<T>, geometry: Stage2Geometry<T>) throws -> HybridOutput<T> {
         let base = try stage1(batch)
         let delta = try stage2(batch, stage1: base, geometry: geometry)
+        return HybridOutput(blocks: try Self.combine(base.blocks, delta), stage1: base, delta: delta)
+    }
+
+    /// H₁ + ΔH per group; groups stage 2 does not correct keep H₁.
+    public static func combine(_ base: [BlockGroup: Tensor<T>], _ delta: [BlockGroup: Tensor<T>]) throws -> [BlockGroup: Tensor<T>] {
         var blocks: [BlockGroup: Tensor<T>] = [:]
-        for (g, b) in base.blocks { blocks[g] = try b + delta[g]! }
-        return HybridOutput(blocks: blocks, stage1: base, delta: delta)
+        for (g, b) in base { blocks[g] = try delta[g].map { try b + $0 } ?? b }
+        return blocks
     }
 
     /// Predicted real-space Hamiltonians, one per structure (internal order, eV), in the same

@@ -159,6 +159,31 @@ public enum HybridCheckpoint {
         return model
     }
 
+    /// Copies the stage-2 weights of the hybrid checkpoint at `url` (file or refine folder) into
+    /// `model`. The checkpoint's stage 1 must equal the model's (same configuration and weights:
+    /// stage 2 learned on those features) and its stage 2 must have the same architecture; it may
+    /// correct more block groups than `model` (those weights are not used).
+    public static func initialiseStage2(of model: HybridHamiltonianModel<Float>, from url: URL) throws {
+        let path = try resolve(url).path
+        let source = try loadHybrid(path)
+        guard source.stage1.config == model.stage1.config,
+              zip(source.stage1.parameters.tensors, model.stage1.parameters.tensors).allSatisfy({ $0.name == $1.name && $0.data == $1.data }) else {
+            throw TrainingError(file: path, field: "/model", message: "its stage 1 is not the stage 1 being refined; fine-tune only a hybrid refined on this stage 1")
+        }
+        let mine = model.stage2.config
+        var theirs = source.stage2.config
+        // The groups are checked below; the seed, initial scale and augmentation are not architecture.
+        theirs.groups = mine.groups; theirs.seed = mine.seed; theirs.outputInit = mine.outputInit; theirs.augmentRotations = mine.augmentRotations
+        guard mine == theirs else {
+            throw TrainingError(file: path, field: "/hybrid stage2", message: "its stage-2 architecture \(String(decoding: try stableJSON(theirs), as: UTF8.self)) differs from the configured \(String(decoding: try stableJSON(mine), as: UTF8.self))")
+        }
+        let missing = model.stage2.config.groups?.filter { name in BlockGroup(name: name).map { !source.stage2.config.corrects($0) } ?? true } ?? []
+        guard missing.isEmpty else {
+            throw TrainingError(file: path, field: "/hybrid stage2.groups", message: "has no stage-2 weights for \(missing.joined(separator: ", ")), which the training data needs")
+        }
+        try Checkpoint.load(from: path, parts: ["stage2": model.stage2.parameters])
+    }
+
     static func parts(_ model: HybridHamiltonianModel<Float>) -> [String: Checkpointable] {
         ["model": model.stage1.parameters, "stage2": model.stage2.parameters,
          "config": ModelConfigPart(model.stage1.config), "hybrid": HybridConfigPart(model.config)]
@@ -190,6 +215,10 @@ public final class Refiner {
     public var group: any ProcessGroup = SingleProcess.shared
     /// Thread budget and data-parallel workers of the run (results do not depend on it).
     public var execution: ExecutionContext
+    /// A hybrid checkpoint (or refine folder) whose stage-2 weights start this run instead of a
+    /// random initialisation: fine-tuning, e.g. with a band loss, of an already refined model. Its
+    /// stage 1 must be this run's, its stage-2 architecture the configured one.
+    public var initialStage2: URL?
     /// Run the frozen stage 1 once per structure and reuse its outputs in every epoch that does
     /// not train it (off only to compare against running it on every batch: same numbers).
     var cacheStage1 = true
@@ -222,10 +251,7 @@ public final class Refiner {
             throw TrainingError(file: checkpoint.path, message: "already a hybrid checkpoint; refine needs a stage-1 one")
         }
         let base = try HybridCheckpoint.loadStage1(checkpoint.path)
-        let model = try HybridHamiltonianModel(stage1: base, stage2: config.stage2)
-        model.freezeStage1(true)
         let modelConfig = base.config
-        log("stage 1 from \(checkpoint.path): \(base.trainableCount) parameters; stage 2 (\(config.stage2.mode.rawValue)): \(model.stage2.trainableCount) parameters")
 
         let writes = group.isRoot
         if writes { try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true) }
@@ -242,8 +268,18 @@ public final class Refiner {
                 return r
             }, config: modelConfig)
         }
+        let trainSamples = try samples(splits.train)
+        var stage2Config = config.stage2
+        if stage2Config.groups == nil {
+            stage2Config.groups = trainSamples.reduce(into: Set<BlockGroup>()) { $0.formUnion($1.graph.groups) }.sorted().map(\.description)
+        }
+        let model = try HybridHamiltonianModel(stage1: base, stage2: stage2Config)
+        model.freezeStage1(true)
+        log("stage 1 from \(checkpoint.path): \(base.trainableCount) parameters; stage 2 (\(config.stage2.mode.rawValue)): \(model.stage2.trainableCount) parameters, correcting \(stage2Config.groups!.count) of \(base.groups.count) block groups")
+        if let initialStage2 { try HybridCheckpoint.initialiseStage2(of: model, from: initialStage2) }
+
         let engine = try DataParallel(model, context: execution)
-        let train = try prepare(samples(splits.train), model, engine), validation = try prepare(samples(splits.validation), model, engine)
+        let train = try prepare(trainSamples, model, engine), validation = try prepare(samples(splits.validation), model, engine)
         let test = try prepare(samples(splits.test), model, engine)
         if validation.isEmpty {
             log("warning: no validation structures: the \"val\" numbers are the TRAINING set's, not a held-out error; give at least 2 structures for a real validation")
@@ -393,9 +429,7 @@ public final class Refiner {
         if frozenStage1, unit.allSatisfy({ $0.stage1 != nil }) {
             let base = try ModelOutput.concatenated(unit.map { $0.stage1! })
             let delta = try model.stage2(batch, stage1: base, geometry: geometry)
-            var blocks: [BlockGroup: Tensor<Float>] = [:]
-            for (g, b) in base.blocks { blocks[g] = try b + delta[g]! }
-            return (blocks, base.blocks, targets, batch)
+            return (try HybridHamiltonianModel.combine(base.blocks, delta), base.blocks, targets, batch)
         }
         let out = try model(batch, geometry: geometry)
         return (out.blocks, out.stage1.blocks, targets, batch)
@@ -460,7 +494,8 @@ public struct RefineStageKind: StageKind {
     public let summary = "Trains stage 2 (graph Transformer) of the HarmoSE hybrid on the residual of a frozen stage-1 model from a train stage; optional joint fine-tune."
     /// 2: defaults and configuration shared with `harmose refine` (RefineConfig), `config` input.
     /// 3: no wall-clock values in the curve (keys sorted), metrics.json or checkpoints (timings.jsonl).
-    public let artifactVersion = 3
+    /// 4: stage 2 corrects only the block groups of the training data; optional `init` input.
+    public let artifactVersion = 4
     public let parameters: [ParameterSpec] = [
         ParameterSpec("mode", .choice(["config", "empirical", "strict"]), default: .string("config"), help: "empirical (the paper's) or strict (equivariant by construction); config: the config's"),
         ParameterSpec("epochs", .integer, default: 0, minimum: 0, maximum: 100_000, help: "training epochs (0: the config's)"),
@@ -481,6 +516,7 @@ public struct RefineStageKind: StageKind {
         InputSpec("model", .pathOrStage, help: "a train stage (or its output folder / checkpoint file): the stage-1 model, frozen"),
         InputSpec("data", .pathOrStage, multiple: true, help: "the DFT dataset stage 1 was trained on: folders, archives or ingest stages (stage 1's splits.json picks the structures)"),
         InputSpec("config", .path, required: false, help: "refine configuration JSON, as for `harmose refine --config` (docs/stage2.md); default: the defaults"),
+        InputSpec("init", .pathOrStage, required: false, help: "a refine stage (or hybrid checkpoint) on the same stage 1 whose stage-2 weights start this one: fine-tuning, as `harmose refine --init`"),
     ]
 
     public func run(_ context: StageContext) throws -> [String: JSONValue] {
@@ -502,6 +538,7 @@ public struct RefineStageKind: StageKind {
         if p.int("radial_count") > 0 { config.stage2.radialCount = p.int("radial_count") }
         try config.validate(file: "pipeline.json: stage \(context.stageName)")
         let refiner = Refiner(config: config, stage1: context.input("model"), outputDirectory: context.outputDirectory)
+        refiner.initialStage2 = context.inputs["init"]?.first
         refiner.execution = executionContext(for: context)
         refiner.group = context.group
         refiner.log = { context.log($0) }

@@ -76,6 +76,65 @@ final class RefineTests: XCTestCase {
         XCTAssertTrue(try Tiny.curve(out).last!["joint"] == 1)
     }
 
+    /// Stage 2 corrects the block groups of its training data only (water: no O–O blocks), keeps
+    /// stage 1's blocks for the others, and a second refine can start from the first one's weights.
+    func testStage2CorrectsTheTrainingGroupsAndFineTunesFromAHybrid() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let s1 = try stage1(dir)
+        let first = dir.appendingPathComponent("first")
+        try Refiner(config: refineConfig(.strict, epochs: 1), stage1: s1, outputDirectory: first).run(data: Tiny.data)
+        let hybrid = try HybridCheckpoint.loadHybrid(first.appendingPathComponent("best.h5").path)
+        XCTAssertEqual(hybrid.stage2.config.groups, ["on:H", "on:O", "off:H-H", "off:H-O", "off:O-H"])
+        var everyGroup = refineConfig(.strict)
+        everyGroup.stage2.groups = nil
+        let full = try HybridHamiltonianModel<Float>(stage1: hybrid.stage1, stage2: everyGroup.stage2)
+        XCTAssertLessThan(hybrid.stage2.trainableCount, full.stage2.trainableCount)
+
+        // A water dimer has O–O blocks: the hybrid leaves them exactly as stage 1 predicts them.
+        let water = try FormatReader.readRecord(at: Fixtures.url("training/water-0001")).structure
+        let shift = Vec3(0, 0, 2.9)
+        let dimer = Structure(lattice: water.lattice, atomicNumbers: water.atomicNumbers + water.atomicNumbers,
+                              positions: water.positions + water.positions.map { $0 + shift }, basis: water.basis)
+        let config = hybrid.stage1.config
+        let graph = try StructureGraph(name: "dimer", structure: dimer, cutoff: config.cutoff, config: config)
+        XCTAssertTrue(graph.groups.contains(BlockGroup(name: "off:O-O")!))
+        let batch = try GraphBatch<Float>([graph], config: config)
+        let h = try hybrid.predictOperators(batch)[0], h1 = try hybrid.stage1.predictOperators(batch)[0]
+        var oxygenPairs = 0, changed = 0
+        for (b, key) in h.keys.enumerated() {
+            if dimer.atomicNumbers[key.i] == 8, dimer.atomicNumbers[key.j] == 8, key.i != key.j {
+                XCTAssertEqual(h.values(at: b), h1.values(for: key)!, "\(key)"); oxygenPairs += 1
+            } else if h.values(at: b) != h1.values(for: key)! { changed += 1 }
+        }
+        XCTAssertEqual(oxygenPairs, 2)
+        XCTAssertGreaterThan(changed, 10)
+
+        // Fine-tuning: the second run starts from the first one's stage 2 (epoch 1 of the second
+        // run is already at the first run's level, not at stage 1's), …
+        let second = dir.appendingPathComponent("second")
+        let tuner = Refiner(config: refineConfig(.strict, epochs: 1), stage1: s1, outputDirectory: second)
+        tuner.initialStage2 = first
+        let fresh = try Refiner(config: refineConfig(.strict, epochs: 1), stage1: s1, outputDirectory: dir.appendingPathComponent("fresh")).run(data: Tiny.data)
+        let tuned = try tuner.run(data: Tiny.data)
+        XCTAssertNotEqual(tuned.validation.hybrid.mae, fresh.validation.hybrid.mae)
+        let model = try HybridHamiltonianModel<Float>(stage1: hybrid.stage1, stage2: hybrid.stage2.config)
+        try HybridCheckpoint.initialiseStage2(of: model, from: first)
+        for (a, b) in zip(model.stage2.parameters.tensors, hybrid.stage2.parameters.tensors) { XCTAssertEqual(a.data, b.data, a.name) }
+        // … and refuses a hybrid of another architecture or another stage 1, naming the file.
+        var wider = refineConfig(.strict, epochs: 1)
+        wider.stage2.width = 16
+        let refused = Refiner(config: wider, stage1: s1, outputDirectory: dir.appendingPathComponent("wider"))
+        refused.initialStage2 = first
+        XCTAssertThrowsError(try refused.run(data: Tiny.data)) { XCTAssertTrue("\($0)".contains("architecture") && "\($0)".contains("first"), "\($0)") }
+        var otherStage1Config = Tiny.config(epochs: 1)
+        otherStage1Config.seed = 4
+        let otherStage1 = dir.appendingPathComponent("other-stage1")
+        try Trainer(config: otherStage1Config, outputDirectory: otherStage1).run(data: Tiny.data)
+        let foreign = Refiner(config: refineConfig(.strict, epochs: 1), stage1: otherStage1, outputDirectory: dir.appendingPathComponent("foreign"))
+        foreign.initialStage2 = first
+        XCTAssertThrowsError(try foreign.run(data: Tiny.data)) { XCTAssertTrue("\($0)".contains("stage 1") && "\($0)".contains("first"), "\($0)") }
+    }
+
     func testBadRefineConfigNamesTheField() throws {
         let dir = try makeTemporaryDirectory(self)
         let file = dir.appendingPathComponent("refine.json")
