@@ -274,8 +274,8 @@ public final class Refiner {
             stage2Config.groups = trainSamples.reduce(into: Set<BlockGroup>()) { $0.formUnion($1.graph.groups) }.sorted().map(\.description)
         }
         let model = try HybridHamiltonianModel(stage1: base, stage2: stage2Config)
-        model.freezeStage1(true)
         log("stage 1 from \(checkpoint.path): \(base.trainableCount) parameters; stage 2 (\(config.stage2.mode.rawValue)): \(model.stage2.trainableCount) parameters, correcting \(stage2Config.groups!.count) of \(base.groups.count) block groups")
+        model.freezeStage1(true)
         if let initialStage2 { try HybridCheckpoint.initialiseStage2(of: model, from: initialStage2) }
 
         let engine = try DataParallel(model, context: execution)

@@ -14,7 +14,12 @@
 #   empirical  the same stage 1, then empirical refine for B2 seconds
 #   band32     the same stage 1, then strict refine at width 32 with the eigenvalue band loss
 #              (configs/accuracy/refine-band32.json: weight 0.001, S threshold 2e-4) for B2
-#              seconds: the recipe of the shipped data/models/crystals (B1=3000 B2=1800, 1 thread)
+#              seconds (the first session's shipped crystals model)
+#   ftband32   the same stage 1, strict refine at width 32 without band loss for B2 seconds
+#              (configs/accuracy/refine-w32.json), then that hybrid fine-tuned with the band loss
+#              for B3 seconds (`refine --init`, configs/accuracy/finetune-band32.json: learning
+#              rate 5e-4, weight 0.001): the recipe of the shipped data/models/crystals
+#              (B1=3000 B2=1200 B3=900, 1 thread)
 # Every run is evaluated with `harmose eval` (default overlap threshold 1e-3; 5e-4 reported too)
 # per system; one summary line per (run, system) goes to stdout and $OUT/summary.tsv.
 # EVAL_ONLY=1 re-evaluates the models already under $OUT (same split) without training.
@@ -25,6 +30,7 @@ HARMOSE=${HARMOSE:-.build/release/harmose}
 DATASETS=${HARMOSE_DATASETS:-../shared/datasets}
 B1=${B1:-600}
 B2=${B2:-300}
+B3=${B3:-300}
 OUT=${OUT:-outputs/bench-accuracy}
 SETS=${SETS:-crystals}
 RUNS=${RUNS:-today recipe band strict empirical}
@@ -88,10 +94,10 @@ train() { # SET RUN CONFIG SECONDS
   "$HARMOSE" train --threads "$THREADS" --config "$dir/train-config.json" "$OUT/data/$1/train" --out "$dir/stage1" -q > "$dir/train.log" 2>&1
 }
 
-refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS
+refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS [INIT]: INIT, a hybrid to fine-tune
   local dir="$OUT/$1/$2"; mkdir -p "$dir"
   with_seconds "$CFG/$5" "$6" > "$dir/refine-config.json"
-  "$HARMOSE" refine --threads "$THREADS" --stage1 "$3" --config "$dir/refine-config.json" --mode "$4" "$OUT/data/$1/train" --out "$dir/hybrid" -q > "$dir/refine.log" 2>&1
+  "$HARMOSE" refine --threads "$THREADS" --stage1 "$3" ${7:+--init "$7"} --config "$dir/refine-config.json" --mode "$4" "$OUT/data/$1/train" --out "$dir/hybrid" -q > "$dir/refine.log" 2>&1
 }
 
 one() { # SET RUN
@@ -108,6 +114,11 @@ one() { # SET RUN
       if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
       refine "$set" band32 "$OUT/$set/base/stage1" strict refine-band32.json "$B2"
       evaluate "$set" band32 "$OUT/$set/band32/hybrid" ;;
+    ftband32)
+      if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
+      if [ ! -f "$OUT/$set/w32/hybrid/best.h5" ]; then refine "$set" w32 "$OUT/$set/base/stage1" strict refine-w32.json "$B2"; fi
+      refine "$set" ftband32 "$OUT/$set/base/stage1" strict finetune-band32.json "$B3" "$OUT/$set/w32/hybrid"
+      evaluate "$set" ftband32 "$OUT/$set/ftband32/hybrid" ;;
     strict | empirical)
       # Both hybrids share one B1-second stage 1 (trained once, by whichever comes first).
       if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
@@ -125,14 +136,14 @@ for set in $SETS; do
     water) split_set water "$DATASETS/molecules-pbe-def2svp/dft" 'water-*' ;;
   esac
 done
-echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) B1=$B1 B2=$B2 load: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/summary.tsv"
+echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) B1=$B1 B2=$B2 B3=$B3 load: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/summary.tsv"
 for set in $SETS; do
   if [ "$LANES" -gt 1 ]; then
     # Parallel lanes (every run sees the same machine load); the two hybrids share one lane
     # because they share their stage 1.
     hybrids=""
     for run in $RUNS; do
-      case $run in strict | empirical | band32) hybrids="$hybrids $run" ;; *) one "$set" "$run" & ;; esac
+      case $run in strict | empirical | band32 | ftband32) hybrids="$hybrids $run" ;; *) one "$set" "$run" & ;; esac
     done
     if [ -n "$hybrids" ]; then (for run in $hybrids; do one "$set" "$run"; done) & fi
     wait
