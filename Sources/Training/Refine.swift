@@ -28,6 +28,9 @@ public struct RefineConfig: Codable, Equatable, Sendable {
     public var jointEpochs = 0
     public var jointLRFactor = 0.1
     public var clipNorm = 10.0
+    /// Exponential moving average of the weights (0 = off), as in `train`: the average is what is
+    /// validated and written to best.h5; last.h5 holds the raw weights.
+    public var emaDecay = 0.0
     /// Stop after this many seconds of training (0 = no limit); checked between epochs.
     public var maxSeconds = 0.0
     /// Seed of the batch order and of the rotation augmentation.
@@ -53,7 +56,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case stage2, epochs, batchSize = "batch_size", learningRate = "learning_rate", jointEpochs = "joint_epochs"
         case jointLRFactor = "joint_lr_factor", clipNorm = "clip_norm", maxSeconds = "max_seconds", seed, microBatch = "micro_batch"
-        case lrSchedule = "lr_schedule", bandLoss = "band_loss"
+        case lrSchedule = "lr_schedule", bandLoss = "band_loss", emaDecay = "ema_decay"
     }
 
     /// The JSON keys a configuration file may use (unknown ones are rejected).
@@ -74,6 +77,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         lrSchedule = try c.decodeIfPresent(LRSchedule.self, forKey: .lrSchedule) ?? d.lrSchedule
         bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
         microBatch = try c.decodeIfPresent(Int.self, forKey: .microBatch) ?? d.microBatch
+        emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
     }
 
     public static func load(_ url: URL) throws -> RefineConfig {
@@ -92,6 +96,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         guard jointLRFactor > 0, jointLRFactor.isFinite else { throw bad("joint_lr_factor", "must be positive, got \(jointLRFactor)") }
         guard clipNorm >= 0 else { throw bad("clip_norm", "must be ≥ 0, got \(clipNorm)") }
         guard maxSeconds >= 0 else { throw bad("max_seconds", "must be ≥ 0, got \(maxSeconds)") }
+        guard emaDecay >= 0, emaDecay < 1 else { throw bad("ema_decay", "must be in [0, 1), got \(emaDecay)") }
         try lrSchedule.validate(file: file)
         try bandLoss.validate(file: file)
         // The band loss compares the predicted blocks with the DFT S(k) of the unrotated structure;
@@ -279,6 +284,11 @@ public final class Refiner {
         if let initialStage2 { try HybridCheckpoint.initialiseStage2(of: model, from: initialStage2) }
 
         let engine = try DataParallel(model, context: execution)
+        // With a weight average, validation runs on its own engine over the averaged weights
+        // (the cached stage-1 outputs serve both: stage 1 is the same frozen model).
+        let average = config.emaDecay > 0 ? try WeightAverage(of: model, decay: config.emaDecay) : nil
+        let evalEngine = try average.map { try DataParallel($0.model, context: execution) } ?? engine
+        let evalModel = average?.model ?? model
         let train = try prepare(trainSamples, model, engine), validation = try prepare(samples(splits.validation), model, engine)
         let test = try prepare(samples(splits.test), model, engine)
         if validation.isEmpty {
@@ -340,6 +350,7 @@ public final class Refiner {
                         if config.clipNorm > 0 { _ = clipGradientNorm(model.stage1.parameters, maxNorm: config.clipNorm) }
                         adam1.step(model.stage1.parameters)
                     }
+                    average?.update(from: model)
                 })
                 guard value.isFinite else { throw TrainingError(file: outputDirectory.path, message: "refinement diverged: loss is \(value) at epoch \(epoch), batch \(b + 1)") }
                 lossSum += value * Double(entries)
@@ -352,11 +363,12 @@ public final class Refiner {
                 trainMetrics.mae = sums[0]; trainMetrics.rmse = sums[1]; trainMetrics.entries = Int(sums[2])
             }
             trainMetrics.finish(lossSum: lossSum)
-            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(engine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
+            if average != nil { evalEngine.synchronise() }
+            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(evalEngine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
-            if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
+            if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(evalModel), metadata: meta) }
             if writes { try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
             curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, %@\"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
                                 improved ? "true" : "false", epoch, joint ? "true" : "false", trainMetrics.loss, trainMetrics.mae * 1000,

@@ -75,35 +75,42 @@ public struct LRSchedule: Codable, Equatable, Sendable {
 }
 
 /// Exponential moving average of a model's weights, held as a second model of the same
-/// configuration so it can be evaluated and checkpointed like the model itself. The decay ramps
-/// up as min(decay, (1 + t)/(10 + t)) so early averages do not drag in the random initialisation.
-public final class WeightAverage {
-    public let decay: Double
-    public let model: HamiltonianModel<Float>
-    public private(set) var updates = 0
+/// configuration so it can be evaluated and checkpointed like the model itself (every parameter
+/// set is averaged; frozen tensors are copied). The decay ramps up as
+/// min(decay, (1 + t)/(10 + t)) so early averages do not drag in the random initialisation.
+final class WeightAverage<Model: ReplicableModel> {
+    let decay: Double
+    let model: Model
+    private(set) var updates = 0
 
-    public init(of source: HamiltonianModel<Float>, decay: Double) throws {
+    init(of source: Model, decay: Double) throws {
         self.decay = decay
-        model = try HamiltonianModel<Float>(config: source.config)
-        for (s, p) in zip(model.parameters.tensors, source.parameters.tensors) { s.data = p.data }
+        model = try source.makeReplica()
+        reset(to: source, updates: 0)
     }
 
     /// Sets the average to the source's weights (after loading or changing them).
-    public func reset(to source: HamiltonianModel<Float>, updates: Int) {
-        for (s, p) in zip(model.parameters.tensors, source.parameters.tensors) { s.data = p.data }
+    func reset(to source: Model, updates: Int) {
+        for (mine, theirs) in zip(model.parameterSets, source.parameterSets) {
+            for (s, p) in zip(mine.tensors, theirs.tensors) { s.data = p.data }
+        }
         self.updates = updates
     }
 
-    public func update(from source: HamiltonianModel<Float>) {
+    func update(from source: Model) {
         let d = Float(min(decay, Double(1 + updates) / Double(10 + updates))), e = 1 - d
-        for (s, p) in zip(model.parameters.tensors, source.parameters.tensors) {
-            s.data.withUnsafeMutableBufferPointer { sv in
-                p.data.withUnsafeBufferPointer { pv in for i in 0 ..< sv.count { sv[i] = d * sv[i] + e * pv[i] } }
+        for (mine, theirs) in zip(model.parameterSets, source.parameterSets) {
+            for (s, p) in zip(mine.tensors, theirs.tensors) {
+                // A frozen tensor's average is itself (d·x + (1 − d)·x drifts by rounding in Float).
+                guard p.requiresGrad else { if s.data != p.data { s.data = p.data }; continue }
+                s.data.withUnsafeMutableBufferPointer { sv in
+                    p.data.withUnsafeBufferPointer { pv in for i in 0 ..< sv.count { sv[i] = d * sv[i] + e * pv[i] } }
+                }
             }
         }
         updates += 1
     }
 
     /// Restores the update count (the weights come from the "ema" checkpoint part).
-    public func restore(updates: Int) { self.updates = updates }
+    func restore(updates: Int) { self.updates = updates }
 }

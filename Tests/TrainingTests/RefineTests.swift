@@ -135,6 +135,29 @@ final class RefineTests: XCTestCase {
         XCTAssertThrowsError(try foreign.run(data: Tiny.data)) { XCTAssertTrue("\($0)".contains("stage 1") && "\($0)".contains("first"), "\($0)") }
     }
 
+    /// With ema_decay the weight average is what is validated and written to best.h5 (the final
+    /// validation, re-read from best.h5, reproduces the best epoch's curve value); last.h5 keeps
+    /// the raw weights.
+    func testWeightAverageIsValidatedAndSavedAsBest() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let s1 = try stage1(dir)
+        var config = refineConfig(.strict, epochs: 3)
+        config.emaDecay = 0.9
+        let out = dir.appendingPathComponent("ema")
+        let summary = try Refiner(config: config, stage1: s1, outputDirectory: out).run(data: Tiny.data)
+        let curve = try Tiny.curve(out)
+        let best = curve.first { $0["epoch"] == Double(summary.bestEpoch) }!
+        XCTAssertEqual(summary.validation.hybrid.mae * 1000, best["val_mae_meV"]!, accuracy: 1e-5)
+        let averaged = try HybridCheckpoint.loadHybrid(out.appendingPathComponent("best.h5").path)
+        let raw = try HybridCheckpoint.loadHybrid(out.appendingPathComponent("last.h5").path)
+        XCTAssertEqual(summary.bestEpoch, 3, "a decaying average of a falling loss keeps improving on 4 structures")
+        XCTAssertTrue(zip(averaged.stage2.parameters.tensors, raw.stage2.parameters.tensors).contains { $0.data != $1.data })
+        XCTAssertTrue(zip(averaged.stage1.parameters.tensors, raw.stage1.parameters.tensors).allSatisfy { $0.data == $1.data })
+        let file = dir.appendingPathComponent("bad.json")
+        try Data(#"{"ema_decay": 1}"#.utf8).write(to: file)
+        XCTAssertThrowsError(try RefineConfig.load(file)) { XCTAssertTrue("\($0)".contains("ema_decay") && "\($0)".contains(file.path), "\($0)") }
+    }
+
     func testBadRefineConfigNamesTheField() throws {
         let dir = try makeTemporaryDirectory(self)
         let file = dir.appendingPathComponent("refine.json")
