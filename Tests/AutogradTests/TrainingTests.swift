@@ -179,6 +179,64 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(straight.adam.learningRate, resumed.adam.learningRate)
     }
 
+    /// Parameters are stored flat (one "values" dataset + "shapes"): a thousand small tensors cost
+    /// a few kB of headers instead of ~400 B each; files of the per-tensor layout still load, and
+    /// a hostile shape table is refused before anything is allocated, naming the field.
+    func testFlatParameterLayoutIsCompactReadsTheOldLayoutAndChecksItsTable() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let many = ParameterSet<Float>(seed: 7)
+        for i in 0 ..< 1000 { try many.create("layer\(i).w", shape: i % 3 == 0 ? [] : [2, 2], initializer: .normal(std: 1)) }
+        let flat = dir.appendingPathComponent("flat.h5").path
+        try Checkpoint.save(to: flat, parts: ["parameters": many])
+        let size = try FileManager.default.attributesOfItem(atPath: flat)[.size] as! Int
+        XCTAssertLessThan(size, 60_000, "1000 tensors, 11 kB of values")
+        let back = ParameterSet<Float>(seed: 1)
+        for i in 0 ..< 1000 { try back.create("layer\(i).w", shape: i % 3 == 0 ? [] : [2, 2], initializer: .zeros) }
+        try Checkpoint.load(from: flat, parts: ["parameters": back])
+        for (a, b) in zip(many.tensors, back.tensors) { XCTAssertEqual(a.data.map(\.bitPattern), b.data.map(\.bitPattern), a.name) }
+
+        // The per-tensor layout of earlier checkpoints.
+        let legacy = dir.appendingPathComponent("legacy.h5").path
+        do {
+            let file = try HDF5File(creatingAt: legacy)
+            try file.setAttribute("format", string: "harmose-checkpoint-1")
+            try file.createGroup("parameters")
+            for t in many.tensors { try writeTensorValues(file, "parameters/\(t.name)", t.data, shape: t.shape) }
+        }
+        let old = ParameterSet<Float>(seed: 1)
+        for i in 0 ..< 1000 { try old.create("layer\(i).w", shape: i % 3 == 0 ? [] : [2, 2], initializer: .zeros) }
+        try Checkpoint.load(from: legacy, parts: ["parameters": old])
+        for (a, b) in zip(many.tensors, old.tensors) { XCTAssertEqual(a.data, b.data, a.name) }
+
+        // Hostile tables: rank out of range, negative or huge dimensions, a table too short or too
+        // long for the names, a name twice.
+        let cases: [(names: String, shapes: [Int64], expect: String)] = [
+            ("a", [9, 1, 1, 1, 1, 1, 1, 1, 1, 1], "rank"),
+            ("a", [1, -4], "out of range"),
+            ("a\nb", [2, 1 << 40, 1 << 40, 0], "out of range"),
+            ("a\nb", [1, 2], "ends before"),
+            ("a", [1, 2, 1, 2], "left after"),
+            ("a\na", [1, 2, 1, 2], "twice"),
+            ("a", [2, 60000, 60000], "2³¹"),
+        ]
+        for (k, c) in cases.enumerated() {
+            let path = dir.appendingPathComponent("bad\(k).h5").path
+            do {
+                let file = try HDF5File(creatingAt: path)
+                try file.setAttribute("format", string: Checkpoint.format)
+                try file.createGroup("parameters")
+                try file.setAttribute("names", string: c.names, on: "parameters")
+                try file.write("parameters/values", floats: [1, 2, 3, 4], shape: [4])
+                try file.write("parameters/shapes", int64s: c.shapes, shape: [c.shapes.count])
+            }
+            let target = ParameterSet<Float>(seed: 0)
+            try target.create("a", shape: [2], initializer: .zeros)
+            XCTAssertThrowsError(try Checkpoint.load(from: path, parts: ["parameters": target]), "case \(k)") { e in
+                XCTAssertTrue("\(e)".contains(path) && "\(e)".contains("parameters") && "\(e)".contains(c.expect), "case \(k): \(e)")
+            }
+        }
+    }
+
     func testBadCheckpointsGiveClearErrors() throws {
         let dir = try makeTemporaryDirectory(self)
         let path = dir.appendingPathComponent("ckpt.h5").path
