@@ -40,8 +40,8 @@ public struct RefineCommand: ParsableCommand {
     @Option(name: .customLong("config"), help: ArgumentHelp("Refine configuration (JSON).", valueName: "CONFIG.json"))
     public var config: String?
 
-    @Option(name: .customLong("init"), help: ArgumentHelp("Start stage 2 from this hybrid's weights (a refine folder or checkpoint refined on the same STAGE1, same stage-2 architecture) instead of at random: fine-tuning, e.g. adding a band loss to a converged refine.", valueName: "HYBRID"))
-    public var initialStage2: String?
+    @Option(name: .customLong("init"), help: ArgumentHelp("Start from this hybrid's weights (a refine folder or checkpoint of the same STAGE1 — jointly tuned or not — with the same stage-2 architecture) instead of STAGE1 and a random stage 2: fine-tuning, e.g. adding a band loss to a converged refine. STAGE1 still gives the split.", valueName: "HYBRID"))
+    public var initialHybrid: String?
 
     @Option(help: ArgumentHelp("Stage-2 mode: empirical (the paper's) or strict (equivariant by construction); overrides the config."))
     public var mode: String?
@@ -72,7 +72,7 @@ public struct RefineCommand: ParsableCommand {
         let refiner = Refiner(config: cfg, stage1: URL(fileURLWithPath: stage1), outputDirectory: URL(fileURLWithPath: out))
         // Under mpirun/srun every rank trains its share of each batch; rank 0 reports and writes.
         let group = Cluster.group()
-        refiner.initialStage2 = initialStage2.map { URL(fileURLWithPath: $0) }
+        refiner.initialHybrid = initialHybrid.map { URL(fileURLWithPath: $0) }
         refiner.group = group
         refiner.execution = ExecutionContext(threads: threads)
         let bar = TerminalProgress()

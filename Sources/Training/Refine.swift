@@ -164,16 +164,17 @@ public enum HybridCheckpoint {
         return model
     }
 
-    /// Copies the stage-2 weights of the hybrid checkpoint at `url` (file or refine folder) into
-    /// `model`. The checkpoint's stage 1 must equal the model's (same configuration and weights:
-    /// stage 2 learned on those features) and its stage 2 must have the same architecture; it may
-    /// correct more block groups than `model` (those weights are not used).
-    public static func initialiseStage2(of model: HybridHamiltonianModel<Float>, from url: URL) throws {
+    /// Starts `model` from the hybrid checkpoint at `url` (file or refine folder): both stages'
+    /// weights. Its stage 1 must have the model's stage-1 configuration (its weights may differ:
+    /// a jointly fine-tuned descendant of the same stage 1) and its stage 2 the same architecture;
+    /// it may correct more block groups than `model` (those weights are not used). Returns whether
+    /// its stage-1 weights differ from the model's.
+    @discardableResult
+    public static func initialise(_ model: HybridHamiltonianModel<Float>, from url: URL) throws -> Bool {
         let path = try resolve(url).path
         let source = try loadHybrid(path)
-        guard source.stage1.config == model.stage1.config,
-              zip(source.stage1.parameters.tensors, model.stage1.parameters.tensors).allSatisfy({ $0.name == $1.name && $0.data == $1.data }) else {
-            throw TrainingError(file: path, field: "/model", message: "its stage 1 is not the stage 1 being refined; fine-tune only a hybrid refined on this stage 1")
+        guard source.stage1.config == model.stage1.config else {
+            throw TrainingError(file: path, field: "/config", message: "its stage 1 has another configuration than the stage 1 being refined; fine-tune only a hybrid of this stage 1")
         }
         let mine = model.stage2.config
         var theirs = source.stage2.config
@@ -186,7 +187,9 @@ public enum HybridCheckpoint {
         guard missing.isEmpty else {
             throw TrainingError(file: path, field: "/hybrid stage2.groups", message: "has no stage-2 weights for \(missing.joined(separator: ", ")), which the training data needs")
         }
-        try Checkpoint.load(from: path, parts: ["stage2": model.stage2.parameters])
+        let tuned = zip(source.stage1.parameters.tensors, model.stage1.parameters.tensors).contains { $0.data != $1.data }
+        try Checkpoint.load(from: path, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
+        return tuned
     }
 
     static func parts(_ model: HybridHamiltonianModel<Float>) -> [String: Checkpointable] {
@@ -220,10 +223,11 @@ public final class Refiner {
     public var group: any ProcessGroup = SingleProcess.shared
     /// Thread budget and data-parallel workers of the run (results do not depend on it).
     public var execution: ExecutionContext
-    /// A hybrid checkpoint (or refine folder) whose stage-2 weights start this run instead of a
-    /// random initialisation: fine-tuning, e.g. with a band loss, of an already refined model. Its
-    /// stage 1 must be this run's, its stage-2 architecture the configured one.
-    public var initialStage2: URL?
+    /// A hybrid checkpoint (or refine folder) whose weights start this run instead of stage 1
+    /// and a random stage 2: fine-tuning, e.g. with a band loss or jointly, of an already refined
+    /// model. Its stage 1 must have this run's stage-1 configuration (the weights may be a joint
+    /// fine-tune's), its stage 2 the configured architecture.
+    public var initialHybrid: URL?
     /// Run the frozen stage 1 once per structure and reuse its outputs in every epoch that does
     /// not train it (off only to compare against running it on every batch: same numbers).
     var cacheStage1 = true
@@ -281,7 +285,9 @@ public final class Refiner {
         let model = try HybridHamiltonianModel(stage1: base, stage2: stage2Config)
         log("stage 1 from \(checkpoint.path): \(base.trainableCount) parameters; stage 2 (\(config.stage2.mode.rawValue)): \(model.stage2.trainableCount) parameters, correcting \(stage2Config.groups!.count) of \(base.groups.count) block groups")
         model.freezeStage1(true)
-        if let initialStage2 { try HybridCheckpoint.initialiseStage2(of: model, from: initialStage2) }
+        if let initialHybrid, try HybridCheckpoint.initialise(model, from: initialHybrid) {
+            log("stage 1 from \(initialHybrid.path): jointly fine-tuned weights, not \(checkpoint.lastPathComponent)'s")
+        }
 
         let engine = try DataParallel(model, context: execution)
         // With a weight average, validation runs on its own engine over the averaged weights
@@ -528,7 +534,7 @@ public struct RefineStageKind: StageKind {
         InputSpec("model", .pathOrStage, help: "a train stage (or its output folder / checkpoint file): the stage-1 model, frozen"),
         InputSpec("data", .pathOrStage, multiple: true, help: "the DFT dataset stage 1 was trained on: folders, archives or ingest stages (stage 1's splits.json picks the structures)"),
         InputSpec("config", .path, required: false, help: "refine configuration JSON, as for `harmose refine --config` (docs/stage2.md); default: the defaults"),
-        InputSpec("init", .pathOrStage, required: false, help: "a refine stage (or hybrid checkpoint) on the same stage 1 whose stage-2 weights start this one: fine-tuning, as `harmose refine --init`"),
+        InputSpec("init", .pathOrStage, required: false, help: "a refine stage (or hybrid checkpoint) of the same stage 1 whose weights start this one: fine-tuning, as `harmose refine --init`"),
     ]
 
     public func run(_ context: StageContext) throws -> [String: JSONValue] {
@@ -550,7 +556,7 @@ public struct RefineStageKind: StageKind {
         if p.int("radial_count") > 0 { config.stage2.radialCount = p.int("radial_count") }
         try config.validate(file: "pipeline.json: stage \(context.stageName)")
         let refiner = Refiner(config: config, stage1: context.input("model"), outputDirectory: context.outputDirectory)
-        refiner.initialStage2 = context.inputs["init"]?.first
+        refiner.initialHybrid = context.inputs["init"]?.first
         refiner.execution = executionContext(for: context)
         refiner.group = context.group
         refiner.log = { context.log($0) }

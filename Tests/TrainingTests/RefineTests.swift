@@ -109,29 +109,40 @@ final class RefineTests: XCTestCase {
         XCTAssertEqual(oxygenPairs, 2)
         XCTAssertGreaterThan(changed, 10)
 
-        // Fine-tuning: the second run starts from the first one's stage 2 (epoch 1 of the second
-        // run is already at the first run's level, not at stage 1's), …
+        // Fine-tuning: the second run starts from the first one's weights (its epoch 1 differs
+        // from a fresh run's with the same seed), …
         let second = dir.appendingPathComponent("second")
         let tuner = Refiner(config: refineConfig(.strict, epochs: 1), stage1: s1, outputDirectory: second)
-        tuner.initialStage2 = first
+        tuner.initialHybrid = first
         let fresh = try Refiner(config: refineConfig(.strict, epochs: 1), stage1: s1, outputDirectory: dir.appendingPathComponent("fresh")).run(data: Tiny.data)
         let tuned = try tuner.run(data: Tiny.data)
         XCTAssertNotEqual(tuned.validation.hybrid.mae, fresh.validation.hybrid.mae)
-        let model = try HybridHamiltonianModel<Float>(stage1: hybrid.stage1, stage2: hybrid.stage2.config)
-        try HybridCheckpoint.initialiseStage2(of: model, from: first)
+        let model = try HybridHamiltonianModel<Float>(stage1: HybridCheckpoint.loadStage1(s1.appendingPathComponent("best.h5").path), stage2: hybrid.stage2.config)
+        XCTAssertFalse(try HybridCheckpoint.initialise(model, from: first), "same stage-1 weights")
         for (a, b) in zip(model.stage2.parameters.tensors, hybrid.stage2.parameters.tensors) { XCTAssertEqual(a.data, b.data, a.name) }
-        // … and refuses a hybrid of another architecture or another stage 1, naming the file.
+        // … including a jointly tuned one, whose stage 1 (not STAGE1's) the new hybrid keeps, …
+        var jointConfig = refineConfig(.strict, epochs: 1)
+        jointConfig.jointEpochs = 1
+        let joint = dir.appendingPathComponent("joint")
+        try Refiner(config: jointConfig, stage1: s1, outputDirectory: joint).run(data: Tiny.data)
+        let jointStage1 = try Tiny.parameters(joint.appendingPathComponent("last.h5"))
+        XCTAssertNotEqual(jointStage1, try Tiny.parameters(s1.appendingPathComponent("best.h5")))
+        let afterJoint = Refiner(config: refineConfig(.strict, epochs: 1), stage1: s1, outputDirectory: dir.appendingPathComponent("after-joint"))
+        afterJoint.initialHybrid = joint.appendingPathComponent("last.h5")
+        try afterJoint.run(data: Tiny.data)
+        XCTAssertEqual(try Tiny.parameters(dir.appendingPathComponent("after-joint/best.h5")), jointStage1)
+        // … and refuses a hybrid of another stage-2 architecture or another stage-1 configuration, naming the file.
         var wider = refineConfig(.strict, epochs: 1)
         wider.stage2.width = 16
         let refused = Refiner(config: wider, stage1: s1, outputDirectory: dir.appendingPathComponent("wider"))
-        refused.initialStage2 = first
+        refused.initialHybrid = first
         XCTAssertThrowsError(try refused.run(data: Tiny.data)) { XCTAssertTrue("\($0)".contains("architecture") && "\($0)".contains("first"), "\($0)") }
         var otherStage1Config = Tiny.config(epochs: 1)
-        otherStage1Config.seed = 4
+        otherStage1Config.model.radialHidden = 6
         let otherStage1 = dir.appendingPathComponent("other-stage1")
         try Trainer(config: otherStage1Config, outputDirectory: otherStage1).run(data: Tiny.data)
         let foreign = Refiner(config: refineConfig(.strict, epochs: 1), stage1: otherStage1, outputDirectory: dir.appendingPathComponent("foreign"))
-        foreign.initialStage2 = first
+        foreign.initialHybrid = first
         XCTAssertThrowsError(try foreign.run(data: Tiny.data)) { XCTAssertTrue("\($0)".contains("stage 1") && "\($0)".contains("first"), "\($0)") }
     }
 
