@@ -16,10 +16,11 @@
 #              (configs/accuracy/refine-band32.json: weight 0.001, S threshold 2e-4) for B2
 #              seconds (the first session's shipped crystals model)
 #   ftband32   the same stage 1, strict refine at width 32 without band loss for B2 seconds
-#              (configs/accuracy/refine-w32.json), then that hybrid fine-tuned with the band loss
-#              for B3 seconds (`refine --init`, configs/accuracy/finetune-band32.json: learning
-#              rate 5e-4, weight 0.001): the recipe of the shipped data/models/crystals
-#              (B1=3000 B2=1200 B3=900, 1 thread)
+#              (configs/accuracy/refine-w32.json), then JOINT epochs (default 40) of joint
+#              fine-tuning of both stages (`refine --init`, configs/accuracy/joint-w32.json; JOINT=0
+#              skips it), then the band loss for B3 seconds (`refine --init`,
+#              configs/accuracy/finetune-band32.json: learning rate 2e-4, weight 0.001): the recipe
+#              of the shipped data/models/crystals (B1=3000 B2=1200 B3=900, 1 thread)
 # Every run is evaluated with `harmose eval` (default overlap threshold 1e-3; 5e-4 reported too)
 # per system; one summary line per (run, system) goes to stdout and $OUT/summary.tsv.
 # EVAL_ONLY=1 re-evaluates the models already under $OUT (same split) without training.
@@ -31,6 +32,7 @@ DATASETS=${HARMOSE_DATASETS:-../shared/datasets}
 B1=${B1:-600}
 B2=${B2:-300}
 B3=${B3:-300}
+JOINT=${JOINT:-40}
 OUT=${OUT:-outputs/bench-accuracy}
 SETS=${SETS:-crystals}
 RUNS=${RUNS:-today recipe band strict empirical}
@@ -94,9 +96,10 @@ train() { # SET RUN CONFIG SECONDS
   "$HARMOSE" train --threads "$THREADS" --config "$dir/train-config.json" "$OUT/data/$1/train" --out "$dir/stage1" -q > "$dir/train.log" 2>&1
 }
 
-refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS [INIT]: INIT, a hybrid to fine-tune
-  local dir="$OUT/$1/$2"; mkdir -p "$dir"
-  with_seconds "$CFG/$5" "$6" > "$dir/refine-config.json"
+refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS [INIT]: CONFIG, a file of $CFG or a path; INIT, a hybrid to fine-tune
+  local dir="$OUT/$1/$2" cfg="$5"; mkdir -p "$dir"
+  [ -f "$cfg" ] || cfg="$CFG/$5"
+  with_seconds "$cfg" "$6" > "$dir/refine-config.json"
   "$HARMOSE" refine --threads "$THREADS" --stage1 "$3" ${7:+--init "$7"} --config "$dir/refine-config.json" --mode "$4" "$OUT/data/$1/train" --out "$dir/hybrid" -q > "$dir/refine.log" 2>&1
 }
 
@@ -117,7 +120,14 @@ one() { # SET RUN
     ftband32)
       if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
       if [ ! -f "$OUT/$set/w32/hybrid/best.h5" ]; then refine "$set" w32 "$OUT/$set/base/stage1" strict refine-w32.json "$B2"; fi
-      refine "$set" ftband32 "$OUT/$set/base/stage1" strict finetune-band32.json "$B3" "$OUT/$set/w32/hybrid"
+      local start="$OUT/$set/w32/hybrid"
+      if [ "$JOINT" -gt 0 ]; then
+        python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['epochs']=c['joint_epochs']=int(sys.argv[2]); json.dump(c, open(sys.argv[3], 'w'))" \
+          "$CFG/joint-w32.json" "$JOINT" "$OUT/joint-w32.json"
+        if [ ! -f "$OUT/$set/joint/hybrid/best.h5" ]; then refine "$set" joint "$OUT/$set/base/stage1" strict "$OUT/joint-w32.json" 0 "$start"; fi
+        start="$OUT/$set/joint/hybrid"
+      fi
+      refine "$set" ftband32 "$OUT/$set/base/stage1" strict finetune-band32.json "$B3" "$start"
       evaluate "$set" ftband32 "$OUT/$set/ftband32/hybrid" ;;
     strict | empirical)
       # Both hybrids share one B1-second stage 1 (trained once, by whichever comes first).
