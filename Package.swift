@@ -112,7 +112,7 @@ let package = Package(
         // Hostile input and faults (issue #12): archives, lattices, bounds, messages, partial output.
         .testTarget(name: "HostileTests", dependencies: ["HarmoSECLI", "Formats", "Structures", "Bands", "Pipeline", "StageAPI", "HDF5Kit", "CArchive", "TestSupport"]),
         // mpirun end to end (Debian openmpi-bin); skipped with a message where mpirun is absent.
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "StageAPI", "HDF5Kit", "TestSupport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "StageAPI", "HDF5Kit", "Autograd", "TestSupport"]),
     ],
     // Swift 6 language mode, strict concurrency checked by the compiler, for every target and test.
     swiftLanguageModes: [.v6]

@@ -87,6 +87,21 @@ extension ParameterSet: Checkpointable {
     }
 }
 
+extension Checkpoint {
+    /// Every Float parameter stored in `group` of the checkpoint at `path`, by name, in either
+    /// layout (for tools and tests that compare checkpoints without building the model).
+    public static func storedParameters(in path: String, group: String) throws -> [String: [Float]] {
+        let file = try HDF5File(readingAt: path)
+        let names = try file.stringAttribute("names", of: group).split(separator: "\n").map(String.init)
+        guard file.exists("\(group)/values") else {
+            return try Dictionary(uniqueKeysWithValues: names.map { ($0, try file.readFloats("\(group)/\($0)").values) })
+        }
+        let stored = try FlatTensors(file: file, group: group)
+        let values: [Float] = try readTensorValues(file, "\(group)/values", expecting: [stored.total])
+        return stored.index.mapValues { Array(values[$0.offset ..< $0.offset + $0.shape.reduce(1, *)]) }
+    }
+}
+
 /// The table of a flat parameter group: each name's offset into "values" and its shape, checked
 /// (ranks and dimensions bounded, names unique, one shape per name) before anything is allocated.
 struct FlatTensors {

@@ -7,6 +7,7 @@
 // `--bind-to none`: mpirun pins each rank to one core by default, and the BLAS slab split still
 // follows the visible core count (issue 13), which would change the last bits of every
 // prediction; unpinned ranks see the machine a single process sees.
+import Autograd
 import Cluster
 import Foundation
 import HDF5Kit
@@ -89,9 +90,7 @@ final class MPIRunTests: XCTestCase {
         let file = try HDF5File(readingAt: checkpoint.path)
         var out: [String: [Float]] = [:]
         for group in ["model", "stage2"] where file.exists(group) {
-            for n in try file.stringAttribute("names", of: group).split(separator: "\n") {
-                out["\(group)/\(n)"] = try file.readFloats("\(group)/\(n)").values
-            }
+            for (n, values) in try Checkpoint.storedParameters(in: checkpoint.path, group: group) { out["\(group)/\(n)"] = values }
         }
         return out
     }
