@@ -1,5 +1,5 @@
-// Tiled, streamed prediction of large structures equals the whole-structure prediction block for
-// block (the halo covers the model's receptive field), and the streamed file reads back as a
+// Streamed prediction of large structures (a stage-1 model: layer by layer over chunks of atoms)
+// equals the whole-structure prediction block for block, and the streamed file reads back as a
 // DeepH-dock operator.
 import XCTest
 import Foundation
