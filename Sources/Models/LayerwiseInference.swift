@@ -25,6 +25,9 @@ public struct PredictedBlock: Sendable {
     public let key: BlockKey
     public let rows: Int, cols: Int
     public let values: [Double]
+    public init(key: BlockKey, rows: Int, cols: Int, values: [Double]) {
+        self.key = key; self.rows = rows; self.cols = cols; self.values = values
+    }
 }
 
 extension HamiltonianModel {

@@ -12,6 +12,7 @@ import Basis
 import Foundation
 import Formats
 import Graphs
+import Linalg
 import Models
 import Structures
 
@@ -75,9 +76,13 @@ extension Predictor {
         }
         for i in 0 ..< n { neighbours[i] = Array(Set(neighbours[i])) }
         let tiles = Self.spatialTiles(structure, atomsPerTile: max(1, chunkAtoms))
-        var done = 0, written = 0
-        var inHalo = [Int32](repeating: -1, count: n)    // local index in the current halo, or −1
-        for core in tiles {
+        // Tiles run on the workers (one thread each, a wave of one tile per worker; memory grows
+        // with the workers); their blocks are written in tile order.
+        let context = ExecutionContext.current
+        let workers = max(1, min(context.threads, tiles.count))
+        let inner = context.with(threads: max(1, context.threads / workers))
+        func predictTile(_ core: [Int]) throws -> [PredictedBlock] {
+            var inHalo = [Int32](repeating: -1, count: n)    // local index in the halo, or −1
             // Halo: breadth-first to `haloHops`.
             var halo = core
             var frontier = core
@@ -99,22 +104,36 @@ extension Predictor {
             }
             let sub = Structure(lattice: structure.lattice, atomicNumbers: halo.map { structure.atomicNumbers[$0] },
                                 positions: halo.map { structure.positions[$0] }, basis: structure.basis)
-            let subRecord = DFTRecord(name: record.name, structure: sub)
-            let graph = try StructureGraph(name: record.name, structure: subRecord.structure, keys: subKeys, config: model.config)
-            // Runs in the caller's execution context (thread budget, no gradients while predicting).
+            let graph = try StructureGraph(name: record.name, structure: sub, keys: subKeys, config: model.config)
             let batch = try GraphBatch<Float>([graph], config: model.config)
             let h = try hybrid.map { try $0.predictOperators(batch)[0] } ?? model.predictOperators(batch)[0]
             let coreSet = Set(core.map { Int(inHalo[$0]) })
+            var out: [PredictedBlock] = []
             for b in 0 ..< h.blockCount {
                 let key = h.keys[b]
                 guard coreSet.contains(key.i) else { continue }
                 let shape = h.shape(at: b)
-                try writer.append(BlockKey(shift: key.shift, i: halo[key.i], j: halo[key.j]), rows: shape.x, cols: shape.y, values: h.values(at: b))
-                written += 1
+                out.append(PredictedBlock(key: BlockKey(shift: key.shift, i: halo[key.i], j: halo[key.j]), rows: shape.x, cols: shape.y,
+                                          values: Array(h.values(at: b))))
             }
-            for a in halo { inHalo[a] = -1 }
-            done += core.count
-            progress?(done, n)
+            return out
+        }
+        var done = 0, written = 0
+        for wave in stride(from: 0, to: tiles.count, by: workers) {
+            let count = min(workers, tiles.count - wave)
+            var results = [Result<[PredictedBlock], Error>?](repeating: nil, count: count)
+            let lock = NSLock()
+            ConcurrentLoop.perform(iterations: count) { w in
+                // Runs in the caller's execution context (no gradients while predicting), its thread budget shared out.
+                let r = inner.run { Result { try predictTile(tiles[wave + w]) } }
+                lock.lock(); results[w] = r; lock.unlock()
+            }
+            for (w, r) in results.enumerated() {
+                for b in try r!.get() { try writer.append(b.key, rows: b.rows, cols: b.cols, values: b.values) }
+                written += try r!.get().count
+                done += tiles[wave + w].count
+                progress?(done, n)
+            }
         }
         return written
     }
