@@ -88,41 +88,47 @@ extension HamiltonianModel {
         }
 
         let normalizer = T(1 / (config.avgNeighbors ?? 1).squareRoot())
-        for (layerIndex, layer) in interactions.enumerated() {
-            let x = try rows(nodes, 0 ..< n)
-            _ = try forEachChunk { c -> Void in
-                let range = ranges[c], ce = chunkEdges[c]
-                var aggregated = Tensor<T>(zeros: [range.count, hdim])
-                if !ce.isEmpty {
-                    let edgeRows = try RowIndex(ce, rowCount: edgeCount)
-                    let src = try RowIndex(ce.map { sources[$0] }, rowCount: n)
-                    let dst = try RowIndex(ce.map { targets[$0] }, rowCount: n)
-                    let harmonics = try batch.harmonics.gatherRows(edgeRows), radial = try batch.radial.gatherRows(edgeRows)
-                    var e: Tensor<T>
-                    if layerIndex == 0 {
-                        let ends = try Tensor.concat([try batch.species.gatherRows(src), try batch.species.gatherRows(dst)], axis: 1)
-                        e = try edgeEmbedLinear(try edgeEmbedProduct(ends, harmonics, weights: try edgeEmbedRadial(radial)))
-                    } else {
-                        e = try rows(edges, ce)
-                    }
-                    let mixed = try layer.edgeMix(try Tensor.concat([try x.gatherRows(src), try x.gatherRows(dst), e], axis: 1))
-                    let product = try layer.edgeProduct(mixed, harmonics, weights: try layer.edgeRadial(radial))
-                    let update = try layer.edgeGate(try layer.edgeOut(product))
-                    e = try layer.edgeNorm(try e + update)
-                    store(e, into: edges, ce)
-                    let local = try RowIndex(ce.map { sources[$0] - range.lowerBound }, rowCount: range.count)
-                    aggregated = try layer.nodeMessage(e).scatterAdd(local) * normalizer
+        /// Layer `layerIndex` for chunk c: reads `x` (the previous layer's node features) and its
+        /// edges' previous features, writes its edges' new features in place and its atoms' new
+        /// node features into `nextNodes`.
+        func layerPass(_ layerIndex: Int, _ c: Int, _ x: Tensor<T>) throws {
+            let layer = interactions[layerIndex]
+            let range = ranges[c], ce = chunkEdges[c]
+            var aggregated = Tensor<T>(zeros: [range.count, hdim])
+            if !ce.isEmpty {
+                let edgeRows = try RowIndex(ce, rowCount: edgeCount)
+                let src = try RowIndex(ce.map { sources[$0] }, rowCount: n)
+                let dst = try RowIndex(ce.map { targets[$0] }, rowCount: n)
+                let harmonics = try batch.harmonics.gatherRows(edgeRows), radial = try batch.radial.gatherRows(edgeRows)
+                var e: Tensor<T>
+                if layerIndex == 0 {
+                    let ends = try Tensor.concat([try batch.species.gatherRows(src), try batch.species.gatherRows(dst)], axis: 1)
+                    e = try edgeEmbedLinear(try edgeEmbedProduct(ends, harmonics, weights: try edgeEmbedRadial(radial)))
+                } else {
+                    e = try rows(edges, ce)
                 }
-                let xc = try rows(nodes, range)
-                let update = try layer.nodeGate(try layer.nodeMix(try Tensor.concat([xc, aggregated], axis: 1)))
-                store(try layer.nodeNorm(try xc + update), into: nextNodes, range)
+                let mixed = try layer.edgeMix(try Tensor.concat([try x.gatherRows(src), try x.gatherRows(dst), e], axis: 1))
+                let product = try layer.edgeProduct(mixed, harmonics, weights: try layer.edgeRadial(radial))
+                let update = try layer.edgeGate(try layer.edgeOut(product))
+                e = try layer.edgeNorm(try e + update)
+                store(e, into: edges, ce)
+                let local = try RowIndex(ce.map { sources[$0] - range.lowerBound }, rowCount: range.count)
+                aggregated = try layer.nodeMessage(e).scatterAdd(local) * normalizer
             }
+            let xc = try x.gatherRows(try RowIndex(Array(range), rowCount: n))
+            let update = try layer.nodeGate(try layer.nodeMix(try Tensor.concat([xc, aggregated], axis: 1)))
+            store(try layer.nodeNorm(try xc + update), into: nextNodes, range)
+        }
+        let last = interactions.count - 1
+        for layerIndex in 0 ..< last {
+            let x = try rows(nodes, 0 ..< n)
+            _ = try forEachChunk { c in try layerPass(layerIndex, c, x) }
             (nodes.baseAddress!).update(from: nextNodes.baseAddress!, count: n * hdim)
             done += ranges.count
             progress?(done, steps)
         }
 
-        // Heads, in waves of one chunk per worker; blocks handed over in chunk order.
+        // Heads: blocks from the last layer's features (node features in `nextNodes`).
         let atomicNumbers = batch.atomicNumbers
         var edgeOfKey: [BlockKey: Int] = [:]
         edgeOfKey.reserveCapacity(edgeCount)
@@ -143,7 +149,7 @@ extension HamiltonianModel {
             for a in range { onsite[atomicNumbers[a], default: []].append(a) }
             var onsiteValues = [Int: (rows: [T], offset: [Int: Int], width: Int)]()
             for (z, atoms) in onsite {
-                let values = try headBlocks(BlockGroup(onsite: true, zi: z, zj: z), atoms, from: nodes)
+                let values = try headBlocks(BlockGroup(onsite: true, zi: z, zj: z), atoms, from: nextNodes)
                 onsiteValues[z] = (values, Dictionary(uniqueKeysWithValues: atoms.enumerated().map { ($1, $0) }), values.count / atoms.count)
             }
             for a in range {
@@ -192,28 +198,47 @@ extension HamiltonianModel {
             }
             return out
         }
-        // Heads in waves of one chunk per worker; the previous wave's blocks go to `emit` as one
-        // more iteration of the wave, so writing and compressing overlap the network.
+        // The last layer and the heads run as one pipeline, so that writing the blocks (one
+        // thread: HDF5) overlaps the network instead of following it. Each wave runs, at once:
+        // `emit` of the blocks made in the previous wave (first iteration), the last layer for the
+        // next chunks, and the heads of the chunks whose edges and transposed partners all have
+        // their final features (chunk c needs every chunk up to ready[c] through the last layer).
+        var ready = [Int](repeating: 0, count: ranges.count)
+        for c in ranges.indices {
+            ready[c] = c
+            for k in chunkEdges[c] { ready[c] = max(ready[c], targets[k] / size) }
+        }
+        let x = try rows(nodes, 0 ..< n)
+        var layered = 0, headed = 0
         var pending: [[PredictedBlock]] = []
         var emitError: Error? = nil
-        for wave in stride(from: 0, to: ranges.count + workerCount, by: workerCount) {
-            let count = max(0, min(workerCount, ranges.count - wave))
-            let results = UnsafeMutableBufferPointer<Result<[PredictedBlock], Error>?>.allocate(capacity: max(1, count))
+        while headed < ranges.count || !pending.isEmpty {
+            let layerChunks = Array(layered ..< min(ranges.count, layered + workerCount))
+            var headChunks: [Int] = []
+            while headed + headChunks.count < ranges.count, headChunks.count < workerCount,
+                  ready[headed + headChunks.count] < layered { headChunks.append(headed + headChunks.count) }
+            let tasks = layerChunks.count + headChunks.count
+            let results = UnsafeMutableBufferPointer<Result<[PredictedBlock], Error>?>.allocate(capacity: max(1, tasks))
             results.initialize(repeating: nil)
             defer { results.deinitialize(); results.deallocate() }
             let previous = pending
-            // Iteration 0 emits (first, so the threads share the rest greedily).
-            ConcurrentLoop.perform(iterations: count + 1) { w in
+            ConcurrentLoop.perform(iterations: tasks + 1) { w in
                 if w == 0 {
                     do { for blocks in previous { try emit(blocks) } } catch { emitError = error }
+                } else if w <= layerChunks.count {
+                    inner.run { results[w - 1] = Result { try layerPass(last, layerChunks[w - 1], x); return [] } }
                 } else {
-                    inner.run { results[w - 1] = Result { try blocks(of: wave + w - 1) } }
+                    inner.run { results[w - 1] = Result { try blocks(of: headChunks[w - 1 - layerChunks.count]) } }
                 }
             }
             if let emitError { throw emitError }
-            pending = try (0 ..< count).map { try results[$0]!.get() }
-            done += previous.count
-            if !previous.isEmpty { progress?(done, steps) }
+            for t in 0 ..< layerChunks.count { _ = try results[t]!.get() }
+            pending = try (0 ..< headChunks.count).map { try results[layerChunks.count + $0]!.get() }
+            layered += layerChunks.count
+            headed += headChunks.count
+            done += layerChunks.count + previous.count
+            if !previous.isEmpty || !layerChunks.isEmpty { progress?(done, steps) }
+            if tasks == 0 && previous.isEmpty { break }   // unreachable: every chunk's ready ≤ its last chunk
         }
     }
 }
