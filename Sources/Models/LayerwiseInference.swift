@@ -43,6 +43,7 @@ extension HamiltonianModel {
         let base = ExecutionContext.current.withoutGradients
         let batch = try base.run { try GraphBatch<T>([graph], config: config) }
         let n = batch.nodeCount, edgeCount = batch.edgeCount, hdim = hiddenIrreps.dim
+        guard n > 0 else { return }
         let sources = batch.source.indices, targets = batch.target.indices
         // Chunks: atom ranges, with the edges leaving them in edge order.
         let size = max(1, chunkAtoms)
