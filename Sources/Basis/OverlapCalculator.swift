@@ -84,7 +84,8 @@ public struct OverlapCalculator: Sendable {
     }
 
     /// S block by block in atom order, without holding the whole operator: rows are computed in
-    /// parallel batches and handed to `sink` in order (the memory is one batch of rows).
+    /// parallel batches and handed to `sink` in order, one call at a time, while the next batch
+    /// computes (possibly on another thread; the memory is two batches of rows).
     public func streamOverlap(of structure: Structure, progress: ((Int, Int) -> Void)? = nil,
                               sink: (BlockKey, [Double]) throws -> Void) throws {
         let n = structure.atomCount
@@ -135,23 +136,31 @@ public struct OverlapCalculator: Sendable {
         let n = structure.atomCount
         let counts = structure.orbitalCounts
         let batch = 512
+        // Batches of rows computed in parallel; the previous batch goes to `sink` (writing and
+        // compressing) as one more iteration, first, so the sink overlaps the computation.
         var start = 0
-        while start < n {
+        var previous: [[(BlockKey, [Double])]] = [], previousEnd = 0
+        var sinkError: Error? = nil
+        while start < n || !previous.isEmpty {
             let end = min(n, start + batch)
             var rows = [[(BlockKey, [Double])]](repeating: [], count: end - start)
             let lock = NSLock()
-            ConcurrentLoop.perform(iterations: end - start) { k in
-                let i = start + k
+            let pending = previous
+            ConcurrentLoop.perform(iterations: end - start + 1) { k in
+                if k == 0 {
+                    do { for row in pending { for (key, values) in row { try sink(key, values) } } } catch { sinkError = error }
+                    return
+                }
+                let i = start + k - 1
                 let row = rowBlocks(i, structure: structure, edges: edgesOf[i], projectorEdgesOf: projectorEdgesOf,
                                     projections: projections, projectionRows: projectionRows, counts: counts)
-                lock.lock(); rows[k] = row; lock.unlock()
+                lock.lock(); rows[k - 1] = row; lock.unlock()
             }
-            for k in rows.indices {
-                for (key, values) in rows[k] { try sink(key, values) }
-                rows[k] = []
-            }
+            if let sinkError { throw sinkError }
+            if !pending.isEmpty { progress?(previousEnd, n) }
+            previous = rows
+            previousEnd = end
             start = end
-            progress?(end, n)
         }
     }
 

@@ -623,7 +623,7 @@ public final class HDF5File {
             defer { H5Pclose(dcpl) }
             var chunk: [hsize_t] = columns > 0 ? [hsize_t(max(1, chunkRows)), hsize_t(columns)] : [hsize_t(max(1, chunkRows))]
             H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
-            if compressed { H5Pset_shuffle(dcpl); H5Pset_deflate(dcpl, 4) }
+            if compressed { H5Pset_shuffle(dcpl); H5Pset_deflate(dcpl, 1) }
             let lcpl = try linkCreationProperties()
             defer { H5Pclose(lcpl) }
             let d = H5Dcreate2(id, name, Self.fileType(kind), s, lcpl, dcpl, harmose_h5p_default())

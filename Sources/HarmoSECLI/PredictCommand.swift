@@ -19,10 +19,12 @@ public struct PredictCommand: ParsableCommand {
         names a basis ("basis": "dzp" with "code": "gpaw", or "def2-svp") gets S computed from the \
         basis first (see `harmose overlap`), written beside the prediction.
 
-        Large structures (more atoms than --chunk-atoms) are predicted tile by tile: each tile on \
-        the sub-graph within the model's receptive field (exactly the whole-structure numbers), \
-        its blocks streamed into a chunked, compressed hamiltonian_pred.h5, so memory stays at the \
-        model plus one tile (with a progress bar and ETA over atoms).
+        Large structures (over 800 atoms, or with S computed from the basis) are predicted in \
+        chunks, their blocks streamed into a chunked, compressed hamiltonian_pred.h5 (progress bar \
+        with ETA). A stage-1 model is evaluated layer by layer over chunks of atoms on every core, \
+        keeping only the node and edge features between layers (≈ 0.6 GiB per 10⁴ graphene atoms \
+        with the demo network); a hybrid tile by tile, each tile on the sub-graph within the \
+        model's receptive field. Either gives the whole-structure numbers up to float rounding.
 
         DIR is written as one unit (a temporary folder renamed when every structure is done); an \
         existing DIR is replaced only when it holds structure folders (an earlier prediction).
@@ -52,8 +54,8 @@ public struct PredictCommand: ParsableCommand {
     @Option(name: .customLong("format"), help: ArgumentHelp("Output layout: deeph-dock, deeph-legacy or abacus-csr (default: the input's).", valueName: "layout"))
     public var format: DFTFormat?
 
-    @Option(name: .customLong("chunk-atoms"), help: "Atoms per tile for large structures (memory grows with it).")
-    public var chunkAtoms: Int = 800
+    @Option(name: .customLong("chunk-atoms"), help: "Atoms per chunk for large structures: stage 1 is evaluated layer by layer over chunks (default 128), a hybrid on tiles plus halo (default 800). Memory grows with it.")
+    public var chunkAtoms: Int?
 
     @Option(name: .customLong("basis-path"), help: "Folder searched first for basis files when S is computed (repeatable).")
     public var basisPath: [String] = []
@@ -66,7 +68,7 @@ public struct PredictCommand: ParsableCommand {
     public func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one INPUT path") }
         if format == .cp2k { throw ValidationError("--format cp2k: CP2K output is read, not written; use deeph-dock, deeph-legacy or abacus-csr") }
-        guard chunkAtoms >= 1 else { throw ValidationError("--chunk-atoms must be ≥ 1") }
+        if let chunkAtoms, chunkAtoms < 1 { throw ValidationError("--chunk-atoms must be ≥ 1") }
     }
 
     public func run() throws {

@@ -1,25 +1,34 @@
-// Prediction of large structures (10³–10⁵ atoms) in bounded memory. The atoms are cut into
-// spatial tiles of about `chunkAtoms`; each tile is predicted on the sub-graph of the atoms within
-// `haloHops` graph hops of it, and only the tile's own rows are
-// kept and streamed into the output HDF5 (chunked, compressed). Peak memory is the model, one
-// tile's sub-graph and activations, the HDF5 buffers, and the structure's graph and S.
-// The blocks are those of S (computed from the basis named in info.json when overlap.h5 is
-// absent), else of H, else every pair within the model's cutoff.
+// Prediction of large structures (10³–10⁵ atoms) in bounded memory, blocks streamed into the
+// output HDF5 (chunked, compressed) as they are made. A stage-1 model is evaluated layer by layer
+// over chunks of atoms on the context's threads (Models/LayerwiseInference.swift): every atom once
+// per layer, memory = the node and edge features of the structure + one chunk's activations per
+// worker. A hybrid is predicted tile by tile: the atoms are cut into spatial tiles of about
+// `chunkAtoms`, each tile predicted on the sub-graph of the atoms within `haloHops` graph hops of
+// it, and only the tile's own rows are kept. Both equal the whole-structure prediction up to float
+// rounding. The blocks are those of S (computed from the basis named in info.json when overlap.h5
+// is absent), else of H, else every pair within the model's cutoff.
+import Autograd
 import Basis
 import Foundation
 import Formats
 import Graphs
+import Linalg
 import Models
 import Structures
 
 public struct LargeStructureOptions: Sendable {
-    /// Atoms per tile (the halo comes on top).
-    public var chunkAtoms: Int = 800
+    /// Structures with more atoms than this are predicted by the streaming path.
+    public var streamingAtoms: Int = 800
+    /// Atoms per chunk: a stage-1 model is evaluated layer by layer over chunks of this many
+    /// atoms (default 128: memory per worker ≈ 0.1 GiB), a hybrid on tiles of this many atoms plus
+    /// their halo (default 800). nil: the model kind's default.
+    public var chunkAtoms: Int?
     /// Compute S from the basis when the input has no overlap.h5 and info.json names a basis.
     public var computeOverlap: Bool = true
     public var basisSearchPaths: [String] = []
-    public init(chunkAtoms: Int = 800, computeOverlap: Bool = true, basisSearchPaths: [String] = []) {
+    public init(chunkAtoms: Int? = nil, streamingAtoms: Int = 800, computeOverlap: Bool = true, basisSearchPaths: [String] = []) {
         self.chunkAtoms = chunkAtoms
+        self.streamingAtoms = streamingAtoms
         self.computeOverlap = computeOverlap
         self.basisSearchPaths = basisSearchPaths
     }
@@ -35,11 +44,27 @@ extension Predictor {
     /// enough (checked by LargeStructureTests against the whole-structure prediction).
     public var haloHops: Int { model.config.layers + (hybrid?.stage2.config.layers ?? 0) }
 
-    /// Predicts H of one (large) structure tile by tile and streams it to `writer`. Returns the
-    /// number of blocks written.
+    /// Atoms per chunk (stage 1, layer by layer) or per tile (hybrid) when the options give none.
+    public var defaultChunkAtoms: Int { hybrid == nil ? 128 : 800 }
+
+    /// Predicts H of one (large) structure and streams it to `writer`: a stage-1 model layer by
+    /// layer over chunks of `chunkAtoms` atoms on the context's threads (`predictLayerwise`), a
+    /// hybrid tile by tile. Returns the number of blocks written.
     @discardableResult
     public func predictStreaming(_ record: DFTRecord, keys: [BlockKey], to writer: StreamingOperatorWriter,
-                                 chunkAtoms: Int, progress: ((Int, Int) -> Void)? = nil) throws -> Int {
+                                 chunkAtoms: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> Int {
+        let chunkAtoms = chunkAtoms ?? defaultChunkAtoms
+        if hybrid == nil {
+            // Stage 1 alone: layer by layer over chunks of atoms, each atom evaluated once per layer.
+            let graph = try StructureGraph(name: record.name, structure: record.structure, keys: keys, config: model.config)
+            var written = 0
+            try model.predictLayerwise(graph, chunkAtoms: chunkAtoms, workers: ExecutionContext.current.threads,
+                                       progress: { progress?(record.structure.atomCount * $0 / $1, record.structure.atomCount) }) { blocks in
+                for b in blocks { try writer.append(b.key, rows: b.rows, cols: b.cols, values: b.values) }
+                written += blocks.count
+            }
+            return written
+        }
         let structure = record.structure
         let n = structure.atomCount
         // Undirected adjacency of the block graph.
@@ -51,9 +76,13 @@ extension Predictor {
         }
         for i in 0 ..< n { neighbours[i] = Array(Set(neighbours[i])) }
         let tiles = Self.spatialTiles(structure, atomsPerTile: max(1, chunkAtoms))
-        var done = 0, written = 0
-        var inHalo = [Int32](repeating: -1, count: n)    // local index in the current halo, or −1
-        for core in tiles {
+        // Tiles run on the workers (one thread each, a wave of one tile per worker; memory grows
+        // with the workers); their blocks are written in tile order.
+        let context = ExecutionContext.current
+        let workers = max(1, min(context.threads, tiles.count))
+        let inner = context.with(threads: max(1, context.threads / workers))
+        func predictTile(_ core: [Int]) throws -> [PredictedBlock] {
+            var inHalo = [Int32](repeating: -1, count: n)    // local index in the halo, or −1
             // Halo: breadth-first to `haloHops`.
             var halo = core
             var frontier = core
@@ -75,22 +104,36 @@ extension Predictor {
             }
             let sub = Structure(lattice: structure.lattice, atomicNumbers: halo.map { structure.atomicNumbers[$0] },
                                 positions: halo.map { structure.positions[$0] }, basis: structure.basis)
-            let subRecord = DFTRecord(name: record.name, structure: sub)
-            let graph = try StructureGraph(name: record.name, structure: subRecord.structure, keys: subKeys, config: model.config)
-            // Runs in the caller's execution context (thread budget, no gradients while predicting).
+            let graph = try StructureGraph(name: record.name, structure: sub, keys: subKeys, config: model.config)
             let batch = try GraphBatch<Float>([graph], config: model.config)
             let h = try hybrid.map { try $0.predictOperators(batch)[0] } ?? model.predictOperators(batch)[0]
             let coreSet = Set(core.map { Int(inHalo[$0]) })
+            var out: [PredictedBlock] = []
             for b in 0 ..< h.blockCount {
                 let key = h.keys[b]
                 guard coreSet.contains(key.i) else { continue }
                 let shape = h.shape(at: b)
-                try writer.append(BlockKey(shift: key.shift, i: halo[key.i], j: halo[key.j]), rows: shape.x, cols: shape.y, values: h.values(at: b))
-                written += 1
+                out.append(PredictedBlock(key: BlockKey(shift: key.shift, i: halo[key.i], j: halo[key.j]), rows: shape.x, cols: shape.y,
+                                          values: Array(h.values(at: b))))
             }
-            for a in halo { inHalo[a] = -1 }
-            done += core.count
-            progress?(done, n)
+            return out
+        }
+        var done = 0, written = 0
+        for wave in stride(from: 0, to: tiles.count, by: workers) {
+            let count = min(workers, tiles.count - wave)
+            var results = [Result<[PredictedBlock], Error>?](repeating: nil, count: count)
+            let lock = NSLock()
+            ConcurrentLoop.perform(iterations: count) { w in
+                // Runs in the caller's execution context (no gradients while predicting), its thread budget shared out.
+                let r = inner.run { Result { try predictTile(tiles[wave + w]) } }
+                lock.lock(); results[w] = r; lock.unlock()
+            }
+            for (w, r) in results.enumerated() {
+                for b in try r!.get() { try writer.append(b.key, rows: b.rows, cols: b.cols, values: b.values) }
+                written += try r!.get().count
+                done += tiles[wave + w].count
+                progress?(done, n)
+            }
         }
         return written
     }

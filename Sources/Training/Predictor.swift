@@ -101,14 +101,15 @@ public final class Predictor {
                 guard owns(index) else { return }
                 let start = Date()
                 let folder = single ? input : input.appendingPathComponent(record.name)
-                let large = record.structure.atomCount > options.chunkAtoms
+                let large = record.structure.atomCount > options.streamingAtoms
                     || (record.overlap == nil && options.computeOverlap && record.extraInfoValue("basis") != nil)
                 if inputFormat == .deephDock && format == .deephDock && isFolder && large && FileManager.default.fileExists(atPath: folder.appendingPathComponent(DeepHDock.infoFile).path) {
                     let destination = outputDirectory.appendingPathComponent(record.name)
                     let r = try predictLarge(folder: folder, destination: destination, options: options, log: log, progress: atomProgress)
                     results.append(PredictionResult(name: record.name, folder: destination, blocks: r.blocks, seconds: r.seconds))
-                    log(String(format: "%@: %d atoms, %d blocks predicted in %.3f s (tiles of %d atoms, streamed) → %@", record.name,
-                               record.structure.atomCount, r.blocks, r.seconds, options.chunkAtoms, destination.path))
+                    let how = hybrid == nil ? "layer by layer in chunks of" : "in tiles of"
+                    log(String(format: "%@: %d atoms, %d blocks predicted in %.3f s (%@ %d atoms, streamed) → %@", record.name,
+                               record.structure.atomCount, r.blocks, r.seconds, how, options.chunkAtoms ?? defaultChunkAtoms, destination.path))
                     progress?(results.count, total)
                     return
                 }

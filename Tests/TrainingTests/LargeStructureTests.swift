@@ -1,7 +1,8 @@
-// Tiled, streamed prediction of large structures equals the whole-structure prediction block for
-// block (the halo covers the model's receptive field), and the streamed file reads back as a
-// DeepH-dock operator.
+// Streamed prediction of large structures — a stage-1 model layer by layer over chunks of atoms, a
+// hybrid in tiles with halos on two workers — equals the whole-structure prediction block for
+// block, and the streamed file reads back as a DeepH-dock operator.
 import XCTest
+import Autograd
 import Foundation
 import Formats
 import Structures
@@ -16,21 +17,7 @@ final class LargeStructureTests: XCTestCase {
         try Trainer(config: config, outputDirectory: run).run(data: Tiny.data)
         let predictor = try Predictor(checkpoint: run)
 
-        // A chain of 14 water molecules 5 Å apart in a box: a tile of one molecule sees only part of it.
-        let water = try FormatReader.readRecord(at: Fixtures.url("training/water-0001"))
-        // Atoms grouped by element, as the dock layout stores them.
-        var numbers: [Int] = [], positions: [Vec3] = []
-        for z in [8, 1] {
-            for k in 0 ..< 14 {
-                for (a, p) in water.structure.positions.enumerated() where water.structure.atomicNumbers[a] == z {
-                    numbers.append(z)
-                    positions.append(p + Vec3(5.0 * Double(k), 0, 0))
-                }
-            }
-        }
-        let box = Lattice(vectors: [Vec3(100, 0, 0), Vec3(0, 30, 0), Vec3(0, 0, 30)], periodic: [false, false, false])
-        let structure = Structure(lattice: box, atomicNumbers: numbers, positions: positions, basis: water.structure.basis)
-        let record = DFTRecord(name: "chain", structure: structure)
+        let record = try Self.waterChain()
         let whole = try predictor.predict(record)
 
         let dir = try makeTemporaryDirectory(self).appendingPathComponent("chain")
@@ -71,6 +58,65 @@ final class LargeStructureTests: XCTestCase {
         for (b, key) in expected.keys.enumerated() {
             XCTAssertLessThan(maxAbsDifference(Array(h.values(for: key)!), Array(expected.values(at: b))), 1e-9)
         }
+    }
+    /// A chain of 14 water molecules 5 Å apart in a box: a tile of one molecule sees only part of it.
+    static func waterChain() throws -> DFTRecord {
+        let water = try FormatReader.readRecord(at: Fixtures.url("training/water-0001"))
+        // Atoms grouped by element, as the dock layout stores them.
+        var numbers: [Int] = [], positions: [Vec3] = []
+        for z in [8, 1] {
+            for k in 0 ..< 14 {
+                for (a, p) in water.structure.positions.enumerated() where water.structure.atomicNumbers[a] == z {
+                    numbers.append(z)
+                    positions.append(p + Vec3(5.0 * Double(k), 0, 0))
+                }
+            }
+        }
+        let box = Lattice(vectors: [Vec3(100, 0, 0), Vec3(0, 30, 0), Vec3(0, 0, 30)], periodic: [false, false, false])
+        let structure = Structure(lattice: box, atomicNumbers: numbers, positions: positions, basis: water.structure.basis)
+        return DFTRecord(name: "chain", structure: structure)
+    }
+
+    /// A hybrid (stage 1 + stage 2) is predicted tile by tile, the tiles spread over two workers:
+    /// the same blocks as the whole-structure prediction.
+    func testHybridTilesOnTwoWorkersEqualWholeStructurePrediction() throws {
+        let dir = try makeTemporaryDirectory(self)
+        var config = Tiny.config(epochs: 1)
+        config.model.layers = 2
+        let s1 = dir.appendingPathComponent("stage1")
+        try Trainer(config: config, outputDirectory: s1).run(data: Tiny.data)
+        var refine = RefineConfig()
+        refine.epochs = 1
+        refine.batchSize = 2
+        refine.stage2.width = 8; refine.stage2.heads = 2; refine.stage2.layers = 1; refine.stage2.feedForward = 8; refine.stage2.radialCount = 4
+        let hybridDir = dir.appendingPathComponent("hybrid")
+        try Refiner(config: refine, stage1: s1, outputDirectory: hybridDir).run(data: Tiny.data)
+        let predictor = try Predictor(checkpoint: hybridDir)
+        XCTAssertEqual(predictor.kind, .hybrid)
+        XCTAssertEqual(predictor.haloHops, 3)
+
+        let record = try Self.waterChain()
+        let whole = try predictor.predict(record)
+        let file = dir.appendingPathComponent("chain")
+        try FormatWriter.write(record, to: file, format: .deephDock)
+        let writer = try StreamingOperatorWriter(url: file.appendingPathComponent("hamiltonian.h5"), bufferEntries: 500)
+        var reported: [Int] = []
+        let written = try ExecutionContext(threads: 2).run {
+            try predictor.predictStreaming(record, keys: whole.keys, to: writer, chunkAtoms: 6) { done, _ in reported.append(done) }
+        }
+        try writer.finish()
+        XCTAssertGreaterThanOrEqual(reported.count, 4)   // tiles, two at a time
+        XCTAssertEqual(reported, reported.sorted())
+        XCTAssertEqual(reported.last, record.structure.atomCount)
+        let streamed = try XCTUnwrap(try FormatReader.readRecord(at: file).hamiltonian)
+        XCTAssertEqual(written, whole.blockCount)
+        XCTAssertEqual(Set(streamed.keys), Set(whole.keys))
+        var worst = 0.0, scale = 0.0
+        for (b, key) in whole.keys.enumerated() {
+            worst = max(worst, maxAbsDifference(Array(streamed.values(for: key)!), Array(whole.values(at: b))))
+            scale = max(scale, whole.values(at: b).map(abs).max() ?? 0)
+        }
+        XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "tiles vs whole: \(worst) eV (largest |H| \(scale))")
     }
 }
 
