@@ -8,6 +8,7 @@
 //         /adam/m/<name>, /adam/v/<name>, attribute "steps" on /adam/m/<name> … (see below).
 import Foundation
 import HDF5Kit
+import Linalg
 
 /// Something whose state can go into a checkpoint group.
 public protocol Checkpointable {
@@ -202,23 +203,18 @@ public enum Checkpoint {
     static let readableFormats: Set<String> = ["harmose-checkpoint-1", "harmose-checkpoint-2"]
 
     public static func save(to path: String, parts: [String: Checkpointable], metadata: [String: Double] = [:]) throws {
-        // Hidden and named like every other atomic write (`.NAME.tmp-<pid>-<random>`), so that a
-        // killed run's leftover is recognised and removed by the next run and by `harmose gc`.
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))").path
-        do {
-            let file = try HDF5File(creatingAt: temporary)
-            try file.setAttribute("format", string: Checkpoint.format)
-            for key in parts.keys.sorted() { try parts[key]!.save(to: file, group: key) }
-            for key in metadata.keys.sorted() { try file.setAttribute("meta." + key, doubles: [metadata[key]!]) }
-            try file.flush()
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
-        }
-        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        try take(parts: parts, metadata: metadata, for: path).write(to: [path])
+    }
+
+    /// The checkpoint of `parts` and `metadata` as they are now, to be written later (possibly on
+    /// another thread, while the parts change): `save` is `take` then `write`. `path` names the
+    /// checkpoint in error messages.
+    public static func take(parts: [String: Checkpointable], metadata: [String: Double] = [:], for path: String) throws -> CheckpointImage {
+        let file = HDF5File(recording: path)
+        try file.setAttribute("format", string: Checkpoint.format)
+        for key in parts.keys.sorted() { try parts[key]!.save(to: file, group: key) }
+        for key in metadata.keys.sorted() { try file.setAttribute("meta." + key, doubles: [metadata[key]!]) }
+        return CheckpointImage(file: file)
     }
 
     /// Restores every part from /<key> and returns the metadata.
@@ -237,5 +233,54 @@ public enum Checkpoint {
             metadata[String(name.dropFirst(5))] = try file.doubleAttribute(name).first
         }
         return metadata
+    }
+}
+
+/// A checkpoint's content taken at one moment (`Checkpoint.take`): the parts' values are shared
+/// copy-on-write with the live objects, so taking it is cheap, and later changes to the parts do
+/// not reach it. Writing it costs what `Checkpoint.save` costs (libhdf5's per-object work, about
+/// 50 µs per dataset), which a training loop can do on another thread while it goes on.
+/// Sendable because nothing changes it after `take`: it may be handed to one other thread.
+public final class CheckpointImage: @unchecked Sendable {
+    private let file: HDF5File
+
+    init(file: HDF5File) { self.file = file }
+
+    /// Writes the checkpoint to each of `paths` (the same bytes), in order, each atomically:
+    /// libhdf5 writes a temporary file once, which is copied for all but the last path and then
+    /// renamed. A failure removes the temporaries and leaves earlier files as they were.
+    public func write(to paths: [String]) throws {
+        guard let last = paths.last else { return }
+        func temporary(_ path: String) -> String {
+            // Hidden and named like every other atomic write (`.NAME.tmp-<pid>-<random>`), so that a
+            // killed run's leftover is recognised and removed by the next run and by `harmose gc`.
+            let url = URL(fileURLWithPath: path)
+            return url.deletingLastPathComponent()
+                .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0 ... .max))").path
+        }
+        let written = temporary(last)
+        let fm = FileManager.default
+        do {
+            try file.writeRecorded(to: written)
+        } catch {
+            try? fm.removeItem(atPath: written)
+            throw error
+        }
+        defer { try? fm.removeItem(atPath: written) }
+        func replace(_ path: String, with source: String) throws {
+            if fm.fileExists(atPath: path) { try fm.removeItem(atPath: path) }
+            try fm.moveItem(atPath: source, toPath: path)
+        }
+        for path in paths.dropLast() {
+            let copy = temporary(path)
+            do {
+                try fm.copyItem(atPath: written, toPath: copy)
+                try replace(path, with: copy)
+            } catch {
+                try? fm.removeItem(atPath: copy)
+                throw error
+            }
+        }
+        try replace(last, with: written)
     }
 }

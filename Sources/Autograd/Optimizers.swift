@@ -3,6 +3,7 @@
 // exponential moving average of the weights. Schedules only compute a learning rate; the training
 // loop assigns it to `optimizer.learningRate`, so every piece is checkpointed on its own.
 import Foundation
+import Linalg
 
 /// Adam (Kingma & Ba) with PyTorch's update order; AdamW when `decoupledWeightDecay`.
 public final class Adam<T: Scalar> {
@@ -10,7 +11,13 @@ public final class Adam<T: Scalar> {
     public let beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double
     public let decoupledWeightDecay: Bool
 
-    struct State { var step: Int; var m: [T]; var v: [T] }
+    /// A parameter's step count and moments. A class so that the step updates each one where it
+    /// is stored, several at once: taking a value out of the table and putting it back would copy
+    /// m and v of every parameter on every step.
+    final class State {
+        var step: Int, m: [T], v: [T]
+        init(step: Int, m: [T], v: [T]) { self.step = step; self.m = m; self.v = v }
+    }
     var states: [String: State] = [:]
 
     public init(learningRate: Double, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8,
@@ -34,29 +41,51 @@ public final class Adam<T: Scalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func step(_ params: ParameterSet<T>) {
+        var work: [(tensor: Tensor<T>, grad: [T], state: State)] = []
+        var size = 0
         for p in params.trainable {
             guard let grad = p.grad else { continue }
-            var s = states[p.name] ?? State(step: 0, m: [T](repeating: 0, count: p.count), v: [T](repeating: 0, count: p.count))
-            s.step += 1
-            let bc1 = 1 - Foundation.pow(beta1, Double(s.step)), bc2 = 1 - Foundation.pow(beta2, Double(s.step))
-            let stepSize = T(learningRate / bc1), sqrtBc2 = T(bc2.squareRoot())
-            let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon), wd = T(weightDecay), decay = T(1 - learningRate * weightDecay)
-            let decoupled = decoupledWeightDecay && weightDecay != 0, coupled = !decoupledWeightDecay && weightDecay != 0
-            p.data.withUnsafeMutableBufferPointer { w in
-                s.m.withUnsafeMutableBufferPointer { m in
-                    s.v.withUnsafeMutableBufferPointer { v in
-                        for i in 0..<w.count {
-                            var g = grad[i]
-                            if coupled { g += wd * w[i] }
-                            if decoupled { w[i] *= decay }
-                            m[i] = b1 * m[i] + (1 - b1) * g
-                            v[i] = b2 * v[i] + (1 - b2) * g * g
-                            w[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtBc2 + eps)
-                        }
+            let state = states[p.name] ?? State(step: 0, m: [T](repeating: 0, count: p.count), v: [T](repeating: 0, count: p.count))
+            states[p.name] = state
+            work.append((p, grad, state))
+            size += p.count
+        }
+        // Elementwise, so sharing the parameters among threads (runs of about equal element count;
+        // it is the serial part of a data-parallel step, memory-bound) changes no bit.
+        let chunks = max(1, min(Parallel.workers, size >> 15))
+        var bounds = [0], start = 0
+        for (i, w) in work.enumerated() {
+            if start >= size * bounds.count / chunks, bounds.count < chunks, i > 0 { bounds.append(i) }
+            start += w.tensor.count
+        }
+        bounds.append(work.count)
+        let items = work, cuts = bounds
+        ConcurrentLoop.perform(iterations: cuts.count - 1) { c in
+            for (p, grad, s) in items[cuts[c] ..< cuts[c + 1]] { self.update(s, p, grad) }
+        }
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func update(_ s: State, _ p: Tensor<T>, _ grad: [T]) {
+        s.step += 1
+        let bc1 = 1 - Foundation.pow(beta1, Double(s.step)), bc2 = 1 - Foundation.pow(beta2, Double(s.step))
+        let stepSize = T(learningRate / bc1), sqrtBc2 = T(bc2.squareRoot())
+        let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon), wd = T(weightDecay), decay = T(1 - learningRate * weightDecay)
+        let decoupled = decoupledWeightDecay && weightDecay != 0, coupled = !decoupledWeightDecay && weightDecay != 0
+        p.data.withUnsafeMutableBufferPointer { w in
+            s.m.withUnsafeMutableBufferPointer { m in
+                s.v.withUnsafeMutableBufferPointer { v in
+                    for i in 0..<w.count {
+                        var g = grad[i]
+                        if coupled { g += wd * w[i] }
+                        if decoupled { w[i] *= decay }
+                        m[i] = b1 * m[i] + (1 - b1) * g
+                        v[i] = b2 * v[i] + (1 - b2) * g * g
+                        w[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtBc2 + eps)
                     }
                 }
             }
-            states[p.name] = s
         }
     }
 }

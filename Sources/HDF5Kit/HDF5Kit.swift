@@ -101,6 +101,8 @@ public final class HDF5File {
     private var image: UnsafeMutableRawBufferPointer?
     /// Everything readable in a file from outside, parsed in a child process (nil: `id` is open).
     let snapshot: HDF5Snapshot?
+    /// A recording file's writes, in order (nil: writes go to `id`); see `init(recording:)`.
+    private var recorded: [(HDF5File) throws -> Void]?
 
     /// Opens an existing file read-only. Parsed by libhdf5 in a child process (see the header):
     /// for every file that comes from outside — structures, checkpoints, stored bands.
@@ -178,6 +180,36 @@ public final class HDF5File {
         }
     }
 
+    /// A file that only records what is written to it — groups, datasets and attributes with
+    /// their values (arrays are shared copy-on-write, so this costs little) — and touches no disk
+    /// and no libhdf5 until `writeRecorded(to:)` creates a real file and performs the writes in
+    /// the same order, giving the bytes that writing directly would have. What it is for: taking
+    /// the content of a file now and paying libhdf5's per-object cost later, e.g. on another
+    /// thread while the caller goes on changing the objects it saved. Nothing can be read back
+    /// from it.
+    public init(recording path: String) {
+        self.path = path
+        id = -1
+        snapshot = nil
+        recorded = []
+    }
+
+    /// Creates (truncating) the file at `path`, performs a recording file's writes in order and
+    /// flushes and closes it.
+    public func writeRecorded(to path: String) throws {
+        guard let recorded else { throw HDF5Error(file: path, message: "writeRecorded needs a recording file (init(recording:))") }
+        let file = try HDF5File(creatingAt: path)
+        for write in recorded { try write(file) }
+        try file.flush()
+    }
+
+    /// Records `write` when this is a recording file (true), else returns false.
+    private func record(_ write: @escaping (HDF5File) throws -> Void) -> Bool {
+        guard recorded != nil else { return false }
+        recorded!.append(write)
+        return true
+    }
+
     deinit {
         if id >= 0 { withHDF5 { _ = H5Fclose(id) } }
         image?.deallocate()
@@ -185,6 +217,7 @@ public final class HDF5File {
 
     /// Closes the file now (flushing writes); further use is a programming error.
     public func flush() throws {
+        if recorded != nil { return }
         try withHDF5 {
             guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error(file: path, message: "flush failed\(systemReason())") }
         }
@@ -282,6 +315,7 @@ public final class HDF5File {
 
     /// Writes a scalar variable-length UTF-8 string dataset.
     public func write(_ name: String, string: String) throws {
+        if record({ try $0.write(name, string: string) }) { return }
         try withHDF5 {
             let t = H5Tcopy(harmose_h5t_c_s1())
             defer { H5Tclose(t) }
@@ -310,6 +344,7 @@ public final class HDF5File {
         guard shape.reduce(1, *) == strings.count else {
             throw HDF5Error(file: path, object: name, message: "shape \(shape) does not hold \(strings.count) strings")
         }
+        if record({ try $0.write(name, strings: strings, shape: shape) }) { return }
         try withHDF5 {
             let t = H5Tcopy(harmose_h5t_c_s1())
             defer { H5Tclose(t) }
@@ -382,6 +417,7 @@ public final class HDF5File {
 
     /// Creates a group (and missing parents).
     public func createGroup(_ name: String) throws {
+        if record({ try $0.createGroup(name) }) { return }
         try withHDF5 {
             let lcpl = try linkCreationProperties()
             defer { H5Pclose(lcpl) }
@@ -397,6 +433,7 @@ public final class HDF5File {
     // MARK: Attributes (on the root group or any object)
 
     public func setAttribute(_ attribute: String, string value: String, on object: String = "/") throws {
+        if record({ try $0.setAttribute(attribute, string: value, on: object) }) { return }
         try withObject(object) { o in
             let t = H5Tcopy(harmose_h5t_c_s1())
             defer { H5Tclose(t) }
@@ -417,6 +454,7 @@ public final class HDF5File {
     }
 
     public func setAttribute(_ attribute: String, doubles value: [Double], on object: String = "/") throws {
+        if record({ try $0.setAttribute(attribute, doubles: value, on: object) }) { return }
         try withObject(object) { o in
             var dims = [hsize_t(value.count)]
             let s = value.count == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dims, nil)
@@ -679,6 +717,7 @@ public final class HDF5File {
         guard shape.reduce(1, *) == values.count else {
             throw HDF5Error(file: path, object: name, message: "shape \(shape) does not hold \(values.count) values")
         }
+        if record({ try $0.write(name, values: values, shape: shape, fileType: fileType, compressed: compressed) }) { return }
         try withHDF5 {
             var dims = shape.map { hsize_t($0) }
             let s = H5Screate_simple(Int32(dims.count), &dims, nil)

@@ -9,10 +9,16 @@
 // gradient of that structure's share of the batch loss into a slot of its own. The slots are then
 // summed in batch order, one fixed order, so the batch gradient — and with it every loss and
 // parameter of the run — is bit-identical for any number of workers (tested with 1, 2 and 3).
-// The summed gradient is one flat buffer in the order of the trainable parameters (parameter sets
-// in order, tensors in creation order) followed by the loss: the buffer a multi-process run
-// all-reduces (the trainers' `group`, DataParallel.swift); a rank computes only the units its
-// partition owns.
+// With several processes the summed gradient is one flat buffer in the order of the trainable
+// parameters (parameter sets in order, tensors in creation order) followed by the loss: the buffer
+// a multi-process run all-reduces (the trainers' `group`, DataParallel.swift); a rank computes only
+// the units its partition owns. With one, the sums go straight into the model's gradients.
+//
+// Work outside the workers limits the speed-up (issue #14, measured on the benchmark sets), so it
+// is kept small: the sums of the slots and Adam's update are elementwise and shared among the
+// threads; replicas let go of the parameter values before the update, so it writes in place
+// instead of copying them; clipping stays one sum in a fixed order; checkpoints are written while
+// the next epoch trains (CheckpointWriter.swift).
 //
 // Workers are ConcurrentLoop (DispatchQueue.concurrentPerform) iterations; each binds its own execution context
 // (the caller's, with the thread budget divided among the workers), since a binding is not
@@ -48,6 +54,9 @@ final class DataParallel<Model: ReplicableModel> {
     private(set) var replicas: [Model]
     /// Per-structure gradient slots (capacity grows with batch × parameter count).
     private var slots: UnsafeMutableBufferPointer<Float> = .init(start: nil, count: 0)
+    /// Fewest gradient elements per thread when the slots are summed (a tuning value; the sum's
+    /// bits do not depend on it — tests lower it to split small models).
+    var reductionGrain = 1 << 15
 
     /// Up to `context.threads` workers.
     init(_ model: Model, context: ExecutionContext) throws {
@@ -75,6 +84,15 @@ final class DataParallel<Model: ReplicableModel> {
                     t.grad = nil
                 }
             }
+        }
+    }
+
+    /// Drops the other replicas' references to the parameter values before an optimiser step,
+    /// so that the step updates the model's values in place instead of copying every trainable
+    /// tensor first (copy on write); `synchronise` shares them again right after.
+    private func releaseReplicaValues() {
+        for r in replicas.dropFirst() {
+            for set in r.parameterSets { for t in set.tensors where t.requiresGrad { t.data = [] } }
         }
     }
 
@@ -112,13 +130,20 @@ final class DataParallel<Model: ReplicableModel> {
     /// the per-structure gradients are summed in index order. Returns the flat gradient and the
     /// kept values in index order.
     func gradients<R>(_ count: Int, _ body: (Model, Int) throws -> (loss: Tensor<Float>, kept: R)) throws -> (gradient: [Float], kept: [R]) {
+        let kept = try fillSlots(count, body)
+        return (sumSlots(count), kept)
+    }
+
+    /// Runs forward and backward of structure i on the workers and leaves its gradient in slot i
+    /// (flat layout of `gradients`); returns the kept values in index order.
+    private func fillSlots<R>(_ count: Int, _ body: (Model, Int) throws -> (loss: Tensor<Float>, kept: R)) throws -> [R] {
         let size = trainableCount
         if slots.count < count * size {
             slots.deallocate()
             slots = .allocate(capacity: count * size)
         }
         let slots = self.slots
-        let kept = try map(count, recordGradients: true) { replica, i -> R in
+        return try map(count, recordGradients: true) { replica, i -> R in
             for set in replica.parameterSets { set.zeroGrad() }
             let (loss, value) = try body(replica, i)
             if loss.requiresGrad { try loss.backward() }
@@ -138,12 +163,17 @@ final class DataParallel<Model: ReplicableModel> {
             }
             return value
         }
-        // Sum in index order; elementwise, so splitting the parameters among threads changes nothing.
+    }
+
+    /// The sum of slots 0..<count in index order, as one flat buffer (what ranks all-reduce).
+    private func sumSlots(_ count: Int) -> [Float] {
+        let size = trainableCount, slots = self.slots
+        // Elementwise, so splitting the parameters among threads changes nothing.
         var total = [Float](repeating: 0, count: size)
         total.withUnsafeMutableBufferPointer { out in
             let out = out
             context.run {
-                Parallel.forRanges(size, grain: 1 << 15) { r in
+                Parallel.forRanges(size, grain: reductionGrain) { r in
                     for i in 0 ..< count {
                         let src = slots.baseAddress! + i * size
                         for k in r { out[k] += src[k] }
@@ -151,7 +181,39 @@ final class DataParallel<Model: ReplicableModel> {
                 }
             }
         }
-        return (total, kept)
+        return total
+    }
+
+    /// The sum of slots 0..<count, each element summed from 0 in index order as `sumSlots` does
+    /// (the same bits), written straight into the model's gradients: one process has no flat
+    /// buffer to all-reduce, so the copies into and out of one are skipped. The parameters are
+    /// shared among the threads in runs of about equal element count.
+    private func loadSlotSums(_ count: Int) {
+        var targets: [(tensor: Tensor<Float>, offset: Int)] = []
+        var size = 0
+        for set in model.parameterSets {
+            for t in set.trainable { targets.append((t, size)); size += t.count }
+        }
+        let slots = self.slots
+        let chunks = max(1, min(context.threads, size / max(1, reductionGrain)))
+        // Chunk c takes the tensors that start in its share of the flat range.
+        var bounds = [0]
+        for c in 1 ..< chunks { bounds.append(targets.firstIndex { $0.offset >= size * c / chunks } ?? targets.count) }
+        bounds.append(targets.count)
+        let work = targets, cuts = bounds
+        ConcurrentLoop.perform(iterations: chunks) { c in
+            for (t, offset) in work[cuts[c] ..< cuts[c + 1]] {
+                let n = t.count
+                t.grad = [Float](unsafeUninitializedCapacity: n) { out, initialized in
+                    out.initialize(repeating: 0)
+                    for i in 0 ..< count {
+                        let src = slots.baseAddress! + i * size + offset
+                        for k in 0 ..< n { out[k] += src[k] }
+                    }
+                    initialized = n
+                }
+            }
+        }
     }
 
     /// One optimisation step on a mini-batch: each member's loss term (`loss(replica, member,
@@ -165,25 +227,25 @@ final class DataParallel<Model: ReplicableModel> {
     func step<Member>(_ members: [Member], entries: Int, group: any ProcessGroup,
                       loss: (Model, Member, Int) throws -> BatchLoss<Float>, update: () throws -> Void) throws -> (loss: Double, parts: [BatchLoss<Float>]) {
         let mine = group.size == 1 ? members : members.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
-        var (gradient, parts) = try gradients(mine.count) { replica, i -> (loss: Tensor<Float>, kept: BatchLoss<Float>) in
+        let parts = try fillSlots(mine.count) { replica, i -> (loss: Tensor<Float>, kept: BatchLoss<Float>) in
             let l = try loss(replica, mine[i], entries)
             return (l.loss, l)
         }
         let local = parts.reduce(0.0) { $0 + Double($1.loss.item) }
+        var batchLoss = local
         if group.size == 1 {
-            try loadGradients(gradient)
+            loadSlotSums(mine.count)
         } else {
+            var gradient = sumSlots(mine.count)
             gradient.append(Float(local))
             gradient = group.sum(gradient)
-            let global = gradient.removeLast()
+            batchLoss = Double(gradient.removeLast())
             try loadGradients(gradient)
-            try update()
-            synchronise()
-            return (Double(global), parts)
         }
+        releaseReplicaValues()
         try update()
         synchronise()
-        return (local, parts)
+        return (batchLoss, parts)
     }
 
     /// The order of the training structures in an epoch: a seeded shuffle (SplitMix64 of the

@@ -318,6 +318,8 @@ public final class Refiner {
         var augmentRNG = SplitMix64(seed: config.seed ^ 0xA06_3E17)
         let started = Date()
         var best = Double.infinity, bestEpoch = 0, epoch = 0
+        let checkpoints = CheckpointWriter(background: execution.threads > 1)
+        defer { try? checkpoints.finish() }
         while epoch < config.epochs {
             epoch += 1
             let joint = epoch > config.epochs - config.jointEpochs
@@ -374,8 +376,19 @@ public final class Refiner {
             let improved = val.hybrid.loss < best
             if improved { best = val.hybrid.loss; bestEpoch = epoch }
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
-            if writes, improved { try Checkpoint.save(to: bestPath.path, parts: HybridCheckpoint.parts(evalModel), metadata: meta) }
-            if writes { try Checkpoint.save(to: lastPath.path, parts: HybridCheckpoint.parts(model), metadata: meta) }
+            // Taken now, written while the next epoch trains (CheckpointWriter.swift); without a
+            // weight average best.h5 and last.h5 of an improved epoch are the same file, written once.
+            if writes {
+                let last = try Checkpoint.take(parts: HybridCheckpoint.parts(model), metadata: meta, for: lastPath.path)
+                if !improved {
+                    try checkpoints.submit([(last, [lastPath.path])])
+                } else if average == nil {
+                    try checkpoints.submit([(last, [bestPath.path, lastPath.path])])
+                } else {
+                    try checkpoints.submit([(try Checkpoint.take(parts: HybridCheckpoint.parts(evalModel), metadata: meta, for: bestPath.path), [bestPath.path]),
+                                            (last, [lastPath.path])])
+                }
+            }
             curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, %@\"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
                                 improved ? "true" : "false", epoch, joint ? "true" : "false", trainMetrics.loss, trainMetrics.mae * 1000,
                                 val.hybrid.bandRMSE.map { String(format: "\"val_band_rmse_meV\": %.6f, ", $0 * 1000) } ?? "",
@@ -396,6 +409,7 @@ public final class Refiner {
             }
         }
         model.freezeStage1(true)
+        try checkpoints.finish()
         group.barrier()  // rank 0 wrote best.h5; the others read it after it did
         try Checkpoint.load(from: bestPath.path, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
         engine.synchronise()

@@ -319,6 +319,8 @@ public final class Trainer {
         let engine = try DataParallel(model, context: execution)
         // With a weight average, validation runs on its own engine over the averaged weights.
         let evalEngine = try average.map { try DataParallel($0.model, context: execution) }
+        let checkpoints = CheckpointWriter(background: execution.threads > 1)
+        defer { try? checkpoints.finish() }
         while epoch < lastEpoch {
             epoch += 1
             let epochStart = Date()
@@ -373,8 +375,16 @@ public final class Trainer {
                                           "best_loss": bestLoss, "seed": Double(config.seed)]
             if let average { meta["ema_updates"] = Double(average.updates) }
             if writes {
-                if improved { try Checkpoint.save(to: bestPath.path, parts: bestParts, metadata: meta) }
-                try Checkpoint.save(to: lastPath.path, parts: parts, metadata: meta)
+                // Taken now, written while the next epoch trains (CheckpointWriter.swift); without a
+                // weight average best.h5 and last.h5 hold the same parts: written once.
+                let last = try Checkpoint.take(parts: parts, metadata: meta, for: lastPath.path)
+                if !improved {
+                    try checkpoints.submit([(last, [lastPath.path])])
+                } else if average == nil {
+                    try checkpoints.submit([(last, [bestPath.path, lastPath.path])])
+                } else {
+                    try checkpoints.submit([(try Checkpoint.take(parts: bestParts, metadata: meta, for: bestPath.path), [bestPath.path]), (last, [lastPath.path])])
+                }
                 var bandFields: [String: CurveValue] = [:]
                 if bandCount > 0 { bandFields["train_band_rmse_meV"] = .num((bandSquares / Double(bandCount)).squareRoot() * 1000) }
                 if let r = validation.bandRMSE { bandFields["val_band_rmse_meV"] = .num(r * 1000) }
@@ -409,6 +419,7 @@ public final class Trainer {
         }
 
         // Final numbers with the best weights (rank 0 wrote them; the others read them after it did).
+        try checkpoints.finish()
         group.barrier()
         if FileManager.default.fileExists(atPath: bestPath.path) {
             try Checkpoint.load(from: bestPath.path, parts: ["model": model.parameters])

@@ -161,6 +161,55 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(run.adam.learningRate, other.adam.learningRate)
     }
 
+    /// A checkpoint taken now and written later (the training loops write in the background while
+    /// the next epoch trains) holds the values at the time it was taken, in the bytes a direct save
+    /// writes, and a write to several paths gives each the same file and leaves no temporary.
+    func testTakenCheckpointIsTheSavedBytesOfItsMoment() throws {
+        let run = try Run()
+        for _ in 0..<3 { try run.trainStep() }
+        let dir = try makeTemporaryDirectory(self)
+        let saved = dir.appendingPathComponent("saved.h5").path
+        try Checkpoint.save(to: saved, parts: run.parts, metadata: ["step": Double(run.step)])
+        let image = try Checkpoint.take(parts: run.parts, metadata: ["step": Double(run.step)], for: "later.h5")
+        try run.trainStep()  // changes parameters, moments and the schedule after the checkpoint was taken
+        let best = dir.appendingPathComponent("best.h5").path, last = dir.appendingPathComponent("last.h5").path
+        try image.write(to: [best, last])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: saved))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: best)), bytes)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: last)), bytes)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["best.h5", "last.h5", "saved.h5"])
+        let now = dir.appendingPathComponent("now.h5").path
+        try Checkpoint.save(to: now, parts: run.parts, metadata: ["step": Double(run.step)])
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: now)), bytes, "the run moved on")
+    }
+
+    /// Adam shares its parameters among the context's threads (elementwise: the same bits).
+    func testAdamStepIsBitIdenticalForAnyThreadCount() throws {
+        func run(_ threads: Int) throws -> ([[Float]], Adam<Float>, ParameterSet<Float>) {
+            let params = ParameterSet<Float>(seed: 5)
+            for (i, shape) in [[300, 120], [7], [200, 200], [64, 3], [90_000]].enumerated() {
+                try params.create("p\(i)", shape: shape, initializer: .normal(std: 0.1))
+            }
+            let adam = Adam<Float>(learningRate: 1e-3)
+            var rng = SplitMix64(seed: 9)
+            for _ in 0..<3 {
+                for t in params.tensors { t.grad = (0..<t.count).map { _ in Float(rng.nextNormal()) } }
+                ExecutionContext(threads: threads).run { adam.step(params) }
+            }
+            return (params.tensors.map(\.data), adam, params)
+        }
+        let (one, adamOne, params) = try run(1)
+        for threads in [2, 3] {
+            let (other, adam, _) = try run(threads)
+            XCTAssertEqual(other.map { $0.map(\.bitPattern) }, one.map { $0.map(\.bitPattern) }, "\(threads) threads")
+            for name in params.names {
+                XCTAssertEqual(adam.states[name]!.m.map(\.bitPattern), adamOne.states[name]!.m.map(\.bitPattern))
+                XCTAssertEqual(adam.states[name]!.v.map(\.bitPattern), adamOne.states[name]!.v.map(\.bitPattern))
+                XCTAssertEqual(adam.stepCount(name), 3)
+            }
+        }
+    }
+
     func testResumedTrainingMatchesUninterrupted() throws {
         let straight = try Run()
         for _ in 0..<6 { try straight.trainStep() }

@@ -19,7 +19,7 @@ final class DataParallelTests: XCTestCase {
     func testStage1IsBitIdenticalForAnyWorkerCount() throws {
         var config = Tiny.config(epochs: 2)
         config.batchSize = 3
-        var curves: [[[String: Double]]] = [], parameters: [[String: [Float]]] = []
+        var curves: [[[String: Double]]] = [], parameters: [[String: [Float]]] = [], checkpoints: [[Data]] = []
         for threads in [1, 2, 3] {
             let dir = try makeTemporaryDirectory(self)
             let trainer = Trainer(config: config, outputDirectory: dir)
@@ -27,10 +27,15 @@ final class DataParallelTests: XCTestCase {
             try trainer.run(data: Tiny.data)
             curves.append(try Tiny.curve(dir))
             parameters.append(try Tiny.parameters(dir.appendingPathComponent("last.h5")))
+            // With more than one thread the checkpoints are written in the background: the same
+            // files, complete when the run returns, no temporary left.
+            checkpoints.append(try ["best.h5", "last.h5"].map { try Data(contentsOf: dir.appendingPathComponent($0)) })
+            XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.hasPrefix(".") }, "temporaries with \(threads) threads")
         }
         for k in 1 ..< 3 {
             XCTAssertEqual(curves[k], curves[0], "learning curve with \(k + 1) workers")
             XCTAssertEqual(parameters[k], parameters[0], "parameters with \(k + 1) workers")
+            XCTAssertEqual(checkpoints[k], checkpoints[0], "best.h5 and last.h5 with \(k + 1) workers")
         }
     }
 
@@ -182,5 +187,44 @@ final class ConfigKeyTests: XCTestCase {
         var expected = try RefineConfig.load(file)
         expected.batchSize = 3
         XCTAssertEqual(try JSONDecoder().decode(RefineConfig.self, from: Data(contentsOf: out.appendingPathComponent("config.json"))), expected)
+    }
+}
+
+/// The serial parts of a data-parallel step made parallel or deferred (issue #14) change no bit:
+/// the slot sums loaded straight into the model equal the flat sum, for any thread count and any
+/// split of the parameters; checkpoints written in the background are the bytes of a direct write.
+final class DataParallelStepTests: XCTestCase {
+    func testStepLoadsTheSameGradientAndParametersForAnyThreadCountAndSplit() throws {
+        var config = Tiny.config()
+        let records = try Dataset.readRecords(Tiny.data)
+        config.model.basis = try Dataset.basis(of: records)
+        let samples = try Dataset.samples(records, config: config.model)
+        config.model.avgNeighbors = Dataset.averageNeighbors(samples)
+        let prepared = try samples.map { try PreparedSample($0, config: config.model) }
+        let entries = prepared.reduce(0) { $0 + $1.targets.entryCount }
+        func loss(_ replica: HamiltonianModel<Float>, _ i: Int, _ entries: Int) throws -> BatchLoss<Float> {
+            try batchLoss(try replica(prepared[i].batch).blocks, prepared[i].targets, meanOver: entries)
+        }
+        // The flat sum of the per-structure gradients (the multi-process path's buffer).
+        let reference = try DataParallel(try HamiltonianModel<Float>(config: config.model), context: ExecutionContext(threads: 1))
+        let flat = try reference.gradients(prepared.count) { replica, i in (try loss(replica, i, entries).loss, 0) }.gradient
+        for (threads, grain) in [(1, 1 << 15), (2, 64), (3, 64), (3, 1)] {
+            let model = try HamiltonianModel<Float>(config: config.model)
+            let engine = try DataParallel(model, context: ExecutionContext(threads: threads))
+            engine.reductionGrain = grain
+            let adam = Adam<Float>(learningRate: 1e-2)
+            var loaded: [Float] = []
+            try ExecutionContext(threads: threads).run {
+                _ = try engine.step(Array(prepared.indices), entries: entries, group: SingleProcess.shared, loss: loss) {
+                    loaded = model.parameters.flattenGradients()
+                    adam.step(model.parameters)
+                }
+            }
+            XCTAssertEqual(loaded.map(\.bitPattern), flat.map(\.bitPattern), "\(threads) threads, grain \(grain)")
+            // The replicas hold the stepped values again.
+            for r in engine.replicas.dropFirst() {
+                for (a, b) in zip(r.parameters.tensors, model.parameters.tensors) { XCTAssertEqual(a.data, b.data, a.name) }
+            }
+        }
     }
 }
