@@ -28,15 +28,7 @@ final class LargeStructureTests: XCTestCase {
         let written = try predictor.predictStreaming(record, keys: keys, to: writer, chunkAtoms: 3) { _, _ in tiles += 1 }
         try writer.finish()
         XCTAssertGreaterThan(tiles, 5)
-        let streamed = try XCTUnwrap(try FormatReader.readRecord(at: dir).hamiltonian)
-        XCTAssertEqual(written, whole.blockCount)
-        XCTAssertEqual(Set(streamed.keys), Set(whole.keys))
-        var worst = 0.0, scale = 0.0
-        for (b, key) in whole.keys.enumerated() {
-            worst = max(worst, maxAbsDifference(Array(streamed.values(for: key)!), Array(whole.values(at: b))))
-            scale = max(scale, whole.values(at: b).map(abs).max() ?? 0)
-        }
-        XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "tiled vs whole: \(worst) eV (largest |H| \(scale))")
+        try assertStreamedEqualsWhole(at: dir, written: written, whole: whole)
 
         // A structure with POSCAR + info.json only (basis def2-svp): predict computes S from the
         // basis, writes it, and predicts on its blocks — the same H as predicting with the DFT S.
@@ -108,16 +100,22 @@ final class LargeStructureTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(reported.count, 4)   // tiles, two at a time
         XCTAssertEqual(reported, reported.sorted())
         XCTAssertEqual(reported.last, record.structure.atomCount)
-        let streamed = try XCTUnwrap(try FormatReader.readRecord(at: file).hamiltonian)
-        XCTAssertEqual(written, whole.blockCount)
-        XCTAssertEqual(Set(streamed.keys), Set(whole.keys))
-        var worst = 0.0, scale = 0.0
-        for (b, key) in whole.keys.enumerated() {
-            worst = max(worst, maxAbsDifference(Array(streamed.values(for: key)!), Array(whole.values(at: b))))
-            scale = max(scale, whole.values(at: b).map(abs).max() ?? 0)
-        }
-        XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "tiles vs whole: \(worst) eV (largest |H| \(scale))")
+        try assertStreamedEqualsWhole(at: file, written: written, whole: whole)
     }
+}
+
+/// The streamed hamiltonian.h5 in `folder` holds every block of the whole-structure prediction,
+/// equal to within 1e-5 of its largest entry (Float rounding of a different summation order).
+func assertStreamedEqualsWhole(at folder: URL, written: Int, whole: BlockOperator, file: StaticString = #filePath, line: UInt = #line) throws {
+    let streamed = try XCTUnwrap(try FormatReader.readRecord(at: folder).hamiltonian, file: file, line: line)
+    XCTAssertEqual(written, whole.blockCount, file: file, line: line)
+    XCTAssertEqual(Set(streamed.keys), Set(whole.keys), file: file, line: line)
+    var worst = 0.0, scale = 0.0
+    for (b, key) in whole.keys.enumerated() {
+        worst = max(worst, maxAbsDifference(Array(streamed.values(for: key)!), Array(whole.values(at: b))))
+        scale = max(scale, whole.values(at: b).map(abs).max() ?? 0)
+    }
+    XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "streamed vs whole: \(worst) eV (largest |H| \(scale))", file: file, line: line)
 }
 
 extension DFTRecord {
