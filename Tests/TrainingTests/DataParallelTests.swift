@@ -79,11 +79,7 @@ final class DataParallelTests: XCTestCase {
     /// Σ over structures of each structure's share of the loss has the gradient of the batch as one
     /// disjoint graph (up to summation order): no term couples structures.
     func testPerStructureGradientEqualsTheBatchedGraph() throws {
-        var config = Tiny.config()
-        let records = try Dataset.readRecords(Tiny.data)
-        config.model.basis = try Dataset.basis(of: records)
-        let samples = try Dataset.samples(records, config: config.model)
-        config.model.avgNeighbors = Dataset.averageNeighbors(samples)
+        let (config, samples) = try Tiny.resolvedSamples()
         let model = try HamiltonianModel<Float>(config: config.model)
         let batch = try GraphBatch<Float>(samples.map(\.graph), config: config.model)
         let whole = try batchLoss(try model(batch), try BatchTargets(batch, samples: samples), kind: .mse, huberDelta: 0.01, normalizeBy: nil)
@@ -195,11 +191,7 @@ final class ConfigKeyTests: XCTestCase {
 /// split of the parameters; checkpoints written in the background are the bytes of a direct write.
 final class DataParallelStepTests: XCTestCase {
     func testStepLoadsTheSameGradientAndParametersForAnyThreadCountAndSplit() throws {
-        var config = Tiny.config()
-        let records = try Dataset.readRecords(Tiny.data)
-        config.model.basis = try Dataset.basis(of: records)
-        let samples = try Dataset.samples(records, config: config.model)
-        config.model.avgNeighbors = Dataset.averageNeighbors(samples)
+        let (config, samples) = try Tiny.resolvedSamples()
         let prepared = try samples.map { try PreparedSample($0, config: config.model) }
         let entries = prepared.reduce(0) { $0 + $1.targets.entryCount }
         func loss(_ replica: HamiltonianModel<Float>, _ i: Int, _ entries: Int) throws -> BatchLoss<Float> {

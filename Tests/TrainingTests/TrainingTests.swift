@@ -13,6 +13,17 @@ import XCTest
 enum Tiny {
     static var data: [URL] { [Fixtures.url("training")] }
 
+    /// The tiny set's samples and the configuration a run would resolve for them (basis from the
+    /// data, average neighbour count from the graphs).
+    static func resolvedSamples() throws -> (TrainConfig, [Sample]) {
+        var config = Tiny.config()
+        let records = try Dataset.readRecords(Tiny.data)
+        config.model.basis = try Dataset.basis(of: records)
+        let samples = try Dataset.samples(records, config: config.model)
+        config.model.avgNeighbors = Dataset.averageNeighbors(samples)
+        return (config, samples)
+    }
+
     static func config(epochs: Int = 3) -> TrainConfig {
         var c = TrainConfig()
         c.epochs = epochs
