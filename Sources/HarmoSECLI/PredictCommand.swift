@@ -21,10 +21,10 @@ public struct PredictCommand: ParsableCommand {
 
         Large structures (over 800 atoms, or with S computed from the basis) are predicted in \
         chunks, their blocks streamed into a chunked, compressed hamiltonian_pred.h5 (progress bar \
-        with ETA). A stage-1 model is evaluated layer by layer over chunks of atoms on every core, \
-        keeping only the node and edge features between layers (≈ 0.6 GiB per 10⁴ graphene atoms \
-        with the demo network); a hybrid tile by tile, each tile on the sub-graph within the \
-        model's receptive field. Either gives the whole-structure numbers up to float rounding.
+        with ETA). The model is evaluated layer by layer over chunks of atoms on every core — a \
+        hybrid's stage 1, then its stage 2 — keeping only the node and edge features between \
+        layers (≈ 0.6 GiB per 10⁴ graphene atoms with the demo network, ≈ 0.1 GiB more for the \
+        shipped hybrid's stage 2). This gives the whole-structure numbers up to float rounding.
 
         DIR is written as one unit (a temporary folder renamed when every structure is done); an \
         existing DIR is replaced only when it holds structure folders (an earlier prediction).
@@ -54,7 +54,7 @@ public struct PredictCommand: ParsableCommand {
     @Option(name: .customLong("format"), help: ArgumentHelp("Output layout: deeph-dock, deeph-legacy or abacus-csr (default: the input's).", valueName: "layout"))
     public var format: DFTFormat?
 
-    @Option(name: .customLong("chunk-atoms"), help: "Atoms per chunk for large structures: stage 1 is evaluated layer by layer over chunks (default 128), a hybrid on tiles plus halo (default 800). Memory grows with it.")
+    @Option(name: .customLong("chunk-atoms"), help: "Atoms per chunk for large structures (default 128): the model — stage 1, and a hybrid's stage 2 after it — is evaluated layer by layer over chunks of this many atoms, one chunk per core at a time. Memory beyond the features of the whole structure grows with it.")
     public var chunkAtoms: Int?
 
     @Option(name: .customLong("basis-path"), help: "Folder searched first for basis files when S is computed (repeatable).")

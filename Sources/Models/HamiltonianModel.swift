@@ -280,10 +280,7 @@ public final class HamiltonianModel<T: Scalar> {
         }
         var blocks: [BlockGroup: Tensor<T>] = [:]
         for (g, rows) in batch.groupRows {
-            guard let h = heads[g] else { throw ModelError.badInput("no head for block group \(g)") }
-            let features = try (g.onsite ? x : e).gatherRows(rows)
-            let y = try (try h.linear(features) * h.scale) + h.shift
-            blocks[g] = try y.matmul(h.compose)
+            blocks[g] = try headBlocks(g, try (g.onsite ? x : e).gatherRows(rows))
         }
         return ModelOutput(blocks: blocks, nodeFeatures: x, edgeFeatures: e)
     }

@@ -1,19 +1,23 @@
-// Stage-1 inference on structures too large for one forward pass (10³–10⁵ atoms): the network is
-// evaluated layer by layer over chunks of atoms, a chunk being a range of atoms together with every
-// edge whose source atom is among them. Between layers only the node features [N, hidden] and the
-// edge features [E, hidden] of the whole structure are kept — never the products, radial weights
-// or other activations of more than one chunk per worker — and every atom and edge is evaluated
-// once per layer (a tiled evaluation with halos of the receptive field evaluates each atom of a
-// 10⁴-atom structure about 2.6 times). The chunks of one layer are independent: each reads the
-// previous layer's features and writes only its own atoms' and edges' rows, so they run on the
-// workers, one thread each. The heads then turn each chunk's features into blocks, averaged with
-// their transposed partners as `GraphBatch.assembleOperators` does, and hand them over chunk by
-// chunk, in chunk order.
+// Inference on structures too large for one forward pass (10³–10⁵ atoms), layer by layer over
+// chunks of atoms: owns the chunking (`AtomChunks`), the whole-structure feature rows kept between
+// layers (`FeatureRows`), the workers and the pipeline that overlaps the last pass, the heads and
+// the writing of blocks (`ChunkRunner`), and stage 1's layer-by-layer pass and prediction. Stage 2
+// of a hybrid runs on the same machinery (Stage2Layerwise.swift).
 //
-// Every row goes through the operations of `callAsFunction` in the same order, and a node's
-// messages are summed over its edges in the batch's edge order, so the blocks equal the
-// whole-structure forward pass up to how the matrix products round for a different number of rows
-// (LayerwiseInferenceTests bounds the difference).
+// Between layers only the node and edge features of the whole structure are kept — never the
+// products, radial weights or other activations of more than one chunk per worker — and every atom
+// and edge is evaluated once per layer (a tiled evaluation with halos of the receptive field
+// evaluates each atom several times). The chunks of one pass are independent: each reads the
+// previous layer's features and writes only its own atoms' and edges' rows, so they run on the
+// workers, one thread each. The heads then turn the final features into blocks, each block pair
+// (i, j, R) / (j, i, −R) made once, by the chunk of the first edge's source, and averaged with
+// its transpose as `GraphBatch.assembleOperators` does; they are handed over chunk by chunk, in
+// chunk order.
+//
+// Every row goes through the operations of the whole-structure forward pass in the same order,
+// and a node's messages are reduced over its edges in the batch's edge order, so the blocks equal
+// the whole-structure prediction up to how the matrix products round for a different number of
+// rows (LayerwiseInferenceTests bounds the difference), and bit for bit for any worker count.
 import Autograd
 import Foundation
 import Linalg
@@ -30,195 +34,184 @@ public struct PredictedBlock: Sendable {
     }
 }
 
-extension HamiltonianModel {
-    /// Predicts H of one structure layer by layer over chunks of `chunkAtoms` atoms on up to
-    /// `workers` threads (each chunk on one thread). `emit` receives each chunk's blocks — its
-    /// atoms' on-site blocks, then the blocks of its edges in graph order — in chunk order, one
-    /// call at a time (on another thread while the next chunks compute); `progress` (done, total)
-    /// counts chunk passes (layers + heads).
-    @_specialize(where T == Float)
-    public func predictLayerwise(_ graph: StructureGraph, chunkAtoms: Int, workers: Int,
-                                 progress: ((Int, Int) -> Void)? = nil,
-                                 emit: ([PredictedBlock]) throws -> Void) throws {
-        let base = ExecutionContext.current.withoutGradients
-        let batch = try base.run { try GraphBatch<T>([graph], config: config) }
-        let n = batch.nodeCount, edgeCount = batch.edgeCount, hdim = hiddenIrreps.dim
-        guard n > 0 else { return }
-        let sources = batch.source.indices, targets = batch.target.indices
-        // Chunks: atom ranges, with the edges leaving them in edge order.
-        let size = max(1, chunkAtoms)
+/// A structure's atoms cut into ranges of `size`, and how its edges and blocks fall into them.
+struct AtomChunks {
+    let size: Int
+    let ranges: [Range<Int>]
+    /// Source (i) and target (j) atom of each edge, in the graph's edge order.
+    let sources: [Int], targets: [Int]
+    /// Edges leaving (source in) and entering (target in) each chunk, in edge order.
+    let leaving: [[Int]], entering: [[Int]]
+    /// Each edge's transposed partner (j → i, −R), or −1.
+    let partner: [Int]
+    /// The edges whose block pairs chunk c makes: those leaving it that come before their partner
+    /// (or have none). Every block is made once.
+    let owned: [[Int]]
+    /// The last chunk of the final pass that chunk c's blocks read: c, and the chunks of both
+    /// ends of its owned edges (an edge's features are final in its source's or target's chunk,
+    /// its partner's in the other one).
+    let ready: [Int]
+
+    init(_ graph: StructureGraph, chunkAtoms: Int) {
+        let n = graph.structure.atomCount, size = max(1, chunkAtoms)
         let ranges = stride(from: 0, to: n, by: size).map { $0 ..< min(n, $0 + size) }
-        var chunkEdges = [[Int]](repeating: [], count: ranges.count)
-        for (k, s) in sources.enumerated() { chunkEdges[s / size].append(k) }
-        let workerCount = max(1, min(workers, ranges.count))
-        let inner = base.with(threads: max(1, base.threads / workerCount))
-        let steps = ranges.count * (interactions.count + 1)
-        var done = 0
-
-        // Features of the whole structure between layers.
-        let nodes = UnsafeMutableBufferPointer<T>.allocate(capacity: n * hdim)
-        let nextNodes = UnsafeMutableBufferPointer<T>.allocate(capacity: n * hdim)
-        let edges = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, edgeCount * hdim))
-        defer { nodes.deallocate(); nextNodes.deallocate(); edges.deallocate() }
-        let embedded = try base.run { try nodeEmbedding(batch.species) }
-        _ = embedded.data.withUnsafeBufferPointer { memcpy(nodes.baseAddress!, $0.baseAddress!, n * hdim * MemoryLayout<T>.stride) }
-
-        /// Runs `body(chunk)` for every chunk on the workers; rethrows the first failing chunk's error.
-        func forEachChunk<R>(_ body: (Int) throws -> R) throws -> [R] {
-            let results = UnsafeMutableBufferPointer<Result<R, Error>?>.allocate(capacity: ranges.count)
-            results.initialize(repeating: nil)
-            defer { results.deinitialize(); results.deallocate() }
-            ConcurrentLoop.perform(iterations: workerCount) { w in
-                inner.run {
-                    for c in stride(from: w, to: ranges.count, by: workerCount) { results[c] = Result { try body(c) } }
-                }
-            }
-            return try results.map { try $0!.get() }
+        let sources = graph.edges.map(\.i), targets = graph.edges.map(\.j)
+        var leaving = [[Int]](repeating: [], count: ranges.count), entering = leaving
+        for k in sources.indices {
+            leaving[sources[k] / size].append(k)
+            entering[targets[k] / size].append(k)
         }
-        func rows(_ store: UnsafeMutableBufferPointer<T>, _ indices: some Collection<Int>) throws -> Tensor<T> {
-            var out: [T] = uninitializedArray(count: indices.count * hdim)
-            out.withUnsafeMutableBufferPointer { o in
-                for (r, k) in indices.enumerated() { (o.baseAddress! + r * hdim).update(from: store.baseAddress! + k * hdim, count: hdim) }
-            }
-            return try Tensor(out, shape: [indices.count, hdim])
-        }
-        func store(_ t: Tensor<T>, into buffer: UnsafeMutableBufferPointer<T>, _ indices: some Collection<Int>) {
-            t.data.withUnsafeBufferPointer { v in
-                for (r, k) in indices.enumerated() { (buffer.baseAddress! + k * hdim).update(from: v.baseAddress! + r * hdim, count: hdim) }
-            }
-        }
-
-        let normalizer = T(1 / (config.avgNeighbors ?? 1).squareRoot())
-        /// Layer `layerIndex` for chunk c: reads `x` (the previous layer's node features) and its
-        /// edges' previous features, writes its edges' new features in place and its atoms' new
-        /// node features into `nextNodes`.
-        func layerPass(_ layerIndex: Int, _ c: Int, _ x: Tensor<T>) throws {
-            let layer = interactions[layerIndex]
-            let range = ranges[c], ce = chunkEdges[c]
-            var aggregated = Tensor<T>(zeros: [range.count, hdim])
-            if !ce.isEmpty {
-                let edgeRows = try RowIndex(ce, rowCount: edgeCount)
-                let src = try RowIndex(ce.map { sources[$0] }, rowCount: n)
-                let dst = try RowIndex(ce.map { targets[$0] }, rowCount: n)
-                let harmonics = try batch.harmonics.gatherRows(edgeRows), radial = try batch.radial.gatherRows(edgeRows)
-                var e: Tensor<T>
-                if layerIndex == 0 {
-                    let ends = try Tensor.concat([try batch.species.gatherRows(src), try batch.species.gatherRows(dst)], axis: 1)
-                    e = try edgeEmbedLinear(try edgeEmbedProduct(ends, harmonics, weights: try edgeEmbedRadial(radial)))
-                } else {
-                    e = try rows(edges, ce)
-                }
-                let mixed = try layer.edgeMix(try Tensor.concat([try x.gatherRows(src), try x.gatherRows(dst), e], axis: 1))
-                let product = try layer.edgeProduct(mixed, harmonics, weights: try layer.edgeRadial(radial))
-                let update = try layer.edgeGate(try layer.edgeOut(product))
-                e = try layer.edgeNorm(try e + update)
-                store(e, into: edges, ce)
-                let local = try RowIndex(ce.map { sources[$0] - range.lowerBound }, rowCount: range.count)
-                aggregated = try layer.nodeMessage(e).scatterAdd(local) * normalizer
-            }
-            let xc = try x.gatherRows(try RowIndex(Array(range), rowCount: n))
-            let update = try layer.nodeGate(try layer.nodeMix(try Tensor.concat([xc, aggregated], axis: 1)))
-            store(try layer.nodeNorm(try xc + update), into: nextNodes, range)
-        }
-        let last = interactions.count - 1
-        for layerIndex in 0 ..< last {
-            let x = try rows(nodes, 0 ..< n)
-            _ = try forEachChunk { c in try layerPass(layerIndex, c, x) }
-            (nodes.baseAddress!).update(from: nextNodes.baseAddress!, count: n * hdim)
-            done += ranges.count
-            progress?(done, steps)
-        }
-
-        // Heads: blocks from the last layer's features (node features in `nextNodes`).
-        let atomicNumbers = batch.atomicNumbers
         var edgeOfKey: [BlockKey: Int] = [:]
-        edgeOfKey.reserveCapacity(edgeCount)
+        edgeOfKey.reserveCapacity(graph.edges.count)
         for (k, e) in graph.edges.enumerated() { edgeOfKey[e.key] = k }
-        let orbitals = (0 ..< n).map { graph.structure.shells(ofAtom: $0).orbitalCount }
-        /// Raw (unsymmetrised) blocks of the given rows (node or edge indices) of one group.
-        func headBlocks(_ group: BlockGroup, _ indices: [Int], from buffer: UnsafeMutableBufferPointer<T>) throws -> [T] {
-            guard let h = heads[group] else { throw ModelError.badInput("no head for block group \(group)") }
-            let y = try (try h.linear(try rows(buffer, indices)) * h.scale) + h.shift
-            return try y.matmul(h.compose).data
+        let partner = graph.edges.map { edgeOfKey[$0.key.transposed] ?? -1 }
+        let owned = leaving.map { $0.filter { partner[$0] < 0 || $0 < partner[$0] } }
+        self.size = size; self.ranges = ranges; self.sources = sources; self.targets = targets
+        self.leaving = leaving; self.entering = entering; self.partner = partner; self.owned = owned
+        ready = ranges.indices.map { c in owned[c].reduce(c) { max($0, targets[$1] / size) } }
+    }
+
+    /// Chunk c's blocks: its atoms' on-site blocks, then those of each owned edge and its partner,
+    /// each averaged with its transposed partner as `GraphBatch.assembleOperators` does.
+    /// `raw(group, rows)` gives the unsymmetrised blocks, row after row, of rows of one group
+    /// (atoms for an on-site group, edges for an off-site one).
+    func blocks<T: Scalar>(of c: Int, graph: StructureGraph, raw: (BlockGroup, [Int]) throws -> [T]) throws -> [PredictedBlock] {
+        let structure = graph.structure, z = structure.atomicNumbers
+        let range = ranges[c]
+        var out: [PredictedBlock] = []
+        out.reserveCapacity(range.count + 2 * owned[c].count)
+        func orbitals(_ a: Int) -> Int { structure.shells(ofAtom: a).orbitalCount }
+        // Raw blocks by group, then where each row's block starts.
+        func rawByGroup(_ rows: [Int], group: (Int) -> BlockGroup) throws -> [Int: (values: [T], start: Int)] {
+            var byGroup: [BlockGroup: [Int]] = [:]
+            for r in rows { byGroup[group(r), default: []].append(r) }
+            var located: [Int: (values: [T], start: Int)] = [:]
+            for g in byGroup.keys.sorted() {
+                let list = byGroup[g]!
+                let values = try raw(g, list)
+                let width = values.count / list.count
+                for (k, r) in list.enumerated() { located[r] = (values, k * width) }
+            }
+            return located
         }
-        func blocks(of c: Int) throws -> [PredictedBlock] {
-            let range = ranges[c], ce = chunkEdges[c]
-            var out: [PredictedBlock] = []
-            out.reserveCapacity(range.count + ce.count)
-            // On-site blocks by element (their own transpose is their Hermitian partner).
-            var onsite: [Int: [Int]] = [:]
-            for a in range { onsite[atomicNumbers[a], default: []].append(a) }
-            var onsiteValues = [Int: (rows: [T], offset: [Int: Int], width: Int)]()
-            for (z, atoms) in onsite {
-                let values = try headBlocks(BlockGroup(onsite: true, zi: z, zj: z), atoms, from: nextNodes)
-                onsiteValues[z] = (values, Dictionary(uniqueKeysWithValues: atoms.enumerated().map { ($1, $0) }), values.count / atoms.count)
-            }
-            for a in range {
-                let (values, offset, width) = onsiteValues[atomicNumbers[a]]!
-                let start = offset[a]! * width, m = orbitals[a]
-                var block = [Double](repeating: 0, count: m * m)
-                for r in 0 ..< m { for q in 0 ..< m {
-                    block[r * m + q] = 0.5 * (Double(values[start + r * m + q]) + Double(values[start + q * m + r]))
-                } }
-                out.append(PredictedBlock(key: BlockKey(shift: .zero, i: a, j: a), rows: m, cols: m, values: block))
-            }
-            // Off-site: the chunk's edges and their transposed partners, by group.
-            var needed: [BlockGroup: [Int]] = [:]
-            var partner = [Int](repeating: -1, count: ce.count)
-            for (r, k) in ce.enumerated() {
-                let e = graph.edges[k]
-                needed[BlockGroup(onsite: false, zi: atomicNumbers[e.i], zj: atomicNumbers[e.j]), default: []].append(k)
-                if let p = edgeOfKey[e.key.transposed] {
-                    partner[r] = p
-                    needed[BlockGroup(onsite: false, zi: atomicNumbers[e.j], zj: atomicNumbers[e.i]), default: []].append(p)
-                }
-            }
-            var location: [Int: (group: BlockGroup, row: Int)] = [:]
-            var groupValues: [BlockGroup: (values: [T], width: Int)] = [:]
-            for (g, list) in needed {
-                var unique: [Int] = []
-                for k in list where location[k] == nil { location[k] = (g, unique.count); unique.append(k) }
-                let values = try headBlocks(g, unique, from: edges)
-                groupValues[g] = (values, values.count / unique.count)
-            }
-            func raw(_ k: Int) -> (values: [T], start: Int) {
-                let (g, row) = location[k]!
-                let v = groupValues[g]!
-                return (v.values, row * v.width)
-            }
-            for (r, k) in ce.enumerated() {
-                let e = graph.edges[k]
-                let ni = orbitals[e.i], nj = orbitals[e.j]
-                let (values, start) = raw(k)
-                var block = (0 ..< ni * nj).map { Double(values[start + $0]) }
-                if partner[r] >= 0 {
-                    let (pv, ps) = raw(partner[r])
-                    for i in 0 ..< ni { for j in 0 ..< nj { block[i * nj + j] = 0.5 * (block[i * nj + j] + Double(pv[ps + j * ni + i])) } }
-                }
-                out.append(PredictedBlock(key: e.key, rows: ni, cols: nj, values: block))
-            }
-            return out
+        // On-site blocks (their own transpose is their Hermitian partner).
+        let onsite = try rawByGroup(Array(range)) { BlockGroup(onsite: true, zi: z[$0], zj: z[$0]) }
+        for a in range {
+            let (values, start) = onsite[a]!, m = orbitals(a)
+            var block = [Double](repeating: 0, count: m * m)
+            for r in 0 ..< m { for q in 0 ..< m {
+                block[r * m + q] = 0.5 * (Double(values[start + r * m + q]) + Double(values[start + q * m + r]))
+            } }
+            out.append(PredictedBlock(key: BlockKey(shift: .zero, i: a, j: a), rows: m, cols: m, values: block))
         }
-        // The last layer and the heads run as one pipeline, so that writing the blocks (one
-        // thread: HDF5) overlaps the network instead of following it. Each wave runs, at once:
-        // `emit` of the blocks made in the previous wave (first iteration), the last layer for the
-        // next chunks, and the heads of the chunks whose edges and transposed partners all have
-        // their final features (chunk c needs every chunk up to ready[c] through the last layer).
-        var ready = [Int](repeating: 0, count: ranges.count)
-        for c in ranges.indices {
-            ready[c] = c
-            for k in chunkEdges[c] { ready[c] = max(ready[c], targets[k] / size) }
+        // Off-site: each owned edge and its partner.
+        let edges = owned[c] + owned[c].map { partner[$0] }.filter { $0 >= 0 }
+        let offsite = try rawByGroup(edges) { BlockGroup(onsite: false, zi: z[sources[$0]], zj: z[targets[$0]]) }
+        func block(_ k: Int, partner p: Int) -> PredictedBlock {
+            let e = graph.edges[k]
+            let ni = orbitals(e.i), nj = orbitals(e.j)
+            let (values, start) = offsite[k]!
+            var block = (0 ..< ni * nj).map { Double(values[start + $0]) }
+            if p >= 0 {
+                let (pv, ps) = offsite[p]!
+                for i in 0 ..< ni { for j in 0 ..< nj { block[i * nj + j] = 0.5 * (block[i * nj + j] + Double(pv[ps + j * ni + i])) } }
+            }
+            return PredictedBlock(key: e.key, rows: ni, cols: nj, values: block)
         }
-        let x = try rows(nodes, 0 ..< n)
-        var layered = 0, headed = 0
+        for k in owned[c] {
+            let p = partner[k]
+            out.append(block(k, partner: p))
+            if p >= 0 { out.append(block(p, partner: k)) }
+        }
+        return out
+    }
+}
+
+/// A [rows, width] matrix of the whole structure kept between layers (node or edge features).
+/// The chunks of a pass read any rows and each writes only its own.
+final class FeatureRows<T: Scalar> {
+    let width: Int
+    private let storage: UnsafeMutableBufferPointer<T>
+
+    init(rows: Int, width: Int) {
+        self.width = width
+        storage = .allocate(capacity: max(1, rows * width))
+    }
+    deinit { storage.deallocate() }
+
+    /// The given rows, in that order, as a [indices.count, width] tensor.
+    func gather(_ indices: some Collection<Int>) throws -> Tensor<T> {
+        var out: [T] = uninitializedArray(count: indices.count * width)
+        out.withUnsafeMutableBufferPointer { o in
+            for (r, k) in indices.enumerated() { (o.baseAddress! + r * width).update(from: storage.baseAddress! + k * width, count: width) }
+        }
+        return try Tensor(out, shape: [indices.count, width])
+    }
+
+    /// Writes row r of `t` into row indices[r].
+    func store(_ t: Tensor<T>, at indices: some Collection<Int>) {
+        t.data.withUnsafeBufferPointer { v in
+            for (r, k) in indices.enumerated() { (storage.baseAddress! + k * width).update(from: v.baseAddress! + r * width, count: width) }
+        }
+    }
+}
+
+/// Runs the passes of a layer-by-layer evaluation over the chunks on the workers, one thread
+/// each (the context's thread budget shared out), and counts them for the progress report.
+final class ChunkRunner {
+    let chunks: AtomChunks
+    let workerCount: Int
+    let inner: ExecutionContext
+    let totalPasses: Int
+    let progress: ((Int, Int) -> Void)?
+    private var done = 0
+
+    /// `passes`: how many times each chunk is visited (layers, final pass and heads).
+    init(_ chunks: AtomChunks, workers: Int, context: ExecutionContext, passes: Int, progress: ((Int, Int) -> Void)?) {
+        self.chunks = chunks
+        workerCount = max(1, min(workers, chunks.ranges.count))
+        inner = context.with(threads: max(1, context.threads / workerCount))
+        totalPasses = passes * chunks.ranges.count
+        self.progress = progress
+    }
+
+    /// One full pass: `body(c)` for every chunk; rethrows the first failing chunk's error.
+    func forEachChunk(_ body: (Int) throws -> Void) throws {
+        let count = chunks.ranges.count
+        let results = UnsafeMutableBufferPointer<Result<Void, Error>?>.allocate(capacity: count)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        ConcurrentLoop.perform(iterations: workerCount) { w in
+            inner.run {
+                for c in stride(from: w, to: count, by: workerCount) { results[c] = Result { try body(c) } }
+            }
+        }
+        for r in results { try r!.get() }
+        advance(count)
+    }
+
+    private func advance(_ steps: Int) {
+        done += steps
+        if steps > 0 { progress?(done, totalPasses) }
+    }
+
+    /// The final pass and the heads as one pipeline, so that writing the blocks (one thread:
+    /// HDF5) overlaps the network instead of following it. Each wave runs, at once: `emit` of the
+    /// blocks made in the previous wave, `finalPass` for the next chunks, and `blocks` of the
+    /// chunks whose reads are final (chunk c needs every chunk up to `ready[c]` through the final
+    /// pass). Blocks are emitted in chunk order, one call at a time.
+    func pipeline(finalPass: (Int) throws -> Void, blocks: (Int) throws -> [PredictedBlock],
+                  emit: ([PredictedBlock]) throws -> Void) throws {
+        let count = chunks.ranges.count, ready = chunks.ready
+        var passed = 0, headed = 0
         var pending: [[PredictedBlock]] = []
         var emitError: Error? = nil
-        while headed < ranges.count || !pending.isEmpty {
-            let layerChunks = Array(layered ..< min(ranges.count, layered + workerCount))
+        while headed < count || !pending.isEmpty {
+            let passChunks = Array(passed ..< min(count, passed + workerCount))
             var headChunks: [Int] = []
-            while headed + headChunks.count < ranges.count, headChunks.count < workerCount,
-                  ready[headed + headChunks.count] < layered { headChunks.append(headed + headChunks.count) }
-            let tasks = layerChunks.count + headChunks.count
+            while headed + headChunks.count < count, headChunks.count < workerCount,
+                  ready[headed + headChunks.count] < passed { headChunks.append(headed + headChunks.count) }
+            let tasks = passChunks.count + headChunks.count
             let results = UnsafeMutableBufferPointer<Result<[PredictedBlock], Error>?>.allocate(capacity: max(1, tasks))
             results.initialize(repeating: nil)
             defer { results.deinitialize(); results.deallocate() }
@@ -226,20 +219,122 @@ extension HamiltonianModel {
             ConcurrentLoop.perform(iterations: tasks + 1) { w in
                 if w == 0 {
                     do { for blocks in previous { try emit(blocks) } } catch { emitError = error }
-                } else if w <= layerChunks.count {
-                    inner.run { results[w - 1] = Result { try layerPass(last, layerChunks[w - 1], x); return [] } }
+                } else if w <= passChunks.count {
+                    inner.run { results[w - 1] = Result { try finalPass(passChunks[w - 1]); return [] } }
                 } else {
-                    inner.run { results[w - 1] = Result { try blocks(of: headChunks[w - 1 - layerChunks.count]) } }
+                    inner.run { results[w - 1] = Result { try blocks(headChunks[w - 1 - passChunks.count]) } }
                 }
             }
             if let emitError { throw emitError }
-            for t in 0 ..< layerChunks.count { _ = try results[t]!.get() }
-            pending = try (0 ..< headChunks.count).map { try results[layerChunks.count + $0]!.get() }
-            layered += layerChunks.count
+            for t in 0 ..< passChunks.count { _ = try results[t]!.get() }
+            pending = try (0 ..< headChunks.count).map { try results[passChunks.count + $0]!.get() }
+            passed += passChunks.count
             headed += headChunks.count
-            done += layerChunks.count + previous.count
-            if !previous.isEmpty || !layerChunks.isEmpty { progress?(done, steps) }
+            advance(passChunks.count + previous.count)
             if tasks == 0 && previous.isEmpty { break }   // unreachable: every chunk's ready ≤ its last chunk
         }
+    }
+}
+
+/// Stage 1 evaluated layer by layer over the chunks of one structure: the batch of the whole
+/// structure (its edge geometry), the node features of the last completed layer and the edge
+/// features, updated in place.
+final class Stage1Layerwise<T: Scalar> {
+    let model: HamiltonianModel<T>
+    let batch: GraphBatch<T>
+    let chunks: AtomChunks
+    /// Node features of the last completed layer, and those the running layer writes.
+    private(set) var nodes: FeatureRows<T>, next: FeatureRows<T>
+    let edges: FeatureRows<T>
+    let normalizer: T
+
+    init(_ model: HamiltonianModel<T>, graph: StructureGraph, chunks: AtomChunks) throws {
+        self.model = model
+        self.chunks = chunks
+        batch = try GraphBatch<T>([graph], config: model.config)
+        let n = batch.nodeCount, hdim = model.hiddenIrreps.dim
+        nodes = FeatureRows(rows: n, width: hdim)
+        next = FeatureRows(rows: n, width: hdim)
+        edges = FeatureRows(rows: batch.edgeCount, width: hdim)
+        nodes.store(try model.nodeEmbedding(batch.species), at: 0 ..< n)
+        normalizer = T(1 / (model.config.avgNeighbors ?? 1).squareRoot())
+    }
+
+    var layerCount: Int { model.interactions.count }
+
+    /// Layer `layerIndex` for chunk c: reads `x` (the previous layer's node features, all atoms)
+    /// and its leaving edges' previous features, writes those edges' new features in place and its
+    /// atoms' new node features into `next`.
+    func layer(_ layerIndex: Int, chunk c: Int, x: Tensor<T>) throws {
+        let layer = model.interactions[layerIndex]
+        let n = batch.nodeCount, edgeCount = batch.edgeCount, hdim = model.hiddenIrreps.dim
+        let range = chunks.ranges[c], ce = chunks.leaving[c]
+        var aggregated = Tensor<T>(zeros: [range.count, hdim])
+        if !ce.isEmpty {
+            let edgeRows = try RowIndex(ce, rowCount: edgeCount)
+            let src = try RowIndex(ce.map { chunks.sources[$0] }, rowCount: n)
+            let dst = try RowIndex(ce.map { chunks.targets[$0] }, rowCount: n)
+            let harmonics = try batch.harmonics.gatherRows(edgeRows), radial = try batch.radial.gatherRows(edgeRows)
+            var e: Tensor<T>
+            if layerIndex == 0 {
+                let ends = try Tensor.concat([try batch.species.gatherRows(src), try batch.species.gatherRows(dst)], axis: 1)
+                e = try model.edgeEmbedLinear(try model.edgeEmbedProduct(ends, harmonics, weights: try model.edgeEmbedRadial(radial)))
+            } else {
+                e = try edges.gather(ce)
+            }
+            let mixed = try layer.edgeMix(try Tensor.concat([try x.gatherRows(src), try x.gatherRows(dst), e], axis: 1))
+            let product = try layer.edgeProduct(mixed, harmonics, weights: try layer.edgeRadial(radial))
+            let update = try layer.edgeGate(try layer.edgeOut(product))
+            e = try layer.edgeNorm(try e + update)
+            edges.store(e, at: ce)
+            let local = try RowIndex(ce.map { chunks.sources[$0] - range.lowerBound }, rowCount: range.count)
+            aggregated = try layer.nodeMessage(e).scatterAdd(local) * normalizer
+        }
+        let xc = try x.gatherRows(try RowIndex(Array(range), rowCount: n))
+        let update = try layer.nodeGate(try layer.nodeMix(try Tensor.concat([xc, aggregated], axis: 1)))
+        next.store(try layer.nodeNorm(try xc + update), at: range)
+    }
+
+    /// Runs layers `layers` as full passes; the last one's node features end in `nodes`.
+    func run(layers: Range<Int>, on runner: ChunkRunner) throws {
+        for l in layers {
+            let x = try nodes.gather(0 ..< batch.nodeCount)
+            try runner.forEachChunk { c in try layer(l, chunk: c, x: x) }
+            swap(&nodes, &next)
+        }
+    }
+}
+
+extension HamiltonianModel {
+    /// Stage 1's blocks [rows, n_i·n_j] (eV, unsymmetrised) of rows of group g from their final
+    /// features (node features on-site, edge features off-site).
+    func headBlocks(_ g: BlockGroup, _ features: Tensor<T>) throws -> Tensor<T> {
+        guard let h = heads[g] else { throw ModelError.badInput("no head for block group \(g)") }
+        return try (try (try h.linear(features) * h.scale) + h.shift).matmul(h.compose)
+    }
+
+    /// Predicts H of one structure layer by layer over chunks of `chunkAtoms` atoms on up to
+    /// `workers` threads (each chunk on one thread). `emit` receives each chunk's blocks — its
+    /// atoms' on-site blocks, then each block pair (i, j, R) / (j, i, −R) it owns — in chunk order,
+    /// one call at a time (on another thread while the next chunks compute); `progress` (done,
+    /// total) counts chunk passes (layers + heads).
+    @_specialize(where T == Float)
+    public func predictLayerwise(_ graph: StructureGraph, chunkAtoms: Int, workers: Int,
+                                 progress: ((Int, Int) -> Void)? = nil,
+                                 emit: ([PredictedBlock]) throws -> Void) throws {
+        let base = ExecutionContext.current.withoutGradients
+        guard graph.structure.atomCount > 0 else { return }
+        let chunks = AtomChunks(graph, chunkAtoms: chunkAtoms)
+        let stage1 = try base.run { try Stage1Layerwise(self, graph: graph, chunks: chunks) }
+        let runner = ChunkRunner(chunks, workers: workers, context: base, passes: interactions.count + 1, progress: progress)
+        let last = interactions.count - 1
+        try base.run { try stage1.run(layers: 0 ..< last, on: runner) }
+        // The last layer pipelined with the heads, which read its output (`next`).
+        let x = try stage1.nodes.gather(0 ..< graph.structure.atomCount)
+        try runner.pipeline(finalPass: { c in try stage1.layer(last, chunk: c, x: x) }, blocks: { c in
+            try chunks.blocks(of: c, graph: graph) { g, rows in
+                try headBlocks(g, try (g.onsite ? stage1.next : stage1.edges).gather(rows)).data
+            }
+        }, emit: emit)
     }
 }

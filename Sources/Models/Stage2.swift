@@ -164,13 +164,18 @@ public struct Stage2Geometry<T: Scalar> {
     }
 
     public init(_ batch: GraphBatch<T>, shLmax: Int, radialCount: Int, cutoff: Double) throws {
-        let sh = try SphericalHarmonics(lmax: shLmax, normalization: .component)
         var vectors: [Vec3] = []
         vectors.reserveCapacity(batch.edgeCount)
         for g in batch.graphs { for e in g.edges { vectors.append(e.vector) } }
         guard vectors.count == batch.edgeCount else {
             throw ModelError.badInput("stage 2: batch has \(batch.edgeCount) edges but its graphs list \(vectors.count)")
         }
+        try self.init(vectors: vectors, shLmax: shLmax, radialCount: radialCount, cutoff: cutoff)
+    }
+
+    /// The geometry of edges with these vectors (r_j + R − r_i), row by row.
+    public init(vectors: [Vec3], shLmax: Int, radialCount: Int, cutoff: Double) throws {
+        let sh = try SphericalHarmonics(lmax: shLmax, normalization: .component)
         var y = [T](repeating: 0, count: vectors.count * sh.dim)
         var buffer = [Double](repeating: 0, count: sh.dim)
         for (k, v) in vectors.enumerated() {
@@ -186,6 +191,11 @@ public struct Stage2Geometry<T: Scalar> {
             let envelope = try RadialBasis.cutoffEnvelope(r, cutoff: cutoff).reshaped([vectors.count, 1])
             radial = try (basis * envelope).detached()
         }
+    }
+
+    /// Stage 2's geometry for `stage2`'s configuration.
+    public init(vectors: [Vec3], for stage2: Stage2Network<T>) throws {
+        try self.init(vectors: vectors, shLmax: stage2.config.shLmax, radialCount: stage2.config.radialCount, cutoff: stage2.cutoff)
     }
 }
 
@@ -214,11 +224,21 @@ struct Stage2Attention<T: Scalar> {
     /// from j, keys and values from i together with the edge. Then residual + LayerNorm, a
     /// feed-forward residual + LayerNorm, and the edge update from both ends.
     func callAsFunction(nodes h: Tensor<T>, edges z: Tensor<T>, source: RowIndex, target: RowIndex) throws -> (Tensor<T>, Tensor<T>) {
+        let nodes = try attend(nodes: h, sources: z.shape[0] > 0 ? try h.gatherRows(source) : h, edges: z, target: target)
+        guard z.shape[0] > 0 else { return (nodes, z) }
+        return (nodes, try updateEdges(z, source: try nodes.gatherRows(source), target: try nodes.gatherRows(target)))
+    }
+
+    /// The node half of the block for some nodes h [n, d] (a chunk, or all): `z` [e, d] are the
+    /// edges entering them, `sources` [e, d] the features of those edges' source nodes and
+    /// `target` the position in `h` of each edge's target. A node's edges are reduced in their
+    /// order in `z`. Returns the nodes' new features.
+    func attend(nodes h: Tensor<T>, sources hs: Tensor<T>, edges z: Tensor<T>, target: RowIndex) throws -> Tensor<T> {
         let n = h.shape[0], e = z.shape[0], d = h.shape[1], dk = d / heads
-        var nodes = h, edges = z
+        var nodes = h
         if e > 0 {
             let q = try query(h).gatherRows(target)
-            let sourceAndEdge = try Tensor.concat([try h.gatherRows(source), z], axis: 1)
+            let sourceAndEdge = try Tensor.concat([hs, z], axis: 1)
             let k = try key(sourceAndEdge), v = try value(sourceAndEdge)
             let scores = try (try q * k).reshaped([e, heads, dk]).sum(axes: [2]) * T(1 / Double(dk).squareRoot())
             let alpha = try scores.segmentSoftmax(target)
@@ -227,12 +247,12 @@ struct Stage2Attention<T: Scalar> {
         } else {
             nodes = try norm1(try nodes + output(Tensor(zeros: [n, d])))
         }
-        nodes = try norm2(try nodes + feedForward(nodes))
-        if e > 0 {
-            let ends = try Tensor.concat([try nodes.gatherRows(source), try nodes.gatherRows(target), edges], axis: 1)
-            edges = try edgeNorm(try edges + edgeUpdate(ends))
-        }
-        return (nodes, edges)
+        return try norm2(try nodes + feedForward(nodes))
+    }
+
+    /// The edge half: edges z [e, d] updated from their ends' new node features.
+    func updateEdges(_ z: Tensor<T>, source: Tensor<T>, target: Tensor<T>) throws -> Tensor<T> {
+        try edgeNorm(try z + edgeUpdate(try Tensor.concat([source, target, z], axis: 1)))
     }
 }
 
@@ -340,7 +360,6 @@ public final class Stage2Network<T: Scalar> {
     }
 
     public func callAsFunction(_ batch: GraphBatch<T>, stage1 out: ModelOutput<T>, geometry: Stage2Geometry<T>) throws -> [BlockGroup: Tensor<T>] {
-        let strict = config.mode == .strict
         let hidden = hiddenIrreps
         let n = batch.nodeCount, e = batch.edgeCount, d = config.width
         let x = out.nodeFeatures, ef = out.edgeFeatures
@@ -348,85 +367,101 @@ public final class Stage2Network<T: Scalar> {
         guard x.shape == [n, hidden.dim], ef.shape == [e, hidden.dim], y.shape[0] == e else {
             throw ModelError.badInput("stage 2: stage-1 features \(x.shape)/\(ef.shape) do not fit the batch (\(n) nodes, \(e) edges, irreps dim \(hidden.dim))")
         }
-
-        // Baseline H irreps, normalised back to stage 1's head output y = (B·Cᵀ − shift)/scale
-        // (C is orthogonal), so stage 2 reads order-one numbers whatever the energy scale.
         var baseline: [BlockGroup: Tensor<T>] = [:]
         for (g, blocksTensor) in out.blocks {
             // A group stage 2 does not correct keeps stage 1's blocks and feeds nothing in.
-            guard let sg = groups[g] else { continue }
-            baseline[g] = try (try blocksTensor.matmul(sg.compose, transposeB: true) - sg.shift) / sg.scale
+            if groups[g] != nil { baseline[g] = try normalizedBaseline(g, blocksTensor) }
         }
-
-        // Node embedding.
-        var nodeParts: [Tensor<T>] = []
-        if let s = try IrrepsInvariants.scalars(x, hidden) { nodeParts.append(s) }
-        if let v = try IrrepsInvariants.norms(x, hidden) { nodeParts.append(v) }
-        if !strict { nodeParts.append(x) }
-        var nodePre = try nodeEmbed(try Tensor.concat(nodeParts, axis: 1))
-        // Edge embedding.
-        var edgePre: Tensor<T> = Tensor(zeros: [0, d])
         var xi: Tensor<T> = Tensor(zeros: [0, hidden.dim]), xj = xi
-        if e > 0 {
-            xi = try x.gatherRows(batch.source); xj = try x.gatherRows(batch.target)
-            var parts: [Tensor<T>] = [geometry.radial]
-            for f in [ef, xi, xj] { if let s = try IrrepsInvariants.scalars(f, hidden) { parts.append(s) } }
-            for f in [ef, xi, xj] { if let v = try IrrepsInvariants.norms(f, hidden) { parts.append(v) } }
-            for (a, b) in [(ef, xi), (ef, xj), (xi, xj)] { if let v = try IrrepsInvariants.products(a, b, hidden) { parts.append(v) } }
-            for f in [ef, xi, xj] {
-                if let v = try IrrepsInvariants.projections(f, hidden, harmonics: y, lmax: config.shLmax) { parts.append(v) }
-            }
-            if !strict { parts += [ef, xi, xj, y] }
-            edgePre = try edgeEmbed(try Tensor.concat(parts, axis: 1))
-        }
-        // Per-group baseline-H features, scattered onto their rows.
+        if e > 0 { xi = try x.gatherRows(batch.source); xj = try x.gatherRows(batch.target) }
+        var nodePre = try nodeInput(x)
+        var edgePre = e > 0 ? try edgeInput(edge: ef, source: xi, target: xj, geometry: geometry) : Tensor<T>(zeros: [0, d])
+        // Per-group baseline-H features, scattered onto their rows (each row is in one group).
         for g in baseline.keys.sorted() {
-            let sg = groups[g]!, b = baseline[g]!
             guard let rows = batch.groupRows[g] else { continue }
-            var parts: [Tensor<T>] = []
-            if let s = try IrrepsInvariants.scalars(b, sg.irreps) { parts.append(s) }
-            if let v = try IrrepsInvariants.norms(b, sg.irreps) { parts.append(v) }
-            if !g.onsite, let v = try IrrepsInvariants.projections(b, sg.irreps, harmonics: try y.gatherRows(rows), lmax: config.shLmax) {
-                parts.append(v)
-            }
-            if !strict { parts.append(b) }
-            let contribution = try sg.embed(try Tensor.concat(parts, axis: 1)).scatterAdd(rows)
+            let contribution = try groupInput(g, baseline: baseline[g]!, harmonics: g.onsite ? nil : try y.gatherRows(rows)).scatterAdd(rows)
             if g.onsite { nodePre = try nodePre + contribution } else { edgePre = try edgePre + contribution }
         }
-        var h = try nodeEmbedNorm(try nodeEmbed2(nodePre.silu()))
-        var z = e > 0 ? try edgeEmbedNorm(try edgeEmbed2(edgePre.silu())) : Tensor<T>(zeros: [0, d])
-
+        var h = try embedNodes(nodePre)
+        var z = e > 0 ? try embedEdges(edgePre) : Tensor<T>(zeros: [0, d])
         for block in blocks {
             (h, z) = try block(nodes: h, edges: z, source: batch.source, target: batch.target)
         }
-
-        // Read-out.
         var delta: [BlockGroup: Tensor<T>] = [:]
         for g in baseline.keys.sorted() {
-            let sg = groups[g]!
             guard let rows = batch.groupRows[g] else { continue }
-            let features = try (g.onsite ? h : z).gatherRows(rows)
-            let coefficients: Tensor<T>
-            if let readout = sg.readout {
-                coefficients = try readout(features)
-            } else {
-                coefficients = try strictCoefficients(sg, features: features, rows: rows, baseline: baseline[g]!,
-                                                      node: x, edge: ef, source: xi, target: xj, harmonics: y)
-            }
-            delta[g] = try (try coefficients * sg.scale).matmul(sg.compose)
+            let equivariant = g.onsite ? [try x.gatherRows(rows)] : [try ef.gatherRows(rows), try xi.gatherRows(rows), try xj.gatherRows(rows)]
+            delta[g] = try readout(g, features: try (g.onsite ? h : z).gatherRows(rows), baseline: baseline[g]!,
+                                   equivariant: equivariant, harmonics: g.onsite ? nil : try y.gatherRows(rows))
         }
         return delta
     }
 
+    // The pieces of the forward pass, each on any subset of rows (the whole structure above, a
+    // chunk of atoms in `predictLayerwise`): every row's result depends only on that row's inputs.
+
+    /// Baseline H irreps normalised back to stage 1's head output y = (B·Cᵀ − shift)/scale
+    /// (C is orthogonal), so stage 2 reads order-one numbers whatever the energy scale.
+    func normalizedBaseline(_ g: BlockGroup, _ blocks: Tensor<T>) throws -> Tensor<T> {
+        let sg = groups[g]!
+        return try (try blocks.matmul(sg.compose, transposeB: true) - sg.shift) / sg.scale
+    }
+
+    /// Node embedding before its group term: invariants of stage 1's node features x [rows, hidden].
+    func nodeInput(_ x: Tensor<T>) throws -> Tensor<T> {
+        var parts: [Tensor<T>] = []
+        if let s = try IrrepsInvariants.scalars(x, hiddenIrreps) { parts.append(s) }
+        if let v = try IrrepsInvariants.norms(x, hiddenIrreps) { parts.append(v) }
+        if config.mode != .strict { parts.append(x) }
+        return try nodeEmbed(try Tensor.concat(parts, axis: 1))
+    }
+
+    /// Edge embedding before its group term, from stage 1's edge features and the features of the
+    /// edge's source and target nodes (rows: edges) and stage 2's geometry of those edges.
+    func edgeInput(edge ef: Tensor<T>, source xi: Tensor<T>, target xj: Tensor<T>, geometry: Stage2Geometry<T>) throws -> Tensor<T> {
+        let hidden = hiddenIrreps, y = geometry.harmonics
+        var parts: [Tensor<T>] = [geometry.radial]
+        for f in [ef, xi, xj] { if let s = try IrrepsInvariants.scalars(f, hidden) { parts.append(s) } }
+        for f in [ef, xi, xj] { if let v = try IrrepsInvariants.norms(f, hidden) { parts.append(v) } }
+        for (a, b) in [(ef, xi), (ef, xj), (xi, xj)] { if let v = try IrrepsInvariants.products(a, b, hidden) { parts.append(v) } }
+        for f in [ef, xi, xj] {
+            if let v = try IrrepsInvariants.projections(f, hidden, harmonics: y, lmax: config.shLmax) { parts.append(v) }
+        }
+        if config.mode != .strict { parts += [ef, xi, xj, y] }
+        return try edgeEmbed(try Tensor.concat(parts, axis: 1))
+    }
+
+    /// The baseline-H term of the embedding of rows of group g (its normalised baseline; the
+    /// edge harmonics for off-site groups).
+    func groupInput(_ g: BlockGroup, baseline b: Tensor<T>, harmonics y: Tensor<T>?) throws -> Tensor<T> {
+        let sg = groups[g]!
+        var parts: [Tensor<T>] = []
+        if let s = try IrrepsInvariants.scalars(b, sg.irreps) { parts.append(s) }
+        if let v = try IrrepsInvariants.norms(b, sg.irreps) { parts.append(v) }
+        if let y, let v = try IrrepsInvariants.projections(b, sg.irreps, harmonics: y, lmax: config.shLmax) { parts.append(v) }
+        if config.mode != .strict { parts.append(b) }
+        return try sg.embed(try Tensor.concat(parts, axis: 1))
+    }
+
+    func embedNodes(_ pre: Tensor<T>) throws -> Tensor<T> { try nodeEmbedNorm(try nodeEmbed2(pre.silu())) }
+    func embedEdges(_ pre: Tensor<T>) throws -> Tensor<T> { try edgeEmbedNorm(try edgeEmbed2(pre.silu())) }
+
+    /// ΔH [rows, n_i·n_j] (eV) of rows of group g from stage 2's final features of those rows,
+    /// their normalised baseline, stage 1's equivariant features (on-site: [x]; off-site:
+    /// [edge, source node, target node]) and, off-site, the edge harmonics.
+    func readout(_ g: BlockGroup, features: Tensor<T>, baseline: Tensor<T>, equivariant: [Tensor<T>], harmonics y: Tensor<T>?) throws -> Tensor<T> {
+        let sg = groups[g]!
+        let coefficients = try sg.readout.map { try $0(features) }
+            ?? strictCoefficients(sg, features: features, baseline: baseline, equivariant: equivariant, harmonics: y)
+        return try (try coefficients * sg.scale).matmul(sg.compose)
+    }
+
     /// Strict mode: for each output entry (mul_o, L), out[r, u, :] = Σ_c w[r, u, c] F[r, c, :] / √C
     /// with F the channels of degree L listed in `channelCount` and w from invariant features.
-    func strictCoefficients(_ sg: Stage2Group<T>, features: Tensor<T>, rows: RowIndex, baseline: Tensor<T>,
-                            node: Tensor<T>, edge: Tensor<T>, source: Tensor<T>, target: Tensor<T>, harmonics: Tensor<T>) throws -> Tensor<T> {
-        let r = rows.count, onsite = sg.group.onsite
+    func strictCoefficients(_ sg: Stage2Group<T>, features: Tensor<T>, baseline: Tensor<T>, equivariant equivariantSources: [Tensor<T>],
+                            harmonics y: Tensor<T>?) throws -> Tensor<T> {
+        let r = features.shape[0]
         let hidden = hiddenIrreps
-        let equivariantSources: [Tensor<T>] = onsite ? [try node.gatherRows(rows)]
-            : [try edge.gatherRows(rows), try source.gatherRows(rows), try target.gatherRows(rows)]
-        let y = onsite ? nil : try harmonics.gatherRows(rows)
         var channelsOfL: [Int: Tensor<T>] = [:]
         func channels(_ l: Int) throws -> Tensor<T> {
             if let c = channelsOfL[l] { return c }

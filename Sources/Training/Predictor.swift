@@ -107,9 +107,8 @@ public final class Predictor {
                     let destination = outputDirectory.appendingPathComponent(record.name)
                     let r = try predictLarge(folder: folder, destination: destination, options: options, log: log, progress: atomProgress)
                     results.append(PredictionResult(name: record.name, folder: destination, blocks: r.blocks, seconds: r.seconds))
-                    let how = hybrid == nil ? "layer by layer in chunks of" : "in tiles of"
-                    log(String(format: "%@: %d atoms, %d blocks predicted in %.3f s (%@ %d atoms, streamed) → %@", record.name,
-                               record.structure.atomCount, r.blocks, r.seconds, how, options.chunkAtoms ?? defaultChunkAtoms, destination.path))
+                    log(String(format: "%@: %d atoms, %d blocks predicted in %.3f s (layer by layer in chunks of %d atoms, streamed) → %@", record.name,
+                               record.structure.atomCount, r.blocks, r.seconds, options.chunkAtoms ?? defaultChunkAtoms, destination.path))
                     progress?(results.count, total)
                     return
                 }

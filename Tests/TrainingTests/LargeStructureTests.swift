@@ -1,6 +1,6 @@
-// Streamed prediction of large structures — a stage-1 model layer by layer over chunks of atoms, a
-// hybrid in tiles with halos on two workers — equals the whole-structure prediction block for
-// block, and the streamed file reads back as a DeepH-dock operator.
+// Streamed prediction of large structures — a stage-1 model or a hybrid layer by layer over chunks
+// of atoms, on one or two workers — equals the whole-structure prediction block for block, and the
+// streamed file reads back as a DeepH-dock operator.
 import XCTest
 import Autograd
 import Foundation
@@ -10,7 +10,7 @@ import Training
 import TestSupport
 
 final class LargeStructureTests: XCTestCase {
-    func testTiledStreamingEqualsWholeStructurePrediction() throws {
+    func testStreamingEqualsWholeStructurePrediction() throws {
         let run = try makeTemporaryDirectory(self)
         var config = Tiny.config(epochs: 1)
         config.model.layers = 2
@@ -24,10 +24,10 @@ final class LargeStructureTests: XCTestCase {
         try FormatWriter.write(record, to: dir, format: .deephDock)
         let writer = try StreamingOperatorWriter(url: dir.appendingPathComponent("hamiltonian.h5"), bufferEntries: 500)
         let keys = whole.keys
-        var tiles = 0
-        let written = try predictor.predictStreaming(record, keys: keys, to: writer, chunkAtoms: 3) { _, _ in tiles += 1 }
+        var reports = 0
+        let written = try predictor.predictStreaming(record, keys: keys, to: writer, chunkAtoms: 3) { _, _ in reports += 1 }
         try writer.finish()
-        XCTAssertGreaterThan(tiles, 5)
+        XCTAssertGreaterThan(reports, 5)
         try assertStreamedEqualsWhole(at: dir, written: written, whole: whole)
 
         // A structure with POSCAR + info.json only (basis def2-svp): predict computes S from the
@@ -51,7 +51,7 @@ final class LargeStructureTests: XCTestCase {
             XCTAssertLessThan(maxAbsDifference(Array(h.values(for: key)!), Array(expected.values(at: b))), 1e-9)
         }
     }
-    /// A chain of 14 water molecules 5 Å apart in a box: a tile of one molecule sees only part of it.
+    /// A chain of 14 water molecules 5 Å apart in a box (42 atoms).
     static func waterChain() throws -> DFTRecord {
         let water = try FormatReader.readRecord(at: Fixtures.url("training/water-0001"))
         // Atoms grouped by element, as the dock layout stores them.
@@ -69,9 +69,9 @@ final class LargeStructureTests: XCTestCase {
         return DFTRecord(name: "chain", structure: structure)
     }
 
-    /// A hybrid (stage 1 + stage 2) is predicted tile by tile, the tiles spread over two workers:
-    /// the same blocks as the whole-structure prediction.
-    func testHybridTilesOnTwoWorkersEqualWholeStructurePrediction() throws {
+    /// A trained hybrid (stage 1 + stage 2) is predicted layer by layer over chunks of atoms on two
+    /// workers: the same blocks as the whole-structure prediction.
+    func testHybridStreamingOnTwoWorkersEqualsWholeStructurePrediction() throws {
         let dir = try makeTemporaryDirectory(self)
         var config = Tiny.config(epochs: 1)
         config.model.layers = 2
@@ -85,7 +85,6 @@ final class LargeStructureTests: XCTestCase {
         try Refiner(config: refine, stage1: s1, outputDirectory: hybridDir).run(data: Tiny.data)
         let predictor = try Predictor(checkpoint: hybridDir)
         XCTAssertEqual(predictor.kind, .hybrid)
-        XCTAssertEqual(predictor.haloHops, 3)
 
         let record = try Self.waterChain()
         let whole = try predictor.predict(record)
@@ -97,7 +96,7 @@ final class LargeStructureTests: XCTestCase {
             try predictor.predictStreaming(record, keys: whole.keys, to: writer, chunkAtoms: 6) { done, _ in reported.append(done) }
         }
         try writer.finish()
-        XCTAssertGreaterThanOrEqual(reported.count, 4)   // tiles, two at a time
+        XCTAssertGreaterThanOrEqual(reported.count, 4)   // chunk passes, two chunks at a time
         XCTAssertEqual(reported, reported.sorted())
         XCTAssertEqual(reported.last, record.structure.atomCount)
         try assertStreamedEqualsWhole(at: file, written: written, whole: whole)
