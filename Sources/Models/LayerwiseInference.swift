@@ -7,7 +7,7 @@
 // Between layers only the node and edge features of the whole structure are kept — never the
 // products, radial weights or other activations of more than one chunk per worker — and every atom
 // and edge is evaluated once per layer (a tiled evaluation with halos of the receptive field
-// evaluates each atom several times). The chunks of one pass are independent: each reads the
+// — this code's predecessor for hybrids — evaluated each atom several times). The chunks of one pass are independent: each reads the
 // previous layer's features and writes only its own atoms' and edges' rows, so they run on the
 // workers, one thread each. The heads then turn the final features into blocks, each block pair
 // (i, j, R) / (j, i, −R) made once, by the chunk of the first edge's source, and averaged with

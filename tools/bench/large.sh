@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Large structures: overlap from the basis + streamed prediction (stage 1 layer by layer over
-# chunks of atoms, a hybrid in tiles) of graphene and hBN supercells of ~10², 10³, 10⁴ atoms (10⁵
+# Large structures: overlap from the basis + streamed prediction (stage 1, and a hybrid's stage 2,
+# layer by layer over chunks of atoms) of graphene and hBN supercells of ~10², 10³, 10⁴ atoms (10⁵
 # with LARGE_1E5=1), with the default pipeline's crystal model architecture
 # (configs/demo-train.json; trained 1 epoch on data/crystals here — the weights do not change the
 # timing), or the checkpoint MODEL=... (e.g. data/models/crystals/best.h5, the shipped hybrid). Each structure is POSCAR + info.json only: `harmose predict` computes
