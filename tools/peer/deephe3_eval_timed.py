@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""DeepH-E3 inference (`deephe3-eval.py CONFIG -n N`, DeepH-E3 f011d5f) with its prediction split
-into the network's forward pass, the tensor-to-block conversion (e3TensorDecomp.get_H) and the
-per-edge Python loop that fills the H blocks (DeepHE3Kernel.update_hopping): one line each,
-"[timed] <part> <seconds>", read by deephe3_helper.py phases. DeepH-E3 itself is imported from
-PYTHONPATH (a checkout), unmodified; only these three methods are wrapped with a timer.
+"""DeepH-E3 inference (`deephe3-eval.py CONFIG -n N`, DeepH-E3 f011d5f) with the time of its
+tensor-to-block conversion (e3TensorDecomp.get_H) and of the per-edge Python loop that fills the H
+blocks (DeepHE3Kernel.update_hopping) reported: one line each, "[timed] <part> <seconds>", read by
+deephe3_helper.py phases (the network's forward pass is the rest of DeepH-E3's "Finished, cost";
+it cannot be wrapped here: the network class is re-imported from the model's saved src/ folder).
+DeepH-E3 itself is imported from PYTHONPATH (a checkout), unmodified; only two methods are wrapped.
 
 Usage: PYTHONPATH=/path/to/DeepH-E3 python deephe3_eval_timed.py CONFIG [-n THREADS]
 """
@@ -41,7 +42,6 @@ def timed(cls, name, label):
     setattr(cls, name, wrapper)
 
 
-timed(deephe3.Net, "forward", "network")
 timed(deephe3.e3TensorDecomp, "get_H", "get_H")
 timed(deephe3.DeepHE3Kernel, "update_hopping", "fill_blocks")
 print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)

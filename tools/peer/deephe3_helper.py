@@ -60,6 +60,7 @@ def phases(path):
         "predict_s": round(predict, 2),                            # network + H assembly ("Finished, cost")
         "write_s": round(marks.get("timed", marks["last"]) - marks["output"], 2),
         **{f"{k}_s": round(v, 2) for k, v in parts.items()},   # inside predict_s (deephe3_eval_timed.py)
+        **({"network_s": round(predict - sum(parts.values()), 2)} if parts else {}),  # the rest of predict_s
     }))
 
 

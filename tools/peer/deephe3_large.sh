@@ -38,7 +38,15 @@
 #   HARMOSE=.build/release/harmose  W=outputs/peer-deephe3  ROUNDS=3  THREADS="1 2"
 #   EPOCHS=30  DEEPHE3_NET=matched|default  SIZE="22 23"  HYBRID=1 (also time the shipped hybrid)
 # Results: $W/results.tsv (one row per run) and the summary printed at the end.
-# Measured numbers: BENCHMARKS.md, "Large structures" → "Beside DeepH-E3".
+#
+# Measured 2026-12-05 08:46–09:20 UTC, 2-core machine under load (load average 2.9–6.5), 3 rounds,
+# medians, 1 012 graphene atoms, 86 020 blocks (details: BENCHMARKS.md, "Large structures" →
+# "Beside DeepH-E3"):
+#   DeepH-E3 (matched, 99 347 params)  1 thread 207.5 s wall 128.7 s CPU 6.77 GiB; 2 threads 324.5 / 163.1 / 6.90
+#   HarmoSE stage 1 (30 492 params)    1 thread  17.4 s wall   8.6 s CPU 0.60 GiB; 2 threads  18.9 /   9.4 / 0.60
+#   HarmoSE hybrid (909 211 params)    1 thread  38.0 s wall  22.9 s CPU 1.84 GiB; 2 threads  52.3 /  25.2 / 3.05
+#   DeepH-E3 / HarmoSE stage 1: CPU 14.9x (1 thread), 17.4x (2); wall 12.0x, 17.2x; RSS 11.3x
+#   DeepH-E3 / HarmoSE hybrid:  CPU  5.6x, 6.5x; wall 5.5x, 6.2x; RSS 3.7x, 2.3x
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
