@@ -47,6 +47,8 @@
 #   HarmoSE hybrid (909 211 params)    1 thread  38.0 s wall  22.9 s CPU 1.84 GiB; 2 threads  52.3 /  25.2 / 3.05
 #   DeepH-E3 / HarmoSE stage 1: CPU 14.9x (1 thread), 17.4x (2); wall 12.0x, 17.2x; RSS 11.3x
 #   DeepH-E3 / HarmoSE hybrid:  CPU  5.6x, 6.5x; wall 5.5x, 6.2x; RSS 3.7x, 2.3x
+# DEEPHE3_NET=default (627 981 params) not run at 1 012 atoms: RSS 4.09 GiB at 200 atoms, 7.23 GiB
+# at 420 (≈ 14 MB/atom, ≈ 16 GiB projected); CPU 52.7 s and 97.0 s there, 19.9–21.8x HarmoSE stage 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -64,7 +66,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # 1. venv
 if [ ! -x "$PY" ] || ! "$PY" -c "import torch, e3nn, torch_geometric, h5py, pymatgen, pathos, torch_scatter" 2>/dev/null; then
-  python3.11 -m venv "$V"
+  "$(command -v python3.11 || command -v python3)" -m venv "$V"
   "$V/bin/pip" install -q "torch==2.13.0+cpu" "e3nn==0.4.4" "torch_geometric==2.8.1" \
     h5py scipy pathos tqdm tensorboard pymatgen
   sp=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
