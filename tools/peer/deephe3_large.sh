@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DeepH-E3 inference beside `harmose predict` on the same ≈10³-atom graphene supercell (issue 15,
 # item 3): wall, CPU (user + sys) and peak RSS from /usr/bin/time -v, with 1 and 2 threads, both
-# tools run back to back and alternating for ROUNDS rounds; medians and HarmoSE/DeepH-E3 ratios.
+# tools run back to back and alternating for ROUNDS rounds; medians and DeepH-E3/HarmoSE ratios.
 #
 # What runs:
 #  1. tools/.venv-deephe3 (created if missing; never part of make run/test): torch CPU, e3nn 0.4.4,
@@ -24,10 +24,10 @@
 #     files than its dock path: see BENCHMARKS.md; LEGACY_HARMOSE=1 times it on the legacy folder.)
 #  5. Each timed DeepH-E3 run starts from no cached graph (the .pkl is deleted), so it includes
 #     building the graph from overlaps.h5, as `harmose predict` does. It runs through
-#     tools/peer/deephe3_eval_timed.py (deephe3-eval.py's inference with three methods wrapped in
+#     tools/peer/deephe3_eval_timed.py (deephe3-eval.py's inference with two methods wrapped in
 #     timers); its log is time-stamped and split into startup (imports), graph, model build,
-#     prediction (DeepH-E3's own "Finished, cost": network forward + get_H + the per-edge Python
-#     loop filling the blocks, each reported) and output writing.
+#     prediction (DeepH-E3's own "Finished, cost": get_H and the per-edge Python loop filling the
+#     blocks, both timed, and the network's forward pass, the rest) and output writing.
 #  6. The outputs are checked: both hamiltonians_pred.h5 have every block of overlaps.h5 with S's
 #     shape, finite, non-zero.
 # 1 thread = `taskset -c 0` for both tools (plus `-n 1` = torch.set_num_threads(1), OMP_NUM_THREADS=1
