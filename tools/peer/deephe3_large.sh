@@ -47,6 +47,7 @@
 #   HarmoSE hybrid (909 211 params)    1 thread  38.0 s wall  22.9 s CPU 1.84 GiB; 2 threads  52.3 /  25.2 / 3.05
 #   DeepH-E3 / HarmoSE stage 1: CPU 14.9x (1 thread), 17.4x (2); wall 12.0x, 17.2x; RSS 11.3x
 #   DeepH-E3 / HarmoSE hybrid:  CPU  5.6x, 6.5x; wall 5.5x, 6.2x; RSS 3.7x, 2.3x
+#   (HarmoSE built from main at 9fef9bb: the hybrid still in 800-atom tiles, before e58bcf3)
 # DEEPHE3_NET=default (627 981 params) not run at 1 012 atoms: RSS 4.09 GiB at 200 atoms, 7.23 GiB
 # at 420 (≈ 14 MB/atom, ≈ 16 GiB projected); CPU 52.7 s and 97.0 s there, 19.9–21.8x HarmoSE stage 1.
 set -euo pipefail
