@@ -45,7 +45,13 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel + fuzzed),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"], swiftSettings: fuzzed),
         .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS", "Linalg"], swiftSettings: fuzzed),
-        .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit"], swiftSettings: hotKernel + fuzzed),
+        .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit", "CKernels"], swiftSettings: hotKernel + fuzzed),
+        // Elementwise loops Swift cannot vectorise (a vector square root: Adam's step). Products are
+        // never fused into multiply-adds, so the bits are those of the scalar Swift expression.
+        .target(name: "CKernels", cSettings: [
+            .unsafeFlags(["-ffp-contract=off"]),
+            .unsafeFlags(["-march=haswell"], .when(platforms: [.linux], configuration: .release)),
+        ]),
         .target(name: "SO3", dependencies: ["Linalg", "Autograd", "Structures"], swiftSettings: hotKernel + fuzzed),
 
         // The stage API (StageKind, JSONValue, parameter/input specs, Partition, atomic output):

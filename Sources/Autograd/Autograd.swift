@@ -137,6 +137,28 @@ public enum Parallel {
             body(lo..<hi)
         }
     }
+
+    /// Splits items 0..<sizes.count (tensors of `sizes` elements) into runs of consecutive items
+    /// of about equal element count, at least `grain` elements each, and runs them on up to
+    /// `workers` threads: the optimiser's elementwise work on many tensors of very different sizes.
+    /// Callers must compute each item the same way whichever run holds it (elementwise work, or
+    /// one result per item), so that the bits do not depend on the thread budget.
+    public static func forRuns(sizes: [Int], grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
+        let total = sizes.reduce(0, +)
+        let chunks = max(1, min(workers, total / max(grain, 1)))
+        guard chunks > 1 else {
+            if !sizes.isEmpty { body(0 ..< sizes.count) }
+            return
+        }
+        var bounds = [0], start = 0
+        for (i, n) in sizes.enumerated() {
+            if start >= total * bounds.count / chunks, bounds.count < chunks, i > 0 { bounds.append(i) }
+            start += n
+        }
+        bounds.append(sizes.count)
+        let cuts = bounds
+        ConcurrentLoop.perform(iterations: cuts.count - 1) { c in body(cuts[c] ..< cuts[c + 1]) }
+    }
 }
 
 /// A raw pointer shared by the iterations of a parallel loop, which write disjoint ranges of it

@@ -5,7 +5,7 @@
 // temporary path and renamed, so a crash never leaves a half-written checkpoint.
 //
 // Layout: /<part>/... per part; parameters flat ("values" + "shapes", see ParameterSet);
-//         /adam/m/<name>, /adam/v/<name>, attribute "steps" on /adam/m/<name> … (see below).
+//         Adam's state flat too ("names", "steps", "counts", "m", "v"; see below).
 import Foundation
 import HDF5Kit
 import Linalg
@@ -130,16 +130,31 @@ struct FlatTensors {
     }
 }
 
+// Adam's state is stored flat like the parameters (format 3): attribute "names" (the parameters
+// with a state, sorted, one per line), "steps" and "counts" (per name: its step count and its number
+// of values, int64) and the moments "m" and "v", every name's values one after the other in the
+// order of "names". A dataset per tensor and moment (formats 1 and 2: /m/<name>, /v/<name>, the
+// step an attribute of /m/<name>) cost libhdf5 ~50 µs each, ~1150 of them in a stage-1 checkpoint
+// of the benchmark network; those files are still read.
 extension Adam: Checkpointable {
     public func save(to file: HDF5File, group: String) throws {
         try file.createGroup(group)
         try file.setAttribute("hyperparameters", doubles: [learningRate, beta1, beta2, epsilon, weightDecay, decoupledWeightDecay ? 1 : 0], on: group)
-        for name in states.keys.sorted() {
+        let names = states.keys.sorted()
+        try file.setAttribute("names", string: names.joined(separator: "\n"), on: group)
+        guard !names.isEmpty else { return }
+        var m: [T] = [], v: [T] = [], steps: [Int64] = [], counts: [Int64] = []
+        let total = names.reduce(0) { $0 + states[$1]!.m.count }
+        m.reserveCapacity(total); v.reserveCapacity(total)
+        for name in names {
             let s = states[name]!
-            try writeTensorValues(file, "\(group)/m/\(name)", s.m, shape: [s.m.count])
-            try writeTensorValues(file, "\(group)/v/\(name)", s.v, shape: [s.v.count])
-            try file.setAttribute("step", doubles: [Double(s.step)], on: "\(group)/m/\(name)")
+            m += s.m; v += s.v
+            steps.append(Int64(s.step)); counts.append(Int64(s.m.count))
         }
+        try file.write("\(group)/steps", int64s: steps, shape: [steps.count])
+        try file.write("\(group)/counts", int64s: counts, shape: [counts.count])
+        try writeTensorValues(file, "\(group)/m", m, shape: [m.count])
+        try writeTensorValues(file, "\(group)/v", v, shape: [v.count])
     }
 
     /// Restores moments, step counts and the current learning rate; the other hyper-parameters
@@ -153,6 +168,35 @@ extension Adam: Checkpointable {
                                   message: "(β₁, β₂, ε, weight decay, decoupled) = \(Array(h[1...])) differ from the optimiser's \(mine)")
         }
         learningRate = h[0]
+        guard try file.attributeNames(of: group).contains("names") else { return try loadPerTensor(from: file, group: group) }
+        func bad(_ field: String, _ message: String) -> CheckpointError { CheckpointError(file: file.path, field: "\(group)\(field)", message: message) }
+        let names = try file.stringAttribute("names", of: group).split(separator: "\n").map(String.init)
+        var loaded: [String: State] = [:]
+        if !names.isEmpty {
+            let steps = try file.readInt64s("\(group)/steps").values, counts = try file.readInt64s("\(group)/counts").values
+            guard steps.count == names.count, counts.count == names.count else {
+                throw bad("/steps", "\(steps.count) step counts and \(counts.count) value counts for \(names.count) names")
+            }
+            guard counts.allSatisfy({ (0 ... Int64(Int32.max)).contains($0) }), steps.allSatisfy({ (0 ... Int64(1) << 53).contains($0) }) else {
+                throw bad("/counts", "a count or step count out of range")
+            }
+            let total = counts.reduce(0) { $0 + Int($1) }
+            guard total <= Int(Int32.max) else { throw bad("/counts", "\(total) values in all, more than 2³¹") }
+            let m: [T] = try readTensorValues(file, "\(group)/m", expecting: [total])
+            let v: [T] = try readTensorValues(file, "\(group)/v", expecting: [total])
+            var offset = 0
+            for (k, name) in names.enumerated() {
+                guard loaded[name] == nil else { throw bad("@names", "\(name) is listed twice") }
+                let n = Int(counts[k])
+                loaded[name] = State(step: Int(steps[k]), m: Array(m[offset ..< offset + n]), v: Array(v[offset ..< offset + n]))
+                offset += n
+            }
+        }
+        states = loaded
+    }
+
+    /// Formats 1 and 2: a dataset per parameter and moment.
+    private func loadPerTensor(from file: HDF5File, group: String) throws {
         states = [:]
         let names = file.exists("\(group)/m") ? try file.memberNames(of: "\(group)/m") : []
         for name in names {
@@ -198,9 +242,10 @@ extension ExponentialMovingAverage: Checkpointable {
 public enum Checkpoint {
     /// Writes every part under /<key>, plus `metadata` as float64 attributes of the root (step
     /// counters, seeds below 2⁵³, the epoch). Atomic: temporary file, then rename.
-    /// 2: flat parameter groups ("values" + "shapes"); 1: a dataset per parameter. Both are read.
-    static let format = "harmose-checkpoint-2"
-    static let readableFormats: Set<String> = ["harmose-checkpoint-1", "harmose-checkpoint-2"]
+    /// 3: Adam's moments flat as well; 2: flat parameter groups ("values" + "shapes"); 1: a dataset
+    /// per parameter. All are read.
+    static let format = "harmose-checkpoint-3"
+    static let readableFormats: Set<String> = ["harmose-checkpoint-1", "harmose-checkpoint-2", "harmose-checkpoint-3"]
 
     public static func save(to path: String, parts: [String: Checkpointable], metadata: [String: Double] = [:]) throws {
         try take(parts: parts, metadata: metadata, for: path).write(to: [path])

@@ -2,6 +2,7 @@
 // rate schedules (ReduceLROnPlateau with PyTorch's semantics, cosine with linear warm-up) and an
 // exponential moving average of the weights. Schedules only compute a learning rate; the training
 // loop assigns it to `optimizer.learningRate`, so every piece is checkpointed on its own.
+import CKernels
 import Foundation
 import Linalg
 
@@ -52,16 +53,9 @@ public final class Adam<T: Scalar> {
         }
         // Elementwise, so sharing the parameters among threads (runs of about equal element count;
         // it is the serial part of a data-parallel step, memory-bound) changes no bit.
-        let chunks = max(1, min(Parallel.workers, size >> 15))
-        var bounds = [0], start = 0
-        for (i, w) in work.enumerated() {
-            if start >= size * bounds.count / chunks, bounds.count < chunks, i > 0 { bounds.append(i) }
-            start += w.tensor.count
-        }
-        bounds.append(work.count)
-        let items = work, cuts = bounds
-        ConcurrentLoop.perform(iterations: cuts.count - 1) { c in
-            for (p, grad, s) in items[cuts[c] ..< cuts[c + 1]] { self.update(s, p, grad) }
+        let items = work
+        Parallel.forRuns(sizes: items.map(\.tensor.count)) { r in
+            for (p, grad, s) in items[r] { self.update(s, p, grad) }
         }
     }
 
@@ -73,16 +67,32 @@ public final class Adam<T: Scalar> {
         let stepSize = T(learningRate / bc1), sqrtBc2 = T(bc2.squareRoot())
         let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon), wd = T(weightDecay), decay = T(1 - learningRate * weightDecay)
         let decoupled = decoupledWeightDecay && weightDecay != 0, coupled = !decoupledWeightDecay && weightDecay != 0
-        p.data.withUnsafeMutableBufferPointer { w in
-            s.m.withUnsafeMutableBufferPointer { m in
-                s.v.withUnsafeMutableBufferPointer { v in
-                    for i in 0..<w.count {
-                        var g = grad[i]
-                        if coupled { g += wd * w[i] }
-                        if decoupled { w[i] *= decay }
-                        m[i] = b1 * m[i] + (1 - b1) * g
-                        v[i] = b2 * v[i] + (1 - b2) * g * g
-                        w[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtBc2 + eps)
+        let c1 = 1 - b1, c2 = 1 - b2
+        let n = p.count
+        p.data.withUnsafeMutableBufferPointer { wb in
+            s.m.withUnsafeMutableBufferPointer { mb in
+                s.v.withUnsafeMutableBufferPointer { vb in
+                    grad.withUnsafeBufferPointer { gb in
+                        let w = wb.baseAddress!, m = mb.baseAddress!, v = vb.baseAddress!, g = gb.baseAddress!
+                        // Float (every model): eight lanes at a time in CKernels — Swift's square
+                        // root keeps this loop scalar, and it was most of the serial part of a refine
+                        // step (issue #14). The same expression, the same bits as the loop below.
+                        if T.self == Float.self {
+                            func f(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                            func f(_ x: T) -> Float { unsafeBitCast(x, to: Float.self) }
+                            harmose_adam_step_f32(f(w), f(m), f(v), UnsafeRawPointer(g).assumingMemoryBound(to: Float.self), n,
+                                                  f(b1), f(c1), f(b2), f(c2), f(stepSize), f(sqrtBc2), f(eps), f(wd), f(decay),
+                                                  coupled ? 1 : 0, decoupled ? 1 : 0)
+                            return
+                        }
+                        for i in 0 ..< n {
+                            var gi = g[i]
+                            if coupled { gi += wd * w[i] }
+                            if decoupled { w[i] *= decay }
+                            m[i] = b1 * m[i] + c1 * gi
+                            v[i] = b2 * v[i] + c2 * gi * gi
+                            w[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtBc2 + eps)
+                        }
                     }
                 }
             }
@@ -92,21 +102,50 @@ public final class Adam<T: Scalar> {
 
 /// Scales all trainable gradients so their joint L2 norm is at most `maxNorm` (PyTorch's
 /// clip_grad_norm_: factor maxNorm/(norm + 1e-6) when below 1). Returns the norm before clipping.
+///
+/// Each tensor's sum of squares (`sumOfSquares`) and the scaling are per tensor, shared among the
+/// context's threads in runs of tensors; the tensors' sums are then added in creation order. So the
+/// norm does not depend on the thread budget (it is part of every data-parallel step: serial, it
+/// cost ~0.3 ms per refine step, issue #14).
 @discardableResult
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func clipGradientNorm<T: Scalar>(_ params: ParameterSet<T>, maxNorm: Double) -> Double {
-    var total = 0.0
-    for p in params.trainable {
-        p.grad?.withUnsafeBufferPointer { g in for x in g { total += Double(x) * Double(x) } }
+    let tensors = params.trainable.filter { $0.grad != nil }
+    let sizes = tensors.map(\.count)
+    var squares = [Double](repeating: 0, count: tensors.count)
+    squares.withUnsafeMutableBufferPointer { out in
+        let out = SharedPointer(out.baseAddress!)
+        Parallel.forRuns(sizes: sizes) { r in
+            for i in r { out.base[i] = tensors[i].grad!.withUnsafeBufferPointer { sumOfSquares($0) } }
+        }
     }
-    let norm = total.squareRoot()
+    let norm = squares.reduce(0, +).squareRoot()
     let factor = maxNorm / (norm + 1e-6)
     if factor < 1 {
         let f = T(factor)
-        for p in params.trainable where p.grad != nil { p.withGrad { g in for i in 0..<g.count { g[i] *= f } } }
+        Parallel.forRuns(sizes: sizes) { r in
+            for i in r { tensors[i].withGrad { g in for k in 0..<g.count { g[k] *= f } } }
+        }
     }
     return norm
+}
+
+/// Σ x² in Double, in a fixed order: four running sums over the elements k ≡ 0, 1, 2, 3 (mod 4),
+/// added as (s₀ + s₁) + (s₂ + s₃). Four independent sums let the loop run at the adder's
+/// throughput instead of its latency.
+@inline(__always)
+func sumOfSquares<T: Scalar>(_ x: UnsafeBufferPointer<T>) -> Double {
+    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    let n = x.count, quads = n & ~3
+    var k = 0
+    while k < quads {
+        let a = Double(x[k]), b = Double(x[k + 1]), c = Double(x[k + 2]), d = Double(x[k + 3])
+        s0 += a * a; s1 += b * b; s2 += c * c; s3 += d * d
+        k += 4
+    }
+    while k < n { let a = Double(x[k]); s0 += a * a; k += 1 }
+    return (s0 + s1) + (s2 + s3)
 }
 
 /// Lowers the learning rate when a metric stops improving, with PyTorch's semantics:

@@ -15,10 +15,11 @@
 // the units its partition owns. With one, the sums go straight into the model's gradients.
 //
 // Work outside the workers limits the speed-up (issue #14, measured on the benchmark sets), so it
-// is kept small: the sums of the slots and Adam's update are elementwise and shared among the
-// threads; replicas let go of the parameter values before the update, so it writes in place
-// instead of copying them; clipping stays one sum in a fixed order; checkpoints are written while
-// the next epoch trains (CheckpointWriter.swift).
+// is kept small: the sums of the slots, clipping (per-tensor sums of squares added in tensor
+// order) and Adam's update (vectorised, CKernels) are shared among the threads; replicas let go of
+// the parameter values before the update, so it writes in place instead of copying them, and each
+// worker takes them back for its own replica when it next runs; checkpoints are written while the
+// next epoch trains (CheckpointWriter.swift).
 //
 // Workers are ConcurrentLoop (DispatchQueue.concurrentPerform) iterations; each binds its own execution context
 // (the caller's, with the thread budget divided among the workers), since a binding is not
@@ -57,6 +58,10 @@ final class DataParallel<Model: ReplicableModel> {
     /// Fewest gradient elements per thread when the slots are summed (a tuning value; the sum's
     /// bits do not depend on it — tests lower it to split small models).
     var reductionGrain = 1 << 15
+    /// Per replica: its values lag the model's (set by `step`). Each worker brings its own replica
+    /// up to date when it next runs (`map`), in parallel, instead of the caller doing every replica
+    /// between two steps (~0.15 ms of a refine step's serial part, issue #14).
+    private let stale: UnsafeMutableBufferPointer<Bool>
 
     /// Up to `context.threads` workers.
     init(_ model: Model, context: ExecutionContext) throws {
@@ -64,10 +69,12 @@ final class DataParallel<Model: ReplicableModel> {
         self.context = context
         replicas = [model]
         for _ in 1 ..< max(1, context.threads) { replicas.append(try model.makeReplica()) }
+        stale = .allocate(capacity: replicas.count)
+        stale.initialize(repeating: false)
         synchronise()
     }
 
-    deinit { slots.deallocate() }
+    deinit { slots.deallocate(); stale.deallocate() }
 
     var workerCount: Int { replicas.count }
 
@@ -75,21 +82,25 @@ final class DataParallel<Model: ReplicableModel> {
     /// optimiser step, a checkpoint load or a freeze). Assignment shares the value buffers until
     /// the optimiser next writes the model's (copy on write), so this costs little.
     func synchronise() {
-        let sets = model.parameterSets
-        for r in replicas.dropFirst() {
-            for (source, target) in zip(sets, r.parameterSets) {
-                for (s, t) in zip(source.tensors, target.tensors) {
-                    t.data = s.data
-                    if t.requiresGrad != s.requiresGrad { t.requiresGrad = s.requiresGrad }
-                    t.grad = nil
-                }
+        for r in replicas.indices.dropFirst() { synchronise(replica: r) }
+    }
+
+    /// Brings replica r up to date with the model (what `synchronise` does for each); safe on a
+    /// worker thread while other workers run, as it writes only replica r and reads the model.
+    private func synchronise(replica r: Int) {
+        for (source, target) in zip(model.parameterSets, replicas[r].parameterSets) {
+            for (s, t) in zip(source.tensors, target.tensors) {
+                t.data = s.data
+                if t.requiresGrad != s.requiresGrad { t.requiresGrad = s.requiresGrad }
+                t.grad = nil
             }
         }
+        stale[r] = false
     }
 
     /// Drops the other replicas' references to the parameter values before an optimiser step,
     /// so that the step updates the model's values in place instead of copying every trainable
-    /// tensor first (copy on write); `synchronise` shares them again right after.
+    /// tensor first (copy on write); each replica shares them again before its worker next runs.
     private func releaseReplicaValues() {
         for r in replicas.dropFirst() {
             for set in r.parameterSets { for t in set.tensors where t.requiresGrad { t.data = [] } }
@@ -114,8 +125,9 @@ final class DataParallel<Model: ReplicableModel> {
         let results = UnsafeMutableBufferPointer<Result<R, Error>?>.allocate(capacity: count)
         results.initialize(repeating: nil)
         defer { results.deinitialize(); results.deallocate() }
-        let replicas = self.replicas
+        let replicas = self.replicas, stale = self.stale
         ConcurrentLoop.perform(iterations: workers) { w in
+            if stale[w] { self.synchronise(replica: w) }
             inner.run {
                 for i in stride(from: w, to: count, by: workers) {
                     results[i] = Result { try body(replicas[w], i) }
@@ -205,10 +217,17 @@ final class DataParallel<Model: ReplicableModel> {
             for (t, offset) in work[cuts[c] ..< cuts[c + 1]] {
                 let n = t.count
                 t.grad = [Float](unsafeUninitializedCapacity: n) { out, initialized in
-                    out.initialize(repeating: 0)
-                    for i in 0 ..< count {
-                        let src = slots.baseAddress! + i * size + offset
-                        for k in 0 ..< n { out[k] += src[k] }
+                    // 0 + slot 0, then the others added: sumSlots's sum from zero (−0 becomes +0)
+                    // without clearing the buffer first.
+                    if count == 0 {
+                        out.initialize(repeating: 0)
+                    } else {
+                        let first = slots.baseAddress! + offset
+                        for k in 0 ..< n { out[k] = 0 + first[k] }
+                        for i in 1 ..< count {
+                            let src = slots.baseAddress! + i * size + offset
+                            for k in 0 ..< n { out[k] += src[k] }
+                        }
                     }
                     initialized = n
                 }
@@ -220,7 +239,7 @@ final class DataParallel<Model: ReplicableModel> {
     /// entries)`, where `entries` is the batch's count of target entries, the mean's divisor) and
     /// its gradient on the workers, the gradients summed in batch order and passed through
     /// `allReduce`, loaded into the model, `update` (clipping and optimisers), and the replicas
-    /// synchronised. Returns the batch loss and each member's loss record, in batch order.
+    /// marked stale (each worker synchronises its own when it next runs, `map`). Returns the batch loss and each member's loss record, in batch order.
     /// With several processes (`group`), this rank computes only the units its partition owns
     /// (unit i: rank i mod size); the flat gradient with the local loss appended is summed over the
     /// ranks. Returns the global batch loss and this rank's loss records.
@@ -244,7 +263,7 @@ final class DataParallel<Model: ReplicableModel> {
         }
         releaseReplicaValues()
         try update()
-        synchronise()
+        for r in replicas.indices.dropFirst() { stale[r] = true }
         return (batchLoss, parts)
     }
 
