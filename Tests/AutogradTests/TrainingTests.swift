@@ -1,5 +1,6 @@
 // Optimisers, schedules, EMA, checkpoints and resumption, against hand-computed values and
 // PyTorch trajectories (torch 2.15, float64; the script lines are quoted beside the numbers).
+import Foundation
 import XCTest
 import HDF5Kit
 import TestSupport
@@ -55,6 +56,69 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(a.data, [1, 1])
         XCTAssertNotEqual(b.data, [1, 1])
         XCTAssertEqual(ps.flattenGradients().count, 2)
+    }
+
+    /// Adam's Float update runs eight lanes at a time (CKernels): every element, tails included,
+    /// is the scalar expression's bits, for plain Adam, coupled decay and AdamW.
+    func testVectorisedAdamStepIsTheScalarExpressionBitForBit() throws {
+        for adam in [Adam<Float>(learningRate: 3e-3), Adam<Float>(learningRate: 3e-3, weightDecay: 0.05), Adam<Float>.adamW(learningRate: 3e-3)] {
+            let ps = ParameterSet<Float>(seed: 3)
+            for (i, n) in [1, 7, 8, 9, 1003].enumerated() { try ps.create("p\(i)", shape: [n], initializer: .normal(std: 1)) }
+            var w = ps.tensors.map(\.data), m = w.map { [Float](repeating: 0, count: $0.count) }, v = m
+            var rng = SplitMix64(seed: 11)
+            for step in 1 ... 3 {
+                let grads = ps.tensors.map { t in (0 ..< t.count).map { k in k % 97 == 5 ? -0.0 : Float(rng.nextNormal()) * 1e-2 } }
+                for (t, g) in zip(ps.tensors, grads) { t.grad = g }
+                adam.step(ps)
+                // The scalar expression, in Float as Adam.update writes it.
+                let bc1 = 1 - Foundation.pow(adam.beta1, Double(step)), bc2 = 1 - Foundation.pow(adam.beta2, Double(step))
+                let stepSize = Float(adam.learningRate / bc1), sqrtBc2 = Float(bc2.squareRoot())
+                let b1 = Float(adam.beta1), b2 = Float(adam.beta2), eps = Float(adam.epsilon), wd = Float(adam.weightDecay)
+                let decay = Float(1 - adam.learningRate * adam.weightDecay)
+                for j in w.indices {
+                    for k in w[j].indices {
+                        var g = grads[j][k]
+                        if !adam.decoupledWeightDecay && adam.weightDecay != 0 { g += wd * w[j][k] }
+                        if adam.decoupledWeightDecay && adam.weightDecay != 0 { w[j][k] *= decay }
+                        m[j][k] = b1 * m[j][k] + (1 - b1) * g
+                        v[j][k] = b2 * v[j][k] + (1 - b2) * g * g
+                        w[j][k] -= stepSize * m[j][k] / (v[j][k].squareRoot() / sqrtBc2 + eps)
+                    }
+                }
+            }
+            for (j, t) in ps.tensors.enumerated() {
+                XCTAssertEqual(t.data.map(\.bitPattern), w[j].map(\.bitPattern), "\(t.name), decay \(adam.weightDecay), decoupled \(adam.decoupledWeightDecay)")
+                XCTAssertEqual(adam.states[t.name]!.m.map(\.bitPattern), m[j].map(\.bitPattern))
+                XCTAssertEqual(adam.states[t.name]!.v.map(\.bitPattern), v[j].map(\.bitPattern))
+            }
+        }
+    }
+
+    /// The norm is the sum of per-tensor sums of squares in tensor order, shared among threads by
+    /// tensor: the same norm and clipped gradients for 1, 2 and 3 threads, equal to the exact
+    /// norm to Double round-off.
+    func testClipGradientNormIsTheSameForAnyThreadCount() throws {
+        func run(_ threads: Int) throws -> (Double, [[UInt32]]) {
+            let ps = ParameterSet<Float>(seed: 4)
+            var rng = SplitMix64(seed: 12)
+            for (i, n) in [40_000, 3, 70_001, 17, 90_000].enumerated() {
+                try ps.create("p\(i)", shape: [n], initializer: .zeros).grad = (0 ..< n).map { _ in Float(rng.nextNormal()) }
+            }
+            let norm = ExecutionContext(threads: threads).run { clipGradientNorm(ps, maxNorm: 1) }
+            return (norm, ps.tensors.map { $0.grad!.map(\.bitPattern) })
+        }
+        let one = try run(1)
+        for threads in [2, 3] {
+            let other = try run(threads)
+            XCTAssertEqual(other.0.bitPattern, one.0.bitPattern, "\(threads) threads")
+            XCTAssertEqual(other.1, one.1, "\(threads) threads")
+        }
+        // Against one plain sum over every element (differs only by Double rounding).
+        var rng = SplitMix64(seed: 12), exact = 0.0
+        for n in [40_000, 3, 70_001, 17, 90_000] { for _ in 0 ..< n { let x = Double(Float(rng.nextNormal())); exact += x * x } }
+        XCTAssertEqual(one.0, exact.squareRoot(), accuracy: 1e-12 * exact.squareRoot())
+        let clipped = one.1.flatMap { $0 }.reduce(0.0) { $0 + Double(Float(bitPattern: $1)) * Double(Float(bitPattern: $1)) }.squareRoot()
+        XCTAssertEqual(clipped, 1, accuracy: 1e-5)
     }
 
     func testClipGradientNorm() throws {
@@ -226,6 +290,72 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(straight.params[name]!.data.map(\.bitPattern), resumed.params[name]!.data.map(\.bitPattern), name)
         }
         XCTAssertEqual(straight.adam.learningRate, resumed.adam.learningRate)
+    }
+
+    /// Adam's moments are stored flat (format 3: "names", "steps", "counts", "m", "v" — a few
+    /// datasets instead of two per tensor); a checkpoint of the per-tensor layout (formats 1–2)
+    /// still loads, and a run resumed from it continues bit for bit like the uninterrupted one;
+    /// an inconsistent table is refused naming the field.
+    func testAdamStateIsFlatAndTheOldLayoutStillResumes() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let straight = try Run()
+        for _ in 0..<6 { try straight.trainStep() }
+        let first = try Run()
+        for _ in 0..<3 { try first.trainStep() }
+
+        let flat = dir.appendingPathComponent("flat.h5").path
+        try Checkpoint.save(to: flat, parts: first.parts, metadata: ["step": Double(first.step)])
+        XCTAssertEqual(try HDF5File(readingAt: flat).memberNames(of: "adam").sorted(), ["counts", "m", "steps", "v"])
+
+        // The per-tensor layout, as format 2 wrote it (parameters, schedule and EMA as now).
+        let legacy = dir.appendingPathComponent("legacy.h5").path
+        do {
+            let file = try HDF5File(creatingAt: legacy)
+            try file.setAttribute("format", string: "harmose-checkpoint-2")
+            try file.setAttribute("meta.step", doubles: [Double(first.step)])
+            for (key, part) in first.parts where key != "adam" { try part.save(to: file, group: key) }
+            let adam = first.adam
+            try file.createGroup("adam")
+            try file.setAttribute("hyperparameters", doubles: [adam.learningRate, adam.beta1, adam.beta2, adam.epsilon, adam.weightDecay, adam.decoupledWeightDecay ? 1 : 0], on: "adam")
+            try file.createGroup("adam/m")
+            try file.createGroup("adam/v")
+            for name in adam.states.keys.sorted() {
+                let s = adam.states[name]!
+                try file.write("adam/m/\(name)", floats: s.m, shape: [s.m.count])
+                try file.write("adam/v/\(name)", floats: s.v, shape: [s.v.count])
+                try file.setAttribute("step", doubles: [Double(s.step)], on: "adam/m/\(name)")
+            }
+        }
+        for path in [flat, legacy] {
+            let resumed = try Run()
+            resumed.step = Int(try Checkpoint.load(from: path, parts: resumed.parts)["step"]!)
+            for name in first.params.names {
+                XCTAssertEqual(resumed.adam.states[name]!.m.map(\.bitPattern), first.adam.states[name]!.m.map(\.bitPattern), path)
+                XCTAssertEqual(resumed.adam.states[name]!.v.map(\.bitPattern), first.adam.states[name]!.v.map(\.bitPattern), path)
+                XCTAssertEqual(resumed.adam.stepCount(name), 3, path)
+            }
+            for _ in 0..<3 { try resumed.trainStep() }
+            for name in straight.params.names {
+                XCTAssertEqual(straight.params[name]!.data.map(\.bitPattern), resumed.params[name]!.data.map(\.bitPattern), "\(path): \(name)")
+            }
+        }
+
+        // A table that does not add up.
+        let bad = dir.appendingPathComponent("bad.h5").path
+        do {
+            let file = try HDF5File(creatingAt: bad)
+            try file.setAttribute("format", string: Checkpoint.format)
+            try file.createGroup("adam")
+            try file.setAttribute("hyperparameters", doubles: [1, 0.9, 0.999, 1e-8, 0, 0], on: "adam")
+            try file.setAttribute("names", string: "a\nb", on: "adam")
+            try file.write("adam/steps", int64s: [1, 1], shape: [2])
+            try file.write("adam/counts", int64s: [2, 3], shape: [2])
+            try file.write("adam/m", floats: [1, 2, 3, 4], shape: [4])
+            try file.write("adam/v", floats: [1, 2, 3, 4], shape: [4])
+        }
+        XCTAssertThrowsError(try Checkpoint.load(from: bad, parts: ["adam": Adam<Float>(learningRate: 1)])) { e in
+            XCTAssertTrue("\(e)".contains(bad) && "\(e)".contains("adam/m"), "\(e)")
+        }
     }
 
     /// Parameters are stored flat (one "values" dataset + "shapes"): a thousand small tensors cost

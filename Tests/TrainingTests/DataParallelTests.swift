@@ -188,7 +188,8 @@ final class ConfigKeyTests: XCTestCase {
 
 /// The serial parts of a data-parallel step made parallel or deferred (issue #14) change no bit:
 /// the slot sums loaded straight into the model equal the flat sum, for any thread count and any
-/// split of the parameters; checkpoints written in the background are the bytes of a direct write.
+/// split of the parameters; replicas synchronised by their own workers hold the stepped values;
+/// checkpoints written in the background are the bytes of a direct write.
 final class DataParallelStepTests: XCTestCase {
     func testStepLoadsTheSameGradientAndParametersForAnyThreadCountAndSplit() throws {
         let (config, samples) = try Tiny.resolvedSamples()
@@ -213,7 +214,14 @@ final class DataParallelStepTests: XCTestCase {
                 }
             }
             XCTAssertEqual(loaded.map(\.bitPattern), flat.map(\.bitPattern), "\(threads) threads, grain \(grain)")
-            // The replicas hold the stepped values again.
+            // Each worker takes the stepped values for its replica before it runs again.
+            let seen = try engine.map(engine.workerCount) { replica, _ in replica.parameters.tensors.map(\.data) }
+            for values in seen { XCTAssertEqual(values, model.parameters.tensors.map(\.data)) }
+            // And an explicit synchronisation leaves every replica equal to the model.
+            _ = try ExecutionContext(threads: threads).run {
+                try engine.step(Array(prepared.indices), entries: entries, group: SingleProcess.shared, loss: loss) { adam.step(model.parameters) }
+            }
+            engine.synchronise()
             for r in engine.replicas.dropFirst() {
                 for (a, b) in zip(r.parameters.tensors, model.parameters.tensors) { XCTAssertEqual(a.data, b.data, a.name) }
             }
