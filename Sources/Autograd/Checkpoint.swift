@@ -130,12 +130,12 @@ struct FlatTensors {
     }
 }
 
-// Adam's state is stored flat like the parameters (format 3): attribute "names" (the parameters
-// with a state, sorted, one per line), "steps" and "counts" (per name: its step count and its number
-// of values, int64) and the moments "m" and "v", every name's values one after the other in the
-// order of "names". A dataset per tensor and moment (formats 1 and 2: /m/<name>, /v/<name>, the
-// step an attribute of /m/<name>) cost libhdf5 ~50 µs each, ~1150 of them in a stage-1 checkpoint
-// of the benchmark network; those files are still read.
+// Adam's state is stored flat like the parameters: attribute "names" (the parameters with a state,
+// sorted, one per line), "steps" and "counts" (per name: its step count and its number of values,
+// int64) and the moments "m" and "v", every name's values one after the other in the order of
+// "names". The earlier layout — a dataset per tensor and moment (/m/<name>, /v/<name>, the step an
+// attribute of /m/<name>), ~50 µs of libhdf5 each, ~1150 of them in a stage-1 checkpoint of the
+// benchmark network — has no "names" attribute on the group, and is still read.
 extension Adam: Checkpointable {
     public func save(to file: HDF5File, group: String) throws {
         try file.createGroup(group)
@@ -195,7 +195,7 @@ extension Adam: Checkpointable {
         states = loaded
     }
 
-    /// Formats 1 and 2: a dataset per parameter and moment.
+    /// The earlier layout: a dataset per parameter and moment.
     private func loadPerTensor(from file: HDF5File, group: String) throws {
         states = [:]
         let names = file.exists("\(group)/m") ? try file.memberNames(of: "\(group)/m") : []
@@ -242,10 +242,12 @@ extension ExponentialMovingAverage: Checkpointable {
 public enum Checkpoint {
     /// Writes every part under /<key>, plus `metadata` as float64 attributes of the root (step
     /// counters, seeds below 2⁵³, the epoch). Atomic: temporary file, then rename.
-    /// 3: Adam's moments flat as well; 2: flat parameter groups ("values" + "shapes"); 1: a dataset
-    /// per parameter. All are read.
-    static let format = "harmose-checkpoint-3"
-    static let readableFormats: Set<String> = ["harmose-checkpoint-1", "harmose-checkpoint-2", "harmose-checkpoint-3"]
+    /// 2: flat parameter groups ("values" + "shapes"); 1: a dataset per parameter. Both are read.
+    /// Adam's state is flat too since issue #14 (recognised by its "names" attribute, see above),
+    /// with the format still 2: builds before it read these files' parameters (predict, refine on a
+    /// stage 1) and fail only on resuming their optimiser.
+    static let format = "harmose-checkpoint-2"
+    static let readableFormats: Set<String> = ["harmose-checkpoint-1", "harmose-checkpoint-2"]
 
     public static func save(to path: String, parts: [String: Checkpointable], metadata: [String: Double] = [:]) throws {
         try take(parts: parts, metadata: metadata, for: path).write(to: [path])

@@ -97,12 +97,21 @@ final class WeightAverage<Model: ReplicableModel> {
         self.updates = updates
     }
 
+    /// Elementwise, so the trainable tensors are shared among the context's threads (runs of
+    /// about equal element count, Parallel.forRuns): part of every step, the same bits.
     func update(from source: Model) {
         let d = Float(min(decay, Double(1 + updates) / Double(10 + updates))), e = 1 - d
+        var pairs: [(average: Tensor<Float>, source: Tensor<Float>)] = []
         for (mine, theirs) in zip(model.parameterSets, source.parameterSets) {
             for (s, p) in zip(mine.tensors, theirs.tensors) {
                 // A frozen tensor's average is itself (d·x + (1 − d)·x drifts by rounding in Float).
                 guard p.requiresGrad else { if s.data != p.data { s.data = p.data }; continue }
+                pairs.append((s, p))
+            }
+        }
+        let work = pairs
+        Parallel.forRuns(sizes: work.map(\.source.count)) { r in
+            for (s, p) in work[r] {
                 s.data.withUnsafeMutableBufferPointer { sv in
                     p.data.withUnsafeBufferPointer { pv in for i in 0 ..< sv.count { sv[i] = d * sv[i] + e * pv[i] } }
                 }

@@ -292,10 +292,10 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(straight.adam.learningRate, resumed.adam.learningRate)
     }
 
-    /// Adam's moments are stored flat (format 3: "names", "steps", "counts", "m", "v" — a few
-    /// datasets instead of two per tensor); a checkpoint of the per-tensor layout (formats 1–2)
-    /// still loads, and a run resumed from it continues bit for bit like the uninterrupted one;
-    /// an inconsistent table is refused naming the field.
+    /// Adam's moments are stored flat ("names", "steps", "counts", "m", "v" — a few datasets
+    /// instead of two per tensor); a checkpoint of the earlier per-tensor layout still loads, and a
+    /// run resumed from it continues bit for bit like the uninterrupted one; an inconsistent table
+    /// is refused naming the field.
     func testAdamStateIsFlatAndTheOldLayoutStillResumes() throws {
         let dir = try makeTemporaryDirectory(self)
         let straight = try Run()
