@@ -5,10 +5,10 @@
 // held ~1700 of them (each parameter tensor, Adam's two moments): 75–160 ms per file, serial,
 // against 0.3–0.8 s of data-parallel training per epoch on the benchmark sets — the largest serial
 // part of a 2-thread epoch (issue #14). With parameters (format 2) and Adam's state flat, a
-// checkpoint is now a few datasets, ~1 ms of libhdf5; the write still overlaps. The epoch's content is taken at the end of the epoch (`Checkpoint.take`,
-// cheap: values shared copy-on-write), and written on a background thread while the next epoch
-// trains; the files are the same bytes as a direct write, so results and artifacts do not change.
-// A checkpoint that goes to several paths (best.h5 and last.h5 of an improved epoch, when their
+// checkpoint is now a few datasets, ~1 ms of libhdf5; the write still overlaps. The epoch's
+// content is taken at the end of the epoch (`Checkpoint.take`, cheap: values shared copy-on-write),
+// and written on a background thread while the next epoch trains; the files are the same bytes as
+// a direct write, so results and artifacts do not change. A checkpoint that goes to several paths (best.h5 and last.h5 of an improved epoch, when their
 // parts are the same) is written once and copied.
 //
 // One write is in flight at a time: submitting the next one, and `finish()` (before anything reads

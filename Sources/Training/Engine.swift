@@ -78,9 +78,10 @@ final class DataParallel<Model: ReplicableModel> {
 
     var workerCount: Int { replicas.count }
 
-    /// Copies the model's parameter values and frozen flags into every other replica (after each
-    /// optimiser step, a checkpoint load or a freeze). Assignment shares the value buffers until
-    /// the optimiser next writes the model's (copy on write), so this costs little.
+    /// Copies the model's parameter values and frozen flags into every other replica now (after a
+    /// checkpoint load or a freeze; after an optimiser step each worker does its own, `map`).
+    /// Assignment shares the value buffers until the optimiser next writes the model's (copy on
+    /// write), so this costs little.
     func synchronise() {
         for r in replicas.indices.dropFirst() { synchronise(replica: r) }
     }
@@ -239,7 +240,8 @@ final class DataParallel<Model: ReplicableModel> {
     /// entries)`, where `entries` is the batch's count of target entries, the mean's divisor) and
     /// its gradient on the workers, the gradients summed in batch order and passed through
     /// `allReduce`, loaded into the model, `update` (clipping and optimisers), and the replicas
-    /// marked stale (each worker synchronises its own when it next runs, `map`). Returns the batch loss and each member's loss record, in batch order.
+    /// marked stale (each worker synchronises its own when it next runs, `map`). Returns the
+    /// batch loss and each member's loss record, in batch order.
     /// With several processes (`group`), this rank computes only the units its partition owns
     /// (unit i: rank i mod size); the flat gradient with the local loss appended is summed over the
     /// ranks. Returns the global batch loss and this rank's loss records.
