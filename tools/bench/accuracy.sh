@@ -18,9 +18,13 @@
 #   ftband32   the same stage 1, strict refine at width 32 without band loss for B2 seconds
 #              (configs/accuracy/refine-w32.json), then JOINT epochs (default 40) of joint
 #              fine-tuning of both stages (`refine --init`, configs/accuracy/joint-w32.json; JOINT=0
-#              skips it), then the band loss for B3 seconds (`refine --init`,
-#              configs/accuracy/finetune-band32.json: learning rate 2e-4, weight 0.001): the recipe
-#              of the shipped data/models/crystals (B1=3000 B2=1200 B3=900, 1 thread)
+#              skips it), then J2 seconds (default 0: skipped) more of joint fine-tuning with a fresh
+#              cosine schedule from 3e-4 (configs/accuracy/joint2-w32.json; the epoch count there is
+#              a ceiling, the schedule follows the clock), then the band loss for B3 seconds
+#              (`refine --init`, configs/accuracy/finetune-band32.json: learning rate 2e-4, weight
+#              0.001), then B4 seconds (default 0: skipped) of band-loss polish at learning rate 5e-5,
+#              clip norm 1, Huber 0.1 eV (configs/accuracy/polish-band32.json): the recipe of the
+#              shipped data/models/crystals (B1=3000 B2=1200 JOINT=40 J2=3900 B3=900 B4=600, 1 thread)
 # Every run is evaluated with `harmose eval` (default overlap threshold 1e-3; 5e-4 reported too)
 # per system; one summary line per (run, system) goes to stdout and $OUT/summary.tsv.
 # EVAL_ONLY=1 re-evaluates the models already under $OUT (same split) without training.
@@ -33,6 +37,8 @@ B1=${B1:-600}
 B2=${B2:-300}
 B3=${B3:-300}
 JOINT=${JOINT:-40}
+J2=${J2:-0}
+B4=${B4:-0}
 OUT=${OUT:-outputs/bench-accuracy}
 SETS=${SETS:-crystals}
 RUNS=${RUNS:-today recipe band strict empirical}
@@ -127,7 +133,15 @@ one() { # SET RUN
         if [ ! -f "$OUT/$set/joint/hybrid/best.h5" ]; then refine "$set" joint "$OUT/$set/base/stage1" strict "$OUT/joint-w32.json" 0 "$start"; fi
         start="$OUT/$set/joint/hybrid"
       fi
+      if [ "$J2" -gt 0 ]; then
+        if [ ! -f "$OUT/$set/joint2/hybrid/best.h5" ]; then refine "$set" joint2 "$OUT/$set/base/stage1" strict joint2-w32.json "$J2" "$start"; fi
+        start="$OUT/$set/joint2/hybrid"
+      fi
       refine "$set" ftband32 "$OUT/$set/base/stage1" strict finetune-band32.json "$B3" "$start"
+      if [ "$B4" -gt 0 ]; then
+        refine "$set" polish32 "$OUT/$set/base/stage1" strict polish-band32.json "$B4" "$OUT/$set/ftband32/hybrid"
+        evaluate "$set" polish32 "$OUT/$set/polish32/hybrid"
+      fi
       evaluate "$set" ftband32 "$OUT/$set/ftband32/hybrid" ;;
     strict | empirical)
       # Both hybrids share one B1-second stage 1 (trained once, by whichever comes first).
