@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
+        // Debian: zlib1g-dev (HDF5Kit compresses chunks itself, as libhdf5's gzip filter would).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         // Debian: libopenmpi-dev (mpirun from openmpi-bin runs the tests).
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi"),
         // Debian: libsuitesparse-dev (no .pc file), libarpack2-dev.
@@ -43,7 +45,7 @@ let package = Package(
 
         // Cores with no knowledge of chemistry.
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel + fuzzed),
-        .target(name: "HDF5Kit", dependencies: ["CHDF5"], swiftSettings: fuzzed),
+        .target(name: "HDF5Kit", dependencies: ["CHDF5", "CZlib"], swiftSettings: fuzzed),
         .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS", "Linalg"], swiftSettings: fuzzed),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit", "CKernels"], swiftSettings: hotKernel + fuzzed),
         // Elementwise loops Swift cannot vectorise (a vector square root: Adam's step). Products are

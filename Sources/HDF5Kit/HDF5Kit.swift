@@ -522,7 +522,7 @@ public final class HDF5File {
         return lcpl
     }
 
-    private func withDataset<R>(_ name: String, _ body: (hid_t) throws -> R) throws -> R {
+    func withDataset<R>(_ name: String, _ body: (hid_t) throws -> R) throws -> R {
         try withHDF5 {
             guard H5Lexists(id, name, harmose_h5p_default()) > 0 else {
                 throw HDF5Error(file: path, object: name, message: "dataset not found")
@@ -649,7 +649,8 @@ public final class HDF5File {
 
     /// Creates an empty dataset of `columns`-wide rows (1-D when columns == 0) that grows along
     /// its first axis with `append`; chunked (≈ `chunkRows` rows per chunk) and, when `compressed`,
-    /// shuffled + gzip-compressed. Memory stays at one chunk whatever the final size.
+    /// shuffled + gzip-compressed. Memory stays at one chunk whatever the final size. (Large
+    /// streams: `FilteredChunkAppender` fills these datasets with chunks it compresses itself.)
     public func createAppendable(_ name: String, kind: HDF5ScalarKind, columns: Int = 0, chunkRows: Int = 65536,
                                  compressed: Bool = true) throws {
         try withHDF5 {
@@ -661,7 +662,7 @@ public final class HDF5File {
             defer { H5Pclose(dcpl) }
             var chunk: [hsize_t] = columns > 0 ? [hsize_t(max(1, chunkRows)), hsize_t(columns)] : [hsize_t(max(1, chunkRows))]
             H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
-            if compressed { H5Pset_shuffle(dcpl); H5Pset_deflate(dcpl, 1) }
+            if compressed { H5Pset_shuffle(dcpl); H5Pset_deflate(dcpl, UInt32(HDF5ChunkFilter.appendableDeflateLevel)) }
             let lcpl = try linkCreationProperties()
             defer { H5Pclose(lcpl) }
             let d = H5Dcreate2(id, name, Self.fileType(kind), s, lcpl, dcpl, harmose_h5p_default())

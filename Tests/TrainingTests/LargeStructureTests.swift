@@ -22,7 +22,7 @@ final class LargeStructureTests: XCTestCase {
 
         let dir = try makeTemporaryDirectory(self).appendingPathComponent("chain")
         try FormatWriter.write(record, to: dir, format: .deephDock)
-        let writer = try StreamingOperatorWriter(url: dir.appendingPathComponent("hamiltonian.h5"), bufferEntries: 500)
+        let writer = try StreamingOperatorWriter(url: dir.appendingPathComponent("hamiltonian.h5"), chunkRows: .init(pairs: 4, boundaries: 8, shapes: 4, entries: 500))
         let keys = whole.keys
         var reports = 0
         let written = try predictor.predictStreaming(record, keys: keys, to: writer, chunkAtoms: 3) { _, _ in reports += 1 }
@@ -90,7 +90,7 @@ final class LargeStructureTests: XCTestCase {
         let whole = try predictor.predict(record)
         let file = dir.appendingPathComponent("chain")
         try FormatWriter.write(record, to: file, format: .deephDock)
-        let writer = try StreamingOperatorWriter(url: file.appendingPathComponent("hamiltonian.h5"), bufferEntries: 500)
+        let writer = try StreamingOperatorWriter(url: file.appendingPathComponent("hamiltonian.h5"), chunkRows: .init(pairs: 4, boundaries: 8, shapes: 4, entries: 500))
         var reported: [Int] = []
         let written = try ExecutionContext(threads: 2).run {
             try predictor.predictStreaming(record, keys: whole.keys, to: writer, chunkAtoms: 6) { done, _ in reported.append(done) }
