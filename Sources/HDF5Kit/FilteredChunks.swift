@@ -36,30 +36,31 @@ public enum HDF5ChunkFilter {
     }
 
     /// The stored bytes of one chunk (`raw`: the whole chunk, rows past the dataset's end zero,
-    /// as libhdf5 fills them): shuffled, then zlib `compress2` at `level`. libhdf5 1.10's deflate
-    /// filter keeps the compressed bytes even when they are not shorter (checked on Debian's
-    /// 1.10.8: random bytes are stored 1.1 % longer, filter mask 0), so the mask is always 0.
-    public static func filter(_ raw: UnsafeRawBufferPointer, elementSize: Int, level: Int32 = appendableDeflateLevel) throws -> [UInt8] {
-        let shuffled = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, raw.count), alignment: 16)
-        defer { shuffled.deallocate() }
-        shuffle(raw, elementSize: elementSize, into: shuffled)
-        var length = compressBound(uLong(raw.count))
-        var out = [UInt8](repeating: 0, count: Int(length))
-        let status = out.withUnsafeMutableBytes { o in
-            compress2(o.bindMemory(to: Bytef.self).baseAddress, &length,
-                      UnsafeRawPointer(shuffled.baseAddress!).assumingMemoryBound(to: Bytef.self), uLong(raw.count), level)
-        }
+    /// as libhdf5 fills them), written to `stored` (at least `storedBound` bytes; `scratch` holds
+    /// the shuffled chunk): shuffled, then zlib `compress2` at `level`; returns their length.
+    /// libhdf5 1.10's deflate filter keeps the compressed bytes even when they are not shorter
+    /// (checked on Debian's 1.10.8: random bytes are stored 1.1 % longer, filter mask 0), so the
+    /// mask is always 0.
+    public static func filter(_ raw: UnsafeRawBufferPointer, elementSize: Int, level: Int32 = appendableDeflateLevel,
+                              scratch: UnsafeMutableRawBufferPointer, into stored: UnsafeMutableRawBufferPointer) throws -> Int {
+        precondition(scratch.count >= raw.count && stored.count >= storedBound(raw.count))
+        shuffle(raw, elementSize: elementSize, into: scratch)
+        var length = uLong(stored.count)
+        let status = compress2(stored.baseAddress!.assumingMemoryBound(to: Bytef.self), &length,
+                               UnsafeRawPointer(scratch.baseAddress!).assumingMemoryBound(to: Bytef.self), uLong(raw.count), level)
         guard status == Z_OK else { throw HDF5Error(file: "", message: "zlib compress2 failed (status \(status))") }
-        out.removeLast(out.count - Int(length))
-        return out
+        return Int(length)
     }
+
+    /// The most bytes `filter` stores for a chunk of `rawBytes` bytes.
+    public static func storedBound(_ rawBytes: Int) -> Int { Int(compressBound(uLong(rawBytes))) }
 }
 
 extension HDF5File {
     /// Writes the stored (already filtered) bytes of the chunk that starts at row `firstRow` of an
     /// appendable dataset, first growing its extent to `extentRows` rows (the chunk's last row, or
     /// the dataset's last where it ends inside the chunk).
-    public func writeStoredChunk(_ name: String, firstRow: Int, extentRows: Int, bytes: [UInt8], filterMask: UInt32 = 0) throws {
+    public func writeStoredChunk(_ name: String, firstRow: Int, extentRows: Int, bytes: UnsafeRawBufferPointer, filterMask: UInt32 = 0) throws {
         try withDataset(name) { d in
             let s = H5Dget_space(d)
             let rank = Int(H5Sget_simple_extent_ndims(s))
@@ -72,9 +73,7 @@ extension HDF5File {
             }
             var offset = [hsize_t](repeating: 0, count: rank)
             offset[0] = hsize_t(firstRow)
-            let status = bytes.withUnsafeBytes {
-                H5Dwrite_chunk(d, harmose_h5p_default(), filterMask, &offset, $0.count, $0.baseAddress)
-            }
+            let status = H5Dwrite_chunk(d, harmose_h5p_default(), filterMask, &offset, bytes.count, bytes.baseAddress)
             guard status >= 0 else { throw HDF5Error(file: path, object: name, message: "chunk write failed\(systemReason())") }
         }
     }
@@ -106,8 +105,8 @@ extension HDF5File {
 /// whole chunks: `append` copies rows into the current chunk of its dataset; a full chunk is
 /// filtered on a pool thread while the caller goes on, and the filtered chunks are written in the
 /// order they filled (every dataset's, interleaved), by the caller, when more than `inFlight`
-/// are pending and at `finish`. Memory: one chunk per dataset + `inFlight` chunks, raw or
-/// filtered. `finish` writes each dataset's last, partial chunk (rows past the end zero, as
+/// are pending and at `finish`. Memory: one chunk per dataset + `inFlight` chunks (raw, shuffled and
+/// filtered bytes each), their buffers reused. `finish` writes each dataset's last, partial chunk (rows past the end zero, as
 /// libhdf5 fills them) and sets its extent to its rows.
 public final class FilteredChunkAppender {
     public let file: HDF5File
@@ -118,29 +117,44 @@ public final class FilteredChunkAppender {
 
     struct Stream {
         let name: String
-        let elementSize: Int, rowElements: Int, chunkRows: Int
-        var buffer: UnsafeMutableRawBufferPointer
-        var filled = 0            // bytes of `buffer` holding rows
+        let elementSize: Int, rowElements: Int, chunkRows: Int, chunkBytes: Int
+        var current: ChunkBuffers
+        var spare: [ChunkBuffers] = []   // buffers of written chunks, reused (no fresh pages per chunk)
+        var filled = 0            // bytes of `current.raw` holding rows
         var rowsQueued = 0        // rows in chunks already handed to the pool
-        var chunkBytes: Int { buffer.count }
+        func take() -> ChunkBuffers { ChunkBuffers(chunkBytes: chunkBytes) }
+    }
+
+    /// One chunk's raw rows, its shuffled bytes and its stored (filtered) bytes.
+    final class ChunkBuffers: @unchecked Sendable {
+        let raw, shuffled, stored: UnsafeMutableRawBufferPointer
+        init(chunkBytes: Int) {
+            raw = .allocate(byteCount: chunkBytes, alignment: 16)
+            shuffled = .allocate(byteCount: chunkBytes, alignment: 16)
+            stored = .allocate(byteCount: HDF5ChunkFilter.storedBound(chunkBytes), alignment: 16)
+        }
+        deinit { raw.deallocate(); shuffled.deallocate(); stored.deallocate() }
     }
 
     /// A chunk being filtered on the pool; `stored` waits for it.
     final class PendingChunk: @unchecked Sendable {
         let stream: Int, firstRow: Int, extentRows: Int
-        private var result: Result<[UInt8], Error>?
+        let buffers: ChunkBuffers
+        private var result: Result<Int, Error>?
         private let done = DispatchSemaphore(value: 0)
-        init(stream: Int, firstRow: Int, extentRows: Int) {
-            self.stream = stream; self.firstRow = firstRow; self.extentRows = extentRows
+        init(stream: Int, firstRow: Int, extentRows: Int, buffers: ChunkBuffers) {
+            self.stream = stream; self.firstRow = firstRow; self.extentRows = extentRows; self.buffers = buffers
         }
-        func filter(_ raw: UnsafeMutableRawBufferPointer, elementSize: Int) {
-            result = Result { try HDF5ChunkFilter.filter(UnsafeRawBufferPointer(raw), elementSize: elementSize) }
-            raw.deallocate()
+        func filter(elementSize: Int) {
+            result = Result {
+                try HDF5ChunkFilter.filter(UnsafeRawBufferPointer(buffers.raw), elementSize: elementSize,
+                                           scratch: buffers.shuffled, into: buffers.stored)
+            }
             done.signal()
         }
-        func stored() throws -> [UInt8] {
+        func stored() throws -> UnsafeRawBufferPointer {
             done.wait()
-            return try result!.get()
+            return UnsafeRawBufferPointer(rebasing: buffers.stored[0 ..< (try result!.get())])
         }
     }
 
@@ -151,10 +165,8 @@ public final class FilteredChunkAppender {
     }
 
     deinit {
-        // Chunks still on the pool own their raw buffers; wait so that nothing outlives `self`'s
-        // caller unnoticed (their results are dropped).
+        // Chunks still on the pool (after an error): wait for them, dropping their results.
         for p in pending { _ = try? p.stored() }
-        for s in streams { s.buffer.deallocate() }
     }
 
     /// Creates an empty appendable dataset (`HDF5File.createAppendable`, compressed) of
@@ -168,8 +180,9 @@ public final class FilteredChunkAppender {
         case .float32, .int32: elementSize = 4
         }
         let rowElements = max(1, columns), rows = max(1, chunkRows)
+        let chunkBytes = rows * rowElements * elementSize
         streams.append(Stream(name: name, elementSize: elementSize, rowElements: rowElements, chunkRows: rows,
-                              buffer: .allocate(byteCount: rows * rowElements * elementSize, alignment: 16)))
+                              chunkBytes: chunkBytes, current: ChunkBuffers(chunkBytes: chunkBytes)))
         return streams.count - 1
     }
 
@@ -186,7 +199,7 @@ public final class FilteredChunkAppender {
         while at < bytes.count {
             let s = streams[dataset]
             let n = min(bytes.count - at, s.chunkBytes - s.filled)
-            (s.buffer.baseAddress! + s.filled).copyMemory(from: bytes.baseAddress! + at, byteCount: n)
+            (s.current.raw.baseAddress! + s.filled).copyMemory(from: bytes.baseAddress! + at, byteCount: n)
             streams[dataset].filled += n
             at += n
             if streams[dataset].filled == s.chunkBytes { try submit(dataset, rows: s.chunkRows) }
@@ -196,15 +209,14 @@ public final class FilteredChunkAppender {
     /// Hands the current chunk of `dataset` (`rows` rows in it, zeros after them) to the pool.
     private func submit(_ dataset: Int, rows: Int) throws {
         let s = streams[dataset]
-        let raw = s.buffer
-        if s.filled < s.chunkBytes { (raw.baseAddress! + s.filled).initializeMemory(as: UInt8.self, repeating: 0, count: s.chunkBytes - s.filled) }
-        let chunk = PendingChunk(stream: dataset, firstRow: s.rowsQueued, extentRows: s.rowsQueued + rows)
-        streams[dataset].buffer = .allocate(byteCount: s.chunkBytes, alignment: 16)
+        let buffers = s.current
+        if s.filled < s.chunkBytes { (buffers.raw.baseAddress! + s.filled).initializeMemory(as: UInt8.self, repeating: 0, count: s.chunkBytes - s.filled) }
+        let chunk = PendingChunk(stream: dataset, firstRow: s.rowsQueued, extentRows: s.rowsQueued + rows, buffers: buffers)
+        streams[dataset].current = streams[dataset].spare.popLast() ?? s.take()
         streams[dataset].filled = 0
         streams[dataset].rowsQueued += rows
         let elementSize = s.elementSize
-        nonisolated(unsafe) let owned = raw
-        pool.async { chunk.filter(owned, elementSize: elementSize) }
+        pool.async { chunk.filter(elementSize: elementSize) }
         pending.append(chunk)
         while pending.count > inFlight { try writeOldest() }
     }
@@ -212,9 +224,10 @@ public final class FilteredChunkAppender {
     private func writeOldest() throws {
         let chunk = pending.removeFirst()
         let name = streams[chunk.stream].name
-        let bytes: [UInt8]
+        let bytes: UnsafeRawBufferPointer
         do { bytes = try chunk.stored() } catch let e as HDF5Error { throw HDF5Error(file: file.path, object: name, message: e.message) }
         try file.writeStoredChunk(name, firstRow: chunk.firstRow, extentRows: chunk.extentRows, bytes: bytes)
+        streams[chunk.stream].spare.append(chunk.buffers)
     }
 
     /// Writes every dataset's last, partial chunk and everything pending. The datasets then hold
