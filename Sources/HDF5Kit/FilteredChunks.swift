@@ -105,9 +105,9 @@ extension HDF5File {
 /// whole chunks: `append` copies rows into the current chunk of its dataset; a full chunk is
 /// filtered on a pool thread while the caller goes on, and the filtered chunks are written in the
 /// order they filled (every dataset's, interleaved), by the caller, when more than `inFlight`
-/// are pending and at `finish`. Memory: one chunk per dataset + `inFlight` chunks (raw, shuffled and
-/// filtered bytes each), their buffers reused. `finish` writes each dataset's last, partial chunk (rows past the end zero, as
-/// libhdf5 fills them) and sets its extent to its rows.
+/// are pending and at `finish`. Memory: one chunk per dataset + `inFlight` chunks (raw, shuffled
+/// and filtered bytes each), their buffers reused. `finish` writes each dataset's last, partial
+/// chunk (rows past the end zero, as libhdf5 fills them) and sets its extent to its rows.
 public final class FilteredChunkAppender {
     public let file: HDF5File
     let inFlight: Int
