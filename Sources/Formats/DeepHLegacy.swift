@@ -110,6 +110,7 @@ public enum DeepHLegacy {
 
     /// Parses "[Rx, Ry, Rz, i, j]" (1-based atoms) into a 0-based key.
     static func parseKey(_ text: String) -> BlockKey? {
+        if let key = parseCanonicalKey(text) { return key }
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard trimmed.hasPrefix("["), trimmed.hasSuffix("]") else { return nil }
         let parts = trimmed.dropFirst().dropLast().split(separator: ",", omittingEmptySubsequences: false)
@@ -117,6 +118,50 @@ public enum DeepHLegacy {
         // Shifts bounded like DeepH-dock's; Int.min would overflow on the 1-based → 0-based − 1.
         guard parts.count == 5, v.count == 5, v[0 ..< 3].allSatisfy({ (-maxShift ... maxShift).contains($0) }), v[3] > Int.min, v[4] > Int.min else { return nil }
         return BlockKey(v[0], v[1], v[2], v[3] - 1, v[4] - 1)
+    }
+
+    /// "[Rx, Ry, Rz, i, j]" exactly as DeepH writes it (ASCII digits, optional '-', ", " or ","
+    /// between fields), read from its bytes: the key of every block, 10⁵ per file, where the
+    /// general parse's Foundation trimming cost more than libhdf5's read. nil: not in that form
+    /// (then `parseKey` decides, with the same bounds).
+    static func parseCanonicalKey(_ text: String) -> BlockKey? {
+        var fields = (0, 0, 0, 0, 0)
+        var count = 0
+        let done: Bool? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            guard bytes.count >= 11, bytes.count <= 120, bytes.first == UInt8(ascii: "["), bytes.last == UInt8(ascii: "]") else { return false }
+            var k = 1
+            let end = bytes.count - 1
+            while count < 5 {
+                if count > 0 {
+                    guard k < end, bytes[k] == UInt8(ascii: ",") else { return false }
+                    k += 1
+                    if k < end, bytes[k] == UInt8(ascii: " ") { k += 1 }
+                }
+                let negative = k < end && bytes[k] == UInt8(ascii: "-")
+                if negative { k += 1 }
+                var value = 0, digits = 0
+                while k < end, (UInt8(ascii: "0") ... UInt8(ascii: "9")).contains(bytes[k]) {
+                    guard digits < 9 else { return false }   // longer numbers: the general parse
+                    value = value * 10 + Int(bytes[k] - UInt8(ascii: "0"))
+                    digits += 1; k += 1
+                }
+                guard digits > 0 else { return false }
+                if negative { value = -value }
+                switch count {
+                case 0: fields.0 = value
+                case 1: fields.1 = value
+                case 2: fields.2 = value
+                case 3: fields.3 = value
+                default: fields.4 = value
+                }
+                count += 1
+            }
+            return k == end
+        }
+        guard done == true else { return nil }
+        let shift = -maxShift ... maxShift
+        guard shift.contains(fields.0), shift.contains(fields.1), shift.contains(fields.2) else { return nil }
+        return BlockKey(fields.0, fields.1, fields.2, fields.3 - 1, fields.4 - 1)
     }
 
     static func readOperator(_ file: HDF5File, structure: Structure) throws -> BlockOperator {

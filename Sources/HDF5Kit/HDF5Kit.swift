@@ -125,12 +125,17 @@ public final class HDF5File {
     }
 
     /// libhdf5 opening a file in this process: the snapshot child, and own artifacts.
-    init(readingInProcessAt path: String) throws {
+    /// `metadataCacheLog`: a path where libhdf5 logs every metadata-cache operation (one JSON line
+    /// each), for tests that count the library's work instead of timing it.
+    init(readingInProcessAt path: String, metadataCacheLog: String? = nil) throws {
         self.path = path
         snapshot = nil
         id = try withHDF5 {
             guard H5Fis_hdf5(path) > 0 else { throw HDF5Error(file: path, message: "not an HDF5 file (or truncated)") }
-            let f = H5Fopen(path, harmose_h5f_acc_rdonly(), harmose_h5p_default())
+            let fapl = H5Pcreate(harmose_h5p_file_access())
+            defer { H5Pclose(fapl) }
+            if let metadataCacheLog { H5Pset_mdc_log_options(fapl, true, metadataCacheLog, true) }
+            let f = H5Fopen(path, harmose_h5f_acc_rdonly(), fapl)
             guard f >= 0 else { throw HDF5Error(file: path, message: "cannot open (corrupt or truncated HDF5)") }
             return f
         }
@@ -237,17 +242,29 @@ public final class HDF5File {
             guard info.nlinks <= hsize_t(HDF5File.maxMembers) else {
                 throw HDF5Error(file: path, object: group, message: "\(info.nlinks) members, over the limit of \(HDF5File.maxMembers)")
             }
-            var names: [String] = []
-            names.reserveCapacity(Int(info.nlinks))
-            for k in 0 ..< info.nlinks {
-                let n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, nil, 0, harmose_h5p_default())
-                guard n >= 0, n < 1 << 16 else { throw HDF5Error(file: path, object: group, message: "cannot read member name") }
-                var buf = [CChar](repeating: 0, count: Int(n) + 1)
-                H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, k, &buf, Int(n) + 1, harmose_h5p_default())
-                names.append(String(cString: buf))
+            // One pass in name order. Not H5Lget_name_by_idx per member: on the symbol-table groups
+            // most writers make, each call walks the group's B-tree from its start, so listing n
+            // members cost O(n²) (minutes for a DeepH legacy file of 10⁵ blocks).
+            let listing = MemberListing(limit: Int(info.nlinks))
+            var position: hsize_t = 0
+            let status = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &position, { _, name, _, context in
+                let listing = Unmanaged<MemberListing>.fromOpaque(context!).takeUnretainedValue()
+                guard let name, listing.names.count < listing.limit, strnlen(name, 1 << 16) < 1 << 16 else { return -1 }
+                listing.names.append(String(cString: name))
+                return 0
+            }, Unmanaged.passUnretained(listing).toOpaque())
+            guard status >= 0, listing.names.count == Int(info.nlinks) else {
+                throw HDF5Error(file: path, object: group, message: "cannot read member name")
             }
-            return names
+            return listing.names
         }
+    }
+
+    /// The names H5Literate's callback collects (its context pointer), at most `limit`.
+    private final class MemberListing {
+        let limit: Int
+        var names: [String] = []
+        init(limit: Int) { self.limit = limit; names.reserveCapacity(limit) }
     }
 
     public func exists(_ name: String) -> Bool {
@@ -605,22 +622,52 @@ public final class HDF5File {
     }
 
     private func read<T>(_ name: String, memType: hid_t, zero: T) throws -> HDF5Array<T> {
-        try withDataset(name) { d in
-            let shape = try shapeOf(d, name)
-            _ = try kindOf(d, name)
-            let count = shape.reduce(1, *)
-            try checkStored(d, name, count: count)
-            var values = [T](repeating: zero, count: count)
-            if count > 0 {
-                let status = values.withUnsafeMutableBytes {
-                    H5Dread(d, memType, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), $0.baseAddress)
-                }
-                guard status >= 0 else {
-                    throw HDF5Error(file: path, object: name, message: "read failed (truncated or corrupt data)")
-                }
+        try withDataset(name) { d in try read(d, name, memType: memType, zero: zero) }
+    }
+
+    /// The snapshot child's read of one numeric dataset, opened once (not once for its shape and
+    /// kind and again for its values: per-dataset opens dominate files of 10⁵ small datasets).
+    /// Results and messages as `datasetInfo` and then `readDoubles`/`readFloats`/`readInt64s`
+    /// give; `admit` sees the values' byte count before they are read, and what it throws is
+    /// rethrown.
+    func readWhole(_ name: String, admit: (_ bytes: Int) throws -> Void)
+        throws -> (info: Result<(shape: [Int], kind: HDF5ScalarKind), HDF5Error>, values: Result<HDF5Snapshot.Values, HDF5Error>?) {
+        var info: Result<(shape: [Int], kind: HDF5ScalarKind), HDF5Error> = .failure(HDF5Error(file: path, object: name, message: "dataset not found"))
+        var values: Result<HDF5Snapshot.Values, HDF5Error>?
+        var refused: Error?
+        do {
+            try withDataset(name) { d in
+                do { info = .success((try shapeOf(d, name), try kindOf(d, name))) } catch let e as HDF5Error { info = .failure(e); return }
+                guard case .success(let (shape, kind)) = info else { return }
+                do { try admit(shape.reduce(1, *) * (kind == .float32 || kind == .int32 ? 4 : 8)) } catch { refused = error; return }
+                do {
+                    switch kind {
+                    case .float64: values = .success(.doubles(try read(d, name, memType: harmose_h5t_native_double(), zero: 0.0).values))
+                    case .float32: values = .success(.floats(try read(d, name, memType: harmose_h5t_native_float(), zero: Float(0)).values))
+                    case .int64, .int32: values = .success(.int64s(try read(d, name, memType: harmose_h5t_native_int64(), zero: Int64(0)).values))
+                    }
+                } catch let e as HDF5Error { values = .failure(e) }
             }
-            return HDF5Array(values: values, shape: shape)
+        } catch let e as HDF5Error { info = .failure(e) }
+        if let refused { throw refused }
+        return (info, values)
+    }
+
+    private func read<T>(_ d: hid_t, _ name: String, memType: hid_t, zero: T) throws -> HDF5Array<T> {
+        let shape = try shapeOf(d, name)
+        _ = try kindOf(d, name)
+        let count = shape.reduce(1, *)
+        try checkStored(d, name, count: count)
+        var values = [T](repeating: zero, count: count)
+        if count > 0 {
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(d, memType, harmose_h5s_all(), harmose_h5s_all(), harmose_h5p_default(), $0.baseAddress)
+            }
+            guard status >= 0 else {
+                throw HDF5Error(file: path, object: name, message: "read failed (truncated or corrupt data)")
+            }
         }
+        return HDF5Array(values: values, shape: shape)
     }
 
     private func readStringValue(_ t: hid_t, name: String, read: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> String {

@@ -71,7 +71,9 @@ final class HDF5Snapshot {
     init(file: String) { self.file = file }
 
     static func key(_ name: String) -> String {
-        name.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+        // A plain member name (every lookup of a DeepH legacy block) is its own key.
+        if !name.isEmpty, name != ".", !name.utf8.contains(UInt8(ascii: "/")) { return name }
+        return name.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
     }
 
     static func fileSize(_ path: String) -> Int {
@@ -283,6 +285,7 @@ private struct Walk {
         var object = HDF5Snapshot.Object()
         var type = H5O_TYPE_UNKNOWN
         var address: UInt64 = 0
+        var attributeCount: hsize_t?
         let opened: Bool = withHDF5 {
             let o = H5Oopen(file.id, path, harmose_h5p_default())
             guard o >= 0 else { return false }
@@ -291,6 +294,8 @@ private struct Walk {
             guard H5Oget_info2(o, &info, UInt32(H5O_INFO_BASIC)) >= 0 else { return false }
             type = info.type
             address = UInt64(info.addr)
+            var counted = H5O_info_t()
+            if H5Oget_info2(o, &counted, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 { attributeCount = counted.num_attrs }
             return true
         }
         var members: [String] = []
@@ -309,7 +314,9 @@ private struct Walk {
             default:
                 object.kind = .other
             }
-            object.attributeNames = result { try file.attributeNames(of: path) }
+            // No attributes (every block of a DeepH legacy file): the listing attributeNames would
+            // give, without opening the object once more.
+            object.attributeNames = attributeCount == 0 ? .success([]) : result { try file.attributeNames(of: path) }
             for a in (try? object.attributeNames.get()) ?? [] {
                 object.attributes[a] = .init(string: result { try file.stringAttribute(a, of: path) },
                                              doubles: result { try file.doubleAttribute(a, of: path) })
@@ -320,22 +327,21 @@ private struct Walk {
     }
 
     mutating func dataset(_ path: String) throws -> HDF5Snapshot.Dataset {
-        let info = result { try file.datasetInfo(path) }
-        var values: Result<HDF5Snapshot.Values, SnapshotMessage>?
-        var strings: Result<HDF5Array<String>, SnapshotMessage> = .failure(SnapshotMessage(text: "expected a string dataset"))
-        switch info {
-        case .success(let (shape, kind)):
+        var budget = self.budget
+        let whole = try file.readWhole(path) { bytes in
             // Checked before reading: many small unwritten datasets (fill values) in a tiny file.
-            let bytes = shape.reduce(1, *) * (kind == .float32 || kind == .int32 ? 4 : 8)
             guard bytes <= budget else {
                 throw HDF5Error(file: file.path, message: "datasets claim more than \(HDF5Snapshot.minValueBudget) bytes and over \(HDF5File.maxStorageRatio)× the file's size in all (truncated or corrupt data)")
             }
             budget -= bytes
-            switch kind {
-            case .float64: values = result { .doubles(try file.readDoubles(path).values) }
-            case .float32: values = result { .floats(try file.readFloats(path).values) }
-            case .int64, .int32: values = result { .int64s(try file.readInt64s(path).values) }
-            }
+        }
+        self.budget = budget
+        let info = whole.info.mapError { SnapshotMessage(text: $0.message) }
+        let values = whole.values.map { $0.mapError { SnapshotMessage(text: $0.message) } }
+        var strings: Result<HDF5Array<String>, SnapshotMessage> = .failure(SnapshotMessage(text: "expected a string dataset"))
+        switch info {
+        case .success:
+            break
         case .failure:
             strings = result { try file.readStrings(path) }
             if case .success(let s) = strings {
