@@ -40,6 +40,8 @@ public struct RefineConfig: Codable, Equatable, Sendable {
     public var lrSchedule = LRSchedule()
     /// Band-space loss added to the real-space MSE (weight 0 = off).
     public var bandLoss = BandLossConfig()
+    /// The validation number of the hybrid that picks best.h5 (TrainConfig.selection).
+    public var selection = SelectionMetric.loss
     // --- end accuracy recipe ---
 
     /// Structures per unit of data-parallel work (0: half the batch, rounded up). The batch is
@@ -57,6 +59,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         case stage2, epochs, batchSize = "batch_size", learningRate = "learning_rate", jointEpochs = "joint_epochs"
         case jointLRFactor = "joint_lr_factor", clipNorm = "clip_norm", maxSeconds = "max_seconds", seed, microBatch = "micro_batch"
         case lrSchedule = "lr_schedule", bandLoss = "band_loss", emaDecay = "ema_decay"
+        case selection
     }
 
     /// The JSON keys a configuration file may use (unknown ones are rejected).
@@ -78,6 +81,7 @@ public struct RefineConfig: Codable, Equatable, Sendable {
         bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
         microBatch = try c.decodeIfPresent(Int.self, forKey: .microBatch) ?? d.microBatch
         emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
+        selection = try c.decodeIfPresent(SelectionMetric.self, forKey: .selection) ?? d.selection
     }
 
     public static func load(_ url: URL) throws -> RefineConfig {
@@ -373,8 +377,9 @@ public final class Refiner {
             trainMetrics.finish(lossSum: lossSum)
             if average != nil { evalEngine.synchronise() }
             let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(evalEngine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
-            let improved = val.hybrid.loss < best
-            if improved { best = val.hybrid.loss; bestEpoch = epoch }
+            let selected = config.selection == .mae ? val.hybrid.mae : val.hybrid.loss
+            let improved = selected < best
+            if improved { best = selected; bestEpoch = epoch }
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
             // Taken now, written while the next epoch trains (CheckpointWriter.swift); without a
             // weight average best.h5 and last.h5 of an improved epoch are the same file, written once.

@@ -162,6 +162,7 @@ struct PreparedSample {
 public struct TrainingSummary: Sendable {
     public var epochsRun: Int
     public var bestEpoch: Int
+    /// The best validation value of the configured selection metric (loss, or MAE in eV).
     public var bestValidationLoss: Double
     public var validation: EpochMetrics
     public var test: EpochMetrics?
@@ -369,8 +370,9 @@ public final class Trainer {
             lastValidation = validation
             let plateauRate = try schedule.step(metric: validation.loss)
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
-            let improved = validation.loss < bestLoss
-            if improved { bestLoss = validation.loss; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
+            let selected = config.selection == .mae ? validation.mae : validation.loss
+            let improved = selected < bestLoss
+            if improved { bestLoss = selected; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
             var meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
                                           "best_loss": bestLoss, "seed": Double(config.seed)]
             if let average { meta["ema_updates"] = Double(average.updates) }

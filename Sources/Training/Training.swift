@@ -110,6 +110,15 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
     case mseMae = "mse+mae"
 }
 
+/// What picks best.h5 (and what early stopping watches): the validation loss, or the validation
+/// MAE of H. The loss is dominated by the squares of a few large errors, so one extreme
+/// validation structure (e.g. a bond 25 % shorter than any training one) can hold best.h5 at an
+/// early epoch while the typical error keeps falling; "mae" follows the typical error. A band
+/// term in the loss is seen only by "loss".
+public enum SelectionMetric: String, Codable, Sendable, CaseIterable {
+    case loss, mae
+}
+
 /// Everything `harmose train` reads from --config. Keys are snake_case; all are optional.
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var model = ModelConfig.defaults
@@ -146,6 +155,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var emaDecay = 0.0
     /// Band-space loss added to the real-space loss (weight 0 = off).
     public var bandLoss = BandLossConfig()
+    /// The validation number that picks best.h5 and drives early stopping.
+    public var selection = SelectionMetric.loss
     // --- end accuracy recipe ---
 
     /// Structures per unit of data-parallel work (0: half the batch, rounded up). The batch is
@@ -165,6 +176,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case plateauPatience = "plateau_patience", minLearningRate = "min_learning_rate"
         case earlyStoppingPatience = "early_stopping_patience", maxSeconds = "max_seconds", maxStructures = "max_structures", microBatch = "micro_batch"
         case maeWeight = "mae_weight", lrSchedule = "lr_schedule", emaDecay = "ema_decay", bandLoss = "band_loss"
+        case selection
     }
 
     /// The JSON keys a configuration file may use (unknown ones are rejected).
@@ -194,6 +206,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay) ?? d.emaDecay
         bandLoss = try c.decodeIfPresent(BandLossConfig.self, forKey: .bandLoss) ?? d.bandLoss
         microBatch = try c.decodeIfPresent(Int.self, forKey: .microBatch) ?? d.microBatch
+        selection = try c.decodeIfPresent(SelectionMetric.self, forKey: .selection) ?? d.selection
     }
 
     /// Reads a JSON config file; errors name the file and the key.

@@ -120,6 +120,43 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual((squares / Double(count)).squareRoot() * 1000, best["val_band_rmse_meV"]!, accuracy: 1e-3 * best["val_band_rmse_meV"]!)
     }
 
+    /// best.h5 follows the configured selection metric: the curve's `best` flags mark exactly the
+    /// epochs that lower that metric (validation loss, or validation MAE), and best.h5 is the
+    /// checkpoint of the last such epoch, whose validation MAE the metrics repeat.
+    func testSelectionMetricPicksTheBestEpochByItsOwnNumber() throws {
+        var flags: [[Bool]] = []
+        for (selection, key) in [(SelectionMetric.loss, "val_loss"), (.mae, "val_mae_meV")] {
+            let dir = try makeTemporaryDirectory(self)
+            var config = Tiny.config(epochs: 14)
+            config.loss = .mse
+            config.learningRate = 0.2
+            config.selection = selection
+            let summary = try Trainer(config: config, outputDirectory: dir).run(data: Tiny.data)
+            let curve = try Tiny.curve(dir)
+            XCTAssertEqual(curve.count, 14)
+            flags.append(curve.map { $0["best"] == 1 })
+            var best = Double.infinity
+            for row in curve {
+                let improved = row[key]! < best
+                XCTAssertEqual(row["best"] == 1, improved, "\(selection) epoch \(row["epoch"]!)")
+                if improved { best = row[key]! }
+            }
+            let bestEpoch = curve.filter { $0["best"] == 1 }.last!["epoch"]!
+            XCTAssertEqual(Double(summary.bestEpoch), bestEpoch, "\(selection)")
+            XCTAssertEqual(selection == .mae ? summary.bestValidationLoss * 1000 : summary.bestValidationLoss, best,
+                           accuracy: 1e-9 * max(1, best), "\(selection)")
+        }
+        // The two metrics disagree on this run (else the test could not tell them apart).
+        XCTAssertNotEqual(flags[0], flags[1], "\(flags)")
+        let dir = try makeTemporaryDirectory(self)
+        let url = dir.appendingPathComponent("c.json")
+        try Data(#"{"selection": "rmse"}"#.utf8).write(to: url)
+        XCTAssertThrowsError(try TrainConfig.load(url)) { XCTAssertTrue("\($0)".contains("selection"), "\($0)") }
+        try Data(#"{"selection": "mae"}"#.utf8).write(to: url)
+        XCTAssertEqual(try TrainConfig.load(url).selection, .mae)
+        XCTAssertEqual(try RefineConfig.load(url).selection, .mae)
+    }
+
     func testBadRecipeKeysAreNamed() throws {
         let dir = try makeTemporaryDirectory(self)
         let url = dir.appendingPathComponent("c.json")
