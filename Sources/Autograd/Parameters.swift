@@ -58,8 +58,9 @@ public final class ParameterSet<T: Scalar> {
     public subscript(_ name: String) -> Tensor<T>? { byName[name] }
     /// Parameters that currently train (not frozen), in creation order. (A closure, not the key
     /// path: a key path is resolved at run time per element, ~20 µs per call on a hybrid's ~1000
-    /// tensors, and a training step asks several times.)
-    public var trainable: [Tensor<T>] { tensors.filter { $0.requiresGrad } }
+    /// tensors, and a training step asks several times. Inlinable so that callers in other modules
+    /// get it specialised: the generic filter went through protocol witnesses per element.)
+    @inlinable public var trainable: [Tensor<T>] { tensors.filter { $0.requiresGrad } }
     public var scalarCount: Int { tensors.reduce(0) { $0 + $1.count } }
 
     /// Frozen parameters get no gradient and are skipped by optimisers (stage 2 freezes stage 1).

@@ -274,6 +274,33 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Adam keeps the list of trainable tensors and their states between steps (a step over the
+    /// same tensors skips the lookups by name); a run that keeps it — through a freeze, an
+    /// unfreeze and a load of its own state — equals bit for bit a run that drops it at every step
+    /// (its state reloaded from a checkpoint after each one).
+    func testAdamsReusedStepListEqualsLookingUpEveryStep() throws {
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("ckpt.h5").path
+        let kept = try Run(), dropped = try Run()
+        for step in 0..<7 {
+            for run in [kept, dropped] {
+                if step == 2 { run.params.freeze(prefix: "mlp.0") }
+                if step == 5 { run.params.unfreeze(prefix: "mlp.0") }
+                try run.trainStep()
+            }
+            if step == 3 {
+                try Checkpoint.save(to: path, parts: kept.parts)
+                _ = try Checkpoint.load(from: path, parts: kept.parts)
+            }
+            try Checkpoint.save(to: path, parts: dropped.parts)
+            _ = try Checkpoint.load(from: path, parts: dropped.parts)
+        }
+        XCTAssertEqual(kept.adam.stepCount("mlp.0.weight"), 4)
+        XCTAssertEqual(kept.adam.stepCount("mlp.1.weight"), 7)
+        for name in kept.params.names {
+            XCTAssertEqual(kept.params[name]!.data.map(\.bitPattern), dropped.params[name]!.data.map(\.bitPattern), name)
+        }
+    }
+
     func testResumedTrainingMatchesUninterrupted() throws {
         let straight = try Run()
         for _ in 0..<6 { try straight.trainStep() }
