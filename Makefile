@@ -4,7 +4,7 @@
 #   make bench — benchmarks (results go in BENCHMARKS.md by hand, with the command)
 #   make fuzz  — libFuzzer harnesses of every input parser (docs/robustness.md)
 SHELL := /bin/bash
-DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config libopenmpi-dev openmpi-bin libsuitesparse-dev libarpack2-dev gpaw-data zlib1g-dev
+DEB_PACKAGES := libhdf5-dev libopenblas-dev libarchive-dev pkg-config libopenmpi-dev openmpi-bin libsuitesparse-dev libarpack2-dev gpaw-data zlib1g-dev libdeflate-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_BUILD_FLAGS ?=
 HARMOSE := .build/release/harmose

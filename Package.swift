@@ -35,8 +35,10 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
-        // Debian: zlib1g-dev (HDF5Kit compresses chunks itself, as libhdf5's gzip filter would).
+        // Debian: zlib1g-dev (the tests inflate HDF5Kit's chunks as libhdf5's gzip filter does).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
+        // Debian: libdeflate-dev (HDF5Kit deflates chunks with libdeflate: same format, faster).
+        .systemLibrary(name: "CDeflate", path: "Sources/CDeflate", pkgConfig: "libdeflate"),
         // Debian: libopenmpi-dev (mpirun from openmpi-bin runs the tests).
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi"),
         // Debian: libsuitesparse-dev (no .pc file), libarpack2-dev.
@@ -45,7 +47,7 @@ let package = Package(
 
         // Cores with no knowledge of chemistry.
         .target(name: "Linalg", dependencies: ["COpenBLAS"], swiftSettings: hotKernel + fuzzed),
-        .target(name: "HDF5Kit", dependencies: ["CHDF5", "CZlib"], swiftSettings: fuzzed),
+        .target(name: "HDF5Kit", dependencies: ["CHDF5", "CDeflate"], swiftSettings: fuzzed),
         .target(name: "Sparse", dependencies: ["CSuiteSparse", "CARPACK", "COpenBLAS", "Linalg"], swiftSettings: fuzzed),
         .target(name: "Autograd", dependencies: ["Linalg", "HDF5Kit", "CKernels"], swiftSettings: hotKernel + fuzzed),
         // Elementwise loops Swift cannot vectorise (a vector square root: Adam's step). Products are
@@ -103,7 +105,7 @@ let package = Package(
         // Tests mirror modules; fixtures live in Tests/Fixtures (see its README).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LinalgTests", dependencies: ["Linalg", "TestSupport"]),
-        .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
+        .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "CZlib", "TestSupport"]),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "TestSupport"]),
         .testTarget(name: "SO3Tests", dependencies: ["SO3", "Models", "Formats", "TestSupport"]),
         .testTarget(name: "StructuresTests", dependencies: ["Structures", "TestSupport"]),

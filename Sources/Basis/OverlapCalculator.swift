@@ -167,7 +167,10 @@ public struct OverlapCalculator: Sendable {
     private func rowBlocks(_ i: Int, structure: Structure, edges: [GraphEdge], projectorEdgesOf: [[GraphEdge]],
                            projections: [[Double]], projectionRows: [[Int]], counts: [Int]) -> [(BlockKey, [Double])] {
         let z = structure.atomicNumbers
-        var blocks: [BlockKey: [Double]] = [:]
+        // The row's blocks, in the order first made, and where each key's block is (the PAW
+        // correction adds into them in place: one look-up per (i, a, j), no block copied).
+        var keys: [BlockKey] = [], values: [[Double]] = [], position: [BlockKey: Int] = [:]
+        keys.reserveCapacity(edges.count); values.reserveCapacity(edges.count); position.reserveCapacity(edges.count)
         let ni = counts[i]
         for e in edges {
             let nj = counts[e.j]
@@ -180,7 +183,9 @@ public struct OverlapCalculator: Sendable {
                 if norm(d) >= t.range { continue }
                 b.withUnsafeMutableBufferPointer { t.accumulate(displacement: d, into: $0.baseAddress!, ld: nj) }
             }
-            blocks[e.key] = b
+            if let k = position[e.key] { values[k] = b; continue }
+            position[e.key] = keys.count
+            keys.append(e.key); values.append(b)
         }
         if !projectorBlocks.isEmpty {
             // Projector atoms a seen from i: edges i → (a, s_a); the projection of φ_i onto p̃_a is in
@@ -207,20 +212,28 @@ public struct OverlapCalculator: Sendable {
                         }
                     }
                 }
-                for (k2, f) in projectorEdgesOf[a].enumerated() {
-                    let j = f.j
-                    let nj = counts[j]
-                    let col0 = projectionRows[a][k2]
-                    let key = BlockKey(shift: sa &+ f.shift, i: i, j: j)
-                    var b = blocks.removeValue(forKey: key) ?? [Double](repeating: 0, count: ni * nj)
-                    for r in 0 ..< ni {
-                        for cc in 0 ..< nj { b[r * nj + cc] += c[r * total + col0 + cc] }
+                c.withUnsafeBufferPointer { cp in
+                    for (k2, f) in projectorEdgesOf[a].enumerated() {
+                        let j = f.j
+                        let nj = counts[j]
+                        let col0 = projectionRows[a][k2]
+                        let key = BlockKey(shift: sa &+ f.shift, i: i, j: j)
+                        let slot: Int
+                        if let found = position[key] { slot = found } else {
+                            slot = keys.count
+                            position[key] = slot
+                            keys.append(key); values.append([Double](repeating: 0, count: ni * nj))
+                        }
+                        values[slot].withUnsafeMutableBufferPointer { b in
+                            for r in 0 ..< ni {
+                                for cc in 0 ..< nj { b[r * nj + cc] += cp[r * total + col0 + cc] }
+                            }
+                        }
                     }
-                    blocks[key] = b
                 }
             }
         }
-        return blocks.filter { $0.value.contains { abs($0) > threshold } }.sorted { $0.key < $1.key }
+        return keys.indices.filter { values[$0].contains { abs($0) > threshold } }.sorted { keys[$0] < keys[$1] }.map { (keys[$0], values[$0]) }
     }
 }
 

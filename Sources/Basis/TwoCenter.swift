@@ -227,7 +227,23 @@ public struct TwoCenterBlock: Sendable {
     struct Term: Sendable {
         var row0: Int, col0: Int, la: Int, lb: Int, l: Int
         var spline: UniformCubicSpline
-        var gaunt: [Double]
+        /// The non-zero Gaunt coefficients G[ma, mb, m], by (ma, mb) pair: pair p covers
+        /// `gaunt[pairs[p].start ..< pairs[p].end]` (m ascending; pairs with none are left out).
+        var pairs: [(ma: Int, mb: Int, start: Int, end: Int)]
+        var gaunt: [(m: Int, value: Double)]
+
+        init(row0: Int, col0: Int, la: Int, lb: Int, l: Int, spline: UniformCubicSpline, dense: [Double]) {
+            self.row0 = row0; self.col0 = col0; self.la = la; self.lb = lb; self.l = l; self.spline = spline
+            pairs = []; gaunt = []
+            let db = 2 * lb + 1, dl = 2 * l + 1
+            for ma in 0 ..< 2 * la + 1 {
+                for mb in 0 ..< db {
+                    let start = gaunt.count
+                    for m in 0 ..< dl where dense[(ma * db + mb) * dl + m] != 0 { gaunt.append((m, dense[(ma * db + mb) * dl + m])) }
+                    if gaunt.count > start { pairs.append((ma, mb, start, gaunt.count)) }
+                }
+            }
+        }
     }
     public let rows: Int
     public let columns: Int
@@ -245,7 +261,7 @@ public struct TwoCenterBlock: Sendable {
                 let tables = grid.overlapTables(rowTransforms[a], la: fa.l, columnTransforms[b], lb: fb.l)
                 for l in tables.keys.sorted() where l >= abs(fa.l - fb.l) {
                     terms.append(Term(row0: row0, col0: col0, la: fa.l, lb: fb.l, l: l, spline: tables[l]!,
-                                      gaunt: Gaunt.coefficients(fa.l, fb.l, l)))
+                                      dense: Gaunt.coefficients(fa.l, fb.l, l)))
                 }
                 col0 += 2 * fb.l + 1
             }
@@ -264,20 +280,19 @@ public struct TwoCenterBlock: Sendable {
     public func accumulate(displacement d: Vec3, into out: UnsafeMutablePointer<Double>, ld: Int) {
         let r = norm(d)
         if r >= range { return }
-        var rlY = [Double](repeating: 0, count: harmonics.dim)
-        rlY.withUnsafeMutableBufferPointer { harmonics.evaluate(d, normalizeInput: false, values: $0.baseAddress!, gradients: nil) }
-        for t in terms {
-            if r == 0 && t.l > 0 { continue }
-            let s = t.spline(r)
-            if s == 0 { continue }
-            let db = 2 * t.lb + 1, dl = 2 * t.l + 1
-            t.gaunt.withUnsafeBufferPointer { g in
-                for ma in 0 ..< 2 * t.la + 1 {
-                    for mb in 0 ..< db {
+        // The Gaunt sums skip the zero coefficients (the dense sums added exact zeros).
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: harmonics.dim) { rlY in
+            harmonics.evaluate(d, normalizeInput: false, values: rlY.baseAddress!, gradients: nil)
+            for t in terms {
+                if r == 0 && t.l > 0 { continue }
+                let s = t.spline(r)
+                if s == 0 { continue }
+                let y = rlY.baseAddress! + t.l * t.l
+                t.gaunt.withUnsafeBufferPointer { g in
+                    for p in t.pairs {
                         var acc = 0.0
-                        let base = (ma * db + mb) * dl
-                        for m in 0 ..< dl { acc += g[base + m] * rlY[t.l * t.l + m] }
-                        out[(t.row0 + ma) * ld + t.col0 + mb] += s * acc
+                        for k in p.start ..< p.end { acc += g[k].value * y[g[k].m] }
+                        out[(t.row0 + p.ma) * ld + t.col0 + p.mb] += s * acc
                     }
                 }
             }

@@ -1,7 +1,9 @@
-// Chunks filtered by HDF5Kit (shuffle + deflate on a pool) and written whole equal, byte for byte,
-// the chunks libhdf5's own filters store for the same appends — full chunks, a partial last chunk
-// (zero-filled past the end), 1-D and 2-D, compressible and incompressible data, an empty dataset
-// — so any HDF5 reader reads them; and the file is the same whatever the number in flight.
+// Chunks filtered by HDF5Kit (shuffle + libdeflate on a pool) and written whole inflate, with
+// zlib as libhdf5's gzip filter does, to exactly the bytes of the chunks libhdf5's own filters
+// store for the same appends — full chunks, a partial last chunk (zero-filled past the end), 1-D
+// and 2-D, compressible and incompressible data, an empty dataset — and libhdf5 reads them back;
+// and the file is the same whatever the number in flight.
+import CZlib
 import Foundation
 import HDF5Kit
 import TestSupport
@@ -56,7 +58,19 @@ final class FilteredChunkTests: XCTestCase {
         try file.flush()
     }
 
-    func testFilteredChunksEqualLibraryChunksByteForByte() throws {
+    /// A stored chunk inflated with zlib (as libhdf5's deflate filter reads it).
+    func inflated(_ stored: [UInt8], rawBytes: Int, _ what: String) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: rawBytes)
+        var length = uLong(rawBytes)
+        let status = out.withUnsafeMutableBufferPointer { o in
+            stored.withUnsafeBufferPointer { uncompress(o.baseAddress!, &length, $0.baseAddress!, uLong(stored.count)) }
+        }
+        XCTAssertEqual(status, Z_OK, what)
+        XCTAssertEqual(Int(length), rawBytes, what)
+        return out
+    }
+
+    func testFilteredChunksInflateToLibraryChunks() throws {
         let dir = try makeTemporaryDirectory(self)
         let cases = Self.cases()
         let library = dir.appendingPathComponent("library.h5").path, ours = dir.appendingPathComponent("ours.h5").path
@@ -85,7 +99,8 @@ final class FilteredChunkTests: XCTestCase {
                 let x = try a.storedChunk(c.name, firstRow: firstRow), y = try b.storedChunk(c.name, firstRow: firstRow)
                 XCTAssertEqual(y.filterMask, 0, "\(c.name) row \(firstRow)")
                 XCTAssertEqual(x.filterMask, y.filterMask, "\(c.name) row \(firstRow)")
-                XCTAssertEqual(x.bytes, y.bytes, "\(c.name) row \(firstRow): \(x.bytes.count) vs \(y.bytes.count) stored bytes")
+                let rawBytes = c.chunkRows * width * 8, what = "\(c.name) row \(firstRow)"
+                XCTAssertEqual(inflated(x.bytes, rawBytes: rawBytes, what), inflated(y.bytes, rawBytes: rawBytes, what), what)
                 if c.name == "noise", firstRow + c.chunkRows <= rows { XCTAssertGreaterThan(y.bytes.count, c.chunkRows * width * 8, "incompressible: stored longer") }
                 compared += 1
             }
