@@ -1,4 +1,4 @@
-// zlib (Debian: zlib1g-dev; pkg-config zlib), for HDF5Kit's chunk filters: the deflate that
-// libhdf5's own gzip filter calls, run on the caller's threads instead of under the HDF5 lock.
+// zlib (Debian: zlib1g-dev; pkg-config zlib), for the tests that inflate HDF5Kit's stored chunks
+// as libhdf5's gzip filter does on read (HDF5Kit itself deflates with libdeflate: CDeflate).
 #pragma once
 #include <zlib.h>
