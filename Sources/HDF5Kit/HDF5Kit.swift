@@ -112,7 +112,7 @@ public final class HDF5File {
             throw HDF5Error(file: path, message: "file not found")
         }
         id = -1
-        snapshot = try HDF5Snapshot.take(name: path, byteCount: HDF5Snapshot.fileSize(path)) { try HDF5File(readingInProcessAt: path) }
+        snapshot = try HDF5Snapshot.take(name: path, byteCount: HDF5Snapshot.fileSize(path), source: .path(path))
     }
 
     /// Opens a file that this program wrote itself (a stage's artifact under outputs/, e.g.
@@ -146,7 +146,7 @@ public final class HDF5File {
     public init(image bytes: [UInt8], name: String) throws {
         self.path = name
         id = -1
-        snapshot = try HDF5Snapshot.take(name: name, byteCount: bytes.count) { try HDF5File(inProcessImage: bytes, name: name) }
+        snapshot = try HDF5Snapshot.take(name: name, byteCount: bytes.count, source: .image(bytes))
     }
 
     /// libhdf5 opening an in-memory image in this process (the snapshot child).

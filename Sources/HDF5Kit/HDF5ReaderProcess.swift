@@ -1,0 +1,262 @@
+// HDF5ReaderProcess: where HDF5Snapshot's children come from. Forking this process for every file
+// from outside costs what its size costs — page tables copied, then copy-on-write faults in both
+// processes: 5–15 ms per file in a plain harmose, ≈ 40 ms in the fuzzing build (ASan, libFuzzer's
+// tables). So the first snapshot starts a small helper, the reader process, and every snapshot
+// after that asks it to fork a fresh child for the file. The reader process is this same
+// executable (/proc/self/exe) started again, which CHDF5Reader's constructor turns into the reader
+// before main runs: small, one thread, and it never calls libhdf5 itself (it receives requests,
+// forks, waits and relays the child's wait status). The isolation is unchanged: each file is
+// parsed by libhdf5 in a child of its own that dies alone, and a crash is the reader's error
+// naming the file and the object (HDF5Snapshot.decode), as before. Exec rather than a fork of this
+// process: a fork would be as big as this process is at first use, and every later fork from it
+// as costly. /proc/self/exe is this executable in every program that links HDF5Kit (harmose, its
+// stage workers, the test bundle, the fuzz harness), so there is still no executable to find.
+//
+// One request at a time, over a Unix socket: this process makes a pipe, sends its write end
+// (SCM_RIGHTS) and the request (the source — a path made absolute, or the image's bytes — its
+// name and value budget); the reader forks a child that walks the file into the pipe, closes its
+// own copy of the write end, waits for the child and sends back its wait status. This process reads
+// the pipe to its end, then the status.
+//
+// Lifetime: the reader exits at end of file on its socket, i.e. when this process closes it or
+// dies (the socket is close-on-exec, so programs this process starts do not hold it); while it
+// waits for a child it watches the socket as well, and kills the child if this process is gone; a
+// child gets SIGKILL if the reader dies (PR_SET_PDEATHSIG: the reader has one thread). The reader
+// reaps its children, this process its reader (when it finds it gone, or `stop`). The reader
+// inherits only its socket (descriptor 3) and stderr; stdin and stdout are /dev/null.
+//
+// Where the reader process cannot be started (no /proc, exec refused) or
+// HARMOSE_HDF5_READER_PROCESS=0 is set (for comparing the two), each child is forked from this
+// process instead (HDF5Snapshot.forkedRead), with the same isolation at the old cost.
+import CHDF5
+import CHDF5Reader
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class HDF5ReaderProcess: @unchecked Sendable {
+    // @unchecked: `helper` and `unavailable` are read and written only while `lock` is held.
+
+    /// This process's reader process. Process-global because the reader process is one per
+    /// process by nature — the helper that keeps fork cost small must be shared by every
+    /// HDF5File, which are opened from many modules with no common context to carry it — and
+    /// this is the whole of that state: the running helper and whether starting one failed.
+    static let shared = HDF5ReaderProcess()
+
+    private let lock = NSLock()
+    private var helper: Helper?
+    /// Starting a reader process failed (or is turned off): fork this process instead.
+    private var unavailable = ProcessInfo.processInfo.environment["HARMOSE_HDF5_READER_PROCESS"] == "0"
+
+    /// The snapshot stream of `source` and its child's wait status: from a child of the reader
+    /// process, or forked here where there is none. A reader process that died is replaced once.
+    func read(name: String, budget: Int, source: HDF5Snapshot.Source) throws -> (stream: [UInt8], status: Int32) {
+        lock.lock(); defer { lock.unlock() }
+        for _ in 0 ..< 2 {
+            if let h = helper, h.owner != getpid() {
+                // A fork of the process that started it: that process's helper, not ours.
+                close(h.socket)
+                helper = nil
+            }
+            if helper == nil && !unavailable {
+                helper = Helper.start()
+                unavailable = helper == nil
+            }
+            guard let h = helper else { break }
+            do {
+                return try h.read(name: name, budget: budget, source: source)
+            } catch is Helper.Gone {
+                h.stop()
+                helper = nil
+            }
+        }
+        return try HDF5Snapshot.forkedRead(name: name, budget: budget, source: source)
+    }
+
+    /// The reader process's id (started if need be), or nil where there is none (tests).
+    var processID: pid_t? {
+        lock.lock(); defer { lock.unlock() }
+        if helper == nil && !unavailable {
+            helper = Helper.start()
+            unavailable = helper == nil
+        }
+        return helper?.pid
+    }
+
+    /// One reader process, seen from its parent.
+    struct Helper {
+        let pid: pid_t
+        let socket: Int32
+        /// The process that started it (the only one that may talk to it).
+        let owner: pid_t
+
+        /// The reader process died or broke the protocol.
+        struct Gone: Error {}
+
+        /// Starts a reader process and waits for its greeting; nil if it cannot be started.
+        static func start() -> Helper? {
+            var fds: [Int32] = [-1, -1]
+            guard harmose_hdf5_reader_socketpair(&fds) == 0 else { return nil }
+            var environment = ProcessInfo.processInfo.environment
+            environment["HARMOSE_HDF5_READER"] = "\(HARMOSE_HDF5_READER_SOCKET)"
+            // OpenBLAS starts its thread pool when it loads; the reader never multiplies.
+            environment["OPENBLAS_NUM_THREADS"] = "1"
+            var entries = environment.map { strdup("\($0.key)=\($0.value)") }
+            entries.append(nil)
+            let pid = harmose_hdf5_reader_spawn(fds[1], entries)
+            for e in entries { free(e) }
+            close(fds[1])
+            guard pid > 0 else { close(fds[0]); return nil }
+            let helper = Helper(pid: pid, socket: fds[0], owner: getpid())
+            // The greeting: the reader process runs (its constructor took over before main).
+            var poller = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            var ready: Int32
+            repeat { ready = poll(&poller, 1, 10_000) } while ready < 0 && errno == EINTR
+            var hello: UInt8 = 0
+            guard ready == 1, recv(fds[0], &hello, 1, 0) == 1, hello == UInt8(ascii: "H") else {
+                helper.stop()
+                return nil
+            }
+            return helper
+        }
+
+        func read(name: String, budget: Int, source: HDF5Snapshot.Source) throws -> (stream: [UInt8], status: Int32) {
+            var request = SnapshotWriter(fd: -1)
+            switch source {
+            case .path(let path):
+                // The reader's working directory is this process's when it started, not now.
+                request.byte(UInt8(ascii: "P"))
+                request.string(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
+            case .image(let bytes):
+                request.byte(UInt8(ascii: "I"))
+                request.raw(bytes)
+            }
+            request.string(name)
+            request.int(budget)
+            var fds: [Int32] = [-1, -1]
+            guard harmose_hdf5_reader_pipe(&fds) == 0 else {
+                throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(errno)))")
+            }
+            defer { close(fds[0]) }
+            let passed = harmose_hdf5_reader_send_fd(socket, fds[1])
+            close(fds[1])
+            var length = SnapshotWriter(fd: -1)
+            length.int(request.buffer.count)
+            guard passed == 0, sendAll(socket, length.buffer), sendAll(socket, request.buffer) else { throw Gone() }
+            let stream = HDF5Snapshot.readToEnd(fds[0])
+            var reply = [UInt8](repeating: 0, count: 8)
+            guard receiveAll(socket, &reply) else { throw Gone() }
+            var r = SnapshotReader(bytes: reply)
+            let kind = try r.int32(), value = try r.int32()
+            guard kind == 0 else {
+                throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(value)))")
+            }
+            return (stream, value)
+        }
+
+        /// Closes the socket (the reader exits at its end of file) and reaps the reader.
+        func stop() {
+            close(socket)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+    }
+
+    // MARK: The reader process
+
+    /// The reader process's loop (from CHDF5Reader's constructor, before main): one child per
+    /// request, until its parent closes the socket.
+    static func serve(socket: Int32) -> Never {
+        let me = getpid()
+        guard sendAll(socket, [UInt8(ascii: "H")]) else { _exit(0) }
+        while true {
+            let fd = harmose_hdf5_reader_receive_fd(socket)
+            guard fd >= 0 else { _exit(0) }
+            var length = [UInt8](repeating: 0, count: 8)
+            guard receiveAll(socket, &length) else { _exit(0) }
+            var lengthReader = SnapshotReader(bytes: length)
+            guard let count = try? lengthReader.int(), count >= 0 else { _exit(0) }
+            var body = [UInt8](repeating: 0, count: count)
+            guard receiveAll(socket, &body) else { _exit(0) }
+            var r = SnapshotReader(bytes: body)
+            let source: HDF5Snapshot.Source
+            let name: String, budget: Int
+            do {
+                source = try r.byte() == UInt8(ascii: "P") ? .path(try r.string()) : .image(try r.raw(UInt8.self))
+                name = try r.string()
+                budget = try r.int()
+            } catch {
+                _exit(0)
+            }
+            let pid = harmose_fork()
+            if pid == 0 {
+                close(socket)
+                harmose_hdf5_reader_die_with_parent()
+                if getppid() != me { _exit(1) }
+                HDF5Snapshot.walkAndExit(source: source, name: name, budget: budget, to: fd)
+            }
+            let forkError = errno
+            close(fd)
+            var reply = SnapshotWriter(fd: -1)
+            if pid < 0 {
+                reply.int32(1); reply.int32(forkError)
+            } else {
+                reply.int32(0); reply.int32(waitWatching(pid, socket: socket))
+            }
+            guard sendAll(socket, reply.buffer) else { _exit(0) }
+        }
+    }
+
+    /// The wait status of child `pid`; if the socket ends meanwhile (the parent died), the child
+    /// is killed and the reader exits.
+    static func waitWatching(_ pid: pid_t, socket: Int32) -> Int32 {
+        let pidfd = harmose_hdf5_reader_pidfd(pid)
+        if pidfd >= 0 {
+            var watched = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0), pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
+            while true {
+                let n = poll(&watched, 2, -1)
+                if n < 0 { if errno == EINTR { continue }; break }
+                // Nothing is sent to the reader during a request: readable means end of file.
+                if watched[1].revents != 0 {
+                    kill(pid, SIGKILL)
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    _exit(0)
+                }
+                if watched[0].revents != 0 { break }
+            }
+            close(pidfd)
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+}
+
+/// The reader process's entry point, called by CHDF5Reader's constructor in a process started as
+/// the reader; not for other callers.
+@_cdecl("harmose_hdf5_reader_main")
+public func _harmoseHDF5ReaderMain(_ socket: Int32) {
+    HDF5ReaderProcess.serve(socket: socket)
+}
+
+/// Sends all of `bytes` (no SIGPIPE); false if the peer is gone.
+private func sendAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return false }
+    }
+    return true
+}
+
+/// Fills `bytes` from the socket; false at end of file or on an error.
+private func receiveAll(_ socket: Int32, _ bytes: inout [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+        if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return false }
+    }
+    return true
+}
