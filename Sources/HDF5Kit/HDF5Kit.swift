@@ -185,6 +185,21 @@ public final class HDF5File {
         }
     }
 
+    /// Creates a file in memory only (core driver, no backing store): the reader process's
+    /// warm-up (HDF5ReaderProcess.swift); gone when closed.
+    init(creatingInMemory name: String) throws {
+        self.path = name
+        snapshot = nil
+        id = try withHDF5 {
+            let fapl = H5Pcreate(harmose_h5p_file_access())
+            defer { H5Pclose(fapl) }
+            H5Pset_fapl_core(fapl, 1 << 16, false)
+            let f = H5Fcreate(name, harmose_h5f_acc_trunc(), harmose_h5p_default(), fapl)
+            guard f >= 0 else { throw HDF5Error(file: name, message: "cannot create file in memory") }
+            return f
+        }
+    }
+
     /// A file that only records what is written to it — groups, datasets and attributes with
     /// their values (arrays are shared copy-on-write, so this costs little) — and touches no disk
     /// and no libhdf5 until `writeRecorded(to:)` creates a real file and performs the writes in

@@ -169,6 +169,7 @@ final class HDF5ReaderProcess: @unchecked Sendable {
     /// request, until its parent closes the socket.
     static func serve(socket: Int32) -> Never {
         let me = getpid()
+        warmUp()
         guard sendAll(socket, [UInt8(ascii: "H")]) else { _exit(0) }
         while true {
             let fd = harmose_hdf5_reader_receive_fd(socket)
@@ -205,6 +206,30 @@ final class HDF5ReaderProcess: @unchecked Sendable {
                 reply.int32(0); reply.int32(waitWatching(pid, socket: socket))
             }
             guard sendAll(socket, reply.buffer) else { _exit(0) }
+        }
+    }
+
+    /// Walks a file of the reader's own, made in memory, once before the first fork, so that its
+    /// children start warm — libhdf5 initialised, its symbols and the Swift runtime's metadata for
+    /// the walk resolved, the heap grown — instead of paying that for every file (in a debug build
+    /// it was most of a child's life). No data from outside is involved: the file is written here,
+    /// closed before the first fork, and the stream goes to /dev/null.
+    static func warmUp() {
+        let sink = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        guard sink >= 0 else { return }
+        defer { close(sink) }
+        do {
+            let file = try HDF5File(creatingInMemory: "harmose-hdf5-reader-warm-up.h5")
+            try file.write("g/doubles", doubles: [1, 2, 3, 4], shape: [2, 2])
+            try file.write("g/floats", floats: [1, 2], shape: [2])
+            try file.write("g/int64s", int64s: [1, 2], shape: [2, 1])
+            try file.write("strings", strings: ["a", "b"], shape: [2])
+            try file.setAttribute("text", string: "x", on: "g")
+            try file.setAttribute("numbers", doubles: [1], on: "g/doubles")
+            var walk = Walk(file: file, out: SnapshotWriter(fd: sink), budget: HDF5Snapshot.minValueBudget)
+            try walk.run()
+        } catch {
+            // A warm-up that fails costs speed only.
         }
     }
 

@@ -288,7 +288,7 @@ final class HDF5Snapshot {
 }
 
 /// The child's walk over every object of a file, through the library-backed reads.
-private struct Walk {
+struct Walk {
     let file: HDF5File
     var out: SnapshotWriter
     var budget: Int
