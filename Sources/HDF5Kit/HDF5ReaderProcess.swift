@@ -122,18 +122,23 @@ final class HDF5ReaderProcess: @unchecked Sendable {
         }
 
         func read(name: String, budget: Int, source: HDF5Snapshot.Source) throws -> (stream: [UInt8], status: Int32) {
-            var request = SnapshotWriter(fd: -1)
+            // The request: a header (its length first), then an image's bytes as they are.
+            var header = SnapshotWriter(fd: -1)
+            header.int(0)
+            header.string(name)
+            header.int(budget)
+            var payload: [UInt8] = []
             switch source {
             case .path(let path):
                 // The reader's working directory is this process's when it started, not now.
-                request.byte(UInt8(ascii: "P"))
-                request.string(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
+                header.byte(UInt8(ascii: "P"))
+                header.string(path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
             case .image(let bytes):
-                request.byte(UInt8(ascii: "I"))
-                request.raw(bytes)
+                header.byte(UInt8(ascii: "I"))
+                header.int(bytes.count)
+                payload = bytes
             }
-            request.string(name)
-            request.int(budget)
+            withUnsafeBytes(of: Int64(header.buffer.count - 8).littleEndian) { header.buffer.replaceSubrange(0 ..< 8, with: $0) }
             var fds: [Int32] = [-1, -1]
             guard harmose_hdf5_reader_pipe(&fds) == 0 else {
                 throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(errno)))")
@@ -141,9 +146,7 @@ final class HDF5ReaderProcess: @unchecked Sendable {
             defer { close(fds[0]) }
             let passed = harmose_hdf5_reader_send_fd(socket, fds[1])
             close(fds[1])
-            var length = SnapshotWriter(fd: -1)
-            length.int(request.buffer.count)
-            guard passed == 0, sendAll(socket, length.buffer), sendAll(socket, request.buffer) else { throw Gone() }
+            guard passed == 0, sendAll(socket, header.buffer), sendAll(socket, payload) else { throw Gone() }
             let stream = HDF5Snapshot.readToEnd(fds[0])
             var reply = [UInt8](repeating: 0, count: 8)
             guard receiveAll(socket, &reply) else { throw Gone() }
@@ -178,15 +181,23 @@ final class HDF5ReaderProcess: @unchecked Sendable {
             guard receiveAll(socket, &length) else { _exit(0) }
             var lengthReader = SnapshotReader(bytes: length)
             guard let count = try? lengthReader.int(), count >= 0 else { _exit(0) }
-            var body = [UInt8](repeating: 0, count: count)
-            guard receiveAll(socket, &body) else { _exit(0) }
-            var r = SnapshotReader(bytes: body)
+            var header = [UInt8](repeating: 0, count: count)
+            guard receiveAll(socket, &header) else { _exit(0) }
+            var r = SnapshotReader(bytes: header)
             let source: HDF5Snapshot.Source
             let name: String, budget: Int
             do {
-                source = try r.byte() == UInt8(ascii: "P") ? .path(try r.string()) : .image(try r.raw(UInt8.self))
                 name = try r.string()
                 budget = try r.int()
+                if try r.byte() == UInt8(ascii: "P") {
+                    source = .path(try r.string())
+                } else {
+                    let size = try r.int()
+                    guard size >= 0 else { _exit(0) }
+                    var image = [UInt8](repeating: 0, count: size)
+                    guard receiveAll(socket, &image) else { _exit(0) }
+                    source = .image(image)
+                }
             } catch {
                 _exit(0)
             }
