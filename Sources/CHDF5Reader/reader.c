@@ -97,6 +97,14 @@ int harmose_hdf5_reader_receive_fd(int socket) {
 
 int harmose_hdf5_reader_pidfd(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
+pid_t harmose_hdf5_reader_fork(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    return _Fork();
+#else
+    return fork();
+#endif
+}
+
 void harmose_hdf5_reader_die_with_parent(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
 int harmose_hdf5_reader_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

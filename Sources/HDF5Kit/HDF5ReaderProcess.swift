@@ -201,7 +201,7 @@ final class HDF5ReaderProcess: @unchecked Sendable {
             } catch {
                 _exit(0)
             }
-            let pid = harmose_fork()
+            let pid = harmose_hdf5_reader_fork()
             if pid == 0 {
                 close(socket)
                 harmose_hdf5_reader_die_with_parent()

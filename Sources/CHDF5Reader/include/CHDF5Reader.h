@@ -25,6 +25,12 @@ int harmose_hdf5_reader_receive_fd(int socket);
 /// A pidfd for the child `pid` (readable when it has exited), or -1 where the kernel has none.
 int harmose_hdf5_reader_pidfd(pid_t pid);
 
+/// fork for the reader process, which has one thread: glibc's _Fork (2.34+), which runs no
+/// pthread_atfork handlers. Those exist to make locks that other threads might hold consistent in
+/// the child; with no other thread there is none, and skipping them saves most of a fork's cost
+/// in an AddressSanitizer build (its handlers lock and unlock every bucket of its stack depot).
+pid_t harmose_hdf5_reader_fork(void);
+
 /// In a child forked by the reader process: SIGKILL when the reader process dies.
 void harmose_hdf5_reader_die_with_parent(void);
 
