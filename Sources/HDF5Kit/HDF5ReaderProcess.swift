@@ -1,8 +1,9 @@
 // HDF5ReaderProcess: where HDF5Snapshot's children come from. Forking this process for every file
 // from outside costs what its size costs — page tables copied, then copy-on-write faults in both
 // processes: 5–15 ms per file in a plain harmose, ≈ 40 ms in the fuzzing build (ASan, libFuzzer's
-// tables). So the first snapshot starts a small helper, the reader process, and every snapshot
-// after that asks it to fork a fresh child for the file. The reader process is this same
+// tables). So after the first two files (forked here: one structure's worth, cheaper than
+// starting it) a small helper is started, the reader process, and once it is ready every snapshot
+// asks it to fork a fresh child for the file. The reader process is this same
 // executable (/proc/self/exe) started again, which CHDF5Reader's constructor turns into the reader
 // before main runs: small, one thread, and it never calls libhdf5 itself (it receives requests,
 // forks, waits and relays the child's wait status). The isolation is unchanged: each file is
@@ -36,32 +37,48 @@ import Glibc
 #endif
 
 final class HDF5ReaderProcess: @unchecked Sendable {
-    // @unchecked: `helper` and `unavailable` are read and written only while `lock` is held.
+    // @unchecked: every stored var is read and written only while `lock` is held.
 
     /// This process's reader process. Process-global because the reader process is one per
     /// process by nature — the helper that keeps fork cost small must be shared by every
     /// HDF5File, which are opened from many modules with no common context to carry it — and
-    /// this is the whole of that state: the running helper and whether starting one failed.
+    /// this is the whole of that state: the helper, how many snapshots were taken, and whether
+    /// starting one failed.
     static let shared = HDF5ReaderProcess()
 
+    /// Snapshots forked here before the reader process is started: starting it (an exec, loading
+    /// the libraries, its warm-up) costs more than a few forks, so a command reading one
+    /// structure's two files never starts it.
+    static let forkedBeforeStart = 2
+
     private let lock = NSLock()
+    /// The reader process, once it has greeted.
     private var helper: Helper?
+    /// A reader process started and not yet ready: snapshots are forked here meanwhile.
+    private var starting: Helper?
+    private var snapshots = 0
     /// Starting a reader process failed (or is turned off): fork this process instead.
     private var unavailable = ProcessInfo.processInfo.environment["HARMOSE_HDF5_READER_PROCESS"] == "0"
 
     /// The snapshot stream of `source` and its child's wait status: from a child of the reader
-    /// process, or forked here where there is none. A reader process that died is replaced once.
+    /// process, or forked here while there is none (yet). A reader process that died is replaced.
     func read(name: String, budget: Int, source: HDF5Snapshot.Source) throws -> (stream: [UInt8], status: Int32) {
         lock.lock(); defer { lock.unlock() }
+        snapshots += 1
         for _ in 0 ..< 2 {
-            if let h = helper, h.owner != getpid() {
-                // A fork of the process that started it: that process's helper, not ours.
-                close(h.socket)
-                helper = nil
-            }
-            if helper == nil && !unavailable {
-                helper = Helper.start()
-                unavailable = helper == nil
+            disownInherited()
+            if helper == nil && !unavailable && snapshots > Self.forkedBeforeStart {
+                if starting == nil {
+                    starting = Helper.launch()
+                    unavailable = starting == nil
+                }
+                if let s = starting {
+                    switch s.greeting(waitingMilliseconds: 0) {
+                    case .ready: helper = s; starting = nil
+                    case .notYet: break
+                    case .failed: s.stop(); starting = nil; unavailable = true
+                    }
+                }
             }
             guard let h = helper else { break }
             do {
@@ -74,14 +91,26 @@ final class HDF5ReaderProcess: @unchecked Sendable {
         return try HDF5Snapshot.forkedRead(name: name, budget: budget, source: source)
     }
 
-    /// The reader process's id (started if need be), or nil where there is none (tests).
+    /// The reader process's id (started and waited for if need be), or nil where there is none.
     var processID: pid_t? {
         lock.lock(); defer { lock.unlock() }
+        disownInherited()
         if helper == nil && !unavailable {
-            helper = Helper.start()
-            unavailable = helper == nil
+            let s = starting ?? Helper.launch()
+            starting = nil
+            if let s, s.greeting(waitingMilliseconds: 10_000) == .ready { helper = s } else { s?.stop(); unavailable = true }
         }
         return helper?.pid
+    }
+
+    /// In a fork of the process that started them, the helpers are that process's, not ours:
+    /// close our copies of their sockets and start our own when needed.
+    private func disownInherited() {
+        for h in [helper, starting].compactMap({ $0 }) where h.owner != getpid() {
+            close(h.socket)
+            helper = nil
+            starting = nil
+        }
     }
 
     /// One reader process, seen from its parent.
@@ -96,6 +125,13 @@ final class HDF5ReaderProcess: @unchecked Sendable {
 
         /// Starts a reader process and waits for its greeting; nil if it cannot be started.
         static func start() -> Helper? {
+            guard let h = launch() else { return nil }
+            guard h.greeting(waitingMilliseconds: 10_000) == .ready else { h.stop(); return nil }
+            return h
+        }
+
+        /// Starts a reader process (without waiting for it); nil if it cannot be started.
+        static func launch() -> Helper? {
             var fds: [Int32] = [-1, -1]
             guard harmose_hdf5_reader_socketpair(&fds) == 0 else { return nil }
             var environment = ProcessInfo.processInfo.environment
@@ -108,17 +144,20 @@ final class HDF5ReaderProcess: @unchecked Sendable {
             for e in entries { free(e) }
             close(fds[1])
             guard pid > 0 else { close(fds[0]); return nil }
-            let helper = Helper(pid: pid, socket: fds[0], owner: getpid())
-            // The greeting: the reader process runs (its constructor took over before main).
-            var poller = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            return Helper(pid: pid, socket: fds[0], owner: getpid())
+        }
+
+        enum Greeting { case ready, notYet, failed }
+
+        /// Whether the reader process has greeted (it runs: its constructor took over before main),
+        /// waiting up to `waitingMilliseconds`.
+        func greeting(waitingMilliseconds: Int32) -> Greeting {
+            var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
             var ready: Int32
-            repeat { ready = poll(&poller, 1, 10_000) } while ready < 0 && errno == EINTR
+            repeat { ready = poll(&poller, 1, waitingMilliseconds) } while ready < 0 && errno == EINTR
+            if ready == 0 { return waitingMilliseconds == 0 ? .notYet : .failed }
             var hello: UInt8 = 0
-            guard ready == 1, recv(fds[0], &hello, 1, 0) == 1, hello == UInt8(ascii: "H") else {
-                helper.stop()
-                return nil
-            }
-            return helper
+            return ready == 1 && recv(socket, &hello, 1, 0) == 1 && hello == UInt8(ascii: "H") ? .ready : .failed
         }
 
         func read(name: String, budget: Int, source: HDF5Snapshot.Source) throws -> (stream: [UInt8], status: Int32) {
