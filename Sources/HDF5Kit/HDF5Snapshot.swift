@@ -179,8 +179,38 @@ final class HDF5Snapshot {
     /// reader process, HDF5ReaderProcess.swift). `byteCount` (the file's size) bounds the values
     /// it may hold; `name` names the file in messages.
     static func take(name: String, byteCount: Int, source: Source) throws -> HDF5Snapshot {
-        let read = try HDF5ReaderProcess.shared.read(name: name, budget: valueBudget(byteCount: byteCount), source: source)
+        let budget = valueBudget(byteCount: byteCount)
+        let read: (stream: [UInt8], status: Int32)
+        if case .path(let path) = source, isOpenHere(path) {
+            // A file this process has open in libhdf5 (one it is writing): only a fork of this
+            // process sees it as libhdf5 here does (what is not flushed yet; and libhdf5's file
+            // lock refuses it to another process's library).
+            read = try forkedRead(name: name, budget: budget, source: source)
+        } else {
+            read = try HDF5ReaderProcess.shared.read(name: name, budget: budget, source: source)
+        }
         return try decode(read.stream, name: name, status: read.status)
+    }
+
+    /// Whether libhdf5 in this process has the file at `path` open (same device and inode).
+    static func isOpenHere(_ path: String) -> Bool {
+        var target = stat()
+        guard stat(path, &target) == 0 else { return false }
+        return withHDF5 {
+            let count = harmose_h5f_open_file_count()
+            guard count > 0 else { return false }
+            var ids = [hid_t](repeating: 0, count: count)
+            let listed = harmose_h5f_open_file_ids(count, &ids)
+            for id in ids.prefix(max(listed, 0)) {
+                let length = H5Fget_name(id, nil, 0)
+                guard length > 0 else { continue }
+                var name = [CChar](repeating: 0, count: length + 1)
+                guard H5Fget_name(id, &name, length + 1) > 0 else { continue }
+                var open = stat()
+                if stat(name, &open) == 0, open.st_dev == target.st_dev, open.st_ino == target.st_ino { return true }
+            }
+            return false
+        }
     }
 
     /// The child's whole life: opens `source` with libhdf5, walks it into `fd` and exits — by

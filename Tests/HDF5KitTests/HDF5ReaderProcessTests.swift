@@ -86,6 +86,20 @@ final class HDF5ReaderProcessTests: XCTestCase {
         XCTAssertEqual(status, 0, "exit status")
     }
 
+    /// A file this process still has open for writing is read as libhdf5 here sees it (a fork of
+    /// this process, sharing its library state): the reader process's libhdf5 would be refused by
+    /// the file lock.
+    func testAFileBeingWrittenHereIsReadAsThisProcessSeesIt() throws {
+        XCTAssertNotNil(HDF5ReaderProcess.shared.processID)
+        let path = try makeTemporaryDirectory(self).appendingPathComponent("open.h5").path
+        let writer = try HDF5File(creatingAt: path)
+        try writer.write("d", doubles: [1, 2, 3], shape: [3])
+        try writer.flush()
+        XCTAssertTrue(HDF5Snapshot.isOpenHere(path))
+        XCTAssertEqual(try HDF5File(readingAt: path).readDoubles("d").values, [1, 2, 3])
+        XCTAssertFalse(HDF5Snapshot.isOpenHere(try sampleFile()))
+    }
+
     /// HDF5File's reads go through the one shared reader process: many files, one helper.
     func testOneReaderProcessServesEveryFile() throws {
         let good = try sampleFile()
