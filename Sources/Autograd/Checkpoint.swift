@@ -267,7 +267,13 @@ public enum Checkpoint {
     /// Restores every part from /<key> and returns the metadata.
     @discardableResult
     public static func load(from path: String, parts: [String: Checkpointable]) throws -> [String: Double] {
-        let file = try HDF5File(readingAt: path)
+        try load(from: HDF5File(readingAt: path), parts: parts)
+    }
+
+    /// Restores every part from /<key> of an open checkpoint file and returns the metadata.
+    @discardableResult
+    public static func load(from file: HDF5File, parts: [String: Checkpointable]) throws -> [String: Double] {
+        let path = file.path
         guard let format = try? file.stringAttribute("format"), Checkpoint.readableFormats.contains(format) else {
             throw CheckpointError(file: path, field: "/@format", message: "not a HarmoSE checkpoint (format attribute missing or unknown)")
         }

@@ -38,3 +38,7 @@ static inline void harmose_default_crash_signals(void) {
     int signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
     for (unsigned k = 0; k < sizeof signals / sizeof signals[0]; k++) signal(signals[k], SIG_DFL);
 }
+/// How many files libhdf5 has open in this process, and their ids (HDF5Snapshot: files this
+/// process is writing are snapshotted from its own library state).
+static inline ssize_t harmose_h5f_open_file_count(void) { return H5Fget_obj_count((hid_t)H5F_OBJ_ALL, H5F_OBJ_FILE); }
+static inline ssize_t harmose_h5f_open_file_ids(size_t n, hid_t *ids) { return H5Fget_obj_ids((hid_t)H5F_OBJ_ALL, H5F_OBJ_FILE, n, ids); }

@@ -112,7 +112,7 @@ public final class HDF5File {
             throw HDF5Error(file: path, message: "file not found")
         }
         id = -1
-        snapshot = try HDF5Snapshot.take(name: path, byteCount: HDF5Snapshot.fileSize(path)) { try HDF5File(readingInProcessAt: path) }
+        snapshot = try HDF5Snapshot.take(name: path, byteCount: HDF5Snapshot.fileSize(path), source: .path(path))
     }
 
     /// Opens a file that this program wrote itself (a stage's artifact under outputs/, e.g.
@@ -146,7 +146,7 @@ public final class HDF5File {
     public init(image bytes: [UInt8], name: String) throws {
         self.path = name
         id = -1
-        snapshot = try HDF5Snapshot.take(name: name, byteCount: bytes.count) { try HDF5File(inProcessImage: bytes, name: name) }
+        snapshot = try HDF5Snapshot.take(name: name, byteCount: bytes.count, source: .image(bytes))
     }
 
     /// libhdf5 opening an in-memory image in this process (the snapshot child).
@@ -181,6 +181,21 @@ public final class HDF5File {
             H5Pset_obj_track_times(fcpl, false)
             let f = H5Fcreate(path, harmose_h5f_acc_trunc(), fcpl, harmose_h5p_default())
             guard f >= 0 else { throw HDF5Error(file: path, message: "cannot create file\(systemReason())") }
+            return f
+        }
+    }
+
+    /// Creates a file in memory only (core driver, no backing store): the reader process's
+    /// warm-up (HDF5ReaderProcess.swift); gone when closed.
+    init(creatingInMemory name: String) throws {
+        self.path = name
+        snapshot = nil
+        id = try withHDF5 {
+            let fapl = H5Pcreate(harmose_h5p_file_access())
+            defer { H5Pclose(fapl) }
+            H5Pset_fapl_core(fapl, 1 << 16, false)
+            let f = H5Fcreate(name, harmose_h5f_acc_trunc(), harmose_h5p_default(), fapl)
+            guard f >= 0 else { throw HDF5Error(file: name, message: "cannot create file in memory") }
             return f
         }
     }

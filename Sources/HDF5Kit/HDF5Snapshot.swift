@@ -11,13 +11,13 @@
 // ("…: HDF5 library crashed (SIGSEGV) while reading it: the file is damaged"): no untrusted HDF5
 // input can take the process down.
 //
-// fork without exec, so that every program linking HDF5Kit (harmose, its tests, the fuzz
-// harnesses) gets it with no executable to find; the parent holds the HDF5 lock across fork, so no
-// other thread is inside libhdf5, and the child re-initialises that lock, runs only HDF5Kit, and
-// leaves with _exit (no atexit handlers, no stdio flush). Readers of outside files run on one
-// thread (structure readers, checkpoint loading), as fork from a busy multi-threaded process
-// would otherwise risk a lock held by another thread.
+// The child is forked by a small helper, the reader process (HDF5ReaderProcess.swift), not by
+// this process, whose size would make every fork cost 5–40 ms; where that helper cannot be
+// started, by this process (`forkedRead`: the HDF5 lock held across fork, so no other thread is
+// inside libhdf5, and re-initialised in the child). Either way the child runs only HDF5Kit and
+// leaves with _exit (no atexit handlers, no stdio flush).
 import CHDF5
+import CHDF5Reader
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -157,50 +157,119 @@ final class HDF5Snapshot {
 
     // MARK: Taking a snapshot
 
-    /// Forks; the child opens the file with `open` (libhdf5 in that process) and streams the
-    /// snapshot back. `byteCount` (the file's size) bounds the values it may hold.
-    static func take(name: String, byteCount: Int, open: () throws -> HDF5File) throws -> HDF5Snapshot {
+    /// What a snapshot child opens with libhdf5: a file on disk or an in-memory image.
+    enum Source {
+        case path(String)
+        case image([UInt8])
+
+        func open(name: String) throws -> HDF5File {
+            switch self {
+            case .path(let path): return try HDF5File(readingInProcessAt: path)
+            case .image(let bytes): return try HDF5File(inProcessImage: bytes, name: name)
+            }
+        }
+    }
+
+    /// The values a file of `byteCount` bytes may hold in all.
+    static func valueBudget(byteCount: Int) -> Int {
+        max(minValueBudget, byteCount.multipliedReportingOverflow(by: HDF5File.maxStorageRatio).overflow ? Int.max : byteCount * HDF5File.maxStorageRatio)
+    }
+
+    /// A child process opens `source` with libhdf5 and streams the snapshot back (forked by the
+    /// reader process, HDF5ReaderProcess.swift). `byteCount` (the file's size) bounds the values
+    /// it may hold; `name` names the file in messages.
+    static func take(name: String, byteCount: Int, source: Source) throws -> HDF5Snapshot {
+        let budget = valueBudget(byteCount: byteCount)
+        let read: (stream: [UInt8], status: Int32)
+        if case .path(let path) = source, isOpenHere(path) {
+            // A file this process has open in libhdf5 (one it is writing): only a fork of this
+            // process sees it as libhdf5 here does (what is not flushed yet; and libhdf5's file
+            // lock refuses it to another process's library).
+            read = try forkedRead(name: name, budget: budget, source: source)
+        } else {
+            read = try HDF5ReaderProcess.shared.read(name: name, budget: budget, source: source)
+        }
+        return try decode(read.stream, name: name, status: read.status)
+    }
+
+    /// Whether libhdf5 in this process has the file at `path` open (same device and inode).
+    static func isOpenHere(_ path: String) -> Bool {
+        var target = stat()
+        guard stat(path, &target) == 0 else { return false }
+        return withHDF5 {
+            let count = harmose_h5f_open_file_count()
+            guard count > 0 else { return false }
+            var ids = [hid_t](repeating: 0, count: count)
+            let listed = harmose_h5f_open_file_ids(count, &ids)
+            for id in ids.prefix(max(listed, 0)) {
+                let length = H5Fget_name(id, nil, 0)
+                guard length > 0 else { continue }
+                var name = [CChar](repeating: 0, count: length + 1)
+                guard H5Fget_name(id, &name, length + 1) > 0 else { continue }
+                var open = stat()
+                if stat(name, &open) == 0, open.st_dev == target.st_dev, open.st_ino == target.st_ino { return true }
+            }
+            return false
+        }
+    }
+
+    /// The child's whole life: opens `source` with libhdf5, walks it into `fd` and exits — by
+    /// `_exit` (no atexit handlers, no stdio flush), or by the signal of a crash, which the parent
+    /// turns into an error naming the object being read.
+    static func walkAndExit(source: Source, name: String, budget: Int, to fd: Int32) -> Never {
+        // A crash here must end this process by its signal (the parent reports it), not run
+        // the Swift runtime's backtracer or a sanitizer's report on the user's terminal.
+        harmose_default_crash_signals()
+        var out = SnapshotWriter(fd: fd)
+        do {
+            var walk = Walk(file: try source.open(name: name), out: SnapshotWriter(fd: fd), budget: budget)
+            try walk.run()
+            out.byte(UInt8(ascii: "Z"))
+        } catch let e as HDF5Error {
+            out.byte(UInt8(ascii: "E")); out.string(e.object.map { "\($0): \(e.message)" } ?? e.message)
+        } catch {
+            out.byte(UInt8(ascii: "E")); out.string("\(error)")
+        }
+        out.flush()
+        _exit(0)
+    }
+
+    /// Forks this process for the child (where the reader process cannot be started): the stream
+    /// and the child's wait status. The parent holds the HDF5 lock across fork, so no other thread
+    /// is inside libhdf5 while its state is copied; the child re-initialises that lock.
+    static func forkedRead(name: String, budget: Int, source: Source) throws -> (stream: [UInt8], status: Int32) {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(errno)))") }
-        let budget = max(minValueBudget, byteCount.multipliedReportingOverflow(by: HDF5File.maxStorageRatio).overflow ? Int.max : byteCount * HDF5File.maxStorageRatio)
-        // Held across fork: no other thread is inside libhdf5 while its state is copied.
+        guard harmose_hdf5_reader_pipe(&fds) == 0 else { throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(errno)))") }
         hdf5Lock.lock()
         let pid = harmose_fork()
         if pid == 0 {
             hdf5Lock.reinitialize()
             close(fds[0])
-            // A crash here must end this process by its signal (the parent reports it), not run
-            // the Swift runtime's backtracer or a sanitizer's report on the user's terminal.
-            harmose_default_crash_signals()
-            var out = SnapshotWriter(fd: fds[1])
-            do {
-                var walk = Walk(file: try open(), out: SnapshotWriter(fd: fds[1]), budget: budget)
-                try walk.run()
-                out.byte(UInt8(ascii: "Z"))
-            } catch let e as HDF5Error {
-                out.byte(UInt8(ascii: "E")); out.string(e.object.map { "\($0): \(e.message)" } ?? e.message)
-            } catch {
-                out.byte(UInt8(ascii: "E")); out.string("\(error)")
-            }
-            out.flush()
-            _exit(0)
+            walkAndExit(source: source, name: name, budget: budget, to: fds[1])
         }
+        let forkError = errno
         hdf5Lock.unlock()
         close(fds[1])
         guard pid > 0 else {
             close(fds[0])
-            throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(errno)))")
+            throw HDF5Error(file: name, message: "cannot start the HDF5 reader process: \(String(cString: strerror(forkError)))")
         }
-        var stream: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if n > 0 { stream += chunk[0 ..< n] } else if n < 0 && errno == EINTR { continue } else { break }
-        }
+        let stream = readToEnd(fds[0])
         close(fds[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return try decode(stream, name: name, status: status)
+        return (stream, status)
+    }
+
+    /// Everything until end of file (the child exited: its copy of the write end is closed).
+    static func readToEnd(_ fd: Int32) -> [UInt8] {
+        var stream: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { stream += chunk[0 ..< n] } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return stream
     }
 
     static func signalName(_ s: Int32) -> String {
@@ -249,7 +318,7 @@ final class HDF5Snapshot {
 }
 
 /// The child's walk over every object of a file, through the library-backed reads.
-private struct Walk {
+struct Walk {
     let file: HDF5File
     var out: SnapshotWriter
     var budget: Int
@@ -374,6 +443,7 @@ struct SnapshotWriter {
 
     mutating func byte(_ b: UInt8) { buffer.append(b) }
     mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { buffer += $0 } }
+    mutating func int32(_ v: Int32) { withUnsafeBytes(of: v.littleEndian) { buffer += $0 } }
     mutating func string(_ s: String) { int(s.utf8.count); buffer += s.utf8 }
     mutating func raw<T>(_ values: [T]) {
         int(values.count)
@@ -444,6 +514,14 @@ struct SnapshotReader {
         withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: bytes[offset ..< offset + 8]) }
         offset += 8
         return Int(Int64(littleEndian: v))
+    }
+
+    mutating func int32() throws -> Int32 {
+        guard bytes.count - offset >= 4 else { throw Truncated() }
+        var v: Int32 = 0
+        withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: bytes[offset ..< offset + 4]) }
+        offset += 4
+        return Int32(littleEndian: v)
     }
 
     mutating func count(_ size: Int) throws -> Int {

@@ -9,6 +9,7 @@
 import Autograd
 import Formats
 import Foundation
+import HDF5Kit
 import Models
 import Structures
 
@@ -47,14 +48,14 @@ public final class Predictor {
     /// a hybrid checkpoint (its `kind` marker) predicts H₁ + ΔH, a stage-1 one H₁.
     public init(checkpoint: URL) throws {
         let path = try HybridCheckpoint.resolve(checkpoint)
-        if try HybridCheckpoint.kind(path.path) == .hybrid {
-            let loaded = try HybridCheckpoint.loadHybrid(path.path)
+        // Read once: kind, configuration and weights from the same snapshot of the file.
+        let file = try HybridCheckpoint.open(path.path)
+        if try HybridCheckpoint.kind(file) == .hybrid {
+            let loaded = try HybridCheckpoint.loadHybrid(file)
             hybrid = loaded
             model = loaded.stage1
         } else {
-            let config = try ModelConfigPart.read(path.path)
-            model = try HamiltonianModel<Float>(config: config)
-            try Checkpoint.load(from: path.path, parts: ["model": model.parameters])
+            model = try HybridCheckpoint.loadStage1(file)
             hybrid = nil
         }
         self.checkpoint = path

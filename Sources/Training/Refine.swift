@@ -131,10 +131,19 @@ public final class HybridConfigPart: Checkpointable {
 public enum HybridCheckpoint {
     /// "hybrid" when the checkpoint holds a stage-2 network, "stage1" otherwise.
     public static func kind(_ path: String) throws -> ModelKind {
-        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(file: path, message: "no such checkpoint") }
-        let file = try HDF5File(readingAt: path)
-        guard file.exists("config") else { throw TrainingError(file: path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
+        try kind(open(path))
+    }
+
+    /// The kind of an open checkpoint file.
+    public static func kind(_ file: HDF5File) throws -> ModelKind {
+        guard file.exists("config") else { throw TrainingError(file: file.path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
         return file.exists("hybrid") ? .hybrid : .stage1
+    }
+
+    /// Opens a checkpoint file (parsed once, in a child process: HDF5File(readingAt:)).
+    public static func open(_ path: String) throws -> HDF5File {
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(file: path, message: "no such checkpoint") }
+        return try HDF5File(readingAt: path)
     }
 
     /// A checkpoint file itself, or best.h5 (else last.h5) of a training or refine folder.
@@ -152,19 +161,29 @@ public enum HybridCheckpoint {
     }
 
     public static func loadStage1(_ path: String) throws -> HamiltonianModel<Float> {
-        let model = try HamiltonianModel<Float>(config: ModelConfigPart.read(path))
-        try Checkpoint.load(from: path, parts: ["model": model.parameters])
+        try loadStage1(open(path))
+    }
+
+    /// The stage-1 model of an open checkpoint file: configuration and weights from one read.
+    public static func loadStage1(_ file: HDF5File) throws -> HamiltonianModel<Float> {
+        let model = try HamiltonianModel<Float>(config: ModelConfigPart.read(file))
+        try Checkpoint.load(from: file, parts: ["model": model.parameters])
         return model
     }
 
     public static func loadHybrid(_ path: String) throws -> HybridHamiltonianModel<Float> {
-        guard try kind(path) == .hybrid else {
-            throw TrainingError(file: path, field: "/hybrid", message: "a stage-1 checkpoint, not a hybrid one (run refine on it first)")
+        try loadHybrid(open(path))
+    }
+
+    /// The hybrid model of an open checkpoint file: configuration and weights from one read.
+    public static func loadHybrid(_ file: HDF5File) throws -> HybridHamiltonianModel<Float> {
+        guard try kind(file) == .hybrid else {
+            throw TrainingError(file: file.path, field: "/hybrid", message: "a stage-1 checkpoint, not a hybrid one (run refine on it first)")
         }
         let part = HybridConfigPart(HybridConfig(stage1: ModelConfig(), stage2: Stage2Config()))
-        try part.load(from: HDF5File(readingAt: path), group: "hybrid")
+        try part.load(from: file, group: "hybrid")
         let model = try HybridHamiltonianModel<Float>(config: part.config)
-        try Checkpoint.load(from: path, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
+        try Checkpoint.load(from: file, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
         return model
     }
 
@@ -176,7 +195,8 @@ public enum HybridCheckpoint {
     @discardableResult
     public static func initialise(_ model: HybridHamiltonianModel<Float>, from url: URL) throws -> Bool {
         let path = try resolve(url).path
-        let source = try loadHybrid(path)
+        let file = try open(path)
+        let source = try loadHybrid(file)
         guard source.stage1.config == model.stage1.config else {
             throw TrainingError(file: path, field: "/config", message: "its stage 1 has another configuration than the stage 1 being refined; fine-tune only a hybrid of this stage 1")
         }
@@ -192,7 +212,7 @@ public enum HybridCheckpoint {
             throw TrainingError(file: path, field: "/hybrid stage2.groups", message: "has no stage-2 weights for \(missing.joined(separator: ", ")), which the training data needs")
         }
         let tuned = zip(source.stage1.parameters.tensors, model.stage1.parameters.tensors).contains { $0.data != $1.data }
-        try Checkpoint.load(from: path, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
+        try Checkpoint.load(from: file, parts: ["model": model.stage1.parameters, "stage2": model.stage2.parameters])
         return tuned
     }
 

@@ -52,9 +52,12 @@ public final class ModelConfigPart: Checkpointable {
 
     /// Reads only the configuration of a checkpoint file.
     public static func read(_ path: String) throws -> ModelConfig {
-        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError(file: path, message: "no such checkpoint") }
-        let file = try HDF5File(readingAt: path)
-        guard file.exists("config") else { throw TrainingError(file: path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
+        try read(HybridCheckpoint.open(path))
+    }
+
+    /// Reads only the configuration of an open checkpoint file.
+    public static func read(_ file: HDF5File) throws -> ModelConfig {
+        guard file.exists("config") else { throw TrainingError(file: file.path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
         let part = ModelConfigPart(ModelConfig())
         try part.load(from: file, group: "config")
         return part.config
