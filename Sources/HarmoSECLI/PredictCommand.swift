@@ -1,5 +1,6 @@
 // `harmose predict`: a thin shell over Training.Predictor.
 import ArgumentParser
+import Autograd
 import Formats
 import Foundation
 import StageAPI
@@ -72,6 +73,7 @@ public struct PredictCommand: ParsableCommand {
     }
 
     public func run() throws {
+        MemoryTuning.useOneArena()   // the chunk workers' large arrays reuse one heap (no page-fault churn)
         let predictor = try Predictor(checkpoint: URL(fileURLWithPath: model))
         let bar = TerminalProgress()
         let atomBar = TerminalProgress(isTerminal: !quiet && isatty(STDERR_FILENO) == 1)

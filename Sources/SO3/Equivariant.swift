@@ -7,6 +7,7 @@
 // because composing it from ~5 generic ops per CG path ran at ~1 % of sgemm peak.
 import Foundation
 import Autograd
+import Linalg
 import Structures
 
 extension Irreps {
@@ -40,7 +41,7 @@ extension Irreps {
     }
 }
 
-private func checkFeatures<T: Scalar>(_ x: Tensor<T>, _ irreps: Irreps, _ what: String) throws {
+func checkFeatures<T: Scalar>(_ x: Tensor<T>, _ irreps: Irreps, _ what: String) throws {
     guard x.rank == 2, x.shape[1] == irreps.dim else {
         throw TensorError(what, "expected features [rows, \(irreps.dim)] for irreps \(irreps), got shape \(x.shape)")
     }
@@ -102,6 +103,122 @@ public struct EquivariantLinear<T: Scalar> {
             parts.append(out)
         }
         return parts.count == 1 ? parts[0] : try Tensor.concat(parts, axis: 1)
+    }
+
+    /// The layer on features laid out entry by entry (a tensor product's output for prediction):
+    /// each term's input matrix is already the [rows·(2l+1), mul] matrix that the [rows, dim]
+    /// path makes by slice + permute, so the same matrix products run on it in place, and the
+    /// sums, scaling and bias follow in the same order: bit for bit the same output, without the
+    /// input's copies (the input can be 10² MB, the product on 10⁴ edges, and slicing one entry's
+    /// columns out of it per term missed the caches on every row). Nothing is recorded.
+    public func callAsFunction(_ x: EntryMajorFeatures<T>) throws -> Tensor<T> {
+        guard x.irreps == irrepsIn else {
+            throw TensorError("EquivariantLinear", "expected features of irreps \(irrepsIn), got \(x.irreps)")
+        }
+        let rows = x.rows, outWidth = irrepsOut.dim
+        let inSlices = irrepsIn.slices, outSlices = irrepsOut.slices
+        var out: [T] = uninitializedArray(count: rows * outWidth)
+        guard rows > 0 else { return Tensor(zeros: [0, outWidth]) }
+        let maxOut = irrepsOut.entries.map(\.dim).max() ?? 0
+        let sum = UnsafeMutablePointer<T>.allocate(capacity: max(1, rows * maxOut))
+        let product = UnsafeMutablePointer<T>.allocate(capacity: max(1, rows * maxOut))
+        defer { sum.deallocate(); product.deallocate() }
+        let workers = Parallel.workers
+        x.data.withUnsafeBufferPointer { xb in
+            out.withUnsafeMutableBufferPointer { ob in
+                for (o, eo) in irrepsOut.entries.enumerated() {
+                    let d = eo.irrep.dim, mo = eo.mul
+                    let (terms, fanIn) = termsByOutput[o]
+                    let dst = ob.baseAddress! + outSlices[o].lowerBound
+                    guard !terms.isEmpty else {
+                        for r in 0 ..< rows { (dst + r * outWidth).initialize(repeating: 0, count: eo.dim) }
+                        continue
+                    }
+                    for (k, t) in terms.enumerated() {
+                        t.weight.data.withUnsafeBufferPointer { w in
+                            BLAS.gemmBatched(batch: 1, workers: workers, m: rows * d, n: mo, k: irrepsIn.entries[t.input].mul,
+                                             a: xb.baseAddress! + rows * inSlices[t.input].lowerBound,
+                                             b: w.baseAddress!, c: k == 0 ? sum : product)
+                        }
+                        if k > 0 { Self.accumulate(product, into: sum, count: rows * eo.dim) }
+                    }
+                    let scale = T(1 / Double(fanIn).squareRoot())
+                    if let bias = biases[o] {
+                        bias.data.withUnsafeBufferPointer { b in
+                            Self.finish(sum, rows: rows, mul: mo, dim: d, scale: scale, bias: b.baseAddress!, into: dst, stride: outWidth)
+                        }
+                    } else {
+                        Self.finish(sum, rows: rows, mul: mo, dim: d, scale: scale, bias: nil, into: dst, stride: outWidth)
+                    }
+                }
+            }
+        }
+        return try Tensor(out, shape: [rows, outWidth])
+    }
+
+    // This type is generic and not specialised, so its element loops call the kernels below
+    // with concrete types (a generic call would run them unspecialised, ~10× slower).
+    private static func accumulate(_ product: UnsafePointer<T>, into sum: UnsafeMutablePointer<T>, count: Int) {
+        if T.self == Float.self {
+            equivariantLinearAccumulate(UnsafeRawPointer(product).assumingMemoryBound(to: Float.self),
+                                        into: UnsafeMutableRawPointer(sum).assumingMemoryBound(to: Float.self), count: count)
+        } else if T.self == Double.self {
+            equivariantLinearAccumulate(UnsafeRawPointer(product).assumingMemoryBound(to: Double.self),
+                                        into: UnsafeMutableRawPointer(sum).assumingMemoryBound(to: Double.self), count: count)
+        } else {
+            equivariantLinearAccumulate(product, into: sum, count: count)
+        }
+    }
+
+    private static func finish(_ sum: UnsafePointer<T>, rows: Int, mul: Int, dim: Int, scale: T, bias: UnsafePointer<T>?,
+                               into dst: UnsafeMutablePointer<T>, stride: Int) {
+        if T.self == Float.self {
+            equivariantLinearFinish(UnsafeRawPointer(sum).assumingMemoryBound(to: Float.self), rows: rows, mul: mul, dim: dim,
+                                    scale: unsafeBitCast(scale, to: Float.self),
+                                    bias: bias.map { UnsafeRawPointer($0).assumingMemoryBound(to: Float.self) },
+                                    into: UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self), stride: stride)
+        } else if T.self == Double.self {
+            equivariantLinearFinish(UnsafeRawPointer(sum).assumingMemoryBound(to: Double.self), rows: rows, mul: mul, dim: dim,
+                                    scale: unsafeBitCast(scale, to: Double.self),
+                                    bias: bias.map { UnsafeRawPointer($0).assumingMemoryBound(to: Double.self) },
+                                    into: UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Double.self), stride: stride)
+        } else {
+            equivariantLinearFinish(sum, rows: rows, mul: mul, dim: dim, scale: scale, bias: bias, into: dst, stride: stride)
+        }
+    }
+}
+
+/// Features of `rows` rows laid out entry by entry: the entry at offset f of a row (mul channels
+/// of 2l+1 components) as its [rows·(2l+1), mul] matrix — row r·(2l+1) + m holds component m of
+/// every channel of row r — starting at rows·f. `ChannelwiseTensorProduct.entryMajor` writes it
+/// and `EquivariantLinear` reads it, so the layer multiplies its input matrices in place.
+public struct EntryMajorFeatures<T: Scalar> {
+    public let rows: Int
+    public let irreps: Irreps
+    public let data: [T]
+}
+
+/// sum += product, elementwise: the taped path's running `acc + y` over an output entry's terms.
+@inline(__always)
+func equivariantLinearAccumulate<T: Scalar>(_ product: UnsafePointer<T>, into sum: UnsafeMutablePointer<T>, count: Int) {
+    for i in 0 ..< count { sum[i] = sum[i] + product[i] }
+}
+
+/// Output entry = sum · scale (+ bias), from [rows·dim, mul] into e3nn's [rows][mul][dim] layout
+/// at `stride`: the taped path's `affine(scale:)`, permute and broadcast add, value by value.
+@inline(__always)
+func equivariantLinearFinish<T: Scalar>(_ sum: UnsafePointer<T>, rows: Int, mul: Int, dim: Int, scale: T, bias: UnsafePointer<T>?,
+                                        into dst: UnsafeMutablePointer<T>, stride: Int) {
+    for r in 0 ..< rows {
+        let o = dst + r * stride
+        for m in 0 ..< dim {
+            let p = sum + (r * dim + m) * mul
+            for v in 0 ..< mul {
+                var value = scale * p[v] + 0   // as `affine(scale:)`: the rounded product, then + 0
+                if let bias { value = value + bias[v] }
+                o[v * dim + m] = value
+            }
+        }
     }
 }
 

@@ -434,9 +434,11 @@ private func scaledCopy<T: Scalar>(_ dst: UnsafeMutablePointer<T>, _ src: Unsafe
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 package func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan, edges: Int,
-                                          x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>) {
+                                          x1: UnsafePointer<T>, x2: UnsafePointer<T>, w: UnsafePointer<T>, out: UnsafeMutablePointer<T>,
+                                          entryMajor: Bool = false) {
     let lanes = FusedTensorProductPlan.lanes, dim1 = plan.dim1, dim2 = plan.dim2, dimOut = plan.dimOut, wCount = plan.weightCount
     let mMajor = plan.mMajor
+    precondition(!(entryMajor && mMajor), "an m-major product has no entry-major layout")
     Parallel.forRanges(edges, grain: 32) { range in
         let s = KernelScratch<T>(plan)
         let rows = UnsafeRawPointer(s.rows).assumingMemoryBound(to: T.self)
@@ -459,6 +461,15 @@ package func fusedTensorProductForward<T: Scalar>(_ plan: FusedTensorProductPlan
                             let o = outRow + m * wCount + p[2]
                             var y = rows + p[3] + m
                             for u in 0 ..< mul { o[u] = wp[u] * y.pointee; y += nv * lanes }
+                        }
+                    } else if entryMajor {
+                        // The path's [edges·(2L+1), mul] matrix (`EntryMajorFeatures`): row e·d + M
+                        // holds the channels; the same products as `scaledBlockCopy`.
+                        let d = p[0], wp = wRow + p[2], base = out + edges * p[1] + e * d * mul
+                        for m in 0 ..< d {
+                            let o = base + m * mul
+                            var y = rows + p[3] + m
+                            for u in 0 ..< mul { o[u] = y.pointee * wp[u]; y += nv * lanes }
                         }
                     } else {
                         scaledBlockCopy(outRow + p[1], rows + p[3], nv * lanes, p[0], wRow + p[2], mul)
@@ -619,6 +630,28 @@ package func fusedTensorProductBackward<T: Scalar>(_ plan: FusedTensorProductPla
 }
 
 extension ChannelwiseTensorProduct {
+    /// The product for prediction (nothing recorded), laid out entry by entry for the
+    /// `EquivariantLinear` that follows it: the same values as `callAsFunction`, bit for bit.
+    public func entryMajor(_ x1: Tensor<T>, _ x2: Tensor<T>, weights: Tensor<T>) throws -> EntryMajorFeatures<T> {
+        try checkFeatures(x1, irreps1, "ChannelwiseTensorProduct input 1")
+        try checkFeatures(x2, irreps2, "ChannelwiseTensorProduct input 2")
+        let edges = x1.shape[0]
+        guard x2.shape[0] == edges, weights.shape == [edges, weightCount] else {
+            throw TensorError("ChannelwiseTensorProduct", "inputs have \(x1.shape[0]) and \(x2.shape[0]) rows and weights \(weights.shape); expected weights [\(edges), \(weightCount)]")
+        }
+        guard !plan.mMajor else { throw TensorError("ChannelwiseTensorProduct", "an m-major product has no entry-major layout") }
+        var out: [T] = uninitializedArray(count: edges * plan.dimOut)
+        if edges > 0 && !plan.mul.isEmpty {
+            x1.data.withUnsafeBufferPointer { a in x2.data.withUnsafeBufferPointer { b in weights.data.withUnsafeBufferPointer { w in
+                out.withUnsafeMutableBufferPointer { o in
+                    fusedTensorProductForward(plan, edges: edges, x1: a.baseAddress!, x2: b.baseAddress!, w: w.baseAddress!,
+                                              out: o.baseAddress!, entryMajor: true)
+                }
+            } } }
+        }
+        return EntryMajorFeatures(rows: edges, irreps: irrepsOut, data: out)
+    }
+
     /// The fused op: values from the forward kernel, one graph node whose backward runs the
     /// backward kernel once and adds into whichever inputs require gradients.
     func fusedProduct(_ x1: Tensor<T>, _ x2: Tensor<T>, weights: Tensor<T>) throws -> Tensor<T> {

@@ -264,4 +264,44 @@ final class FusedTensorProductTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("expected weights [2, \(tp.weightCount)]"), "\($0)")
         }
     }
+
+    /// Prediction's layout (`entryMajor`) and the linear layer reading it in place: the same
+    /// output as the [rows, dim] product through the taped layer, bit for bit, Float and Double —
+    /// with output entries fed by several terms, by none (zeros), a bias, and (Float, 1 700 rows)
+    /// products large enough for `gemmSplit`'s slabs.
+    func testEntryMajorProductThroughTheLinearLayerIsBitIdentical() throws {
+        try assertEntryMajorBitIdentical(Double.self, wide: false, edges: 37, seed: 71)
+        try assertEntryMajorBitIdentical(Double.self, wide: true, edges: 19, seed: 72)
+        try assertEntryMajorBitIdentical(Float.self, wide: true, edges: 1_700, seed: 73)
+        try assertEntryMajorBitIdentical(Float.self, wide: false, edges: 0, seed: 74)
+    }
+
+    private func assertEntryMajorBitIdentical<T: Scalar>(_: T.Type, wide: Bool, edges: Int, seed: UInt64) throws {
+        let (tp, _) = try makeProduct(T.self, allowed: false, wide: wide)
+        let params = ParameterSet<T>(seed: seed)
+        let linear = try EquivariantLinear<T>(params, name: "out", irrepsIn: tp.irrepsOut,
+                                              irrepsOut: try Irreps("16x0e+16x1o+3x2e+16x4e+2x5e"))
+        for (o, b) in linear.biases { b.data = Tensor<T>.randomNormal([b.count], seed: seed + UInt64(o)).data }
+        let x1 = Tensor<T>.randomNormal([edges, tp.irreps1.dim], seed: seed + 10)
+        let x2 = Tensor<T>.randomNormal([edges, tp.irreps2.dim], seed: seed + 11)
+        let w = Tensor<T>.randomNormal([edges, tp.weightCount], seed: seed + 12)
+        let plain = try tp(x1, x2, weights: w)
+        let entryMajor = try tp.entryMajor(x1, x2, weights: w)
+        // The layout: entry at row offset f as its [rows·(2l+1), mul] matrix from rows·f.
+        let width = tp.irrepsOut.dim
+        for (f, e) in zip(tp.irrepsOut.slices, tp.irrepsOut.entries) where edges > 0 {
+            let d = e.irrep.dim
+            for r in Set([0, edges / 2, edges - 1]) { for u in 0 ..< e.mul { for m in 0 ..< d {
+                XCTAssertEqual(entryMajor.data[edges * f.lowerBound + (r * d + m) * e.mul + u], plain.data[r * width + f.lowerBound + u * d + m])
+            } } }
+        }
+        let expected = try linear(plain), got = try linear(entryMajor)
+        XCTAssertEqual(got.shape, expected.shape)
+        XCTAssertTrue(got.data.withUnsafeBytes { a in expected.data.withUnsafeBytes { b in a.elementsEqual(b) } },
+                      "\(T.self), \(edges) edges: max difference \(maxAbsDifference(got.data.map { Double($0) }, expected.data.map { Double($0) }))")
+        XCTAssertThrowsError(try EquivariantLinear<T>(params, name: "other", irrepsIn: tp.irreps1, irrepsOut: tp.irreps1)(entryMajor)) {
+            XCTAssertTrue("\($0)".contains("expected features of irreps"), "\($0)")
+        }
+    }
+
 }
