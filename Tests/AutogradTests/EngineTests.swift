@@ -194,6 +194,10 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(message { try Tensor<Float>([1, 2, 3], shape: [2, 2]) }.contains("do not fill shape [2, 2]"))
         XCTAssertTrue(message { try Tensor<Float>.concat([a, b], axis: 0) }.contains("does not match"))
         XCTAssertTrue(message { try a.bmm(b) }.contains("3-D"))
+        for bad in [[0, 0], [1, 2], [-1, 0], [0], [0, 1, 2]] {
+            XCTAssertEqual(message { try a.permuted(bad) }, "permute: \(bad) is not a permutation of the 2 axes of [2, 3]")
+        }
+        XCTAssertEqual(try a.permuted([1, 0]).shape, [3, 2])
         XCTAssertTrue(message { try RadialBasis.bessel(Tensor<Float>(zeros: [2]), count: 3, cutoff: 5) }.contains("not positive"))
     }
 }
