@@ -12,6 +12,10 @@
 //   Double so that calls from other modules run specialised code.
 // - Results never depend on the number of threads: reductions give each output element to one
 //   worker, which sums in a fixed order.
+// - Backward closures capture their op's tensors `unowned(unsafe)`: the node that holds a closure
+//   holds the same tensors strongly as its inputs, and only `backward()` calls the closure, through
+//   that node. A checked `unowned` costs atomic reference-count operations at every capture and
+//   call (about 60 k per water training step; issue #14, BENCHMARKS.md).
 import Foundation
 import HDF5Kit
 import Linalg

@@ -93,7 +93,7 @@ extension Tensor {
             data.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { unaryForward(op, x, $0) } }
             saved = out   // copy-on-write: shares storage
         }
-        return Tensor.result(out, shape: shape, op: op.rawValue, inputs: [self]) { [unowned self] gy in
+        return Tensor.result(out, shape: shape, op: op.rawValue, inputs: [self]) { [unowned(unsafe) self] gy in
             guard self.requiresGrad else { return }
             self.data.withUnsafeBufferPointer { x in
                 saved.withUnsafeBufferPointer { y in
@@ -137,7 +137,7 @@ extension Tensor {
                 }
             }
         }
-        return Tensor.result(out, shape: shape, op: "affine", inputs: [self]) { [unowned self] gy in
+        return Tensor.result(out, shape: shape, op: "affine", inputs: [self]) { [unowned(unsafe) self] gy in
             guard self.requiresGrad else { return }
             self.withGrad { g in for i in 0..<g.count { g[i] += scale * gy[i] } }
         }
@@ -263,7 +263,7 @@ extension Tensor {
                 out.withUnsafeMutableBufferPointer { binaryForward(op, a, b, $0, outShape: outShape, sa: sa, sb: sb) }
             }
         }
-        return Tensor.result(out, shape: outShape, op: op.rawValue, inputs: [self, other]) { [unowned self, unowned other] g in
+        return Tensor.result(out, shape: outShape, op: op.rawValue, inputs: [self, other]) { [unowned(unsafe) self, unowned(unsafe) other] g in
             self.data.withUnsafeBufferPointer { a in
                 other.data.withUnsafeBufferPointer { b in
                     if self.requiresGrad {

@@ -83,7 +83,7 @@ extension Tensor {
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { gatherRowsKernel(x.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: false) }
         }
-        return Tensor.result(out, shape: [index.count] + shape.dropFirst(), op: "gatherRows", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: [index.count] + shape.dropFirst(), op: "gatherRows", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             self.withGrad { scatterAddKernel(g.baseAddress!, width: w, index: index, into: $0.baseAddress!) }
         }
@@ -106,7 +106,7 @@ extension Tensor {
         data.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { scatterAddKernel(x.baseAddress!, width: w, index: index, into: $0.baseAddress!) }
         }
-        return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "scatterAdd", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "scatterAdd", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             self.withGradForOverwrite { gatherRowsKernel(g.baseAddress!, width: w, index: index, into: $0.baseAddress!, accumulate: $1) }
         }
@@ -142,7 +142,7 @@ extension Tensor {
                 for r in 0..<index.rowCount { for j in 0..<w { y[r * w + j] *= inv[r] } }
             }
         }
-        return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "segmentMean", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "segmentMean", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             self.withGrad { gx in
                 for e in 0..<index.count {
@@ -180,7 +180,7 @@ extension Tensor {
                 }
             }
         }
-        return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "segmentMax", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: [index.rowCount] + shape.dropFirst(), op: "segmentMax", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             self.withGrad { gx in
                 for i in 0..<argmax.count where argmax[i] >= 0 { gx[argmax[i] * w + i % w] += g[i] }
@@ -215,7 +215,7 @@ extension Tensor {
                 }
             }
         }
-        return Tensor.result(out, shape: shape, op: "segmentSoftmax", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: shape, op: "segmentSoftmax", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             // dx_e = y_e·(g_e − Σ_{e' in row} g_e'·y_e')
             out.withUnsafeBufferPointer { y in

@@ -52,7 +52,7 @@ extension Tensor {
                 }
             }
         }
-        return Tensor.result(out, shape: outShape, op: op, inputs: [self, other]) { [unowned self, unowned other] g in
+        return Tensor.result(out, shape: outShape, op: op, inputs: [self, other]) { [unowned(unsafe) self, unowned(unsafe) other] g in
             let gp = g.baseAddress!
             // C = op(A)·op(B):  d op(A) = dC·op(B)ᵀ,  d op(B) = op(A)ᵀ·dC.
             if self.requiresGrad {
@@ -116,7 +116,7 @@ extension Tensor {
         }
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return Tensor.result(out, shape: Array(shape.dropLast()) + [outF], op: "linear", inputs: inputs) {
-            [unowned self, unowned weight] g in
+            [unowned(unsafe) self, unowned(unsafe) weight] g in
             let gp = g.baseAddress!
             if self.requiresGrad {     // dX[rows,in] += dY[rows,out]·Wᵀ
                 weight.data.withUnsafeBufferPointer { w in

@@ -44,7 +44,7 @@ extension Tensor {
           }
         }
         let inputs = [self] + [gamma, beta].compactMap { $0 }
-        return Tensor.result(out, shape: shape, op: "layerNorm", inputs: inputs) { [unowned self] gy in
+        return Tensor.result(out, shape: shape, op: "layerNorm", inputs: inputs) { [unowned(unsafe) self] gy in
             let gyp = gy.baseAddress!
             if self.requiresGrad {
                 // dx = rstd·(dĥ − mean(dĥ) − ĥ·mean(dĥ·ĥ)),  dĥ = dy·γ
@@ -93,7 +93,7 @@ extension Tensor {
         }
         var out = data
         for i in 0..<out.count { out[i] *= mask[i] }
-        return Tensor.result(out, shape: shape, op: "dropout", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: shape, op: "dropout", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             self.withGrad { gx in for i in 0..<gx.count { gx[i] += g[i] * mask[i] } }
         }

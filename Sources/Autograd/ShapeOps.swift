@@ -20,7 +20,7 @@ extension Tensor {
         guard dims.reduce(1, *) == count else {
             throw TensorError("reshape", "shape \(shape) (\(count) values) cannot become \(newShape)")
         }
-        return Tensor.result(data, shape: dims, op: "reshape", inputs: [self]) { [unowned self] g in
+        return Tensor.result(data, shape: dims, op: "reshape", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             if self.grad == nil { self.grad = Array(g) } else { self.withGrad { gx in for i in 0..<gx.count { gx[i] += g[i] } } }
         }
@@ -30,7 +30,10 @@ extension Tensor {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func permuted(_ axes: [Int]) throws -> Tensor {
-        guard axes.count == rank, Set(axes) == Set(0..<rank) else {
+        // A bit per axis, not two Sets: permute runs hundreds of times per training step.
+        var seen: UInt64 = 0
+        for a in axes where a >= 0 && a < rank && a < 64 { seen |= 1 << UInt64(a) }
+        guard axes.count == rank, rank <= 64, seen.nonzeroBitCount == rank else {
             throw TensorError("permute", "\(axes) is not a permutation of the \(rank) axes of \(shape)")
         }
         let outShape = axes.map { shape[$0] }
@@ -43,7 +46,7 @@ extension Tensor {
                 broadcastWalk(outShape, gatherStrides, gatherStrides) { i, ia, _ in yp[i] = xp[ia] }
             }
         }
-        return Tensor.result(out, shape: outShape, op: "permute", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: outShape, op: "permute", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             let gp = g.baseAddress!
             self.withGrad { gx in
@@ -122,7 +125,7 @@ extension Tensor {
                 for o in 0..<outer { (y.baseAddress! + o * w).update(from: x.baseAddress! + o * rowIn + start, count: w) }
             }
         }
-        return Tensor.result(out, shape: outShape, op: "slice", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: outShape, op: "slice", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             self.withGrad { gx in
                 for o in 0..<outer {
@@ -148,7 +151,7 @@ extension Tensor {
             }
         }
         let fullShape = shape
-        return Tensor.result(out, shape: outShape, op: "sum", inputs: [self]) { [unowned self] g in
+        return Tensor.result(out, shape: outShape, op: "sum", inputs: [self]) { [unowned(unsafe) self] g in
             guard self.requiresGrad else { return }
             let gp = g.baseAddress!
             self.withGradForOverwrite { gx, accumulate in

@@ -30,6 +30,8 @@ public final class Tensor<T: Scalar> {
     var node: Node<T>?
     /// Set on results whose graph a backward pass has already consumed.
     var graphReleased = false
+    /// Marks the tensors a `topologicalOrder` walk has reached; false outside one.
+    var onTopologicalPath = false
 
     /// A tensor from values; throws if their count does not match the shape.
     public init(_ data: [T], shape: [Int], requiresGrad: Bool = false, name: String = "") throws {
@@ -167,25 +169,35 @@ public final class Tensor<T: Scalar> {
 
     /// Graph nodes reachable from self that require grad, inputs before outputs (iterative DFS so
     /// deep graphs do not exhaust the stack).
+    ///
+    /// Visited tensors are marked in the tensor itself (`onTopologicalPath`, cleared again before
+    /// returning) instead of a hash set of identities, and the walk holds its tensors unretained:
+    /// the graph rooted at self keeps every one alive and nothing changes it during the walk. Water's
+    /// steps run ~2000 small ops, and the set's hashing and growth with a retain and release per
+    /// visit were a quarter of the step's reference counting (issue #14, BENCHMARKS.md). Same
+    /// visiting order as before, hence the same gradients bit for bit.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func topologicalOrder() -> [Tensor] {
         var order: [Tensor] = []
-        var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Int)] = [(self, 0)]
-        visited.insert(ObjectIdentifier(self))
-        while let (t, next) = stack.popLast() {
-            let inputs = t.node?.inputs ?? []
-            if next < inputs.count {
-                stack.append((t, next + 1))
-                let child = inputs[next]
-                if child.requiresGrad && visited.insert(ObjectIdentifier(child)).inserted {
-                    stack.append((child, 0))
-                }
+        var stack: [(tensor: Unmanaged<Tensor>, next: Int)] = [(Unmanaged.passUnretained(self), 0)]
+        onTopologicalPath = true
+        while let (u, next) = stack.popLast() {
+            let advanced: Unmanaged<Tensor>? = u._withUnsafeGuaranteedRef { t in
+                guard let node = t.node, next < node.inputs.count else { return nil }
+                let child = node.inputs[next]
+                guard child.requiresGrad, !child.onTopologicalPath else { return u }
+                child.onTopologicalPath = true
+                return Unmanaged.passUnretained(child)
+            }
+            if let c = advanced {
+                stack.append((u, next + 1))
+                if c.toOpaque() != u.toOpaque() { stack.append((c, 0)) }
             } else {
-                order.append(t)
+                order.append(u.takeUnretainedValue())
             }
         }
+        for t in order { t.onTopologicalPath = false }
         return order
     }
 

@@ -34,6 +34,52 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try loss.backward()) { XCTAssertTrue("\($0)".contains("released")) }
     }
 
+    /// The graph walk marks visited tensors in the tensors (no set of identities): its order must
+    /// be the depth-first order of the set-based walk it replaced (that order fixes the order in
+    /// which gradients accumulate, hence their bits), and it must leave no mark behind.
+    func testTopologicalOrderIsTheDepthFirstOrderAndLeavesNoMarks() throws {
+        let x = try Tensor<Double>([0.3, -1.2, 2.0, 0.7], shape: [2, 2], requiresGrad: true)
+        let w = try Tensor<Double>([1.5, -0.5, 0.25, 2.0], shape: [2, 2], requiresGrad: true)
+        let constant = try Tensor<Double>([1, 2, 3, 4], shape: [2, 2])   // needs no gradient
+        // Shared subexpressions (h is used three times, x four), a branch without gradient and a
+        // diamond, so a walk without the visited marks would list tensors twice.
+        let h = try x.matmul(w).tanh()
+        let a = try (h * h + x) * constant
+        let b = try (h.transposed() + x).exp()
+        let loss = try ((a + b).sum() + (h * x).sum())
+        func setBasedOrder(_ root: Tensor<Double>) -> [ObjectIdentifier] {
+            var order: [ObjectIdentifier] = [], visited: Set<ObjectIdentifier> = [ObjectIdentifier(root)]
+            var stack: [(Tensor<Double>, Int)] = [(root, 0)]
+            while let (t, next) = stack.popLast() {
+                let inputs = t.node?.inputs ?? []
+                if next < inputs.count {
+                    stack.append((t, next + 1))
+                    let child = inputs[next]
+                    if child.requiresGrad && visited.insert(ObjectIdentifier(child)).inserted { stack.append((child, 0)) }
+                } else {
+                    order.append(ObjectIdentifier(t))
+                }
+            }
+            return order
+        }
+        let order = loss.topologicalOrder()
+        XCTAssertEqual(order.map(ObjectIdentifier.init), setBasedOrder(loss))
+        XCTAssertEqual(Set(order.map(ObjectIdentifier.init)).count, order.count)
+        XCTAssertTrue(order.contains { $0 === x } && order.contains { $0 === w } && !order.contains { $0 === constant })
+        XCTAssertFalse(order.contains { $0.onTopologicalPath })
+        // A second walk of the same graph sees the same order (no stale marks).
+        XCTAssertEqual(loss.topologicalOrder().map(ObjectIdentifier.init), order.map(ObjectIdentifier.init))
+        // Backward through closures whose tensors only the graph keeps alive (their captures are
+        // unowned(unsafe)): the intermediates are out of scope here, the gradient is exact.
+        func detachedLoss(_ v: Tensor<Double>) throws -> Tensor<Double> { try (v.exp() * v).transposed().sum() }
+        let y = try Tensor<Double>([0.5, -0.25, 1.0, 2.0], shape: [2, 2], requiresGrad: true)
+        try detachedLoss(y).backward()
+        for (g, v) in zip(y.grad!, y.data) { XCTAssertEqual(g, Foundation.exp(v) * (1 + v), accuracy: 1e-12) }
+        try loss.backward()
+        XCTAssertNotNil(x.grad)
+        XCTAssertFalse(x.onTopologicalPath || w.onTopologicalPath || loss.onTopologicalPath)
+    }
+
     func testParameterInitIsSeededPerName() throws {
         let a = ParameterSet<Float>(seed: 7), b = ParameterSet<Float>(seed: 7), c = ParameterSet<Float>(seed: 8)
         try a.create("w", shape: [4, 4], initializer: .fanInUniform)
@@ -148,6 +194,10 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(message { try Tensor<Float>([1, 2, 3], shape: [2, 2]) }.contains("do not fill shape [2, 2]"))
         XCTAssertTrue(message { try Tensor<Float>.concat([a, b], axis: 0) }.contains("does not match"))
         XCTAssertTrue(message { try a.bmm(b) }.contains("3-D"))
+        for bad in [[0, 0], [1, 2], [-1, 0], [0], [0, 1, 2]] {
+            XCTAssertEqual(message { try a.permuted(bad) }, "permute: \(bad) is not a permutation of the 2 axes of [2, 3]")
+        }
+        XCTAssertEqual(try a.permuted([1, 0]).shape, [3, 2])
         XCTAssertTrue(message { try RadialBasis.bessel(Tensor<Float>(zeros: [2]), count: 3, cutoff: 5) }.contains("not positive"))
     }
 }
