@@ -273,13 +273,19 @@ public struct ChannelwiseTensorProduct<T: Scalar> {
 
     /// x1 [E, irreps1.dim], x2 [E, irreps2.dim], weights [E, weightCount] → [E, irrepsOut.dim].
     public func callAsFunction(_ x1: Tensor<T>, _ x2: Tensor<T>, weights: Tensor<T>) throws -> Tensor<T> {
+        _ = try checkedEdgeCount(x1, x2, weights: weights)
+        return try fusedProduct(x1, x2, weights: weights)
+    }
+
+    /// Checks both inputs against their irreps and the weights against the edge count; returns it.
+    func checkedEdgeCount(_ x1: Tensor<T>, _ x2: Tensor<T>, weights: Tensor<T>) throws -> Int {
         try checkFeatures(x1, irreps1, "ChannelwiseTensorProduct input 1")
         try checkFeatures(x2, irreps2, "ChannelwiseTensorProduct input 2")
         let edges = x1.shape[0]
         guard x2.shape[0] == edges, weights.shape == [edges, weightCount] else {
             throw TensorError("ChannelwiseTensorProduct", "inputs have \(x1.shape[0]) and \(x2.shape[0]) rows and weights \(weights.shape); expected weights [\(edges), \(weightCount)]")
         }
-        return try fusedProduct(x1, x2, weights: weights)
+        return edges
     }
 }
 

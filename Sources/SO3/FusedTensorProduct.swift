@@ -633,12 +633,7 @@ extension ChannelwiseTensorProduct {
     /// The product for prediction (nothing recorded), laid out entry by entry for the
     /// `EquivariantLinear` that follows it: the same values as `callAsFunction`, bit for bit.
     public func entryMajor(_ x1: Tensor<T>, _ x2: Tensor<T>, weights: Tensor<T>) throws -> EntryMajorFeatures<T> {
-        try checkFeatures(x1, irreps1, "ChannelwiseTensorProduct input 1")
-        try checkFeatures(x2, irreps2, "ChannelwiseTensorProduct input 2")
-        let edges = x1.shape[0]
-        guard x2.shape[0] == edges, weights.shape == [edges, weightCount] else {
-            throw TensorError("ChannelwiseTensorProduct", "inputs have \(x1.shape[0]) and \(x2.shape[0]) rows and weights \(weights.shape); expected weights [\(edges), \(weightCount)]")
-        }
+        let edges = try checkedEdgeCount(x1, x2, weights: weights)
         guard !plan.mMajor else { throw TensorError("ChannelwiseTensorProduct", "an m-major product has no entry-major layout") }
         var out: [T] = uninitializedArray(count: edges * plan.dimOut)
         if edges > 0 && !plan.mul.isEmpty {
