@@ -167,6 +167,10 @@ public final class Tensor<T: Scalar> {
         }
     }
 
+    /// What `topologicalOrder` does at the next input of a tensor: all inputs done, pass an input
+    /// already reached (or without gradient), or descend into a new one.
+    private enum TopologicalStep { case finished, skip, descend(Unmanaged<Tensor>) }
+
     /// Graph nodes reachable from self that require grad, inputs before outputs (iterative DFS so
     /// deep graphs do not exhaust the stack).
     ///
@@ -183,18 +187,17 @@ public final class Tensor<T: Scalar> {
         var stack: [(tensor: Unmanaged<Tensor>, next: Int)] = [(Unmanaged.passUnretained(self), 0)]
         onTopologicalPath = true
         while let (u, next) = stack.popLast() {
-            let advanced: Unmanaged<Tensor>? = u._withUnsafeGuaranteedRef { t in
-                guard let node = t.node, next < node.inputs.count else { return nil }
+            let step: TopologicalStep = u._withUnsafeGuaranteedRef { t in
+                guard let node = t.node, next < node.inputs.count else { return .finished }
                 let child = node.inputs[next]
-                guard child.requiresGrad, !child.onTopologicalPath else { return u }
+                guard child.requiresGrad, !child.onTopologicalPath else { return .skip }
                 child.onTopologicalPath = true
-                return Unmanaged.passUnretained(child)
+                return .descend(Unmanaged.passUnretained(child))
             }
-            if let c = advanced {
-                stack.append((u, next + 1))
-                if c.toOpaque() != u.toOpaque() { stack.append((c, 0)) }
-            } else {
-                order.append(u.takeUnretainedValue())
+            switch step {
+            case .finished: order.append(u.takeUnretainedValue())
+            case .skip: stack.append((u, next + 1))
+            case .descend(let child): stack.append((u, next + 1)); stack.append((child, 0))
             }
         }
         for t in order { t.onTopologicalPath = false }

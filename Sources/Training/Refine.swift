@@ -136,8 +136,13 @@ public enum HybridCheckpoint {
 
     /// The kind of an open checkpoint file.
     public static func kind(_ file: HDF5File) throws -> ModelKind {
-        guard file.exists("config") else { throw TrainingError(file: file.path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
+        try requireModelConfiguration(file)
         return file.exists("hybrid") ? .hybrid : .stage1
+    }
+
+    /// Throws unless the file holds a model configuration (every HarmoSE model checkpoint does).
+    static func requireModelConfiguration(_ file: HDF5File) throws {
+        guard file.exists("config") else { throw TrainingError(file: file.path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
     }
 
     /// Opens a checkpoint file (parsed once, in a child process: HDF5File(readingAt:)).
@@ -397,7 +402,7 @@ public final class Refiner {
             trainMetrics.finish(lossSum: lossSum)
             if average != nil { evalEngine.synchronise() }
             let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(evalEngine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
-            let selected = config.selection == .mae ? val.hybrid.mae : val.hybrid.loss
+            let selected = config.selection.value(of: val.hybrid)
             let improved = selected < best
             if improved { best = selected; bestEpoch = epoch }
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]

@@ -57,7 +57,7 @@ public final class ModelConfigPart: Checkpointable {
 
     /// Reads only the configuration of an open checkpoint file.
     public static func read(_ file: HDF5File) throws -> ModelConfig {
-        guard file.exists("config") else { throw TrainingError(file: file.path, field: "/config", message: "not a HarmoSE model checkpoint (no model configuration)") }
+        try HybridCheckpoint.requireModelConfiguration(file)
         let part = ModelConfigPart(ModelConfig())
         try part.load(from: file, group: "config")
         return part.config
@@ -373,7 +373,7 @@ public final class Trainer {
             lastValidation = validation
             let plateauRate = try schedule.step(metric: validation.loss)
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
-            let selected = config.selection == .mae ? validation.mae : validation.loss
+            let selected = config.selection.value(of: validation)
             let improved = selected < bestLoss
             if improved { bestLoss = selected; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
             var meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),

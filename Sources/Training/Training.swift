@@ -117,6 +117,9 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
 /// term in the loss is seen only by "loss".
 public enum SelectionMetric: String, Codable, Sendable, CaseIterable {
     case loss, mae
+
+    /// The number of `metrics` this selection compares (lower is better).
+    public func value(of metrics: EpochMetrics) -> Double { self == .mae ? metrics.mae : metrics.loss }
 }
 
 /// Everything `harmose train` reads from --config. Keys are snake_case; all are optional.
