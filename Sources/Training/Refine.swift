@@ -403,7 +403,7 @@ public final class Refiner {
             if average != nil { evalEngine.synchronise() }
             let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(evalEngine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
             let selected = config.selection.value(of: val.hybrid)
-            let improved = selected < best
+            let improved = config.selection.improves(selected, on: best)
             if improved { best = selected; bestEpoch = epoch }
             let meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "best_loss": best]
             // Taken now, written while the next epoch trains (CheckpointWriter.swift); without a

@@ -374,7 +374,7 @@ public final class Trainer {
             let plateauRate = try schedule.step(metric: validation.loss)
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
             let selected = config.selection.value(of: validation)
-            let improved = selected < bestLoss
+            let improved = config.selection.improves(selected, on: bestLoss)
             if improved { bestLoss = selected; bestEpoch = epoch; badEpochs = 0 } else { badEpochs += 1 }
             var meta: [String: Double] = ["epoch": Double(epoch), "best_epoch": Double(bestEpoch), "bad_epochs": Double(badEpochs),
                                           "best_loss": bestLoss, "seed": Double(config.seed)]

@@ -110,16 +110,24 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
     case mseMae = "mse+mae"
 }
 
-/// What picks best.h5 (and what early stopping watches): the validation loss, or the validation
-/// MAE of H. The loss is dominated by the squares of a few large errors, so one extreme
-/// validation structure (e.g. a bond 25 % shorter than any training one) can hold best.h5 at an
-/// early epoch while the typical error keeps falling; "mae" follows the typical error. A band
-/// term in the loss is seen only by "loss".
+/// What picks best.h5 (and what early stopping watches): the validation loss, the validation
+/// MAE of H, or the last epoch. The loss is dominated by the squares of a few large errors, so one
+/// extreme validation structure (e.g. a bond 25 % shorter than any training one) can hold best.h5
+/// at an early epoch while the typical error keeps falling; "mae" follows the typical error, but a
+/// small validation set's MAE can still be ruled by that one structure (on water, epoch 166 of
+/// 850 of a cosine schedule whose final weights have the lower training and held-out error).
+/// "last" takes the weights at the end of the schedule — with `ema_decay`, their average — the
+/// usual choice for a schedule that decays to the end; it never stops early. A band term in the
+/// loss is seen only by "loss".
 public enum SelectionMetric: String, Codable, Sendable, CaseIterable {
-    case loss, mae
+    case loss, mae, last
 
-    /// The number of `metrics` this selection compares (lower is better).
-    public func value(of metrics: EpochMetrics) -> Double { self == .mae ? metrics.mae : metrics.loss }
+    /// The number of `metrics` this selection reports as the best epoch's (lower is better):
+    /// the loss, or the MAE ("mae" and "last").
+    public func value(of metrics: EpochMetrics) -> Double { self == .loss ? metrics.loss : metrics.mae }
+
+    /// Whether an epoch whose `value` is `candidate` replaces the best so far, `best`.
+    public func improves(_ candidate: Double, on best: Double) -> Bool { self == .last || candidate < best }
 }
 
 /// Everything `harmose train` reads from --config. Keys are snake_case; all are optional.

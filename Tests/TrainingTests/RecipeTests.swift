@@ -148,6 +148,23 @@ final class RecipeTests: XCTestCase {
         }
         // The two metrics disagree on this run (else the test could not tell them apart).
         XCTAssertNotEqual(flags[0], flags[1], "\(flags)")
+        // "last": every epoch replaces the best, so best.h5 is the final epoch's checkpoint, whose
+        // validation MAE the summary reports — even where "mae" kept an earlier epoch.
+        XCTAssertTrue(flags[1].contains(false), "the MAE run must have epochs that did not improve: \(flags[1])")
+        do {
+            let dir = try makeTemporaryDirectory(self)
+            var config = Tiny.config(epochs: 14)
+            config.loss = .mse
+            config.learningRate = 0.2
+            config.selection = .last
+            config.earlyStoppingPatience = 1
+            let summary = try Trainer(config: config, outputDirectory: dir).run(data: Tiny.data)
+            let curve = try Tiny.curve(dir)
+            XCTAssertEqual(curve.count, 14, "\"last\" never stops early")
+            XCTAssertEqual(curve.map { $0["best"] == 1 }, Array(repeating: true, count: 14))
+            XCTAssertEqual(summary.bestEpoch, 14)
+            XCTAssertEqual(summary.bestValidationLoss * 1000, curve.last!["val_mae_meV"]!, accuracy: 1e-9 * curve.last!["val_mae_meV"]!)
+        }
         let dir = try makeTemporaryDirectory(self)
         let url = dir.appendingPathComponent("c.json")
         try Data(#"{"selection": "rmse"}"#.utf8).write(to: url)
@@ -155,6 +172,9 @@ final class RecipeTests: XCTestCase {
         try Data(#"{"selection": "mae"}"#.utf8).write(to: url)
         XCTAssertEqual(try TrainConfig.load(url).selection, .mae)
         XCTAssertEqual(try RefineConfig.load(url).selection, .mae)
+        try Data(#"{"selection": "last"}"#.utf8).write(to: url)
+        XCTAssertEqual(try TrainConfig.load(url).selection, .last)
+        XCTAssertEqual(try RefineConfig.load(url).selection, .last)
     }
 
     func testBadRecipeKeysAreNamed() throws {
