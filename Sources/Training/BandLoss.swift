@@ -186,8 +186,9 @@ public struct StructureBandLoss: Sendable {
     var lossSum = 0.0
     public var gradient: [Double] = []
     /// Σ (ε − ε_DFT)² and the number of (k, band) pairs in the window (eigenvalue kind), for
-    /// logging a band RMSE.
+    /// logging a band RMSE; Σ |ε − ε_DFT| over the same pairs (a band MAE; 0 for the lowdin kind).
     public var squareSum = 0.0
+    public var absSum = 0.0
     public var count = 0
 }
 
@@ -236,6 +237,7 @@ public final class BandLoss {
                         out.lossSum += d * d
                     }
                     out.squareSum += d * d
+                    out.absSum += abs(d)
                 }
                 out.count += window
                 // Degenerate clusters share their mean weight (spectral-projector gradient).
@@ -285,27 +287,56 @@ public final class BandLoss {
     /// of different epochs compare like for like (training draws new points every step).
     public static let validationSeed: UInt64 = 0x5EED_BA4D
 
-    /// Sums of a validation pass's band term: the loss summed over structures, Σ(ε − ε_DFT)² and
-    /// the number of levels in it.
+    /// Sums of a validation pass's band term: the loss summed over structures, Σ(ε − ε_DFT)²,
+    /// Σ|ε − ε_DFT| and the number of levels in them.
     public struct ValidationSums: Sendable {
-        public var lossSum = 0.0, squareSum = 0.0, count = 0
+        public var lossSum = 0.0, squareSum = 0.0, absSum = 0.0, count = 0
         public init() {}
-        public mutating func add(_ o: ValidationSums) { lossSum += o.lossSum; squareSum += o.squareSum; count += o.count }
+        public mutating func add(_ o: ValidationSums) { lossSum += o.lossSum; squareSum += o.squareSum; absSum += o.absSum; count += o.count }
+        /// The four sums as one buffer (for a sum over ranks) and back.
+        public var flat: [Double] { [lossSum, squareSum, absSum, Double(count)] }
+        public init(flat f: ArraySlice<Double>) {
+            let f = Array(f)
+            lossSum = f[0]; squareSum = f[1]; absSum = f[2]; count = Int(f[3])
+        }
+    }
+
+    /// k-points per periodic validation structure and overlap threshold of the band MAE that
+    /// `"selection": "band"` watches. The threshold is `harmose eval`'s default (its band MAE
+    /// filters S(k) the same way), not the training term's: in the band fine-tunes a validation
+    /// band RMSE at the training threshold 2e-4 moved 5× between neighbouring epochs, ruled by a
+    /// few near-null S(k) directions (docs/accuracy.md). Eight fixed points instead of the
+    /// training term's two make the number steadier still.
+    public static let selectionKPoints = 8, selectionOverlapThreshold = 1e-3
+
+    /// The band error that `"selection": "band"` reads: levels of the window (occupied +
+    /// `bandsAbove` at each k) at `selectionKPoints` fixed points per structure, S(k) filtered at
+    /// `selectionOverlapThreshold`, absolute errors (no Huber) — independent of the training
+    /// term's settings, so runs with and without a band loss select by the same number.
+    public static func selector(bandsAbove: Int, records: [DFTRecord]) throws -> BandLoss {
+        var config = BandLossConfig()
+        config.weight = 1
+        config.kind = .eigenvalues
+        config.kpoints = selectionKPoints
+        config.bandsAbove = bandsAbove
+        config.overlapThreshold = selectionOverlapThreshold
+        config.huberDelta = 0
+        return try BandLoss(config: config, records: records)
     }
 
     /// The band term of a validation unit at the fixed validation k-points.
     public func validation<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], batch: GraphBatch<T>) throws -> ValidationSums {
         let r = try self(blocks, batch: batch, stepSeed: BandLoss.validationSeed)
         var sums = ValidationSums()
-        sums.lossSum = Double(r.loss.item) * Double(batch.graphs.count); sums.squareSum = r.squareSum; sums.count = r.count
+        sums.lossSum = Double(r.loss.item) * Double(batch.graphs.count); sums.squareSum = r.squareSum; sums.absSum = r.absSum; sums.count = r.count
         return sums
     }
 
     /// The band loss of a batch's predicted blocks (mean over its structures) as a recorded op on
     /// the block tensors; `stepSeed` draws the k-points (the same seed draws the same points).
-    /// Also returns Σ(ε − ε_DFT)² and its count for logging.
+    /// Also returns Σ(ε − ε_DFT)², Σ|ε − ε_DFT| and their count for logging and selection.
     public func callAsFunction<T: Scalar>(_ blocks: [BlockGroup: Tensor<T>], batch: GraphBatch<T>, stepSeed: UInt64) throws
-        -> (loss: Tensor<T>, squareSum: Double, count: Int) {
+        -> (loss: Tensor<T>, squareSum: Double, absSum: Double, count: Int) {
         let groups = blocks.keys.sorted()
         let structureCount = batch.graphs.count
         // Per structure: its predicted operator and where each block came from (group, row).
@@ -322,7 +353,7 @@ public final class BandLoss {
                 sources[row.structure].append((g, r))
             }
         }
-        var total = 0.0, squareSum = 0.0, count = 0
+        var total = 0.0, squareSum = 0.0, absSum = 0.0, count = 0
         var gradients: [BlockGroup: [T]] = [:]
         for g in groups { gradients[g] = [T](repeating: 0, count: blocks[g]!.count) }
         for s in 0 ..< structureCount {
@@ -331,7 +362,7 @@ public final class BandLoss {
             var rng = SplitMix64(seed: stepSeed ^ BandLoss.nameHash(name))
             let kpoints = ref.sampleKPoints(config.kpoints, rng: &rng)
             let r = try BandLoss.structure(predicted: operators[s], reference: ref, kpoints: kpoints, config: config)
-            total += r.loss; squareSum += r.squareSum; count += r.count
+            total += r.loss; squareSum += r.squareSum; absSum += r.absSum; count += r.count
             let op = operators[s]
             for (b, (g, row)) in sources[s].enumerated() {
                 let width = blocks[g]!.shape[1]
@@ -344,7 +375,7 @@ public final class BandLoss {
             let u = upstream[0]
             for (i, g) in groups.enumerated() { inputs[i].accumulateGradient(written: gradients[g]!.map { $0 * u }) }
         }
-        return (loss, squareSum, count)
+        return (loss, squareSum, absSum, count)
     }
 
     /// FNV-1a of a structure name (stable across runs, unlike `hashValue`).

@@ -332,6 +332,9 @@ public final class Refiner {
         let bandLoss = config.bandLoss.isActive
             ? try BandLoss(config: config.bandLoss, records: (splits.train + splits.validation).compactMap { byName[$0] })
             : nil
+        let bandSelector = config.selection == .band
+            ? try BandLoss.selector(bandsAbove: config.bandLoss.bandsAbove, records: splits.validation.compactMap { byName[$0] })
+            : nil
         log("split (from stage 1): \(train.count) train, \(validation.count) validation, \(test.count) test")
         let configData = try stableJSON(config, pretty: true)
         if writes { try AtomicOutput.write(configData, to: outputDirectory.appendingPathComponent("config.json")) }
@@ -401,7 +404,7 @@ public final class Refiner {
             }
             trainMetrics.finish(lossSum: lossSum)
             if average != nil { evalEngine.synchronise() }
-            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(evalEngine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss)
+            let val = validation.isEmpty ? RefineMetrics(stage1: trainMetrics, hybrid: trainMetrics) : try evaluate(evalEngine, validation, frozenStage1: !joint, config: modelConfig, bandLoss: bandLoss, bandSelector: bandSelector)
             let selected = config.selection.value(of: val.hybrid)
             let improved = config.selection.improves(selected, on: best)
             if improved { best = selected; bestEpoch = epoch }
@@ -419,8 +422,9 @@ public final class Refiner {
                                             (last, [lastPath.path])])
                 }
             }
-            curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, %@\"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
+            curveText += String(format: "{\"best\": %@, \"epoch\": %d, \"joint\": %@, \"train_loss\": %.8g, \"train_mae_meV\": %.6f, %@%@\"val_loss\": %.8g, \"val_mae_meV\": %.6f, \"val_stage1_mae_meV\": %.6f}\n",
                                 improved ? "true" : "false", epoch, joint ? "true" : "false", trainMetrics.loss, trainMetrics.mae * 1000,
+                                val.hybrid.bandMAE.map { String(format: "\"val_band_mae_meV\": %.6f, ", $0 * 1000) } ?? "",
                                 val.hybrid.bandRMSE.map { String(format: "\"val_band_rmse_meV\": %.6f, ", $0 * 1000) } ?? "",
                                 val.hybrid.loss, val.hybrid.mae * 1000, val.stage1.mae * 1000)
             if writes { try AtomicOutput.write(Data(curveText.utf8), to: curve) }
@@ -500,32 +504,34 @@ public final class Refiner {
     /// Stage-1 and hybrid errors on samples, without gradients, structure by structure on the
     /// engine's workers, summed in sample order.
     func evaluate(_ engine: DataParallel<HybridHamiltonianModel<Float>>, _ samples: [HybridSample], frozenStage1: Bool,
-                  config: ModelConfig, bandLoss: BandLoss? = nil) throws -> RefineMetrics {
+                  config: ModelConfig, bandLoss: BandLoss? = nil, bandSelector: BandLoss? = nil) throws -> RefineMetrics {
         let all = units(samples, size: self.config.unitSize)
         let units = group.size == 1 ? all : all.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
         let parts = try engine.map(units.count) { replica, i in
             let (blocks, base, targets, batch) = try forward(replica, units[i], rotations: nil, frozenStage1: frozenStage1, config: config)
             let band = try bandLoss?.validation(blocks, batch: batch) ?? BandLoss.ValidationSums()
-            return (try batchLoss(base, targets), try batchLoss(blocks, targets), band)
+            let selection = try bandSelector?.validation(blocks, batch: batch) ?? BandLoss.ValidationSums()
+            return (try batchLoss(base, targets), try batchLoss(blocks, targets), band, selection)
         }
-        var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0, band = BandLoss.ValidationSums()
-        for (l1, l2, b) in parts {
+        var m = RefineMetrics(), sum1 = 0.0, sum2 = 0.0, band = BandLoss.ValidationSums(), selection = BandLoss.ValidationSums()
+        for (l1, l2, b, sel) in parts {
             sum1 += Double(l1.loss.item) * Double(l1.entries); sum2 += Double(l2.loss.item) * Double(l2.entries)
             m.stage1.absSum(l1); m.hybrid.absSum(l2)
-            band.add(b)
+            band.add(b); selection.add(sel)
         }
         if group.size > 1 {
-            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse, Double(m.stage1.entries), Double(m.hybrid.entries),
-                               band.lossSum, band.squareSum, Double(band.count)])
+            let s = group.sum([sum1, sum2, m.stage1.mae, m.stage1.rmse, m.hybrid.mae, m.hybrid.rmse, Double(m.stage1.entries), Double(m.hybrid.entries)]
+                              + band.flat + selection.flat)
             sum1 = s[0]; sum2 = s[1]; m.stage1.mae = s[2]; m.stage1.rmse = s[3]; m.hybrid.mae = s[4]; m.hybrid.rmse = s[5]
             m.stage1.entries = Int(s[6]); m.hybrid.entries = Int(s[7])
-            band.lossSum = s[8]; band.squareSum = s[9]; band.count = Int(s[10])
+            band = BandLoss.ValidationSums(flat: s[8 ..< 12]); selection = BandLoss.ValidationSums(flat: s[12 ..< 16])
         }
         m.stage1.structures = samples.count; m.hybrid.structures = samples.count
         m.stage1.finish(lossSum: sum1); m.hybrid.finish(lossSum: sum2)
         // The hybrid's selection loss includes the band term it was trained with (stage 1 alone
         // keeps its real-space loss: it is the frozen baseline, reported for comparison).
         if bandLoss != nil { m.hybrid.addBandTerm(band, structures: samples.count, weight: self.config.bandLoss.weight) }
+        if bandSelector != nil { m.hybrid.setBandMAE(selection) }
         return m
     }
 

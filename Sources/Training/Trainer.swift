@@ -25,11 +25,19 @@ public struct EpochMetrics: Equatable, Sendable {
     /// band term (weight × mean band loss) is part of `loss`, so the best checkpoint is chosen by
     /// what the run optimises, not by the real-space error alone.
     public var bandRMSE: Double?
+    /// Validation under `"selection": "band"`: mean absolute level error (eV) over the window at
+    /// the fixed selection k-points, S(k) filtered as `harmose eval` does (BandLoss.selector).
+    public var bandMAE: Double?
 
     /// Adds the band term of a validation pass (sums over `structures` structures) to `loss`.
     mutating func addBandTerm(_ t: BandLoss.ValidationSums, structures: Int, weight: Double) {
         loss += weight * t.lossSum / Double(max(structures, 1))
         bandRMSE = t.count > 0 ? (t.squareSum / Double(t.count)).squareRoot() : nil
+    }
+
+    /// Sets the band MAE of a selection pass (BandLoss.selector; nil without levels).
+    mutating func setBandMAE(_ t: BandLoss.ValidationSums) {
+        bandMAE = t.count > 0 ? t.absSum / Double(t.count) : nil
     }
 }
 
@@ -165,7 +173,7 @@ struct PreparedSample {
 public struct TrainingSummary: Sendable {
     public var epochsRun: Int
     public var bestEpoch: Int
-    /// The best validation value of the configured selection metric (loss, or MAE in eV).
+    /// The best validation value of the configured selection metric (loss, or MAE / band MAE in eV).
     public var bestValidationLoss: Double
     public var validation: EpochMetrics
     public var test: EpochMetrics?
@@ -281,6 +289,7 @@ public final class Trainer {
         var bestParts = parts
         bestParts["model"] = evalModel.parameters
         let bandLoss = config.bandLoss.isActive ? try BandLoss(config: config.bandLoss, records: try pick(splits.train + splits.validation)) : nil
+        let bandSelector = config.selection == .band ? try BandLoss.selector(bandsAbove: config.bandLoss.bandsAbove, records: try pick(splits.validation)) : nil
         var startEpoch = 1, bestEpoch = 0, badEpochs = 0, bestLoss = Double.infinity, previousSeconds = 0.0
         if resume {
             let meta = try Checkpoint.load(from: lastPath.path, parts: parts)
@@ -369,7 +378,7 @@ public final class Trainer {
             }
             train.finish(lossSum: lossSum)
             evalEngine?.synchronise()
-            let validation = valSet.isEmpty ? train : try evaluate(evalEngine ?? engine, valSet, scales: scales, config: modelConfig, bandLoss: bandLoss)
+            let validation = valSet.isEmpty ? train : try evaluate(evalEngine ?? engine, valSet, scales: scales, config: modelConfig, bandLoss: bandLoss, bandSelector: bandSelector)
             lastValidation = validation
             let plateauRate = try schedule.step(metric: validation.loss)
             if !config.lrSchedule.isProgressBased { optimizer.learningRate = plateauRate }
@@ -393,6 +402,7 @@ public final class Trainer {
                 var bandFields: [String: CurveValue] = [:]
                 if bandCount > 0 { bandFields["train_band_rmse_meV"] = .num((bandSquares / Double(bandCount)).squareRoot() * 1000) }
                 if let r = validation.bandRMSE { bandFields["val_band_rmse_meV"] = .num(r * 1000) }
+                if let a = validation.bandMAE { bandFields["val_band_mae_meV"] = .num(a * 1000) }
                 try appendCurve(bandFields.merging([
                     "epoch": .int(epoch), "train_loss": .num(train.loss), "train_mae_meV": .num(train.mae * 1000),
                     "val_loss": .num(validation.loss), "val_mae_meV": .num(validation.mae * 1000), "val_rmse_meV": .num(validation.rmse * 1000),
@@ -442,30 +452,33 @@ public final class Trainer {
     /// Loss and errors of the model on samples, without gradients, structure by structure on the
     /// engine's workers, summed in sample order.
     func evaluate(_ engine: DataParallel<HamiltonianModel<Float>>, _ samples: [PreparedSample],
-                  scales: [BlockGroup: Double]?, config modelConfig: ModelConfig, bandLoss: BandLoss? = nil) throws -> EpochMetrics {
+                  scales: [BlockGroup: Double]?, config modelConfig: ModelConfig, bandLoss: BandLoss? = nil,
+                  bandSelector: BandLoss? = nil) throws -> EpochMetrics {
         let all = units(samples, size: config.unitSize)
         let units = group.size == 1 ? all : all.enumerated().filter { group.partition.owns($0.offset) }.map(\.element)
         let parts = try engine.map(units.count) { replica, i in
             let (batch, targets) = try PreparedSample.unit(units[i], config: modelConfig)
             let blocks = try replica(batch)
             let band = try bandLoss?.validation(blocks.blocks, batch: batch) ?? BandLoss.ValidationSums()
+            let selection = try bandSelector?.validation(blocks.blocks, batch: batch) ?? BandLoss.ValidationSums()
             return (try batchLoss(blocks, targets, kind: config.loss, huberDelta: config.huberDelta, normalizeBy: scales,
-                                  maeWeight: config.maeWeight), band)
+                                  maeWeight: config.maeWeight), band, selection)
         }
-        var m = EpochMetrics(), lossSum = 0.0, band = BandLoss.ValidationSums()
-        for (l, b) in parts {
+        var m = EpochMetrics(), lossSum = 0.0, band = BandLoss.ValidationSums(), selection = BandLoss.ValidationSums()
+        for (l, b, sel) in parts {
             lossSum += Double(l.loss.item) * Double(l.entries)
             m.absSum(l)
-            band.add(b)
+            band.add(b); selection.add(sel)
         }
         if group.size > 1 {
-            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries), band.lossSum, band.squareSum, Double(band.count)])
+            let s = group.sum([lossSum, m.mae, m.rmse, Double(m.entries)] + band.flat + selection.flat)
             lossSum = s[0]; m.mae = s[1]; m.rmse = s[2]; m.entries = Int(s[3])
-            band.lossSum = s[4]; band.squareSum = s[5]; band.count = Int(s[6])
+            band = BandLoss.ValidationSums(flat: s[4 ..< 8]); selection = BandLoss.ValidationSums(flat: s[8 ..< 12])
         }
         m.structures = samples.count; m.edges = samples.reduce(0) { $0 + $1.batch.edgeCount }
         m.finish(lossSum: lossSum)
         if bandLoss != nil { m.addBandTerm(band, structures: samples.count, weight: config.bandLoss.weight) }
+        if bandSelector != nil { m.setBandMAE(selection) }
         return m
     }
 

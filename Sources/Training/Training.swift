@@ -118,13 +118,23 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
 /// 850 of a cosine schedule whose final weights have the lower training and held-out error).
 /// "last" takes the weights at the end of the schedule — with `ema_decay`, their average — the
 /// usual choice for a schedule that decays to the end; it never stops early. A band term in the
-/// loss is seen only by "loss".
+/// loss is seen only by "loss". "band" follows the validation band MAE as `harmose eval` measures
+/// it (window occupied + band_loss.bands_above, S(k) threshold 1e-3) at 8 fixed k-points per
+/// structure (BandLoss.selector), with or without a band term in the loss: what users judge, and
+/// steadier than the band term's RMSE at the training threshold that "loss" then sees.
 public enum SelectionMetric: String, Codable, Sendable, CaseIterable {
-    case loss, mae, last
+    case loss, mae, last, band
 
     /// The number of `metrics` this selection reports as the best epoch's (lower is better):
-    /// the loss, or the MAE ("mae" and "last").
-    public func value(of metrics: EpochMetrics) -> Double { self == .loss ? metrics.loss : metrics.mae }
+    /// the loss, the MAE ("mae" and "last"), or the band MAE ("band"; the MAE when a run without
+    /// validation structures has none, as its log warns).
+    public func value(of metrics: EpochMetrics) -> Double {
+        switch self {
+        case .loss: metrics.loss
+        case .mae, .last: metrics.mae
+        case .band: metrics.bandMAE ?? metrics.mae
+        }
+    }
 
     /// Whether an epoch whose `value` is `candidate` replaces the best so far, `best`.
     public func improves(_ candidate: Double, on best: Double) -> Bool { self == .last || candidate < best }

@@ -96,6 +96,28 @@ final class BandLossTests: XCTestCase {
         }
     }
 
+    /// The band MAE that `"selection": "band"` reads: H + c·S shifts every generalized eigenvalue
+    /// by exactly c (in the filtered basis Xᴴ S X = 1), so the MAE is |c| at every k-point, and 0
+    /// at the DFT H; the RMSE agrees.
+    func testBandMAEOfAConstantShiftIsTheShift() throws {
+        let (structure, h, s) = Self.chain(seed: 5)
+        let ref = BandReference(structure: structure, hamiltonian: h, overlap: s, fermiEnergy: 0.2)
+        var config = BandLossConfig()
+        config.bandsAbove = 2
+        config.huberDelta = 0
+        config.overlapThreshold = 1e-3
+        let kpoints = [Vec3(0.05, 0, 0), Vec3(0.41, 0, 0), Vec3(-0.27, 0, 0)]
+        for c in [0.0, 0.0123, -0.37] {
+            var shifted = h
+            XCTAssertEqual(h.keys, s.keys)
+            for i in shifted.entries.indices { shifted.entries[i] += c * s.entries[i] }
+            let r = try BandLoss.structure(predicted: shifted, reference: ref, kpoints: kpoints, config: config)
+            XCTAssertGreaterThan(r.count, 3 * 2)
+            XCTAssertEqual(r.absSum / Double(r.count), abs(c), accuracy: 1e-10)
+            XCTAssertEqual((r.squareSum / Double(r.count)).squareRoot(), abs(c), accuracy: 1e-10)
+        }
+    }
+
     /// Two levels split by 1 meV (10× the degeneracy tolerance): the exact gradient, no averaging.
     func testNearDegenerateLevelsHaveExactGradients() throws {
         let structure = Structure(lattice: Lattice(vectors: [Vec3(20, 0, 0), Vec3(0, 20, 0), Vec3(0, 0, 20)], periodic: [false, false, false]),

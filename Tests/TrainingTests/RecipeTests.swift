@@ -121,11 +121,13 @@ final class RecipeTests: XCTestCase {
     }
 
     /// best.h5 follows the configured selection metric: the curve's `best` flags mark exactly the
-    /// epochs that lower that metric (validation loss, or validation MAE), and best.h5 is the
-    /// checkpoint of the last such epoch, whose validation MAE the metrics repeat.
+    /// epochs that lower that metric (validation loss, validation MAE, or validation band MAE),
+    /// and best.h5 is the checkpoint of the last such epoch, whose number the metrics repeat.
+    /// The band MAE is recomputed from best.h5 on the validation structures with the selector's
+    /// fixed k-points.
     func testSelectionMetricPicksTheBestEpochByItsOwnNumber() throws {
         var flags: [[Bool]] = []
-        for (selection, key) in [(SelectionMetric.loss, "val_loss"), (.mae, "val_mae_meV")] {
+        for (selection, key) in [(SelectionMetric.loss, "val_loss"), (.mae, "val_mae_meV"), (.band, "val_band_mae_meV")] {
             let dir = try makeTemporaryDirectory(self)
             var config = Tiny.config(epochs: 14)
             config.loss = .mse
@@ -143,11 +145,33 @@ final class RecipeTests: XCTestCase {
             }
             let bestEpoch = curve.filter { $0["best"] == 1 }.last!["epoch"]!
             XCTAssertEqual(Double(summary.bestEpoch), bestEpoch, "\(selection)")
-            XCTAssertEqual(selection == .mae ? summary.bestValidationLoss * 1000 : summary.bestValidationLoss, best,
+            XCTAssertEqual(selection == .loss ? summary.bestValidationLoss : summary.bestValidationLoss * 1000, best,
                            accuracy: 1e-9 * max(1, best), "\(selection)")
+            XCTAssertEqual(curve.contains { $0["val_band_mae_meV"] != nil }, selection == .band, "the band MAE is computed only to select by it")
+            if selection == .band {
+                XCTAssertTrue(curve.allSatisfy { $0[key]! > 0 && $0[key]!.isFinite }, "\(curve)")
+                let splits = try Splits.read(dir.appendingPathComponent("splits.json"))
+                let records = try Dataset.readRecords(Tiny.data).filter { splits.validation.contains($0.name) }
+                XCTAssertFalse(records.isEmpty)
+                let selector = try BandLoss.selector(bandsAbove: config.bandLoss.bandsAbove, records: records)
+                XCTAssertEqual(selector.config.overlapThreshold, 1e-3)
+                XCTAssertEqual(selector.config.kpoints, 8)
+                let predictor = try Predictor(checkpoint: dir.appendingPathComponent("best.h5"))
+                var absSum = 0.0, count = 0
+                for record in records {
+                    let reference = try BandReference(record: record)
+                    var rng = SplitMix64(seed: BandLoss.validationSeed ^ BandLoss.nameHash(record.name))
+                    let r = try BandLoss.structure(predicted: try predictor.predict(record), reference: reference,
+                                                   kpoints: reference.sampleKPoints(8, rng: &rng), config: selector.config)
+                    absSum += r.absSum; count += r.count
+                }
+                XCTAssertGreaterThan(count, 0)
+                XCTAssertEqual(absSum / Double(count) * 1000, best, accuracy: 1e-3 * best)
+            }
         }
-        // The two metrics disagree on this run (else the test could not tell them apart).
+        // The metrics disagree on this run (else the test could not tell them apart).
         XCTAssertNotEqual(flags[0], flags[1], "\(flags)")
+        XCTAssertNotEqual(flags[1], flags[2], "\(flags)")
         // "last": every epoch replaces the best, so best.h5 is the final epoch's checkpoint, whose
         // validation MAE the summary reports — even where "mae" kept an earlier epoch.
         XCTAssertTrue(flags[1].contains(false), "the MAE run must have epochs that did not improve: \(flags[1])")
@@ -175,6 +199,9 @@ final class RecipeTests: XCTestCase {
         try Data(#"{"selection": "last"}"#.utf8).write(to: url)
         XCTAssertEqual(try TrainConfig.load(url).selection, .last)
         XCTAssertEqual(try RefineConfig.load(url).selection, .last)
+        try Data(#"{"selection": "band"}"#.utf8).write(to: url)
+        XCTAssertEqual(try TrainConfig.load(url).selection, .band)
+        XCTAssertEqual(try RefineConfig.load(url).selection, .band)
     }
 
     func testBadRecipeKeysAreNamed() throws {

@@ -25,6 +25,9 @@
 #              0.001), then B4 seconds (default 0: skipped) of band-loss polish at learning rate 5e-5,
 #              clip norm 1, Huber 0.1 eV (configs/accuracy/polish-band32.json): the recipe of the
 #              shipped data/models/crystals (B1=3000 B2=1200 JOINT=40 J2=3900 B3=900 B4=600, 1 thread)
+# STAGE1 (default stage1-recipe.json) is the stage-1 configuration the hybrid runs start from; any
+# other than the default trains into base-<name> (e.g. STAGE1=stage1-mid.json: the 190 k network of
+# "Crystals on the idle machine" in docs/accuracy.md).
 # Every run is evaluated with `harmose eval` (default overlap threshold 1e-3; 5e-4 reported too)
 # per system; one summary line per (run, system) goes to stdout and $OUT/summary.tsv.
 # EVAL_ONLY=1 re-evaluates the models already under $OUT (same split) without training.
@@ -47,6 +50,11 @@ LANES=${LANES:-1}   # > 1: every run at once (same load for all)
 # every worker, and concurrent dense solves can crash Debian's OpenBLAS 0.3.21 on hBN
 # (BlochSystem.defaultSolveWorkers).
 THREADS=${THREADS:-1}
+# Threads of the phases without band loss (stage 1, refine, joint; the "today" and "recipe" runs):
+# default THREADS. THREADS_RS=2 THREADS=1 uses both cores wherever that is safe.
+THREADS_RS=${THREADS_RS:-$THREADS}
+STAGE1=${STAGE1:-stage1-recipe.json}
+if [ "$STAGE1" = stage1-recipe.json ]; then BASE=base; else BASE="base-$(basename "$STAGE1" .json)"; fi
 CFG=configs/accuracy
 if [ ! -d "$DATASETS/periodic-gpaw-pbe-dzp" ]; then echo "accuracy.sh: no datasets at $DATASETS (set HARMOSE_DATASETS); skipped"; exit 0; fi
 mkdir -p "$OUT"
@@ -96,17 +104,25 @@ PY
   done
 }
 
-train() { # SET RUN CONFIG SECONDS
-  local dir="$OUT/$1/$2"; rm -rf "$dir"; mkdir -p "$dir"
-  with_seconds "$CFG/$3" "$4" > "$dir/train-config.json"
-  "$HARMOSE" train --threads "$THREADS" --config "$dir/train-config.json" "$OUT/data/$1/train" --out "$dir/stage1" -q > "$dir/train.log" 2>&1
+train() { # SET RUN CONFIG SECONDS [THREADS]
+  local dir="$OUT/$1/$2" cfg="$3"; rm -rf "$dir"; mkdir -p "$dir"
+  [ -f "$cfg" ] || cfg="$CFG/$3"
+  with_seconds "$cfg" "$4" > "$dir/train-config.json"
+  "$HARMOSE" train --threads "${5:-$THREADS}" --config "$dir/train-config.json" "$OUT/data/$1/train" --out "$dir/stage1" -q > "$dir/train.log" 2>&1
 }
 
-refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS [INIT]: CONFIG, a file of $CFG or a path; INIT, a hybrid to fine-tune
+refine() { # SET RUN STAGE1DIR MODE CONFIG SECONDS [INIT [THREADS]]: CONFIG, a file of $CFG or a path; INIT, a hybrid to fine-tune
   local dir="$OUT/$1/$2" cfg="$5"; mkdir -p "$dir"
   [ -f "$cfg" ] || cfg="$CFG/$5"
   with_seconds "$cfg" "$6" > "$dir/refine-config.json"
-  "$HARMOSE" refine --threads "$THREADS" --stage1 "$3" ${7:+--init "$7"} --config "$dir/refine-config.json" --mode "$4" "$OUT/data/$1/train" --out "$dir/hybrid" -q > "$dir/refine.log" 2>&1
+  "$HARMOSE" refine --threads "${8:-$THREADS}" --stage1 "$3" ${7:+--init "$7"} --config "$dir/refine-config.json" --mode "$4" "$OUT/data/$1/train" --out "$dir/hybrid" -q > "$dir/refine.log" 2>&1
+}
+
+# base SET: the shared B1-second stage 1 of the hybrid runs ($STAGE1), trained once and evaluated.
+base() {
+  if [ -f "$OUT/$1/$BASE/stage1/best.h5" ]; then return; fi
+  train "$1" "$BASE" "$STAGE1" "$B1" "$THREADS_RS"
+  evaluate "$1" "$BASE" "$OUT/$1/$BASE/stage1"
 }
 
 one() { # SET RUN
@@ -116,37 +132,38 @@ one() { # SET RUN
     return
   fi
   case $run in
-    today) train "$set" today stage1-today.json "$total"; evaluate "$set" today "$OUT/$set/today/stage1" ;;
-    recipe) train "$set" recipe stage1-recipe.json "$total"; evaluate "$set" recipe "$OUT/$set/recipe/stage1" ;;
+    today) train "$set" today stage1-today.json "$total" "$THREADS_RS"; evaluate "$set" today "$OUT/$set/today/stage1" ;;
+    recipe) train "$set" recipe stage1-recipe.json "$total" "$THREADS_RS"; evaluate "$set" recipe "$OUT/$set/recipe/stage1" ;;
     band) train "$set" band stage1-band.json "$total"; evaluate "$set" band "$OUT/$set/band/stage1" ;;
     band32)
-      if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
-      refine "$set" band32 "$OUT/$set/base/stage1" strict refine-band32.json "$B2"
+      base "$set"
+      refine "$set" band32 "$OUT/$set/$BASE/stage1" strict refine-band32.json "$B2"
       evaluate "$set" band32 "$OUT/$set/band32/hybrid" ;;
     ftband32)
-      if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
-      if [ ! -f "$OUT/$set/w32/hybrid/best.h5" ]; then refine "$set" w32 "$OUT/$set/base/stage1" strict refine-w32.json "$B2"; fi
-      local start="$OUT/$set/w32/hybrid"
+      base "$set"
+      local w32=w32; [ "$BASE" = base ] || w32="w32-$BASE"
+      if [ ! -f "$OUT/$set/$w32/hybrid/best.h5" ]; then refine "$set" "$w32" "$OUT/$set/$BASE/stage1" strict refine-w32.json "$B2" "" "$THREADS_RS"; evaluate "$set" "$w32" "$OUT/$set/$w32/hybrid"; fi
+      local start="$OUT/$set/$w32/hybrid"
       if [ "$JOINT" -gt 0 ]; then
         python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['epochs']=c['joint_epochs']=int(sys.argv[2]); json.dump(c, open(sys.argv[3], 'w'))" \
           "$CFG/joint-w32.json" "$JOINT" "$OUT/joint-w32.json"
-        if [ ! -f "$OUT/$set/joint/hybrid/best.h5" ]; then refine "$set" joint "$OUT/$set/base/stage1" strict "$OUT/joint-w32.json" 0 "$start"; fi
+        if [ ! -f "$OUT/$set/joint/hybrid/best.h5" ]; then refine "$set" joint "$OUT/$set/$BASE/stage1" strict "$OUT/joint-w32.json" 0 "$start" "$THREADS_RS"; fi
         start="$OUT/$set/joint/hybrid"
       fi
       if [ "$J2" -gt 0 ]; then
-        if [ ! -f "$OUT/$set/joint2/hybrid/best.h5" ]; then refine "$set" joint2 "$OUT/$set/base/stage1" strict joint2-w32.json "$J2" "$start"; fi
+        if [ ! -f "$OUT/$set/joint2/hybrid/best.h5" ]; then refine "$set" joint2 "$OUT/$set/$BASE/stage1" strict joint2-w32.json "$J2" "$start" "$THREADS_RS"; evaluate "$set" joint2 "$OUT/$set/joint2/hybrid"; fi
         start="$OUT/$set/joint2/hybrid"
       fi
-      refine "$set" ftband32 "$OUT/$set/base/stage1" strict finetune-band32.json "$B3" "$start"
+      refine "$set" ftband32 "$OUT/$set/$BASE/stage1" strict finetune-band32.json "$B3" "$start"
       if [ "$B4" -gt 0 ]; then
-        refine "$set" polish32 "$OUT/$set/base/stage1" strict polish-band32.json "$B4" "$OUT/$set/ftband32/hybrid"
+        refine "$set" polish32 "$OUT/$set/$BASE/stage1" strict polish-band32.json "$B4" "$OUT/$set/ftband32/hybrid"
         evaluate "$set" polish32 "$OUT/$set/polish32/hybrid"
       fi
       evaluate "$set" ftband32 "$OUT/$set/ftband32/hybrid" ;;
     strict | empirical)
       # Both hybrids share one B1-second stage 1 (trained once, by whichever comes first).
-      if [ ! -f "$OUT/$set/base/stage1/best.h5" ]; then train "$set" base stage1-recipe.json "$B1"; fi
-      refine "$set" "$run" "$OUT/$set/base/stage1" "$run" refine.json "$B2"
+      base "$set"
+      refine "$set" "$run" "$OUT/$set/$BASE/stage1" "$run" refine.json "$B2" "" "$THREADS_RS"
       evaluate "$set" "$run" "$OUT/$set/$run/hybrid" ;;
     *) echo "accuracy.sh: unknown run $run" >&2; exit 2 ;;
   esac
