@@ -23,8 +23,10 @@
 #              a ceiling, the schedule follows the clock), then the band loss for B3 seconds
 #              (`refine --init`, configs/accuracy/finetune-band32.json: learning rate 2e-4, weight
 #              0.001), then B4 seconds (default 0: skipped) of band-loss polish at learning rate 5e-5,
-#              clip norm 1, Huber 0.1 eV (configs/accuracy/polish-band32.json): the recipe of the
-#              shipped data/models/crystals (B1=3000 B2=1200 JOINT=40 J2=3900 B3=900 B4=600, 1 thread)
+#              clip norm 1, Huber 0.1 eV (configs/accuracy/polish-band32.json); both band steps keep
+#              the epoch with the lowest validation band MAE ("selection": "band"). The shipped
+#              data/models/crystals: STAGE1=stage1-mid.json THREADS_RS=2 THREADS=1 B1=2700 B2=1200
+#              JOINT=0 J2=1800 B3=900 B4=600 (data/models/README.md)
 # STAGE1 (default stage1-recipe.json) is the stage-1 configuration the hybrid runs start from; any
 # other than the default trains into base-<name> (e.g. STAGE1=stage1-mid.json: the 190 k network of
 # "Crystals on the idle machine" in docs/accuracy.md).
