@@ -104,20 +104,28 @@ final class RecipeTests: XCTestCase {
         let curve = try Tiny.curve(dir)
         XCTAssertTrue(curve.allSatisfy { ($0["val_band_rmse_meV"] ?? 0) > 0 }, "\(curve)")
         let best = try XCTUnwrap(curve.last { $0["best"] == 1 })
+        let sums = try Self.bestCheckpointValidationBands(dir, config: config.bandLoss)
+        XCTAssertEqual((sums.squareSum / Double(sums.count)).squareRoot() * 1000, best["val_band_rmse_meV"]!, accuracy: 1e-3 * best["val_band_rmse_meV"]!)
+    }
+
+    /// The band sums of best.h5 in `dir` over the run's validation structures at the fixed
+    /// validation k-points, recomputed outside the trainer with `config` (the training term's, or
+    /// the selector's).
+    static func bestCheckpointValidationBands(_ dir: URL, config: BandLossConfig) throws -> StructureBandLoss {
         let splits = try Splits.read(dir.appendingPathComponent("splits.json"))
         let records = try Dataset.readRecords(Tiny.data).filter { splits.validation.contains($0.name) }
         XCTAssertFalse(records.isEmpty)
         let predictor = try Predictor(checkpoint: dir.appendingPathComponent("best.h5"))
-        var squares = 0.0, count = 0
+        var sums = StructureBandLoss()
         for record in records {
             let reference = try BandReference(record: record)
             var rng = SplitMix64(seed: BandLoss.validationSeed ^ BandLoss.nameHash(record.name))
             let r = try BandLoss.structure(predicted: try predictor.predict(record), reference: reference,
-                                           kpoints: reference.sampleKPoints(config.bandLoss.kpoints, rng: &rng), config: config.bandLoss)
-            squares += r.squareSum; count += r.count
+                                           kpoints: reference.sampleKPoints(config.kpoints, rng: &rng), config: config)
+            sums.squareSum += r.squareSum; sums.absSum += r.absSum; sums.count += r.count
         }
-        XCTAssertGreaterThan(count, 0)
-        XCTAssertEqual((squares / Double(count)).squareRoot() * 1000, best["val_band_rmse_meV"]!, accuracy: 1e-3 * best["val_band_rmse_meV"]!)
+        XCTAssertGreaterThan(sums.count, 0)
+        return sums
     }
 
     /// best.h5 follows the configured selection metric: the curve's `best` flags mark exactly the
@@ -150,23 +158,11 @@ final class RecipeTests: XCTestCase {
             XCTAssertEqual(curve.contains { $0["val_band_mae_meV"] != nil }, selection == .band, "the band MAE is computed only to select by it")
             if selection == .band {
                 XCTAssertTrue(curve.allSatisfy { $0[key]! > 0 && $0[key]!.isFinite }, "\(curve)")
-                let splits = try Splits.read(dir.appendingPathComponent("splits.json"))
-                let records = try Dataset.readRecords(Tiny.data).filter { splits.validation.contains($0.name) }
-                XCTAssertFalse(records.isEmpty)
-                let selector = try BandLoss.selector(bandsAbove: config.bandLoss.bandsAbove, records: records)
+                let selector = try BandLoss.selector(bandsAbove: config.bandLoss.bandsAbove, records: [])
                 XCTAssertEqual(selector.config.overlapThreshold, 1e-3)
                 XCTAssertEqual(selector.config.kpoints, 8)
-                let predictor = try Predictor(checkpoint: dir.appendingPathComponent("best.h5"))
-                var absSum = 0.0, count = 0
-                for record in records {
-                    let reference = try BandReference(record: record)
-                    var rng = SplitMix64(seed: BandLoss.validationSeed ^ BandLoss.nameHash(record.name))
-                    let r = try BandLoss.structure(predicted: try predictor.predict(record), reference: reference,
-                                                   kpoints: reference.sampleKPoints(8, rng: &rng), config: selector.config)
-                    absSum += r.absSum; count += r.count
-                }
-                XCTAssertGreaterThan(count, 0)
-                XCTAssertEqual(absSum / Double(count) * 1000, best, accuracy: 1e-3 * best)
+                let sums = try Self.bestCheckpointValidationBands(dir, config: selector.config)
+                XCTAssertEqual(sums.absSum / Double(sums.count) * 1000, best, accuracy: 1e-3 * best)
             }
         }
         // The metrics disagree on this run (else the test could not tell them apart).
